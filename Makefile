@@ -1,0 +1,53 @@
+# The two commands that matter: `make test` and `make demo`. Both start by
+# preparing the test bed (system packages, the VM image, .venv) themselves.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+export CONTAINERS_CONF := $(CURDIR)/tests/testbed/containers.conf
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+DEMO_VM ?= central-mcp-vm1
+IMAGE ?= localhost/debian-systemd:bookworm
+
+.PHONY: help setup test unit lint molecule demo demo-down bench
+
+help:
+	@echo "make test       unit tests, lint, Molecule (prepares the test bed first)"
+	@echo "make demo       a local VM container running the agent fleet"
+	@echo "make demo-down  remove the demo VM"
+	@echo "make bench      print the benchmark figures"
+
+setup:
+	@bash tests/testbed/setup.sh >/dev/null
+
+test: setup unit lint molecule
+
+unit:
+	pytest -q tests/unit
+
+lint:
+	ruff check plugins tests benchmarks roles/launcher/files molecule
+	ruff format --check plugins tests benchmarks molecule
+	ansible-lint --profile production
+
+molecule:
+	molecule test --all
+
+demo: setup
+	@podman container exists $(DEMO_VM) || podman run -d --name $(DEMO_VM) --hostname $(DEMO_VM) \
+	    --systemd=always $(IMAGE) /sbin/init >/dev/null
+	@for i in $$(seq 30); do podman exec $(DEMO_VM) systemctl is-system-running 2>/dev/null \
+	    | grep -qE 'running|degraded' && break; sleep 1; done
+	ansible-playbook site.yml -i inventories/local
+	@echo
+	@podman exec $(DEMO_VM) /usr/local/libexec/central-mcp/central-mcp-control --once
+	@echo
+	@echo "Attach to the agents:  podman exec -it $(DEMO_VM) runuser -u agent -- tmux attach -t central-mcp-agents"
+	@echo "  (Ctrl-b n / p: next / previous window; Ctrl-b d: detach and leave them running)"
+	@echo "Tear it down:          make demo-down"
+
+demo-down:
+	podman rm -f --time 10 $(DEMO_VM) >/dev/null 2>&1 || true
+
+bench: setup
+	python benchmarks/add_agent_restarts.py
+	python benchmarks/tmux_agents_noop.py

@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Verify the launcher on the converged VM container.
+
+Tests run in file order: the later ones restart the unit, reboot the
+container and add agent E, each checking that the agents come back or keep
+running.
+"""
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import testinfra.utils.ansible_runner
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "integration"))
+from playbook_run import run_playbook  # noqa: E402
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("agents")
+HOST_VARS = yaml.safe_load(Path(INVENTORY).read_text())["all"]["hosts"]
+SESSION = "central-mcp-agents"
+AGENTS = ["A", "B", "C", "D"]
+
+
+def host_vars(host):
+    return HOST_VARS[host.backend.get_hostname()]
+
+
+def secrets(host):
+    hv = host_vars(host)
+    found = [hv["launcher_anthropic_api_key"], *hv["launcher_agent_tokens"].values()]
+    for agent in hv["central_mcp_agents"]:
+        found += [v for k, v in (agent.get("env") or {}).items() if "TOKEN" in k or "KEY" in k]
+    return found
+
+
+def tmux(host, *args):
+    cmd = host.run("runuser -u agent -- tmux " + " ".join(shlex.quote(a) for a in args))
+    assert cmd.rc == 0, cmd.stderr
+    return cmd.stdout
+
+
+def windows(host):
+    """[(name, pane_pid)] in window order."""
+    out = tmux(host, "list-windows", "-t", f"={SESSION}", "-F", "#{window_name} #{pane_pid}")
+    return [(name, int(pid)) for name, pid in (line.split() for line in out.splitlines())]
+
+
+def agent_pid(host, pane_pid):
+    """The agent CLI process: the child of the window's agent-run wrapper."""
+    out = host.run(f"cat /proc/{pane_pid}/task/{pane_pid}/children").stdout.split()
+    return int(out[0]) if out else None
+
+
+def wait_for_fleet(host, names, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cmd = host.run(f"runuser -u agent -- tmux list-windows -t ={SESSION} -F '#{{window_name}} #{{pane_pid}}'")
+        if cmd.rc == 0:
+            current = [line.split() for line in cmd.stdout.splitlines()]
+            if [n for n, _ in current] == names and all(agent_pid(host, int(p)) for n, p in current if n not in ("Control", "Logs")):
+                return
+        time.sleep(1)
+    pytest.fail(f"the fleet did not come back within {timeout}s: {cmd.stdout or cmd.stderr}")
+
+
+def test_unit_is_active_and_enabled(host):
+    unit = host.service("central-mcp-agents")
+    assert unit.is_running
+    assert unit.is_enabled
+
+
+def test_windows_are_control_agents_logs_in_order(host):
+    assert [name for name, _ in windows(host)] == ["Control", *AGENTS, "Logs"]
+
+
+def test_each_agent_runs_claude_as_agent_with_its_env(host):
+    hv = host_vars(host)
+    by_name = {a["name"]: a for a in hv["central_mcp_agents"]}
+    for name, pane_pid in windows(host):
+        if name not in AGENTS:
+            continue
+        pid = agent_pid(host, pane_pid)
+        assert pid, f"no agent process under window {name}"
+        assert host.process.get(pid=pid).user == "agent"
+        assert host.file(f"/proc/{pid}/exe").linked_to.endswith("/claude")
+        environ = dict(
+            item.split("=", 1) for item in host.run(f"tr '\\0' '\\n' < /proc/{pid}/environ").stdout.splitlines() if "=" in item
+        )
+        assert environ["AGENT_NAME"] == name
+        assert environ["AGENT_ROLE"] == by_name[name]["role"]
+        assert environ["AGENT_MODEL"] == by_name[name]["model"]
+        assert environ["CENTRAL_MCP_URL"] == "http://127.0.0.1:3000/mcp"
+        for key, value in (by_name[name].get("env") or {}).items():
+            assert environ[key] == value
+
+
+def test_env_files_are_private(host):
+    for name in AGENTS:
+        env_file = host.file(f"/etc/central-mcp/agents/{name}.env")
+        assert env_file.mode == 0o600
+        assert env_file.user == "agent"
+        state = host.file(f"/home/agent/.central-mcp/{name}")
+        assert state.mode == 0o700
+
+
+def test_claude_is_configured_to_start_unattended_with_its_own_token(host):
+    hv = host_vars(host)
+    for name in AGENTS:
+        config = host.file(f"/home/agent/.central-mcp/{name}/.claude.json")
+        data = yaml.safe_load(config.content_string)
+        assert data["hasCompletedOnboarding"] is True
+        assert data["projects"][f"/home/agent/workspaces/{name}"]["hasTrustDialogAccepted"] is True
+        server = data["mcpServers"]["central-mcp"]
+        assert server["url"] == "http://127.0.0.1:3000/mcp"
+        assert server["headers"]["Authorization"] == f"Bearer {hv['launcher_agent_tokens'][name]}"
+        screen = tmux(host, "capture-pane", "-p", "-t", f"={SESSION}:={name}")
+        assert "Claude Code" in screen, screen
+
+
+def test_no_secret_in_ps_scrollback_or_history(host):
+    processes = host.run("ps -eo args").stdout
+    scrollback = "".join(
+        tmux(host, "capture-pane", "-p", "-S", "-", "-t", f"={SESSION}:={name}") for name, _ in windows(host)
+    )
+    history = host.run("cat /home/agent/.bash_history /root/.bash_history 2>/dev/null").stdout
+    for secret in secrets(host):
+        assert secret not in processes
+        assert secret not in scrollback
+        assert secret not in history
+
+
+def test_check_mode_on_the_converged_host_reports_nothing(host):
+    run = run_playbook(INVENTORY, check=True, diff=True)
+    assert run.rc == 0, run.failed
+    assert run.changed == [], run.changed
+
+
+def test_agents_come_back_after_restarting_the_unit(host):
+    assert host.run("systemctl restart central-mcp-agents").rc == 0
+    wait_for_fleet(host, ["Control", *AGENTS, "Logs"])
+
+
+def test_agents_come_back_after_tmux_is_killed(host):
+    host.run("pkill -KILL -u agent -x tmux")
+    wait_for_fleet(host, ["Control", *AGENTS, "Logs"])
+
+
+def test_agents_come_back_after_the_vm_reboots(host):
+    name = host.backend.get_hostname()
+    subprocess.run(["podman", "restart", "--time", "20", name], check=True, capture_output=True)
+    wait_for_fleet(host, ["Control", *AGENTS, "Logs"], timeout=120)
+
+
+def test_adding_agent_e_restarts_none_of_the_others(host):
+    before = dict(windows(host))
+    fleet = host_vars(host)["central_mcp_agents"] + [{"name": "E", "role": "review", "model": "claude-sonnet-4-5"}]
+    run = run_playbook(INVENTORY, extravars={"central_mcp_agents": fleet})
+    assert run.rc == 0, run.failed
+    for secret in secrets(host):
+        assert secret not in run.stdout
+    after = dict(windows(host))
+    assert list(after) == ["Control", *AGENTS, "E", "Logs"]
+    assert {n: after[n] for n in AGENTS} == {n: before[n] for n in AGENTS}
+    wait_for_fleet(host, ["Control", *AGENTS, "E", "Logs"])
+
+
+def test_removing_agent_e_again_closes_only_e(host):
+    before = dict(windows(host))
+    run = run_playbook(INVENTORY)
+    assert run.rc == 0, run.failed
+    after = dict(windows(host))
+    assert list(after) == ["Control", *AGENTS, "Logs"]
+    assert {n: after[n] for n in AGENTS} == {n: before[n] for n in AGENTS}
+    assert not host.file("/etc/central-mcp/agents/E.env").exists
+    assert host.file("/home/agent/workspaces/E").is_directory  # work is never deleted

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One command for the whole test bed, safe to run again (each step is skipped
+# when already done):
+#   - system packages: podman, runc, debootstrap, tmux, acl, npm
+#   - the image localhost/debian-systemd:bookworm, built with debootstrap and
+#     rebuilt only when tests/testbed/image.sh changes
+#   - .venv with the pinned Python tools of tests/testbed/requirements.txt
+# Prints the environment to use (CONTAINERS_CONF) for the Makefile to export.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+image=${CENTRAL_MCP_IMAGE:-localhost/debian-systemd:bookworm}
+export CONTAINERS_CONF="$here/containers.conf"
+
+sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+log() { printf '[testbed] %s\n' "$*" >&2; }
+
+# 1. System packages, installed only when a command is missing.
+need=()
+for pair in podman:podman runc:runc debootstrap:debootstrap tmux:tmux \
+            setfacl:acl npm:npm python3:python3 ; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing system packages: ${need[*]}"
+  sudo_ apt-get update -qq
+  sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# 2. The VM image, keyed by the hash of its recipe.
+recipe=$(sha256sum "$here/image.sh" | cut -c1-16)
+have=$(sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" podman image inspect "$image" \
+        --format '{{ index .Labels "central-mcp.recipe" }}' 2>/dev/null || true)
+if [ "$have" != "$recipe" ]; then
+  log "building $image with debootstrap (about a minute)"
+  sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" "$here/image.sh" "$image" "$recipe"
+else
+  log "image $image is current (recipe $recipe)"
+fi
+
+# 3. The pinned virtualenv, rebuilt when requirements.txt changes.
+venv="$top/.venv"
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "creating .venv (pinned tools, a few minutes the first time)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
+  echo "$want" > "$stamp"
+else
+  log ".venv is current"
+fi
+echo "CONTAINERS_CONF=$CONTAINERS_CONF"
