@@ -25,8 +25,8 @@ unit:
 	pytest -q tests/unit
 
 lint:
-	ruff check plugins tests benchmarks roles/launcher/files molecule
-	ruff format --check plugins tests benchmarks molecule
+	ruff check plugins tests benchmarks molecule roles/launcher/files/agent-run roles/launcher/files/central-mcp-control
+	ruff format --check plugins tests benchmarks molecule roles/launcher/files/agent-run roles/launcher/files/central-mcp-control
 	ansible-lint --profile production
 
 molecule:
