@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The fleet filters: validation of inventory values and what each agent gets.
+
+`fleet_errors` is the launcher's preflight: every hostile or wrong value must
+produce a message that names it, before any task changes the host.
+"""
+
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible_collections.central_mcp.agents.plugins.filter.fleet import fleet_errors, launcher_fleet
+
+REPO = Path(__file__).resolve().parents[2]
+KINDS = {"claude": yaml.safe_load((REPO / "roles/launcher/vars/kinds/claude.yml").read_text())["claude"]}
+SETTINGS = {
+    "libexec_dir": "/usr/local/libexec/central-mcp",
+    "config_dir": "/etc/central-mcp/agents",
+    "home": "/home/agent",
+    "workspace_root": "/home/agent/workspaces",
+    "coordinator_url": "http://127.0.0.1:3000/mcp",
+    "default_model": "claude-sonnet-4-5",
+    "backoff_s": 5,
+    "backoff_max_s": 300,
+    "healthy_after_s": 60,
+}
+SECRETS = {"tokens": {"A": "tok-A-secret", "B": "tok-B-secret"}, "api_key": "sk-test-0123456789abcdefghijKLMN"}
+
+
+def agent(**extra):
+    return {"name": "A", "role": "backend", **extra}
+
+
+BAD = [
+    # (fleet, text the message must contain)
+    ([agent(name="A; rm -rf /")], "'A; rm -rf /'"),
+    ([agent(name="$(id)")], "'$(id)'"),
+    ([agent(name="a'b")], '"a\'b"'),
+    ([agent(name='a"b')], "'a\"b'"),
+    ([agent(name="A\nB")], "'A\\nB'"),
+    ([agent(name="")], "''"),
+    ([agent(name="A" * 33)], "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+    ([agent(name="Аgent")], "'Аgent'"),  # Cyrillic A: a look-alike
+    ([agent(name=7)], "7"),
+    ([agent(name="Control")], "reserved"),
+    ([agent(name="logs")], "reserved"),
+    ([agent(), agent(name="a")], "used twice"),
+    ([agent() for _ in range(40)], "used twice"),
+    ([agent(model="$(curl x)")], "'$(curl x)'"),
+    ([agent(model="m" * 200)], "is not a model name"),
+    ([agent(kind="codex")], "kind 'codex' is unknown"),
+    ([agent(env={"BAD-KEY": "x"})], "'BAD-KEY'"),
+    ([agent(env={"K": "line1\nline2"})], "env K contains a newline"),
+    ([agent(env={"K": True})], "env K must be a string"),
+    ([agent(env={"K": ["x"]})], "env K must be a string"),
+    (["A"], "must be a dict"),
+    ("A,B", "must be a list"),
+]
+
+
+@pytest.mark.parametrize(("fleet", "needle"), BAD, ids=[repr(case[0])[:40] for case in BAD])
+def test_bad_values_are_named(fleet, needle):
+    errors = fleet_errors(fleet, KINDS)
+    assert errors, "expected an error"
+    assert any(needle in message for message in errors), errors
+
+
+def test_forty_agents_with_one_name_report_each_duplicate():
+    assert len(fleet_errors([agent() for _ in range(40)], KINDS)) == 39
+
+
+@pytest.mark.parametrize(
+    "fleet",
+    [
+        [],
+        [agent(), agent(name="B"), agent(name="c_3-x", model="glm-4.6")],
+        [agent(model="org/model:tag", env={"ANTHROPIC_BASE_URL": "https://x.invalid/api", "N": 3})],
+    ],
+)
+def test_good_fleets_pass(fleet):
+    assert fleet_errors(fleet, KINDS) == []
+
+
+def test_launcher_fleet_refuses_a_bad_fleet():
+    with pytest.raises(ValueError, match="used twice"):
+        launcher_fleet([agent(), agent()], KINDS, SETTINGS, SECRETS)
+
+
+def test_each_agent_gets_its_command_env_file_and_claude_settings():
+    fleet = [agent(model="glm-4.6", env={"ANTHROPIC_BASE_URL": "http://glm.invalid"}), agent(name="B")]
+    a, b = launcher_fleet(fleet, KINDS, SETTINGS, SECRETS)
+    argv = shlex.split(a["command"])
+    assert argv[0] == "/usr/local/libexec/central-mcp/agent-run"
+    assert argv[argv.index("--") + 1 :] == ["/usr/local/bin/claude", "--model", "glm-4.6"]
+    assert "/etc/central-mcp/agents/A.env" in argv
+    env = dict(line.split("=", 1) for line in a["env_file"].splitlines())
+    assert env["AGENT_NAME"] == "A" and env["AGENT_ROLE"] == "backend" and env["AGENT_MODEL"] == "glm-4.6"
+    assert env["CENTRAL_MCP_URL"] == SETTINGS["coordinator_url"]
+    assert env["ANTHROPIC_BASE_URL"] == "http://glm.invalid"
+    assert env["ANTHROPIC_API_KEY"] == SECRETS["api_key"]
+    assert env["CLAUDE_CONFIG_DIR"] == "/home/agent/.central-mcp/A"
+    assert a["workdir"] == "/home/agent/workspaces/A"
+    assert a["config"]["mcpServers"]["central-mcp"]["headers"]["Authorization"] == "Bearer tok-A-secret"
+    assert b["config"]["mcpServers"]["central-mcp"]["headers"]["Authorization"] == "Bearer tok-B-secret"
+    assert a["config"]["projects"] == {"/home/agent/workspaces/A": {"hasTrustDialogAccepted": True}}
+    assert a["config"]["customApiKeyResponses"]["approved"] == [SECRETS["api_key"][-20:]]
+    assert env["AGENT_MODEL"] != b["env_file"]
+
+
+def test_no_secret_in_the_window_command():
+    for item in launcher_fleet([agent(env={"ANTHROPIC_AUTH_TOKEN": "glm-secret"})], KINDS, SETTINGS, SECRETS):
+        for secret in ("glm-secret", SECRETS["api_key"], SECRETS["tokens"]["A"]):
+            assert secret not in item["command"]
+            assert secret not in item["revision"]
+
+
+def test_without_an_api_key_nothing_is_approved():
+    (a,) = launcher_fleet([agent()], KINDS, SETTINGS, {"tokens": {"A": "t"}, "api_key": ""})
+    assert "ANTHROPIC_API_KEY" not in a["env_file"]
+    assert a["config"]["customApiKeyResponses"]["approved"] == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"model": "glm-4.6"},
+        {"env": {"X": "1"}},
+        {"role": "review"},
+        {"command": "/bin/sleep 1000"},
+        {"workdir": "/srv/work"},
+    ],
+)
+def test_revision_changes_with_the_agent_and_only_that_agent(change):
+    base = [agent(), agent(name="B")]
+    before = launcher_fleet(base, KINDS, SETTINGS, SECRETS)
+    after = launcher_fleet([agent(**change), agent(name="B")], KINDS, SETTINGS, SECRETS)
+    assert before[0]["revision"] != after[0]["revision"]
+    assert before[1]["revision"] == after[1]["revision"]
+
+
+def test_a_new_token_or_key_restarts_the_agent():
+    before = launcher_fleet([agent()], KINDS, SETTINGS, SECRETS)[0]["revision"]
+    token = launcher_fleet([agent()], KINDS, SETTINGS, {**SECRETS, "tokens": {"A": "other"}})[0]["revision"]
+    key = launcher_fleet([agent()], KINDS, SETTINGS, {**SECRETS, "api_key": "another-key-0123456789"})[0]["revision"]
+    assert len({before, token, key}) == 3
+
+
+def test_command_override_is_split_never_shell_run():
+    (a,) = launcher_fleet([agent(command="/bin/echo '$(id)' ; rm -rf /")], KINDS, SETTINGS, SECRETS)
+    argv = shlex.split(a["command"])
+    assert argv[argv.index("--") + 1 :] == ["/bin/echo", "$(id)", ";", "rm", "-rf", "/"]
