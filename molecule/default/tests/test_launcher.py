@@ -145,6 +145,28 @@ def test_no_secret_in_ps_scrollback_or_history(host):
         assert secret not in history
 
 
+HOSTILE = [
+    ({"name": "A; rm -rf /", "role": "x"}, "'A; rm -rf /'"),
+    ({"name": "$(touch /tmp/pwned)", "role": "x"}, "$(touch /tmp/pwned)"),
+    ({"name": "B\nC", "role": "x"}, "'B\\nC'"),
+    ({"name": "A", "role": "x"}, "used twice"),
+    ({"name": "E", "role": "x", "env": {"BAD-KEY": "1"}}, "'BAD-KEY'"),
+    ({"name": "E", "role": "x", "unknown_key": "1"}, "unknown_key"),
+]
+
+
+@pytest.mark.parametrize(("entry", "needle"), HOSTILE, ids=[repr(e["name"]) for e, _ in HOSTILE])
+def test_a_bad_entry_fails_before_any_change(host, entry, needle):
+    before = windows(host)
+    fleet = host_vars(host)["central_mcp_agents"] + [entry]
+    run = run_playbook(INVENTORY, extravars={"central_mcp_agents": fleet})
+    assert run.rc != 0
+    assert run.changed == [], run.changed
+    assert any(needle in message for _, _, message in run.failed), run.failed
+    assert windows(host) == before
+    assert not host.file("/tmp/pwned").exists
+
+
 def test_check_mode_on_the_converged_host_reports_nothing(host):
     run = run_playbook(INVENTORY, check=True, diff=True)
     assert run.rc == 0, run.failed
