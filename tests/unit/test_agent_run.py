@@ -1,0 +1,422 @@
+# SPDX-License-Identifier: Apache-2.0
+"""agent-run, the wrapper each agent's tmux window runs, as a real process.
+
+The wrapper is what keeps an agent alive and its secrets out of sight, so it
+is tested the way the window runs it: ``python agent-run ... -- CLI``, with
+stand-in CLIs that write down what they saw (their environment, their pid, a
+timestamp per start) for the test to read back. Only the pure functions (the
+env file reader, the JSON merge) are imported, to check their cases one by
+one without paying a process start each.
+
+The restart cases need wall-clock time (the back-off is measured in whole
+seconds), so they run side by side in one module fixture: the file as a whole
+stays well under twenty seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT_RUN = REPO / "roles" / "launcher" / "files" / "agent-run"
+
+
+def load_agent_run():
+    """Import the script (no .py suffix, so through an explicit source loader)."""
+    loader = importlib.machinery.SourceFileLoader("agent_run", str(AGENT_RUN))
+    spec = importlib.util.spec_from_loader("agent_run", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+agent_run = load_agent_run()
+
+# Stand-in agent CLIs, run with sys.executable. Files are written to a
+# temporary name and renamed, so the test never reads half a file.
+DUMP_AND_WAIT = """
+import json, os, sys, time
+out, keys = sys.argv[1], sys.argv[2:]
+json.dump({"pid": os.getpid(), "env": {k: os.environ.get(k) for k in keys}}, open(out + ".tmp", "w"))
+os.replace(out + ".tmp", out)
+time.sleep(60)
+"""
+COPY_AND_WAIT = """
+import os, shutil, sys, time
+shutil.copy(sys.argv[1], sys.argv[2] + ".tmp")
+os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+time.sleep(60)
+"""
+STAMP_AND_EXIT = """
+import sys, time
+with open(sys.argv[1], "a") as stamps:
+    stamps.write(f"{time.time()}\\n")
+time.sleep(float(sys.argv[2]))
+sys.exit(int(sys.argv[3]))
+"""
+KILL_MYSELF = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+
+
+# ----------------------------------------------------------------- helpers
+class Wrapper:
+    """One agent-run process; its stdout and stderr go to a file, read at any time."""
+
+    def __init__(self, tmp: Path, *argv: str):
+        self.log = tmp / f"agent-run-{uuid.uuid4().hex[:8]}.log"
+        with open(self.log, "wb") as log:
+            # A session of its own, so a failed test can still clean up the CLI too.
+            self.proc = subprocess.Popen(
+                [sys.executable, str(AGENT_RUN), *argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for_output(self, pattern: str, timeout: float = 10.0) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found := re.search(pattern, self.output):
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"no {pattern!r} in agent-run's output within {timeout}s:\n{self.output}")
+
+    def stop(self) -> None:
+        """Ask politely, then take the whole process group down."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+
+@pytest.fixture
+def wrapper(tmp_path):
+    """Start agent-run processes for one test; none outlives it."""
+    started: list[Wrapper] = []
+
+    def start(*argv: str) -> Wrapper:
+        started.append(Wrapper(tmp_path, *argv))
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.stop()
+
+
+def wait_for_file(path: Path, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return path.read_text(encoding="utf-8")
+        time.sleep(0.05)
+    raise AssertionError(f"{path.name} was never written within {timeout}s")
+
+
+def process_gone(pid: int, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def announced_pauses(output: str) -> list[int]:
+    return [int(s) for s in re.findall(r"starting it again in (\d+)s", output)]
+
+
+# ----------------------------------------------------------------- env file
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("# a comment\n\n   \n  # indented comment\nA=1\n", {"A": "1"}, id="comments-and-blanks-skipped"),
+        pytest.param("URL=https://host/p?a=b&c=d==\n", {"URL": "https://host/p?a=b&c=d=="}, id="equals-in-value-kept"),
+        pytest.param("EMPTY=\n", {"EMPTY": ""}, id="empty-value"),
+        pytest.param("Q=\"double\"\nS='single'\n", {"Q": '"double"', "S": "'single'"}, id="quotes-kept"),
+        pytest.param("CMD=$(id)\nBT=`id`\nV=$HOME\n", {"CMD": "$(id)", "BT": "`id`", "V": "$HOME"}, id="no-expansion"),
+        pytest.param("K=a b # not a comment \n", {"K": "a b # not a comment "}, id="spaces-and-hash-kept"),
+        pytest.param("_x9=1\nK=first\nK=second\n", {"_x9": "1", "K": "second"}, id="underscore-key-last-wins"),
+        pytest.param("K=no newline at the end", {"K": "no newline at the end"}, id="no-final-newline"),
+    ],
+)
+def test_env_file_is_read_literally(tmp_path, text, expected):
+    """Values reach the agent byte for byte: a token may hold any of these characters."""
+    env_file = tmp_path / "agent.env"
+    env_file.write_text(text, encoding="utf-8")
+    assert agent_run.read_env_file(str(env_file)) == expected
+
+
+@pytest.mark.parametrize(
+    "bad_line",
+    ["1X=a", "BAD-KEY=a", "novalue", "=value-without-key", "export K=v", " K=leading-space", "K.X=a"],
+)
+def test_bad_env_line_is_rejected_with_its_number(tmp_path, bad_line):
+    """A typo must stop the start and point at the line, not pass a half-right environment on."""
+    env_file = tmp_path / "agent.env"
+    env_file.write_text(f"# header\nGOOD=1\n{bad_line}\nLATER=2\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"agent\.env:3: expected KEY=VALUE"):
+        agent_run.read_env_file(str(env_file))
+
+
+def test_child_sees_env_file_and_nothing_is_executed(tmp_path, wrapper):
+    """The secret reaches the CLI's environment only: not the wrapper's argv, environment or output."""
+    secret = f"sk-test-{uuid.uuid4().hex}"
+    ran = tmp_path / "ran-by-a-shell"
+    env_file = tmp_path / "agent.env"
+    env_file.write_text(
+        f"# model API key\nTEST_AGENT_KEY={secret}\nTEST_AGENT_URL=https://h/?a=b\n"
+        f"TEST_AGENT_CMD=$(touch {ran})\nTEST_AGENT_BT=`touch {ran}`\n",
+        encoding="utf-8",
+    )
+    env_file.chmod(0o600)
+    keys = ["TEST_AGENT_KEY", "TEST_AGENT_URL", "TEST_AGENT_CMD", "TEST_AGENT_BT"]
+    seen_file = tmp_path / "seen.json"
+    run = wrapper(
+        "--name", "A", "--env-file", str(env_file), "--", sys.executable, "-c", DUMP_AND_WAIT, str(seen_file), *keys
+    )
+    seen = json.loads(wait_for_file(seen_file))
+
+    assert seen["env"] == {
+        "TEST_AGENT_KEY": secret,
+        "TEST_AGENT_URL": "https://h/?a=b",
+        "TEST_AGENT_CMD": f"$(touch {ran})",
+        "TEST_AGENT_BT": f"`touch {ran}`",
+    }
+    assert not ran.exists(), "a value was run by a shell"
+    proc = Path("/proc") / str(run.proc.pid)
+    assert secret.encode() not in (proc / "cmdline").read_bytes()
+    assert secret.encode() not in (proc / "environ").read_bytes()
+    assert secret.encode() not in (Path("/proc") / str(seen["pid"]) / "cmdline").read_bytes()
+    run.wait_for_output(r"starting agent A: ")
+    assert secret not in run.output
+
+
+def test_bad_env_file_backs_off_without_starting(tmp_path, wrapper):
+    """The window says which line is wrong and keeps retrying slowly, so fixing the file is enough."""
+    env_file = tmp_path / "agent.env"
+    env_file.write_text("GOOD=1\n\nBAD-KEY=a\n", encoding="utf-8")
+    stamps = tmp_path / "stamps"
+    run = wrapper(
+        "--name", "B", "--env-file", str(env_file), "--backoff", "1",
+        "--", sys.executable, "-c", STAMP_AND_EXIT, str(stamps), "0", "0",
+    )  # fmt: skip
+    run.wait_for_output(r"agent B: cannot prepare its start: .*agent\.env:3: expected KEY=VALUE")
+    time.sleep(1.5)
+    assert not stamps.exists(), "the CLI started with a broken env file"
+    assert 2 <= run.output.count("cannot prepare its start") <= 3
+
+
+# ----------------------------------------------------------------- merge-json
+MANAGED = {
+    "hasCompletedOnboarding": True,
+    "mcpServers": {"central-mcp": {"type": "http", "url": "http://127.0.0.1:3000/mcp"}},
+    "projects": {"/w/A": {"hasTrustDialogAccepted": True}},
+}
+
+
+def test_merge_keeps_what_the_cli_wrote(tmp_path):
+    """The CLI keeps its own state in the same file: the merge adds ours and drops none of it."""
+    src, dest = tmp_path / "managed.json", tmp_path / "state" / ".claude.json"
+    src.write_text(json.dumps(MANAGED))
+    dest.parent.mkdir()
+    dest.write_text(
+        json.dumps(
+            {
+                "numStartups": 7,
+                "hasCompletedOnboarding": False,
+                "mcpServers": {"other": {"type": "stdio", "command": "x"}},
+                "projects": {"/w/A": {"allowedTools": ["Bash"], "hasTrustDialogAccepted": False}},
+            }
+        )
+    )
+    agent_run.merge_json(str(src), str(dest))
+    assert json.loads(dest.read_text()) == {
+        "numStartups": 7,
+        "hasCompletedOnboarding": True,
+        "mcpServers": {"other": {"type": "stdio", "command": "x"}, **MANAGED["mcpServers"]},
+        "projects": {"/w/A": {"allowedTools": ["Bash"], "hasTrustDialogAccepted": True}},
+    }
+
+
+@pytest.mark.parametrize("old_mode", [None, 0o644], ids=["new-file", "was-0644"])
+def test_merge_writes_private_files(tmp_path, old_mode):
+    """The file holds the agent's bearer token: 0600 in a 0700 directory, whatever was there."""
+    src, dest = tmp_path / "managed.json", tmp_path / "state" / ".claude.json"
+    src.write_text(json.dumps(MANAGED))
+    if old_mode is not None:
+        dest.parent.mkdir(mode=0o700)
+        dest.write_text("{}")
+        dest.chmod(old_mode)
+    agent_run.merge_json(str(src), str(dest))
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    assert stat.S_IMODE(dest.parent.stat().st_mode) == 0o700
+    assert json.loads(dest.read_text()) == MANAGED
+    assert [p.name for p in dest.parent.iterdir()] == [".claude.json"], "a temporary file was left behind"
+
+
+def test_merge_without_change_leaves_the_file_alone(tmp_path):
+    """Every start merges; rewriting an unchanged file would race the CLI for nothing."""
+    src, dest = tmp_path / "managed.json", tmp_path / ".claude.json"
+    src.write_text(json.dumps(MANAGED))
+    dest.write_text(json.dumps({**MANAGED, "numStartups": 3}, indent=4))
+    os.utime(dest, ns=(1_000_000_000, 1_000_000_000))
+    before = dest.stat()
+    agent_run.merge_json(str(src), str(dest))
+    after = dest.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+
+
+def test_corrupt_state_is_kept_aside(tmp_path):
+    """A half-written file from a crash is evidence: it is moved aside, never overwritten."""
+    src, dest = tmp_path / "managed.json", tmp_path / ".claude.json"
+    src.write_text(json.dumps(MANAGED))
+    dest.write_text('{"numStartups": 7, "proj')
+    agent_run.merge_json(str(src), str(dest))
+    assert json.loads(dest.read_text()) == MANAGED
+    kept = list(tmp_path.glob(".claude.json.corrupt-*"))
+    assert len(kept) == 1
+    assert kept[0].read_text() == '{"numStartups": 7, "proj'
+
+
+def test_merge_happens_before_the_cli_starts(tmp_path, wrapper):
+    """The wrapper merges on its own, before the start: the CLI reads the merged file."""
+    src, dest = tmp_path / "managed.json", tmp_path / "state" / ".claude.json"
+    src.write_text(json.dumps(MANAGED))
+    dest.parent.mkdir()
+    dest.write_text(json.dumps({"numStartups": 1}))
+    seen = tmp_path / "seen.json"
+    wrapper(
+        "--name", "A", "--merge-json", f"{src}:{dest}",
+        "--", sys.executable, "-c", COPY_AND_WAIT, str(dest), str(seen),
+    )  # fmt: skip
+    assert json.loads(wait_for_file(seen)) == {"numStartups": 1, **MANAGED}
+
+
+# ----------------------------------------------------------------- restarts
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        pytest.param(["-c", "import sys; sys.exit(3)"], "exited with status 3", id="status"),
+        pytest.param(["-c", KILL_MYSELF], "killed by signal SIGKILL", id="signal"),
+    ],
+)
+def test_exit_is_explained(wrapper, argv, why):
+    """Whoever looks at the window must see which agent stopped and how."""
+    run = wrapper("--name", "Zed", "--", sys.executable, *argv)
+    run.wait_for_output(rf"agent Zed {why} after \d+s; starting it again in 5s")
+
+
+RESTART_WINDOW_S = 5.5
+
+
+@pytest.fixture(scope="module")
+def restarts(tmp_path_factory):
+    """Three wrappers watched side by side for RESTART_WINDOW_S seconds; their output and start times.
+
+    fast: exits 3 at once, pauses 1 s doubling to a 2 s cap.
+    missing: a CLI that does not exist, same pauses.
+    healthy: runs 0.6 s, longer than --healthy-after, so the pause never grows.
+    """
+    tmp = tmp_path_factory.mktemp("restarts")
+    stamps = {name: tmp / f"{name}.stamps" for name in ("fast", "healthy")}
+    runs = {
+        "fast": Wrapper(
+            tmp, "--name", "Fast", "--backoff", "1", "--backoff-max", "2",
+            "--", sys.executable, "-c", STAMP_AND_EXIT, str(stamps["fast"]), "0", "3",
+        ),
+        "missing": Wrapper(
+            tmp, "--name", "Gone", "--backoff", "1", "--backoff-max", "2", "--", str(tmp / "no-such-cli"), "--flag",
+        ),
+        "healthy": Wrapper(
+            tmp, "--name", "Fine", "--backoff", "1", "--backoff-max", "4", "--healthy-after", "0.5",
+            "--", sys.executable, "-c", STAMP_AND_EXIT, str(stamps["healthy"]), "0.6", "0",
+        ),
+    }  # fmt: skip
+    try:
+        time.sleep(RESTART_WINDOW_S)
+        results = {}
+        for name, run in runs.items():
+            alive = run.proc.poll() is None
+            stamp_file = stamps.get(name)
+            starts = [float(x) for x in stamp_file.read_text().split()] if stamp_file and stamp_file.exists() else []
+            results[name] = {"alive": alive, "output": run.output, "starts": starts}
+        return results
+    finally:
+        for run in runs.values():
+            run.stop()
+
+
+def test_fast_failure_backs_off(restarts):
+    """An agent failing at once is restarted, but ever more slowly up to the cap: never a tight loop."""
+    fast = restarts["fast"]
+    assert fast["alive"], fast["output"]
+    starts = fast["starts"]
+    assert 2 <= len(starts) <= 4, f"{len(starts)} starts in {RESTART_WINDOW_S}s"
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(gap >= 0.9 for gap in gaps), gaps
+    if len(gaps) >= 2:
+        assert gaps[1] >= 1.8, f"the pause did not grow: {gaps}"
+    assert "agent Fast exited with status 3 after 0s" in fast["output"]
+    pauses = announced_pauses(fast["output"])
+    assert pauses[:2] == [1, 2] and max(pauses) == 2, pauses
+
+
+def test_missing_cli_is_reported_and_backs_off(restarts):
+    """A wrong path must not spin: the window says so and retries at the back-off pace."""
+    missing = restarts["missing"]
+    assert missing["alive"], missing["output"]
+    output = missing["output"]
+    assert re.search(r"agent Gone could not start '[^']*no-such-cli': No such file", output), output
+    assert 2 <= output.count("could not start") <= 4
+    pauses = announced_pauses(output)
+    assert pauses[:2] == [1, 2] and max(pauses) == 2, pauses
+
+
+def test_healthy_run_resets_the_back_off(restarts):
+    """An agent that ran long enough before exiting is not punished for earlier failures."""
+    healthy = restarts["healthy"]
+    assert healthy["alive"], healthy["output"]
+    assert len(healthy["starts"]) >= 3
+    pauses = announced_pauses(healthy["output"])
+    assert len(pauses) >= 2 and set(pauses) == {1}, pauses
+
+
+# ----------------------------------------------------------------- stopping
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_signal_stops_wrapper_and_cli(tmp_path, wrapper, signum):
+    """systemd stops with SIGTERM, tmux closes a window with SIGHUP: both end the CLI too, promptly."""
+    seen = tmp_path / "seen.json"
+    run = wrapper("--name", "A", "--", sys.executable, "-c", DUMP_AND_WAIT, str(seen))
+    cli_pid = json.loads(wait_for_file(seen))["pid"]
+    sent = time.monotonic()
+    run.proc.send_signal(signum)
+    assert run.proc.wait(timeout=5) == 128 + signum
+    assert time.monotonic() - sent < 3, "the wrapper sat out its child timeout"
+    assert process_gone(cli_pid), "the agent CLI outlived its wrapper"
+    assert "starting it again" not in run.output
