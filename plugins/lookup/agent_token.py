@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Lookup: one agent's coordinator bearer token, generated once and kept on the controller."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+name: agent_token
+author: Central-MCP maintainers
+version_added: "0.1.0"
+short_description: An agent's coordinator token, generated once and kept on the controller
+description:
+  - Returns the bearer token of each agent named as C(HOST/AGENT). The first call creates a
+    random token (40 letters and digits) in O(dir)/HOST/AGENT.token with mode 0600; later
+    calls, from any role, read the same file. The launcher gives the token to the agent's
+    CLI; the coordinator stores only its sha256.
+  - Tokens set in Vault (C(launcher_agent_tokens)) take precedence; this lookup is the
+    fallback for agents that have none.
+options:
+  _terms:
+    description: Agents as C(HOST/AGENT), HOST an inventory hostname.
+    type: list
+    elements: str
+    required: true
+  dir:
+    description: Controller directory holding the tokens, one subdirectory per host.
+    type: path
+    default: ~/.config/central-mcp/credentials
+"""
+
+EXAMPLES = r"""
+- name: Show where agent A's token lives (never the token itself)
+  ansible.builtin.debug:
+    msg: "{{ lookup('central_mcp.agents.agent_token', 'vm1/A') | length }} characters"
+"""
+
+RETURN = r"""
+_raw:
+  description: One token per term.
+  type: list
+  elements: str
+"""
+
+import os
+import re
+import secrets
+import string
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def _token_file(directory: str, term: str) -> str:
+    host, sep, agent = str(term).partition("/")
+    if not sep or not _PART.match(host) or not _PART.match(agent) or ".." in term:
+        raise AnsibleLookupError(f"agent_token: {term!r} is not HOST/AGENT (letters, digits, '.', '_', '-')")
+    return os.path.join(directory, host, f"{agent}.token")
+
+
+def _read_or_create(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as handle:
+            token = handle.read().split()[0]
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        token = "".join(secrets.choice(_ALPHABET) for _ in range(40))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another fork made it first: use theirs
+            return _read_or_create(path)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(token + "\n")
+    except (OSError, IndexError) as exc:
+        raise AnsibleLookupError(f"agent_token: cannot read {path}: {exc}") from exc
+    return token
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        directory = os.path.expanduser(self.get_option("dir"))
+        return [_read_or_create(_token_file(directory, term)) for term in terms]
