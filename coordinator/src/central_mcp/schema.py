@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The database schema as an ordered list of migrations.
+
+A migration is never edited once released: a change is a new entry at the
+end, so every database, however old, walks the same path to the current
+schema. ``store.Store.migrate`` applies the missing ones, each in its own
+transaction, after an online backup of a database that already holds data.
+
+Times are REAL Unix seconds (cheap arithmetic for the liveness loop); the
+API turns them into ISO 8601. States are checked in ``domain``, not with SQL
+CHECK constraints, so adding a state never needs a table rebuild.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema: ``version`` is what the database is at after it."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "agents, tasks, task events, fleet notes",
+        (
+            """CREATE TABLE agents (
+                name TEXT PRIMARY KEY,
+                role TEXT NOT NULL DEFAULT '',
+                model TEXT NOT NULL DEFAULT '',
+                kind TEXT NOT NULL DEFAULT 'claude',
+                host TEXT NOT NULL DEFAULT '',
+                token_sha256 TEXT,
+                state TEXT NOT NULL DEFAULT 'starting',
+                registered_at REAL,
+                last_seen REAL,
+                session_count INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX agents_token ON agents(token_sha256) WHERE token_sha256 IS NOT NULL",
+            """CREATE TABLE tasks (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                title TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                role TEXT NOT NULL DEFAULT '',
+                priority INTEGER NOT NULL DEFAULT 3,
+                state TEXT NOT NULL DEFAULT 'AVAILABLE',
+                claimed_by TEXT REFERENCES agents(name) ON UPDATE CASCADE,
+                progress INTEGER NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+                notes TEXT NOT NULL DEFAULT '',
+                result TEXT,
+                files_created TEXT NOT NULL DEFAULT '[]',
+                created_by TEXT NOT NULL DEFAULT '',
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                claimed_at REAL,
+                completed_at REAL
+            )""",
+            "CREATE INDEX tasks_state ON tasks(state, role, priority, id)",
+            "CREATE INDEX tasks_claimed_by ON tasks(claimed_by, state)",
+            """CREATE TABLE task_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+                at REAL NOT NULL,
+                actor TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                state TEXT NOT NULL,
+                progress INTEGER,
+                text TEXT NOT NULL DEFAULT ''
+            )""",
+            "CREATE INDEX task_events_task ON task_events(task_id, id)",
+            """CREATE TABLE notes (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at REAL NOT NULL,
+                author TEXT NOT NULL,
+                text TEXT NOT NULL,
+                task_id INTEGER REFERENCES tasks(id) ON DELETE SET NULL
+            )""",
+        ),
+    ),
+    Migration(
+        2,
+        "assignment suggestions on tasks",
+        (
+            "ALTER TABLE tasks ADD COLUMN suggested_agent TEXT",
+            "ALTER TABLE tasks ADD COLUMN suggested_at REAL",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+SCHEMA_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at REAL NOT NULL
+)"""

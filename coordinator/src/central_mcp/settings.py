@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The one settings object, read from ``CENTRAL_MCP_*`` environment variables.
+
+Everything configurable lives here, so the systemd unit (an ``EnvironmentFile``)
+is the whole configuration and a bad value stops the service at start with a
+message naming the variable, instead of surfacing later as a strange failure.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DB = "/var/lib/central-mcp/central-mcp.db"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the coordinator cannot run with; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. Build it with :meth:`from_env`; tests pass a dict."""
+
+    db_path: Path = Path(DEFAULT_DB)
+    backup_dir: Path = Path(DEFAULT_DB).parent / "backups"
+    host: str = "127.0.0.1"
+    port: int = 3000
+    agents_file: Path | None = None
+    api_token: str = field(default="", repr=False)
+    public_url: str = "http://127.0.0.1:3000"
+    liveness_s: float = 15.0
+    assign_s: float = 30.0
+    health_s: float = 10.0
+    upkeep_s: float = 300.0
+    stale_s: float = 120.0
+    offline_s: float = 600.0
+    backups_keep: int = 7
+    log_level: str = "info"
+
+    @property
+    def loopback(self) -> bool:
+        """True when only this machine can reach the port (the safe default)."""
+        return is_loopback(self.host)
+
+    @property
+    def mcp_url(self) -> str:
+        """Where agents connect: what the launcher writes into each agent's config."""
+        return self.public_url.rstrip("/") + "/mcp"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every ``CENTRAL_MCP_*`` variable; raise :class:`ConfigError` on the first bad one."""
+        env = os.environ if env is None else env
+        db_path = Path(_get(env, "CENTRAL_MCP_DB", DEFAULT_DB))
+        if not db_path.is_absolute():
+            raise ConfigError(f"CENTRAL_MCP_DB={str(db_path)!r}: give an absolute path to the database file")
+        backup_dir = Path(_get(env, "CENTRAL_MCP_BACKUP_DIR", str(db_path.parent / "backups")))
+        host = _get(env, "CENTRAL_MCP_HOST", "127.0.0.1")
+        port = _int(env, "CENTRAL_MCP_PORT", 3000, low=1, high=65535)
+        agents_raw = _get(env, "CENTRAL_MCP_AGENTS_FILE", "")
+        api_token = env.get("CENTRAL_MCP_API_TOKEN", "").strip()
+        url_host = f"[{host}]" if ":" in host else host
+        public_url = _get(env, "CENTRAL_MCP_PUBLIC_URL", f"http://{url_host}:{port}").rstrip("/")
+        if not public_url.startswith(("http://", "https://")):
+            raise ConfigError(f"CENTRAL_MCP_PUBLIC_URL={public_url!r}: must start with http:// or https://")
+        settings = cls(
+            db_path=db_path,
+            backup_dir=backup_dir,
+            host=host,
+            port=port,
+            agents_file=Path(agents_raw) if agents_raw else None,
+            api_token=api_token,
+            public_url=public_url,
+            liveness_s=_float(env, "CENTRAL_MCP_LIVENESS_S", 15.0),
+            assign_s=_float(env, "CENTRAL_MCP_ASSIGN_S", 30.0),
+            health_s=_float(env, "CENTRAL_MCP_HEALTH_S", 10.0),
+            upkeep_s=_float(env, "CENTRAL_MCP_UPKEEP_S", 300.0),
+            stale_s=_float(env, "CENTRAL_MCP_STALE_S", 120.0),
+            offline_s=_float(env, "CENTRAL_MCP_OFFLINE_S", 600.0),
+            backups_keep=_int(env, "CENTRAL_MCP_BACKUPS_KEEP", 7, low=1, high=10000),
+            log_level=_choice(env, "CENTRAL_MCP_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+        )
+        if settings.offline_s <= settings.stale_s:
+            raise ConfigError(
+                f"CENTRAL_MCP_OFFLINE_S={settings.offline_s:g} must be greater than "
+                f"CENTRAL_MCP_STALE_S={settings.stale_s:g} (an agent goes stale before it goes offline)"
+            )
+        return settings
+
+    def check_exposure(self) -> None:
+        """Refuse to serve an unauthenticated REST API beyond this machine.
+
+        Agents always need their own token for ``/mcp``; the REST API is open
+        only when no API token is set, which is acceptable on loopback alone.
+        """
+        if not self.loopback and not self.api_token:
+            raise ConfigError(
+                f"CENTRAL_MCP_HOST={self.host!r} is reachable from other machines but CENTRAL_MCP_API_TOKEN is "
+                "empty: set CENTRAL_MCP_API_TOKEN (a long random secret) or bind to 127.0.0.1"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address; any other name or address counts as exposed."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _get(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _get(env, name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a number of seconds, like {default:g}") from None
+    if not 0 < value < 10**7:
+        raise ConfigError(f"{name}={raw!r}: expected a positive number of seconds, like {default:g}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = _get(env, name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number between {low} and {high}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number between {low} and {high}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _get(env, name, default).lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+    return value

@@ -1,0 +1,187 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Test helpers: a real coordinator process on a free loopback port, and real clients.
+
+The server runs as ``python -m central_mcp serve`` in a subprocess, so tests
+exercise the same code path as the systemd unit, can restart it, and can
+kill -9 it. Agent tokens are random per test run; only their SHA-256 is
+written to the agents file, as the Ansible role does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+API_TOKEN = secrets.token_urlsafe(24)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Fleet:
+    """Agents with random tokens, and the agents file that lists them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tokens: dict[str, str] = {}
+        self.specs: dict[str, dict[str, str]] = {}
+
+    def add(self, name: str, role: str = "backend", model: str = "claude-sonnet-4-5", kind: str = "claude") -> str:
+        token = secrets.token_urlsafe(32)
+        self.tokens[name] = token
+        self.specs[name] = {"name": name, "role": role, "model": model, "kind": kind, "host": "vm1"}
+        return token
+
+    def remove(self, name: str) -> None:
+        self.specs.pop(name)
+
+    def write(self) -> None:
+        agents = [
+            {**spec, "token_sha256": hashlib.sha256(self.tokens[name].encode()).hexdigest()}
+            for name, spec in self.specs.items()
+        ]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"agents": agents}))
+        os.replace(tmp, self.path)
+
+
+class Server:
+    """A coordinator subprocess; ``start`` waits until /health answers."""
+
+    def __init__(self, tmp: Path, fleet: Fleet, **env: str) -> None:
+        self.tmp = tmp
+        self.fleet = fleet
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = tmp / "state" / "central-mcp.db"
+        self.log = tmp / "server.log"
+        self.env = {
+            **os.environ,
+            "CENTRAL_MCP_DB": str(self.db),
+            "CENTRAL_MCP_PORT": str(self.port),
+            "CENTRAL_MCP_AGENTS_FILE": str(fleet.path),
+            "CENTRAL_MCP_API_TOKEN": API_TOKEN,
+            "CENTRAL_MCP_LOG_LEVEL": "info",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_s: float | None = None
+
+    def start(self, timeout: float = 20.0) -> Server:
+        started = time.monotonic()
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "central_mcp", "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"coordinator exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            with contextlib.suppress(httpx2.HTTPError):
+                if httpx2.get(self.url + "/health", timeout=1).status_code == 200:
+                    self.ready_s = time.monotonic() - started
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError(f"coordinator did not become healthy:\n{self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def api(self, method: str, path: str, token: str | None = API_TOKEN, **kw: Any) -> httpx2.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx2.request(method, self.url + path, headers=headers, timeout=15, **kw)
+
+    def json(self, method: str, path: str, **kw: Any) -> Any:
+        response = self.api(method, path, **kw)
+        assert response.status_code < 300, (response.status_code, response.text)
+        return response.json()
+
+    def agent(self, name: str) -> dict[str, Any]:
+        return next(a for a in self.json("GET", "/api/agents?retired=1")["agents"] if a["name"] == name)
+
+
+@contextlib.asynccontextmanager
+async def mcp_session(url: str, token: str | None) -> AsyncIterator[ClientSession]:
+    """An initialized MCP session with the official client, as one agent."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http:
+        async with streamable_http_client(url + "/mcp", http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                yield session
+
+
+async def call(session: ClientSession, tool: str, **arguments: Any) -> tuple[bool, Any]:
+    """Call a tool; (is_error, decoded JSON or the error text)."""
+    result = await session.call_tool(tool, arguments)
+    text = "".join(getattr(c, "text", "") for c in result.content)
+    if result.is_error:
+        return True, text
+    return False, json.loads(text)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Fleet:
+    fleet = Fleet(tmp_path / "agents.json")
+    fleet.add("A", "backend")
+    fleet.add("B", "backend")
+    fleet.add("R", "review")
+    fleet.write()
+    return fleet
+
+
+@pytest.fixture
+def server(tmp_path: Path, fleet: Fleet) -> Iterator[Server]:
+    srv = Server(tmp_path, fleet).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the tests that do not care about each other's tasks (faster)."""
+    tmp = tmp_path_factory.mktemp("shared")
+    fleet = Fleet(tmp / "agents.json")
+    for i in range(16):
+        fleet.add(f"w{i:02d}", "backend")
+    fleet.add("rev", "review")
+    fleet.write()
+    srv = Server(tmp, fleet).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()

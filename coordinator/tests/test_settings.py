@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Settings from the environment: defaults, and bad values named in the error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from central_mcp.settings import ConfigError, Settings
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert s.db_path == Path("/var/lib/central-mcp/central-mcp.db")
+    assert s.backup_dir == Path("/var/lib/central-mcp/backups")
+    assert (s.host, s.port, s.public_url, s.mcp_url) == (
+        "127.0.0.1",
+        3000,
+        "http://127.0.0.1:3000",
+        "http://127.0.0.1:3000/mcp",
+    )
+    assert (s.liveness_s, s.assign_s, s.health_s, s.upkeep_s) == (15, 30, 10, 300)
+    assert (s.stale_s, s.offline_s, s.backups_keep) == (120, 600, 7)
+    assert s.agents_file is None and s.api_token == "" and s.loopback
+    s.check_exposure()
+
+
+def test_values_from_environment() -> None:
+    s = Settings.from_env(
+        {
+            "CENTRAL_MCP_DB": "/srv/c/db.sqlite",
+            "CENTRAL_MCP_HOST": "::1",
+            "CENTRAL_MCP_PORT": "3100",
+            "CENTRAL_MCP_AGENTS_FILE": "/etc/central-mcp/agents.json",
+            "CENTRAL_MCP_API_TOKEN": " secret ",
+            "CENTRAL_MCP_STALE_S": "1.5",
+            "CENTRAL_MCP_OFFLINE_S": "3",
+        }
+    )
+    assert s.backup_dir == Path("/srv/c/backups")
+    assert s.public_url == "http://[::1]:3100" and s.loopback
+    assert s.agents_file == Path("/etc/central-mcp/agents.json")
+    assert s.api_token == "secret" and "secret" not in repr(s)
+    assert (s.stale_s, s.offline_s) == (1.5, 3.0)
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"CENTRAL_MCP_PORT": "http"}, "CENTRAL_MCP_PORT='http'"),
+        ({"CENTRAL_MCP_PORT": "70000"}, "CENTRAL_MCP_PORT='70000'"),
+        ({"CENTRAL_MCP_LIVENESS_S": "-1"}, "CENTRAL_MCP_LIVENESS_S='-1'"),
+        ({"CENTRAL_MCP_ASSIGN_S": "soon"}, "CENTRAL_MCP_ASSIGN_S='soon'"),
+        ({"CENTRAL_MCP_BACKUPS_KEEP": "0"}, "CENTRAL_MCP_BACKUPS_KEEP='0'"),
+        ({"CENTRAL_MCP_DB": "relative.db"}, "CENTRAL_MCP_DB='relative.db'"),
+        ({"CENTRAL_MCP_PUBLIC_URL": "ftp://x"}, "CENTRAL_MCP_PUBLIC_URL"),
+        ({"CENTRAL_MCP_STALE_S": "600", "CENTRAL_MCP_OFFLINE_S": "60"}, "CENTRAL_MCP_OFFLINE_S=60"),
+        ({"CENTRAL_MCP_LOG_LEVEL": "loud"}, "CENTRAL_MCP_LOG_LEVEL='loud'"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=None) as info:
+        Settings.from_env(env)
+    assert needle in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "exposed"), [("0.0.0.0", True), ("10.0.0.5", True), ("vm1", True), ("localhost", False)]
+)
+def test_exposed_host_needs_api_token(host: str, exposed: bool) -> None:
+    s = Settings.from_env({"CENTRAL_MCP_HOST": host})
+    if exposed:
+        with pytest.raises(ConfigError, match="CENTRAL_MCP_API_TOKEN"):
+            s.check_exposure()
+        Settings.from_env({"CENTRAL_MCP_HOST": host, "CENTRAL_MCP_API_TOKEN": "t"}).check_exposure()
+    else:
+        s.check_exposure()

@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The SQLite store: pragmas, migrations with backups, retention, clear errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from central_mcp.schema import LATEST_VERSION, MIGRATIONS
+from central_mcp.store import Store, StoreError
+
+
+def make(tmp_path: Path, keep: int = 7) -> Store:
+    return Store(tmp_path / "db" / "c.db", tmp_path / "db" / "backups", keep).open()
+
+
+def test_fresh_database_migrates_without_backup(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    assert store.schema_version() == 0
+    assert store.migrate() == [m.version for m in MIGRATIONS]
+    assert store.schema_version() == LATEST_VERSION
+    assert store.backups() == []
+    assert store.query_one("PRAGMA journal_mode")[0] == "wal"
+    assert store.query_one("PRAGMA synchronous")[0] == 2  # FULL
+    assert store.query_one("PRAGMA foreign_keys")[0] == 1
+    assert store.query_one("PRAGMA busy_timeout")[0] == 5000
+    assert store.integrity_check() == "ok" and store.integrity_check(quick=True) == "ok"
+    assert (store.path.stat().st_mode & 0o777) == 0o600
+    assert store.migrate() == []
+    store.close()
+
+
+def test_older_database_is_backed_up_then_migrated(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    store.schema_version()
+    with store.transaction() as conn:  # what the previous release left: version N-1 with data
+        for statement in MIGRATIONS[0].statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1, 'v1', 0)")
+        conn.execute("INSERT INTO tasks (title, created_at, updated_at) VALUES ('keep me', 0, 0)")
+    assert store.migrate() == [2]
+    [backup] = store.backups()
+    assert "v1-before-v2" in backup.name
+    with sqlite3.connect(backup) as old:
+        assert old.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 1
+        assert old.execute("SELECT title FROM tasks").fetchall() == [("keep me",)]
+    assert store.query_one("SELECT suggested_agent FROM tasks")[0] is None
+    store.close()
+
+
+def test_newer_database_is_refused(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    store.migrate()
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO schema_version VALUES (99, 'future', 0)")
+    with pytest.raises(StoreError, match="newer than this central-mcp knows"):
+        store.migrate()
+
+
+def test_backup_retention(tmp_path: Path) -> None:
+    store = make(tmp_path, keep=3)
+    store.migrate()
+    made = [store.backup(f"n{i}") for i in range(5)]
+    assert store.backups() == made[-3:]
+    assert not any(p.suffix == ".partial" for p in store.backup_dir.iterdir())
+
+
+def test_failed_write_rolls_back_with_clear_error(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    store.migrate()
+    store.conn.execute("PRAGMA query_only = ON")  # stands in for a read-only file or full disk
+    with pytest.raises(StoreError, match="readonly.*writable"):
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO notes (at, author, text) VALUES (0, 'x', 'y')")
+    store.conn.execute("PRAGMA query_only = OFF")
+    assert store.query_one("SELECT COUNT(*) FROM notes")[0] == 0
+    assert store.integrity_check() == "ok"
+
+
+def test_exception_in_transaction_rolls_back(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    store.migrate()
+    with pytest.raises(ZeroDivisionError):
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO notes (at, author, text) VALUES (0, 'x', 'y')")
+            1 / 0  # noqa: B018
+    assert store.query_one("SELECT COUNT(*) FROM notes")[0] == 0
+
+
+def test_unwritable_directory_is_explained(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="cannot create the database directory"):
+        Store(blocker / "c.db", tmp_path / "b").open()
+
+
+def test_full_disk_fails_the_write_not_the_file(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    store.migrate()
+    pages = store.query_one("PRAGMA page_count")[0]
+    store.conn.execute(f"PRAGMA max_page_count = {pages + 1}")  # SQLite answers SQLITE_FULL, as on a full disk
+    with pytest.raises(StoreError, match="disk is full.*free space"):
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO notes (at, author, text) VALUES (0, 'x', ?)", ("x" * 200_000,))
+    assert store.query_one("SELECT COUNT(*) FROM notes")[0] == 0
+    assert store.integrity_check() == "ok"
