@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: Apache-2.0
+"""One ASGI app: /mcp for agents, /health and /api for people, plus the lifespan.
+
+The MCP SDK's ``streamable_http_app()`` is a Starlette app whose own lifespan
+runs the session manager. Starlette does not run the lifespan of a mounted
+app, so ours enters ``session_manager.run()`` itself, between opening the
+store and starting the loops, and leaves it in the reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from central_mcp import __version__
+from central_mcp.api import build_routes
+from central_mcp.loops import Loops
+from central_mcp.mcp_tools import build_mcp
+from central_mcp.service import Service
+from central_mcp.settings import Settings
+
+log = logging.getLogger("central_mcp")
+
+
+def create_app(settings: Settings, service: Service | None = None) -> Starlette:
+    """The whole coordinator as an ASGI app; its lifespan opens the store unless ``service`` is already open."""
+    svc = service or Service(settings)
+    mcp = build_mcp(svc)
+    mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", host=settings.host)
+    loops = Loops(svc)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not svc.opened:
+            svc.open()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: svc.reload_agents_file(force=True))
+        try:
+            async with mcp.session_manager.run():
+                loops.start()
+                log.info(
+                    "central-mcp %s serving on %s:%d (MCP at %s, %d agents)",
+                    __version__,
+                    settings.host,
+                    settings.port,
+                    settings.mcp_url,
+                    svc.agents_file.agents,
+                )
+                try:
+                    yield
+                finally:
+                    await loops.stop()
+                    svc.bus.close_all()
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            svc.close()
+            log.info("central-mcp stopped; database closed")
+
+    app = Starlette(routes=[*build_routes(svc), Mount("/", app=mcp_app)], lifespan=lifespan)
+    app.state.service = svc
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Run the coordinator under uvicorn until SIGTERM/SIGINT.
+
+    The store is opened, migrated and checked, and the agents file read,
+    before uvicorn starts: a problem there is reported as one clear line by
+    the caller (``StoreError``/``AgentsFileError``/``ConfigError``), not as
+    a traceback from inside the ASGI lifespan.
+    """
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+    if settings.log_level != "debug":
+        logging.getLogger("mcp").setLevel(logging.WARNING)  # one line per MCP request is too much for the journal
+    settings.check_exposure()
+    svc = Service(settings)
+    svc.open()
+    app = create_app(settings, svc)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,  # uvicorn's loggers go through ours: one format in the journal
+        access_log=settings.log_level == "debug",
+        lifespan="on",
+        timeout_graceful_shutdown=3,  # open MCP and SSE streams would otherwise hold shutdown forever
+        proxy_headers=False,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,309 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``central-mcp``: run the service, talk to it, or maintain its database file.
+
+Most commands are clients of the REST API (``--url``, token from
+``CENTRAL_MCP_API_TOKEN`` or ``--token-file``), so they work the same on the
+VM and through a tunnel, and never touch the database behind the service's
+back. ``central-mcp db ...`` is the exception: it acts on the file directly,
+for upgrades and checks while the service is stopped.
+
+Exit codes: 0 done, 1 the coordinator refused or is failing, 2 bad usage or
+configuration, 3 the coordinator cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from central_mcp import __version__
+
+DEFAULT_URL = "http://127.0.0.1:3000"
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- talking to the API -----------------------------------------------------------
+
+
+def _token(args: argparse.Namespace) -> str:
+    if args.token_file:
+        try:
+            return Path(args.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise CliError(f"--token-file {args.token_file}: {exc}", 2) from None
+    return os.environ.get("CENTRAL_MCP_API_TOKEN", "").strip()
+
+
+def call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """One HTTP request to the coordinator; returns (status, decoded JSON)."""
+    url = args.url.rstrip("/") + path
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    token = _token(args)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            doc = json.loads(exc.read() or b"null")
+        except ValueError:
+            doc = None
+        if path == "/health" and isinstance(doc, dict) and "status" in doc:
+            return exc.code, doc
+        message = doc.get("message") if isinstance(doc, dict) else None
+        raise CliError(f"{method} {path}: HTTP {exc.code}: {message or exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CliError(f"cannot reach the coordinator at {args.url}: {reason} (is central-mcp running?)", 3) from None
+
+
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    """A plain text table: header, then one line per row; None shows as '-'."""
+    if not rows:
+        return "(none)"
+    cells = [[("-" if r.get(k) is None else str(r.get(k))) for k, _ in columns] for r in rows]
+    widths = [max(len(title), *(len(c[i]) for c in cells)) for i, (_, title) in enumerate(columns)]
+    lines = ["  ".join(title.ljust(w) for (_, title), w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _out(args: argparse.Namespace, doc: Any, text: str) -> None:
+    print(json.dumps(doc, indent=2) if args.json else text)
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from central_mcp.app import serve
+    from central_mcp.settings import Settings
+
+    serve(Settings.from_env())
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    query = {k: v for k, v in (("state", args.state), ("role", args.role)) if v}
+    _, doc = call(args, "GET", "/api/tasks" + ("?" + urllib.parse.urlencode(query) if query else ""))
+    cols = [("id", "ID"), ("state", "STATE"), ("priority", "PRI"), ("role", "ROLE"), ("claimed_by", "AGENT")]
+    cols += [("progress", "%"), ("title", "TITLE")]
+    _out(args, doc, table(doc["tasks"], cols))
+    return 0
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    if args.task_cmd == "add":
+        body = {"title": args.title, "description": args.description or "", "role": args.role or ""}
+        body["priority"] = args.priority
+        _, doc = call(args, "POST", "/api/tasks", body)
+        _out(args, doc, f"task {doc['id']} created: {doc['title']} (role {doc['role'] or 'any'}, P{doc['priority']})")
+    elif args.task_cmd == "show":
+        _, doc = call(args, "GET", f"/api/tasks/{args.id}")
+        lines = [f"{k}: {doc[k]}" for k in doc if k != "events"]
+        lines += [f"  {e['at']} {e['actor']}: {e['kind']} -> {e['state']} {e['text']}".rstrip() for e in doc["events"]]
+        _out(args, doc, "\n".join(lines))
+    else:
+        _, doc = call(args, "POST", f"/api/tasks/{args.id}/{args.task_cmd}", {"reason": args.reason or ""})
+        _out(args, doc, f"task {doc['id']} is now {doc['state']}")
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    _, doc = call(args, "GET", "/api/agents" + ("?retired=1" if args.retired else ""))
+    rows = []
+    for a in doc["agents"]:
+        task = a["current_task"]
+        seen = None if a["last_seen_s"] is None else f"{a['last_seen_s']:.0f}s ago"
+        rows.append({**a, "seen": seen, "task": f"#{task['id']} {task['title']}" if task else None})
+    cols = [("name", "NAME"), ("role", "ROLE"), ("model", "MODEL"), ("kind", "KIND"), ("state", "STATE")]
+    cols += [("registered", "REGISTERED"), ("seen", "LAST SEEN"), ("task", "TASK")]
+    _out(args, doc, table(rows, cols))
+    return 0
+
+
+def cmd_notes(args: argparse.Namespace) -> int:
+    _, doc = call(args, "GET", f"/api/notes?limit={args.limit}")
+    lines = [f"{n['at']}  {n['author']}: {n['text']}" for n in reversed(doc["notes"])]
+    _out(args, doc, "\n".join(lines) or "(no notes)")
+    return 0
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    _, doc = call(args, "POST", "/api/notes", {"text": args.text, "author": args.author})
+    _out(args, doc, f"note {doc['id']} posted")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status, doc = call(args, "GET", "/health")
+    agents, tasks = doc["agents"], doc["tasks"]
+    lines = [
+        f"central-mcp {doc['version']}: {doc['status'].upper()} (up {doc['uptime_s']:.0f} s)",
+        f"database:  {'ok' if doc['database']['ok'] else 'NOT OK'} ({doc['database']['path']}, "
+        f"integrity {doc['database']['integrity']}, {doc['database']['backups']} backups)",
+        "agents:    " + ", ".join(f"{k} {v}" for k, v in agents.items()),
+        "tasks:     " + ", ".join(f"{k} {v}" for k, v in tasks.items() if v or k == "total"),
+        "loops:     "
+        + ", ".join(
+            f"{n} {'ok' if lp['ok'] else 'ERROR' if lp['ok'] is False else 'pending'}" for n, lp in doc["loops"].items()
+        ),
+    ]
+    lines += [f"problem:   {p}" for p in doc["problems"]]
+    _out(args, doc, "\n".join(lines))
+    return 1 if status >= 500 or doc["status"] == "failing" else 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    _, doc = call(args, "POST", "/api/backup")
+    _out(args, doc, f"backup written: {doc['path']} ({doc['size_bytes']} bytes)")
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    _, doc = call(args, "POST", "/api/reload")
+    _out(args, doc, f"agents file: {doc['agents']} agents, changes {doc['changes'] or 'none'}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from central_mcp.settings import Settings
+    from central_mcp.store import Store
+
+    settings = Settings.from_env()
+    db = Path(args.db) if args.db else settings.db_path
+    backup_dir = settings.backup_dir if not args.db else db.parent / "backups"
+    if args.db_cmd != "migrate" and not db.exists():
+        raise CliError(f"database {db} does not exist", 2)
+    store = Store(db, backup_dir, settings.backups_keep).open()
+    try:
+        if args.db_cmd == "migrate":
+            before = store.schema_version()
+            applied = store.migrate()
+            doc = {"path": str(db), "from": before, "to": store.schema_version(), "applied": applied}
+            _out(args, doc, f"{db}: schema {before} -> {doc['to']}" if applied else f"{db}: already at {before}")
+            return 0
+        if args.db_cmd == "check":
+            result = store.integrity_check()
+            doc = {"path": str(db), "integrity": result, "schema_version": store.schema_version()}
+            _out(args, doc, f"{db}: integrity {result}, schema version {doc['schema_version']}")
+            return 0 if result == "ok" else 1
+        path = store.backup("cli")
+        _out(args, {"path": str(path)}, f"backup written: {path}")
+        return 0
+    finally:
+        store.close()
+
+
+# -- argument parsing ---------------------------------------------------------------
+
+
+def _common(top: bool) -> argparse.ArgumentParser:
+    """Options accepted before and after the command; only the top level sets defaults
+    (a subcommand's default would overwrite ``central-mcp --json tasks``)."""
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    common = argparse.ArgumentParser(add_help=False)
+    url = os.environ.get("CENTRAL_MCP_URL", DEFAULT_URL)
+    common.add_argument("--url", default=default(url), help="coordinator base URL (default: %(default)s)")
+    common.add_argument(
+        "--token-file", default=default(None), help="file holding the API token (default: $CENTRAL_MCP_API_TOKEN)"
+    )
+    common.add_argument("--json", action="store_true", default=default(False), help="print JSON for machines")
+    common.add_argument("--timeout", type=float, default=default(10.0), help="HTTP timeout in seconds")
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    common = _common(top=False)
+    p = argparse.ArgumentParser(prog="central-mcp", description=__doc__.splitlines()[0], parents=[_common(top=True)])
+    p.add_argument("--version", action="version", version=f"central-mcp {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("serve", parents=[common], help="run the coordinator (settings from CENTRAL_MCP_* variables)")
+
+    task = sub.add_parser("task", parents=[common], help="add, show, cancel or reopen one task")
+    task_sub = task.add_subparsers(dest="task_cmd", metavar="ACTION", required=True)
+    add = task_sub.add_parser("add", parents=[common], help="create an AVAILABLE task")
+    add.add_argument("title")
+    add.add_argument("--role", default="", help="only agents of this role are offered it (default: any)")
+    add.add_argument("--description", "-d", default="")
+    add.add_argument("--priority", "-p", type=int, default=3, choices=range(1, 6), help="1 most urgent .. 5")
+    for name, what in (("show", "show a task and its history"), ("cancel", "withdraw a task"), ("reopen", "reopen")):
+        action = task_sub.add_parser(name, parents=[common], help=what)
+        action.add_argument("id", type=int)
+        if name != "show":
+            action.add_argument("--reason", default="")
+
+    tasks = sub.add_parser("tasks", parents=[common], help="list tasks")
+    tasks.add_argument("--state", help="e.g. AVAILABLE or CLAIMED,IN_PROGRESS")
+    tasks.add_argument("--role")
+    agents = sub.add_parser("agents", parents=[common], help="list agents and their state")
+    agents.add_argument("--retired", action="store_true", help="include retired agents")
+    notes = sub.add_parser("notes", parents=[common], help="show fleet notes")
+    notes.add_argument("--limit", type=int, default=20)
+    note = sub.add_parser("note", parents=[common], help="post a note to the fleet")
+    note.add_argument("text")
+    note.add_argument("--author", default="operator")
+    sub.add_parser("status", parents=[common], help="health summary (exit 1 when failing)")
+    sub.add_parser("backup", parents=[common], help="online backup through the running service")
+    sub.add_parser("reload", parents=[common], help="re-read the agents file now (like SIGHUP)")
+
+    db = sub.add_parser("db", parents=[common], help="act on the database file directly (upgrades, checks)")
+    db.add_argument("db_cmd", choices=("migrate", "check", "backup"), help="migrate: stop the service first")
+    db.add_argument("--db", help="database file (default: $CENTRAL_MCP_DB)")
+    return p
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "tasks": cmd_tasks,
+    "task": cmd_task,
+    "agents": cmd_agents,
+    "notes": cmd_notes,
+    "note": cmd_note,
+    "status": cmd_status,
+    "backup": cmd_backup,
+    "reload": cmd_reload,
+    "db": cmd_db,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from central_mcp.agents import AgentsFileError
+    from central_mcp.settings import ConfigError
+    from central_mcp.store import StoreError
+
+    args = parser().parse_args(argv)
+    command = args.command or "serve"
+    try:
+        return COMMANDS[command](args)
+    except CliError as exc:
+        print(f"central-mcp: {exc}", file=sys.stderr)
+        return exc.code
+    except (ConfigError, AgentsFileError) as exc:
+        print(f"central-mcp: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"central-mcp: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The /health report: one JSON document a probe, the CLI and the dashboard all read.
+
+``status`` is ``failing`` when the database cannot be read or fails its
+integrity check (HTTP 503: restart or restore), ``degraded`` when something
+needs attention but agents can work (a loop erroring or stuck, a broken
+agents file, the fleet larger than the VM fits), else ``ok``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from central_mcp import __version__
+from central_mcp.agents import iso
+from central_mcp.service import Service
+
+
+def report(svc: Service) -> dict[str, Any]:
+    """Build the health document from what the loops last recorded (cheap: no heavy checks here)."""
+    now = time.time()
+    problems: list[str] = []
+    db_ok = svc.store.ping()
+    if not db_ok:
+        problems.append(f"database {svc.store.path} cannot be read")
+    if svc.integrity not in (None, "ok"):
+        problems.append(f"database integrity check failed: {svc.integrity}")
+    failing = bool(problems)
+
+    loops = {}
+    for name, status in svc.loops.items():
+        loops[name] = status.view()
+        if status.last_ok is False:
+            problems.append(f"loop {name}: {status.last_error}")
+        elif status.overdue(now):
+            problems.append(f"loop {name} has not run for {now - (status.last_run or now):.0f} s")
+    if svc.agents_file.error:
+        problems.append(svc.agents_file.error)
+    problems.extend(svc.system.get("warnings", []))
+
+    agents = {"total": 0, "registered": 0, **dict.fromkeys(("starting", "idle", "working", "stale", "offline"), 0)}
+    agents["retired"] = 0
+    tasks: dict[str, int] = {}
+    if db_ok:
+        for agent in svc.roster.list(include_retired=True, now=now):
+            agents[agent["state"]] = agents.get(agent["state"], 0) + 1
+            if agent["state"] != "retired":
+                agents["total"] += 1
+            agents["registered"] += 1 if agent["registered"] else 0
+        tasks = svc.board.counts()
+
+    status = "failing" if failing else ("degraded" if problems else "ok")
+    try:
+        size = svc.store.path.stat().st_size
+    except OSError:
+        size = None
+    return {
+        "status": status,
+        "version": __version__,
+        "uptime_s": round(now - svc.started_at, 1),
+        "problems": problems,
+        "database": {
+            "ok": db_ok and svc.integrity in (None, "ok"),
+            "integrity": svc.integrity,
+            "integrity_checked_at": iso(svc.integrity_at),
+            "path": str(svc.store.path),
+            "size_bytes": size,
+            "backups": len(svc.store.backups()),
+        },
+        "loops": loops,
+        "agents": agents,
+        "tasks": tasks,
+        "agents_file": {
+            "path": svc.agents_file.path,
+            "loaded_at": iso(svc.agents_file.loaded_at),
+            "agents": svc.agents_file.agents,
+            "error": svc.agents_file.error,
+        },
+        "system": svc.system,
+        "events": {"subscribers": svc.bus.subscribers, "published": svc.bus.published},
+    }

@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Named background loops: liveness, assignment, health, upkeep.
+
+Each loop runs its step once at start and then every ``interval_s``. A step
+that raises is logged with its traceback and recorded (``last_error`` in
+/health); the loop carries on at the next interval, so one bad iteration
+never takes the service down. Steps are short synchronous calls on the
+event loop: they share the one database connection with the request handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from central_mcp import sysinfo
+from central_mcp.service import Service
+
+log = logging.getLogger(__name__)
+
+DAILY_BACKUP_S = 24 * 3600
+
+
+class Loops:
+    """Starts and stops the four loops of one :class:`Service`."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self._tasks: list[asyncio.Task[None]] = []
+        self._meter = sysinfo.CpuMeter()
+        self._last_backup = 0.0
+
+    def start(self) -> None:
+        s = self.service.settings
+        for name, interval, step in (
+            ("liveness", s.liveness_s, self.liveness),
+            ("assignment", s.assign_s, self.assignment),
+            ("health", s.health_s, self.health),
+            ("upkeep", s.upkeep_s, self.upkeep),
+        ):
+            self.service.loop_status(name, interval)
+            self._tasks.append(asyncio.create_task(self._run(name, interval, step), name=f"central-mcp-{name}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _run(self, name: str, interval: float, step: Callable[[], None]) -> None:
+        status = self.service.loop_status(name, interval)
+        while True:
+            started = time.time()
+            try:
+                step()
+            except Exception as exc:  # a loop must survive any one bad iteration
+                status.failures += 1
+                status.last_ok = False
+                status.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("loop %s failed; retrying in %g s", name, interval)
+            else:
+                status.last_ok = True
+                status.last_error = None
+            status.last_run = started
+            status.runs += 1
+            status.last_duration_ms = round((time.time() - started) * 1000, 2)
+            await asyncio.sleep(interval)
+
+    # -- steps ------------------------------------------------------------------
+
+    def liveness(self) -> None:
+        """Re-read a changed agents file, then move agents between idle/working, stale and offline."""
+        svc = self.service
+        svc.reload_agents_file(force=False)
+        for name, old, new in svc.roster.refresh(svc.settings.stale_s, svc.settings.offline_s):
+            log.info("agent %s: %s -> %s", name, old, new)
+
+    def assignment(self) -> None:
+        """Hand back tasks of offline or retired agents; suggest open tasks to idle agents of the right role."""
+        svc = self.service
+        agents = svc.roster.list(include_retired=True)
+        for agent in agents:
+            if agent["state"] in ("offline", "retired"):
+                why = f"agent {agent['name']} is {agent['state']}"
+                if agent["state"] == "offline":
+                    why += f" (no activity for {svc.settings.offline_s:g} s)"
+                ids = svc.board.hand_back(agent["name"], why)
+                if ids:
+                    listing = ", ".join(f"#{i}" for i in ids)
+                    svc.board.post_note("coordinator", f"Handed back {listing}: {why}. They are AVAILABLE again.")
+                    log.info("handed back %s: %s", listing, why)
+        idle = [a for a in agents if a["state"] == "idle"]
+        if not idle:
+            return
+        open_tasks = svc.board.available(role=None)
+        taken = {t["suggested_agent"] for t in open_tasks if t["suggested_agent"] in {a["name"] for a in idle}}
+        for task in open_tasks:
+            if task["suggested_agent"] in taken:
+                continue  # its suggestion still stands: the agent is idle and was told
+            match = next(
+                (a for a in idle if a["name"] not in taken and (not task["role"] or a["role"] == task["role"])), None
+            )
+            if match is None:
+                continue
+            taken.add(match["name"])
+            svc.board.suggest(task["id"], match["name"])
+            svc.board.post_note(
+                "coordinator",
+                f"Task #{task['id']} \u201c{task['title']}\u201d (priority {task['priority']}) suggested for "
+                f"{match['name']} ({match['role'] or 'any role'}): claim it with claim_task.",
+                task["id"],
+            )
+
+    def health(self) -> None:
+        """Record CPU, memory, disk and capacity; a warning in the log when the fleet outgrows the VM."""
+        svc = self.service
+        agents = sum(1 for a in svc.roster.list() if a["state"] != "retired")
+        before = set(svc.system.get("warnings", []))
+        svc.system = sysinfo.snapshot(self._meter, svc.settings.db_path.parent, agents)
+        svc.system["taken_at"] = time.time()
+        for warning in svc.system["warnings"]:
+            if warning not in before:
+                log.warning("health: %s", warning)
+
+    def upkeep(self) -> None:
+        """WAL checkpoint, full integrity check, a daily backup, backup retention."""
+        svc = self.service
+        svc.store.checkpoint()
+        svc.integrity = svc.store.integrity_check()
+        svc.integrity_at = time.time()
+        if svc.integrity != "ok":
+            log.error("integrity check of %s: %s", svc.store.path, svc.integrity)
+        backups = svc.store.backups()
+        newest = backups[-1].stat().st_mtime if backups else 0.0
+        if time.time() - max(newest, self._last_backup) >= DAILY_BACKUP_S:
+            self._last_backup = time.time()
+            log.info("daily backup: %s", svc.store.backup("daily"))
+        svc.store.prune_backups()

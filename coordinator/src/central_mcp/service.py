@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The running coordinator: settings, store, event bus, roster and board wired together.
+
+One :class:`Service` per process. The MCP tools, the REST API and the loops
+all receive it, so none of them builds its own store or reads the environment.
+It also owns the agents file: read at start, re-read on SIGHUP, when its
+modification time changes, and when an unknown token shows up (so a newly
+added agent is let in at once, without waiting for a loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from central_mcp.agents import AgentsFileError, Roster, iso, parse_agents_file
+from central_mcp.domain import Board
+from central_mcp.events import EventBus
+from central_mcp.settings import Settings
+from central_mcp.store import Store
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_TOKEN_RECHECK_S = 1.0
+
+
+@dataclass
+class LoopStatus:
+    """What /health shows for one background loop."""
+
+    name: str
+    interval_s: float
+    last_run: float | None = None
+    last_ok: bool | None = None
+    last_error: str | None = None
+    last_duration_ms: float | None = None
+    runs: int = 0
+    failures: int = 0
+
+    def overdue(self, now: float) -> bool:
+        """Not run for three intervals (plus slack): the loop is stuck or dead."""
+        started = self.last_run
+        return started is not None and now - started > 3 * self.interval_s + 5
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "last_run": iso(self.last_run),
+            "ok": bool(self.last_ok) if self.last_run is not None else None,
+            "interval_s": self.interval_s,
+            "last_error": self.last_error,
+            "last_duration_ms": self.last_duration_ms,
+            "runs": self.runs,
+            "failures": self.failures,
+        }
+
+
+@dataclass
+class AgentsFileStatus:
+    """Outcome of the last read of the agents file, for /health and the log."""
+
+    path: str | None
+    loaded_at: float | None = None
+    mtime: float | None = None
+    agents: int = 0
+    error: str | None = None
+    last_changes: dict[str, list[str]] = field(default_factory=dict)
+
+
+class Service:
+    """Everything a request handler or loop needs, built from :class:`Settings`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started_at = time.time()
+        self.store = Store(settings.db_path, settings.backup_dir, settings.backups_keep)
+        self.bus = EventBus()
+        self.roster = Roster(self.store, self.bus)
+        self.board = Board(self.store, self.bus, self.roster)
+        self.loops: dict[str, LoopStatus] = {}
+        self.system: dict[str, Any] = {}
+        self.integrity: str | None = None
+        self.integrity_at: float | None = None
+        self.agents_file = AgentsFileStatus(str(settings.agents_file) if settings.agents_file else None)
+        self._last_unknown_check = 0.0
+        self.opened = False
+
+    def open(self) -> list[int]:
+        """Open the database, migrate it, check it, read the agents file; the versions migrated.
+
+        A broken agents file at start is fatal (the fleet would be locked out
+        without anyone noticing); later, a broken file is reported and the
+        previous roster kept.
+        """
+        self.store.open()
+        applied = self.store.migrate()
+        if applied:
+            log.info("database %s migrated to version %d", self.store.path, applied[-1])
+        self.integrity = self.store.integrity_check()
+        self.integrity_at = time.time()
+        if self.integrity != "ok":
+            log.error("integrity check of %s: %s", self.store.path, self.integrity)
+        self.roster.load_tokens()
+        self.reload_agents_file(strict=True)
+        self.opened = True
+        return applied
+
+    def close(self) -> None:
+        self.bus.close_all()
+        self.store.close()
+
+    # -- agents file ---------------------------------------------------------
+
+    def reload_agents_file(self, strict: bool = False, force: bool = True) -> bool:
+        """Read the agents file if set (and, unless ``force``, only if its mtime changed); True if it was applied."""
+        path = self.settings.agents_file
+        status = self.agents_file
+        if path is None:
+            return False
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            if status.error is None or strict:
+                log.warning("agents file %s does not exist: no agent can connect until it does", path)
+            status.error = f"agents file {path} does not exist"
+            return False
+        except OSError as exc:
+            status.error = f"agents file {path}: {exc}"
+            return False
+        if not force and mtime == status.mtime and status.error is None:
+            return False
+        try:
+            specs = parse_agents_file(path)
+        except AgentsFileError as exc:
+            status.error = str(exc)
+            status.mtime = mtime
+            if strict:
+                raise
+            log.error("%s; keeping the previous roster", exc)
+            return False
+        changes = self.roster.sync(specs)
+        status.loaded_at, status.mtime, status.agents, status.error = time.time(), mtime, len(specs), None
+        status.last_changes = {k: v for k, v in changes.items() if v}
+        log.info("agents file %s: %d agents %s", path, len(specs), status.last_changes or "(no change)")
+        return True
+
+    def agent_for_token(self, token: str) -> str | None:
+        """Token -> agent name; an unknown token triggers (at most once a second) a re-read of a changed file."""
+        name = self.roster.agent_for_token(token)
+        if name is None and self.settings.agents_file is not None:
+            now = time.monotonic()
+            if now - self._last_unknown_check >= UNKNOWN_TOKEN_RECHECK_S:
+                self._last_unknown_check = now
+                if self.reload_agents_file(force=False):
+                    name = self.roster.agent_for_token(token)
+        return name
+
+    # -- loops ------------------------------------------------------------------
+
+    def loop_status(self, name: str, interval_s: float) -> LoopStatus:
+        status = self.loops.get(name)
+        if status is None:
+            status = self.loops[name] = LoopStatus(name, interval_s)
+        return status

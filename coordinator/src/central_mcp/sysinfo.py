@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: Apache-2.0
+"""CPU, memory and disk of this VM, read from /proc and statvfs (no psutil).
+
+The sizing rule of the collection: an API-backed agent needs about 0.5 vCPU
+and 300-500 MB of RAM. The health loop compares the fleet with what the VM
+has and warns before the VM starts swapping or the agents start starving.
+Agent processes are found by name where /proc lets us see them; under the
+hardened unit (``ProtectProc=invisible``) they are not visible, and the
+launcher's ``agent_status`` module reports them instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+CPU_PER_AGENT = 0.5
+MB_PER_AGENT = 500  # the top of the 300-500 MB range: size for the heavy case
+MB_RESERVED = 512  # the OS, the coordinator and tmux
+AGENT_COMMANDS = ("claude", "codex", "gemini")
+
+
+class CpuMeter:
+    """Whole-VM CPU use between two readings of /proc/stat."""
+
+    def __init__(self, proc: Path = Path("/proc")) -> None:
+        self.proc = proc
+        self._last: tuple[int, int] | None = None
+
+    def _read(self) -> tuple[int, int]:
+        fields = (self.proc / "stat").read_text().splitlines()[0].split()[1:]
+        values = [int(v) for v in fields]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)
+        return sum(values[:8]), idle
+
+    def percent(self) -> float | None:
+        """Busy share of all CPUs since the previous call (None on the first call)."""
+        total, idle = self._read()
+        last, self._last = self._last, (total, idle)
+        if last is None or total == last[0]:
+            return None
+        return round(100.0 * (1 - (idle - last[1]) / (total - last[0])), 1)
+
+
+def meminfo(proc: Path = Path("/proc")) -> dict[str, int]:
+    """Total and available memory in bytes."""
+    values: dict[str, int] = {}
+    for line in (proc / "meminfo").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("MemTotal", "MemAvailable"):
+            values[key] = int(rest.split()[0]) * 1024
+    total = values.get("MemTotal", 0)
+    return {"total_bytes": total, "available_bytes": values.get("MemAvailable", total)}
+
+
+def disk(path: Path) -> dict[str, Any]:
+    """Free space of the filesystem holding ``path`` (the database)."""
+    st = os.statvfs(path)
+    total = st.f_blocks * st.f_frsize
+    free = st.f_bavail * st.f_frsize
+    return {"path": str(path), "total_bytes": total, "free_bytes": free}
+
+
+def rss_bytes(pid: int | str = "self", proc: Path = Path("/proc")) -> int:
+    """Resident memory of one process (0 if it is gone or hidden)."""
+    try:
+        for line in (proc / str(pid) / "status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def agent_processes(proc: Path = Path("/proc")) -> dict[str, Any]:
+    """Count and total RSS of visible agent CLI processes (claude, codex, gemini)."""
+    count = rss = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")[:3]
+        except OSError:
+            continue
+        words = " ".join(os.path.basename(a.decode(errors="replace")) for a in argv)
+        if any(cmd in words.split() or f"{cmd}.js" in words for cmd in AGENT_COMMANDS):
+            count += 1
+            rss += rss_bytes(entry.name, proc)
+    return {"count": count, "rss_bytes": rss}
+
+
+def capacity(cpus: int, mem_total_bytes: int, agents: int) -> dict[str, Any]:
+    """How many agents this VM fits by the sizing rule, and warnings when the fleet is bigger."""
+    by_cpu = int(cpus / CPU_PER_AGENT)
+    by_ram = max(0, int((mem_total_bytes / 2**20 - MB_RESERVED) / MB_PER_AGENT))
+    fits = min(by_cpu, by_ram)
+    warnings = []
+    if agents > fits:
+        limit = "CPU" if by_cpu <= by_ram else "RAM"
+        warnings.append(
+            f"{agents} agents on {cpus} vCPU / {mem_total_bytes / 2**30:.1f} GiB: the sizing rule "
+            f"({CPU_PER_AGENT} vCPU and {MB_PER_AGENT} MB per agent) fits {fits}; {limit} is the limit. "
+            "Use a bigger machine type or move agents to another VM."
+        )
+    return {"agents": agents, "fits": fits, "by_cpu": by_cpu, "by_ram": by_ram, "warnings": warnings}
+
+
+def snapshot(meter: CpuMeter, db_dir: Path, agents: int) -> dict[str, Any]:
+    """Everything the health loop records, in one dict."""
+    cpus = os.cpu_count() or 1  # the VM's vCPUs, even if this process is pinned to fewer
+    mem = meminfo()
+    dsk = disk(db_dir)
+    cap = capacity(cpus, mem["total_bytes"], agents)
+    warnings = list(cap["warnings"])
+    if mem["total_bytes"] and mem["available_bytes"] < 0.1 * mem["total_bytes"]:
+        warnings.append(f"memory: only {mem['available_bytes'] / 2**20:.0f} MB available")
+    if dsk["total_bytes"] and dsk["free_bytes"] < 0.1 * dsk["total_bytes"]:
+        warnings.append(f"disk: only {dsk['free_bytes'] / 2**30:.1f} GiB free on the database volume")
+    cpu_pct = meter.percent()
+    if cpu_pct is not None and cpu_pct > 90:
+        warnings.append(f"cpu: {cpu_pct:.0f}% busy")
+    return {
+        "cpus": cpus,
+        "cpu_percent": cpu_pct,
+        "memory": mem,
+        "disk": dsk,
+        "coordinator_rss_bytes": rss_bytes(),
+        "agent_processes": agent_processes(),
+        "capacity": cap,
+        "warnings": warnings,
+    }

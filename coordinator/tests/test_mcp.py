@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Agents through the official MCP client over real HTTP: identity, claims, errors."""
+
+from __future__ import annotations
+
+import anyio
+import httpx2
+import pytest
+from conftest import Server, call, mcp_session
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_session_open_registers_agent(shared: Server) -> None:
+    assert shared.agent("w00")["registered"] is False
+    async with mcp_session(shared.url, shared.fleet.tokens["w00"]):
+        agent = shared.agent("w00")
+        assert agent["registered"] is True
+        assert agent["state"] == "idle"
+        assert agent["last_seen_s"] is not None and agent["last_seen_s"] < 5
+    assert shared.agent("w00")["registered"] is True
+
+
+async def test_whoami_identity_comes_from_token(shared: Server) -> None:
+    async with mcp_session(shared.url, shared.fleet.tokens["rev"]) as s:
+        error, me = await call(s, "whoami")
+        assert not error
+        assert (me["name"], me["role"], me["model"]) == ("rev", "review", "claude-sonnet-4-5")
+        assert me["next_step"]
+        error, text = await call(s, "agent_connect", agent="w01")
+        assert error and "'agent'" in text and "'rev'" in text
+        error, ok = await call(s, "agent_heartbeat", agent="rev")
+        assert not error and ok["ok"] is True
+
+
+async def test_claim_race_has_exactly_one_winner(shared: Server) -> None:
+    task = shared.json("POST", "/api/tasks", json={"title": "race", "role": "backend"})
+    names = [f"w{i:02d}" for i in range(16)]
+    results: dict[str, tuple[bool, object]] = {}
+    go = anyio.Event()
+
+    async def agent(name: str) -> None:
+        async with mcp_session(shared.url, shared.fleet.tokens[name]) as s:
+            await go.wait()
+            results[name] = await call(s, "claim_task", taskId=task["id"])
+
+    async with anyio.create_task_group() as tg:
+        for name in names:
+            tg.start_soon(agent, name)
+        await anyio.sleep(1.0)  # let all 16 sessions open before the starting gun
+        go.set()
+    winners = [n for n, (error, _) in results.items() if not error]
+    assert len(results) == 16
+    assert len(winners) == 1, results
+    losers = [text for error, text in results.values() if error]
+    assert all("not AVAILABLE" in str(t) for t in losers)
+    stored = shared.json("GET", f"/api/tasks/{task['id']}")
+    assert stored["state"] == "CLAIMED" and stored["claimed_by"] == winners[0]
+
+
+async def test_only_the_claimer_completes(shared: Server) -> None:
+    task = shared.json("POST", "/api/tasks", json={"title": "write docs", "role": "backend", "priority": 1})
+    async with mcp_session(shared.url, shared.fleet.tokens["w02"]) as a:
+        async with mcp_session(shared.url, shared.fleet.tokens["w03"]) as b:
+            assert not (await call(a, "claim_task", taskId=str(task["id"])))[0]
+            assert shared.agent("w02")["current_task"] == {"id": task["id"], "title": "write docs"}
+            assert shared.agent("w02")["state"] == "working"
+            error, text = await call(b, "complete_task", taskId=task["id"], notes="not mine")
+            assert error and "only the claimer" in text
+            error, done = await call(a, "update_task_progress", taskId=task["id"], completionPercent=50, notes="half")
+            assert not error and done["task"]["state"] == "IN_PROGRESS" and done["task"]["progress"] == 50
+            error, done = await call(
+                a, "complete_task", taskId=f"#{task['id']}", filesCreated=["README.md"], notes="ok"
+            )
+            assert not error and done["task"]["state"] == "COMPLETE"
+            error, text = await call(a, "complete_task", taskId=task["id"])
+            assert error and "already COMPLETE" in text
+    stored = shared.json("GET", f"/api/tasks/{task['id']}")
+    assert stored["files_created"] == ["README.md"] and stored["result"] == "ok"
+    assert [e["kind"] for e in stored["events"]] == ["created", "claimed", "progress", "completed"]
+    assert shared.agent("w02")["state"] == "idle"
+
+
+async def test_fail_and_notes(shared: Server) -> None:
+    task = shared.json("POST", "/api/tasks", json={"title": "flaky", "role": "review"})
+    async with mcp_session(shared.url, shared.fleet.tokens["rev"]) as s:
+        error, listing = await call(s, "get_available_tasks")
+        assert not error and task["id"] in [t["id"] for t in listing["tasks"]]
+        assert all(t["role"] in ("review", "") for t in listing["tasks"])
+        assert not (await call(s, "claim_task", taskId=task["id"]))[0]
+        error, text = await call(s, "fail_task", taskId=task["id"], reason="")
+        assert error and "reason" in text
+        error, failed = await call(s, "fail_task", taskId=task["id"], reason="needs credentials")
+        assert not error and failed["task"]["state"] == "FAILED"
+        error, note = await call(s, "post_note", text="heads up", taskId=task["id"])
+        assert not error and note["note"]["author"] == "rev"
+        error, dash = await call(s, "get_agent_dashboard")
+        assert not error and "heads up" in [n["text"] for n in dash["recent_notes"]]
+        error, status = await call(s, "get_agent_status", name="rev")
+        assert not error and status["agents"][0]["name"] == "rev"
+    assert shared.json("GET", "/api/notes")["notes"][0]["text"] == "heads up"
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "expected"),
+    [
+        ("claim_task", {}, "taskId"),
+        ("claim_task", {"taskId": "abc"}, "argument 'taskId' must be a task number"),
+        ("claim_task", {"taskId": -3}, "argument 'taskId'"),
+        ("claim_task", {"taskId": 999999}, "task 999999 does not exist"),
+        ("update_task_progress", {"taskId": 1, "status": "DONE-ish"}, "status 'DONE-ish' is not one of"),
+        ("update_task_progress", {"taskId": 1, "completionPercent": "lots"}, "completionPercent"),
+        ("post_note", {"text": ""}, "text must not be empty"),
+        ("get_available_tasks", {"allRoles": "maybe"}, "allRoles"),
+    ],
+)
+async def test_malformed_arguments_are_clear_tool_errors(shared: Server, tool: str, arguments: dict, expected: str):
+    async with mcp_session(shared.url, shared.fleet.tokens["w15"]) as s:
+        error, text = await call(s, tool, **arguments)
+        assert error, text
+        assert expected in text
+        assert not (await call(s, "whoami"))[0]  # the session survives
+
+
+async def test_bad_or_missing_token_is_401(shared: Server) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    for auth in (None, "Bearer nope", "Basic abc", f"Bearer {shared.fleet.tokens['w00']}x"):
+        extra = {"Authorization": auth} if auth else {}
+        response = httpx2.post(shared.url + "/mcp", json=body, headers={**headers, **extra}, timeout=10)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    with pytest.raises(Exception):  # noqa: B017 - the client surfaces the 401 as some error
+        with anyio.fail_after(10):
+            async with mcp_session(shared.url, "wrong-token"):
+                pass
+    for token in (None, "wrong", shared.fleet.tokens["w00"]):  # an agent token is not an API token
+        response = shared.api("GET", "/api/agents", token=token)
+        assert response.status_code == 401
+        assert "CENTRAL_MCP_API_TOKEN" in response.json()["message"]
+    assert shared.api("GET", "/health", token=None).status_code == 200
