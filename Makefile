@@ -26,8 +26,8 @@ unit:
 	pytest -q tests/unit || { rc=$$?; [ $$rc -ne 5 ] || echo "no unit tests were collected" >&2; exit $$rc; }
 
 lint:
-	ruff check plugins tests benchmarks molecule roles/launcher/files/agent-run roles/launcher/files/central-mcp-control
-	ruff format --check plugins tests benchmarks molecule roles/launcher/files/agent-run roles/launcher/files/central-mcp-control
+	ruff check plugins tests benchmarks molecule roles/launcher/files/agent-run
+	ruff format --check plugins tests benchmarks molecule roles/launcher/files/agent-run
 	ansible-lint --profile production
 
 molecule:
@@ -40,7 +40,7 @@ demo: setup
 	    | grep -qE 'running|degraded' && break; sleep 1; done
 	ansible-playbook site.yml -i inventories/local
 	@echo
-	@podman exec $(DEMO_VM) runuser -u agent -- /usr/local/libexec/central-mcp/central-mcp-control --once
+	@podman exec $(DEMO_VM) runuser -u agent -- python3 /usr/local/libexec/central-mcp/agent_probe.py
 	@echo
 	@echo "Attach to the agents:  podman exec -it $(DEMO_VM) runuser -u agent -- tmux attach -t central-mcp-agents"
 	@echo "  (Ctrl-b n / p: next / previous window; Ctrl-b d: detach and leave them running)"

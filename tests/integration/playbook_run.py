@@ -25,6 +25,7 @@ class PlaybookRun:
     stats: dict
     changed: list[tuple[str, str]]  # (host, task name)
     failed: list[tuple[str, str, str]]  # (host, task name, message)
+    results: list[tuple[str, str, dict]]  # (host, task name, module result) of every task that ran
     stdout: str
 
     def changed_count(self, host: str) -> int:
@@ -58,14 +59,16 @@ def run_playbook(
             },
             quiet=True,
         )
-        changed, failed = [], []
+        changed, failed, results = [], [], []
         for event in result.events:
             data = event.get("event_data", {})
+            if event["event"] == "runner_on_ok":
+                results.append((data.get("host"), data.get("task"), data.get("res", {})))
             if event["event"] == "runner_on_ok" and data.get("res", {}).get("changed"):
                 changed.append((data.get("host"), data.get("task")))
             elif event["event"] in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
                 failed.append((data.get("host"), data.get("task"), str(data.get("res", {}).get("msg", ""))))
         stdout = result.stdout.read()
-        return PlaybookRun(result.status, result.rc, result.stats or {}, changed, failed, stdout)
+        return PlaybookRun(result.status, result.rc, result.stats or {}, changed, failed, results, stdout)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)

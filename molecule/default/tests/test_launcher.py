@@ -167,6 +167,17 @@ def test_a_bad_entry_fails_before_any_change(host, entry, needle):
     assert not host.file("/tmp/pwned").exists
 
 
+def test_agent_status_reports_every_agent_running(host):
+    run = run_playbook(INVENTORY, playbook="playbooks/status.yml")
+    assert run.rc == 0, run.failed
+    (status,) = [res for _, task, res in run.results if "summary" in res]
+    assert status["changed"] is False
+    assert {a["name"]: a["alive"] for a in status["agents"]} == dict.fromkeys(AGENTS, True)
+    assert status["summary"]["running"] == len(AGENTS) and status["summary"]["unhealthy"] == 0
+    for agent in status["agents"]:
+        assert agent["rss_bytes"] > 50 * 2**20, agent  # the real claude process, not its wrapper
+
+
 def test_check_mode_on_the_converged_host_reports_nothing(host):
     run = run_playbook(INVENTORY, check=True, diff=True)
     assert run.rc == 0, run.failed
