@@ -135,3 +135,12 @@ async def test_agents_file_reload_on_change(server: Server) -> None:
     while server.agent("B")["state"] != "retired":
         assert time.monotonic() < deadline, "SIGHUP did not reload the agents file"
         time.sleep(0.05)
+
+
+def test_dns_rebinding_protection_on_loopback(shared: Server) -> None:
+    headers = {"Authorization": f"Bearer {shared.fleet.tokens['w00']}", "Accept": "application/json, text/event-stream"}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    evil = httpx2.post(shared.url + "/mcp", json=body, headers={**headers, "Host": "evil.example"}, timeout=10)
+    assert evil.status_code in (400, 403, 421)
+    origin = {**headers, "Origin": "http://evil.example"}
+    assert httpx2.post(shared.url + "/mcp", json=body, headers=origin, timeout=10).status_code in (400, 403, 421)

@@ -76,3 +76,26 @@ def test_exposed_host_needs_api_token(host: str, exposed: bool) -> None:
         Settings.from_env({"CENTRAL_MCP_HOST": host, "CENTRAL_MCP_API_TOKEN": "t"}).check_exposure()
     else:
         s.check_exposure()
+
+
+def test_api_token_from_file(tmp_path: Path) -> None:
+    secret = tmp_path / "api_token"
+    secret.write_text("s3cret\n")
+    assert Settings.from_env({"CENTRAL_MCP_API_TOKEN_FILE": str(secret)}).api_token == "s3cret"
+    with pytest.raises(ConfigError, match="both set"):
+        Settings.from_env({"CENTRAL_MCP_API_TOKEN_FILE": str(secret), "CENTRAL_MCP_API_TOKEN": "x"})
+    with pytest.raises(ConfigError, match="CENTRAL_MCP_API_TOKEN_FILE=.*cannot read"):
+        Settings.from_env({"CENTRAL_MCP_API_TOKEN_FILE": str(tmp_path / "missing")})
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ConfigError, match="empty"):
+        Settings.from_env({"CENTRAL_MCP_API_TOKEN_FILE": str(tmp_path / "empty")})
+
+
+def test_transport_security_follows_the_bind() -> None:
+    from central_mcp.app import transport_security
+
+    loop = transport_security(Settings.from_env({"CENTRAL_MCP_PUBLIC_URL": "https://coord.internal"}))
+    assert loop is not None and loop.enable_dns_rebinding_protection
+    assert {"127.0.0.1:*", "coord.internal:*", "coord.internal"} <= set(loop.allowed_hosts)
+    assert "https://coord.internal" in loop.allowed_origins
+    assert transport_security(Settings.from_env({"CENTRAL_MCP_HOST": "0.0.0.0", "CENTRAL_MCP_API_TOKEN": "t"})) is None

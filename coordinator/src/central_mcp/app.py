@@ -14,8 +14,10 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import uvicorn
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -29,11 +31,34 @@ from central_mcp.settings import Settings
 log = logging.getLogger("central_mcp")
 
 
+def transport_security(settings: Settings) -> TransportSecuritySettings | None:
+    """DNS-rebinding protection for a loopback bind: the loopback names plus the public URL's host.
+
+    A web page must not reach a loopback-only coordinator through a DNS name
+    that points at 127.0.0.1; the SDK checks Host and Origin for that. The
+    public URL's host is added so an SSH tunnel or local proxy under that name
+    still works. On an exposed bind the bearer tokens are the protection.
+    """
+    if not settings.loopback:
+        return None
+    public = urlsplit(settings.public_url)
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    if public.hostname:
+        name = f"[{public.hostname}]" if ":" in public.hostname else public.hostname
+        hosts.append(f"{name}:*")
+        origins.append(f"{public.scheme}://{name}:*")
+        if public.port is None:
+            hosts.append(name)
+            origins.append(f"{public.scheme}://{name}")
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
 def create_app(settings: Settings, service: Service | None = None) -> Starlette:
     """The whole coordinator as an ASGI app; its lifespan opens the store unless ``service`` is already open."""
     svc = service or Service(settings)
     mcp = build_mcp(svc)
-    mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", host=settings.host)
+    mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=transport_security(settings))
     loops = Loops(svc)
 
     @contextlib.asynccontextmanager

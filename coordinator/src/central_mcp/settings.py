@@ -62,7 +62,7 @@ class Settings:
         host = _get(env, "CENTRAL_MCP_HOST", "127.0.0.1")
         port = _int(env, "CENTRAL_MCP_PORT", 3000, low=1, high=65535)
         agents_raw = _get(env, "CENTRAL_MCP_AGENTS_FILE", "")
-        api_token = env.get("CENTRAL_MCP_API_TOKEN", "").strip()
+        api_token = _secret(env, "CENTRAL_MCP_API_TOKEN")
         url_host = f"[{host}]" if ":" in host else host
         public_url = _get(env, "CENTRAL_MCP_PUBLIC_URL", f"http://{url_host}:{port}").rstrip("/")
         if not public_url.startswith(("http://", "https://")):
@@ -112,6 +112,27 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    """``NAME``, or the content of the file named by ``NAME_FILE`` (systemd ``LoadCredential=``, a 0600 file).
+
+    A file keeps the secret out of the unit, the environment of child
+    processes and ``systemctl show``. Setting both is ambiguous and refused.
+    """
+    value = env.get(name, "").strip()
+    path = env.get(f"{name}_FILE", "").strip()
+    if value and path:
+        raise ConfigError(f"{name} and {name}_FILE are both set: keep one")
+    if not path:
+        return value
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{name}_FILE={path!r}: cannot read it: {exc}") from None
+    if not value:
+        raise ConfigError(f"{name}_FILE={path!r}: the file is empty")
+    return value
 
 
 def _get(env: Mapping[str, str], name: str, default: str) -> str:

@@ -35,8 +35,11 @@ class CpuMeter:
         return sum(values[:8]), idle
 
     def percent(self) -> float | None:
-        """Busy share of all CPUs since the previous call (None on the first call)."""
-        total, idle = self._read()
+        """Busy share of all CPUs since the previous call (None on the first call, or if /proc/stat is hidden)."""
+        try:
+            total, idle = self._read()
+        except (OSError, ValueError, IndexError):
+            return None
         last, self._last = self._last, (total, idle)
         if last is None or total == last[0]:
             return None
@@ -46,7 +49,11 @@ class CpuMeter:
 def meminfo(proc: Path = Path("/proc")) -> dict[str, int]:
     """Total and available memory in bytes."""
     values: dict[str, int] = {}
-    for line in (proc / "meminfo").read_text().splitlines():
+    try:
+        text = (proc / "meminfo").read_text()
+    except OSError:  # hidden by ProcSubset=pid
+        return {"total_bytes": 0, "available_bytes": 0}
+    for line in text.splitlines():
         key, _, rest = line.partition(":")
         if key in ("MemTotal", "MemAvailable"):
             values[key] = int(rest.split()[0]) * 1024
@@ -76,7 +83,11 @@ def rss_bytes(pid: int | str = "self", proc: Path = Path("/proc")) -> int:
 def agent_processes(proc: Path = Path("/proc")) -> dict[str, Any]:
     """Count and total RSS of visible agent CLI processes (claude, codex, gemini)."""
     count = rss = 0
-    for entry in proc.iterdir():
+    try:
+        entries = list(proc.iterdir())
+    except OSError:
+        entries = []
+    for entry in entries:
         if not entry.name.isdigit():
             continue
         try:
@@ -111,7 +122,7 @@ def snapshot(meter: CpuMeter, db_dir: Path, agents: int) -> dict[str, Any]:
     cpus = os.cpu_count() or 1  # the VM's vCPUs, even if this process is pinned to fewer
     mem = meminfo()
     dsk = disk(db_dir)
-    cap = capacity(cpus, mem["total_bytes"], agents)
+    cap = capacity(cpus, mem["total_bytes"], agents) if mem["total_bytes"] else {"agents": agents, "warnings": []}
     warnings = list(cap["warnings"])
     if mem["total_bytes"] and mem["available_bytes"] < 0.1 * mem["total_bytes"]:
         warnings.append(f"memory: only {mem['available_bytes'] / 2**20:.0f} MB available")
