@@ -1,0 +1,401 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the emulated Compute Engine holds: instances, operations, faults, time.
+
+State changes happen with time, as on the real service, but lazily: an
+operation records when it will be done, and every read first applies what has
+come due (``tick``). No background thread, and the state can be written to a
+JSON file and read back by a later process (the demo keeps its VM across
+runs). Times are wall-clock seconds for that reason.
+
+Everything here returns plain dicts shaped like the API's resources; the
+server checks them against the discovery document before they leave.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import zlib
+from datetime import UTC, datetime
+
+API = "https://www.googleapis.com/compute/v1"
+# guestCpus, memoryMb, isSharedCpu: the numbers the real API reports.
+MACHINE_TYPES = {
+    "e2-micro": (2, 1024, True),
+    "e2-small": (2, 2048, True),
+    "e2-medium": (2, 4096, True),
+    "e2-standard-2": (2, 8192, False),
+    "e2-standard-4": (4, 16384, False),
+    "e2-standard-8": (8, 32768, False),
+    "e2-standard-16": (16, 65536, False),
+    "e2-highmem-2": (2, 16384, False),
+    "e2-highmem-4": (4, 32768, False),
+    "n2-standard-2": (2, 8192, False),
+    "n2-standard-4": (4, 16384, False),
+    "n2-standard-8": (8, 32768, False),
+}
+ZONES = ["us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f", "europe-west1-b", "europe-west4-a"]
+DEFAULT_CONFIG = {
+    # Seconds each operation takes; the real ones take 10-60 s, tests want them short.
+    "durations": {"stop": 1.0, "start": 1.5, "setMachineType": 0.3},
+    # zoneOperations.wait returns after this long even if the operation is not done (real API: ~2 min).
+    "wait_max_s": 120.0,
+    # None: any non-empty bearer token is accepted. A string: only that one.
+    "token": None,
+}
+# What a failed operation reports, per method, unless the fault says otherwise.
+OPERATION_ERRORS = {
+    "start": (
+        "ZONE_RESOURCE_POOL_EXHAUSTED",
+        "The zone '{zone}' does not have enough resources available to fulfill the request. "
+        "Try a different zone, or try again later.",
+        503,
+    ),
+    "setMachineType": ("QUOTA_EXCEEDED", "Quota 'CPUS' exceeded. Limit: 8.0 in region {region}.", 403),
+    "stop": ("INTERNAL_ERROR", "Internal error. Please try again or contact Google Support.", 500),
+}
+
+
+class ApiError(Exception):
+    """An error the API answers with: HTTP status, reason and message, in Google's error format."""
+
+    def __init__(self, status: int, reason: str, message: str, domain: str = "global"):
+        super().__init__(message)
+        self.status, self.reason, self.message, self.domain = status, reason, message, domain
+
+    def body(self) -> dict:
+        error = {"message": self.message, "domain": self.domain, "reason": self.reason}
+        return {"error": {"code": self.status, "message": self.message, "errors": [error]}}
+
+
+def not_found(resource: str) -> ApiError:
+    return ApiError(404, "notFound", f"The resource '{resource}' was not found")
+
+
+def rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+
+
+def zone_link(project: str, zone: str) -> str:
+    return f"{API}/projects/{project}/zones/{zone}"
+
+
+class World:
+    """The whole emulated state, behind one lock; optionally saved to a JSON file after each change."""
+
+    def __init__(self, state_file: str | None = None, clock=time.time):
+        self.lock = threading.RLock()
+        self.clock = clock
+        self.state_file = state_file
+        self.data = self._empty()
+        if state_file and os.path.exists(state_file):
+            with open(state_file, encoding="utf-8") as handle:
+                self.data.update(json.load(handle))
+
+    @staticmethod
+    def _empty() -> dict:
+        return {"instances": {}, "operations": {}, "faults": [], "seq": 1000, "zones": list(ZONES)}
+
+    def save(self) -> None:
+        if not self.state_file:
+            return
+        tmp = f"{self.state_file}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(self.data, handle, indent=1, sort_keys=True)
+        os.replace(tmp, self.state_file)
+
+    def reset(self) -> None:
+        with self.lock:
+            config = self.data.get("config")
+            self.data = self._empty()
+            if config:
+                self.data["config"] = config
+            self.save()
+
+    @property
+    def config(self) -> dict:
+        config = self.data.setdefault("config", json.loads(json.dumps(DEFAULT_CONFIG)))
+        return config
+
+    def configure(self, changes: dict) -> dict:
+        with self.lock:
+            for key, value in changes.items():
+                if key not in DEFAULT_CONFIG:
+                    raise ValueError(f"unknown config key {key!r}: use one of {sorted(DEFAULT_CONFIG)}")
+                if key == "durations":
+                    self.config["durations"].update(value)
+                else:
+                    self.config[key] = value
+            self.save()
+            return self.config
+
+    def _next_id(self) -> str:
+        self.data["seq"] += 1
+        return str(7_000_000_000_000_000 + self.data["seq"])
+
+    # ------------------------------------------------------------- instances
+    def add_instance(self, project: str, zone: str, name: str, machine_type="e2-micro", status="RUNNING") -> dict:
+        if status not in ("RUNNING", "TERMINATED"):
+            raise ValueError(f"status {status!r}: an instance starts RUNNING or TERMINATED")
+        if machine_type not in MACHINE_TYPES:
+            raise ValueError(f"machine type {machine_type!r} is not in the emulator's catalogue")
+        with self.lock:
+            if zone not in self.data["zones"]:
+                self.data["zones"].append(zone)
+            now = self.clock()
+            self.data["instances"][f"{project}/{zone}/{name}"] = {
+                "project": project,
+                "zone": zone,
+                "name": name,
+                "id": self._next_id(),
+                "machineType": machine_type,
+                "status": status,
+                "created": now,
+                "lastStart": now if status == "RUNNING" else None,
+                "lastStop": now if status == "TERMINATED" else None,
+                "pending": None,
+            }
+            self.save()
+            return self.instance(project, zone, name)
+
+    def _instance_record(self, project: str, zone: str, name: str) -> dict:
+        self._check_zone(project, zone)
+        record = self.data["instances"].get(f"{project}/{zone}/{name}")
+        if record is None:
+            raise not_found(f"projects/{project}/zones/{zone}/instances/{name}")
+        return record
+
+    def _check_zone(self, project: str, zone: str) -> None:
+        if zone not in self.data["zones"]:
+            raise not_found(f"projects/{project}/zones/{zone}")
+
+    def instance(self, project: str, zone: str, name: str) -> dict:
+        with self.lock:
+            self.tick()
+            record = self._instance_record(project, zone, name)
+            link = zone_link(project, zone)
+            view = {
+                "kind": "compute#instance",
+                "id": record["id"],
+                "name": name,
+                "creationTimestamp": rfc3339(record["created"]),
+                "zone": link,
+                "machineType": f"{link}/machineTypes/{record['machineType']}",
+                "status": record["status"],
+                "cpuPlatform": "Intel Broadwell" if record["status"] == "RUNNING" else "Unknown CPU Platform",
+                "selfLink": f"{link}/instances/{name}",
+                "labels": {"central-mcp": "agents"},
+                "deletionProtection": False,
+            }
+            for key, field in (("lastStart", "lastStartTimestamp"), ("lastStop", "lastStopTimestamp")):
+                if record[key]:
+                    view[field] = rfc3339(record[key])
+            return view
+
+    # ------------------------------------------------------------- machine types
+    def machine_type(self, project: str, zone: str, name: str) -> dict:
+        with self.lock:
+            self._check_zone(project, zone)
+        if name not in MACHINE_TYPES:
+            raise not_found(f"projects/{project}/zones/{zone}/machineTypes/{name}")
+        cpus, memory, shared = MACHINE_TYPES[name]
+        link = zone_link(project, zone)
+        return {
+            "kind": "compute#machineType",
+            "id": str(zlib.crc32(name.encode())),
+            "creationTimestamp": "1969-12-31T16:00:00.000-08:00",
+            "name": name,
+            "description": f"{cpus} vCPU{'s' if cpus > 1 else ''}, {memory // 1024} GB RAM",
+            "guestCpus": cpus,
+            "memoryMb": memory,
+            "imageSpaceGb": 0,
+            "maximumPersistentDisks": 128,
+            "maximumPersistentDisksSizeGb": "263168",
+            "zone": zone,
+            "selfLink": f"{link}/machineTypes/{name}",
+            "isSharedCpu": shared,
+            "architecture": "X86_64",
+        }
+
+    def machine_types(self, project: str, zone: str) -> dict:
+        items = [self.machine_type(project, zone, name) for name in MACHINE_TYPES]
+        link = zone_link(project, zone)
+        return {
+            "kind": "compute#machineTypeList",
+            "id": f"projects/{project}/zones/{zone}/machineTypes",
+            "items": items,
+            "selfLink": f"{link}/machineTypes",
+        }
+
+    # ------------------------------------------------------------- faults
+    def add_fault(self, fault: dict) -> list:
+        kinds = ("http", "operation_error", "slow")
+        if fault.get("kind") not in kinds:
+            raise ValueError(f"fault kind {fault.get('kind')!r}: use one of {kinds}")
+        with self.lock:
+            self.data["faults"].append({"method": "*", "times": 1, **fault})
+            self.save()
+            return self.data["faults"]
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.data["faults"] = []
+            self.save()
+
+    def take_fault(self, kind: str, method_id: str) -> dict | None:
+        """The first armed fault of this kind for this method (ids match in full or without `compute.`)."""
+        with self.lock:
+            for fault in self.data["faults"]:
+                wanted = fault["method"]
+                if fault["kind"] == kind and wanted in ("*", method_id, method_id.removeprefix("compute.")):
+                    fault["times"] -= 1
+                    if fault["times"] <= 0:
+                        self.data["faults"].remove(fault)
+                    self.save()
+                    return fault
+        return None
+
+    # ------------------------------------------------------------- operations
+    def act(self, project: str, zone: str, name: str, action: str, machine_type: str | None = None) -> dict:
+        """stop / start / setMachineType: check, create the operation, put the instance in its transition."""
+        with self.lock:
+            self.tick()
+            record = self._instance_record(project, zone, name)
+            if record["pending"]:
+                resource = f"projects/{project}/zones/{zone}/instances/{name}"
+                raise ApiError(400, "resourceNotReady", f"The resource '{resource}' is not ready")
+            if action == "setMachineType":
+                target = (machine_type or "").rsplit("/", 1)[-1]
+                if target not in MACHINE_TYPES:
+                    message = (
+                        f"Invalid value for field 'resource.machineType': '{machine_type}'. "
+                        f"Machine type with name '{target}' does not exist in zone '{zone}'."
+                    )
+                    raise ApiError(400, "invalid", message)
+                if record["status"] != "TERMINATED":
+                    reason = "Instance must be stopped before its machine type can be changed."
+                    raise ApiError(400, "invalidResourceUsage", f"Invalid resource usage: '{reason}'.")
+            slow = self.take_fault("slow", f"compute.instances.{action}")
+            failure = self.take_fault("operation_error", f"compute.instances.{action}")
+            duration = float(slow["seconds"]) if slow else float(self.config["durations"].get(action, 0.5))
+            # Stopping a stopped VM (or starting a running one) is accepted and done at once, as on GCE.
+            noop = (action, record["status"]) in (("stop", "TERMINATED"), ("start", "RUNNING"))
+            now = self.clock()
+            op = {
+                "name": f"operation-{int(now * 1000)}-{self.data['seq'] + 1:x}-{action.lower()}",
+                "id": self._next_id(),
+                "project": project,
+                "zone": zone,
+                "target": name,
+                "targetId": record["id"],
+                "action": action,
+                "machineType": machine_type and machine_type.rsplit("/", 1)[-1],
+                "inserted": now,
+                "done_at": now + (0.0 if noop else duration),
+                "failure": failure,
+                "applied": False,
+            }
+            self.data["operations"][f"{project}/{zone}/{op['name']}"] = op
+            if not noop:
+                record["pending"] = op["name"]
+                record["status"] = {"stop": "STOPPING", "start": "STAGING"}.get(action, record["status"])
+            self.tick()
+            self.save()
+            return self.operation_view(op)
+
+    def tick(self) -> None:
+        """Apply every operation that has come due: the instance reaches its new state."""
+        now, changed = self.clock(), False
+        for op in self.data["operations"].values():
+            if op["applied"] or now < op["done_at"]:
+                continue
+            op["applied"], changed = True, True
+            record = self.data["instances"].get(f"{op['project']}/{op['zone']}/{op['target']}")
+            if record is None:
+                continue
+            record["pending"] = None
+            failed = op["failure"] is not None
+            if op["action"] == "stop":
+                record["status"] = "RUNNING" if failed else "TERMINATED"
+                record["lastStop"] = None if failed else op["done_at"]
+            elif op["action"] == "start":
+                record["status"] = "TERMINATED" if failed else "RUNNING"
+                if not failed:
+                    record["lastStart"] = op["done_at"]
+            elif op["action"] == "setMachineType" and not failed:
+                record["machineType"] = op["machineType"]
+        if changed:
+            self.save()
+
+    def operation(self, project: str, zone: str, name: str) -> dict:
+        with self.lock:
+            self.tick()
+            return self.operation_view(self._operation_record(project, zone, name))
+
+    def _operation_record(self, project: str, zone: str, name: str) -> dict:
+        self._check_zone(project, zone)
+        op = self.data["operations"].get(f"{project}/{zone}/{name}")
+        if op is None:
+            raise not_found(f"projects/{project}/zones/{zone}/operations/{name}")
+        return op
+
+    def wait(self, project: str, zone: str, name: str) -> dict:
+        """zoneOperations.wait: block until the operation is done or the server's wait limit passes."""
+        deadline = self.clock() + float(self.config["wait_max_s"])
+        while True:
+            with self.lock:
+                op = self._operation_record(project, zone, name)
+                now = self.clock()
+                if now >= op["done_at"] or now >= deadline:
+                    return self.operation(project, zone, name)
+                pause = min(op["done_at"], deadline) - now
+            time.sleep(pause + 0.001)
+
+    def operation_view(self, op: dict) -> dict:
+        now = self.clock()
+        link = zone_link(op["project"], op["zone"])
+        total = max(op["done_at"] - op["inserted"], 1e-9)
+        done = now >= op["done_at"]
+        status = "DONE" if done else ("PENDING" if now < op["inserted"] + 0.1 * total else "RUNNING")
+        view = {
+            "kind": "compute#operation",
+            "id": op["id"],
+            "name": op["name"],
+            "zone": link,
+            "operationType": op["action"],
+            "targetLink": f"{link}/instances/{op['target']}",
+            "targetId": op["targetId"],
+            "status": status,
+            "user": "emulator@central-mcp.test",
+            "progress": 100 if done else int(100 * (now - op["inserted"]) / total),
+            "insertTime": rfc3339(op["inserted"]),
+            "startTime": rfc3339(op["inserted"]),
+            "selfLink": f"{link}/operations/{op['name']}",
+        }
+        if done:
+            view["endTime"] = rfc3339(op["done_at"])
+            if op["failure"] is not None:
+                code, message, http = OPERATION_ERRORS.get(op["action"], OPERATION_ERRORS["stop"])
+                message = op["failure"].get("message") or message
+                message = message.format(zone=f"projects/{op['project']}/zones/{op['zone']}", region=op["zone"][:-2])
+                view["error"] = {"errors": [{"code": op["failure"].get("code") or code, "message": message}]}
+                view["httpErrorStatusCode"] = int(op["failure"].get("http_status") or http)
+                names = {403: "FORBIDDEN", 500: "INTERNAL SERVER ERROR", 503: "SERVICE UNAVAILABLE"}
+                view["httpErrorMessage"] = names.get(view["httpErrorStatusCode"], "ERROR")
+        return view
+
+    def dump(self) -> dict:
+        """Everything, for the admin API: instances as the API shows them plus their raw records."""
+        with self.lock:
+            self.tick()
+            instances = []
+            for record in self.data["instances"].values():
+                view = self.instance(record["project"], record["zone"], record["name"])
+                instances.append({**view, "_pending": record["pending"], "_machine_type": record["machineType"]})
+            operations = [self.operation_view(op) for op in self.data["operations"].values()]
+            for view, op in zip(operations, self.data["operations"].values(), strict=True):
+                view["_seconds"] = round(op["done_at"] - op["inserted"], 3)
+            faults, config = self.data["faults"], self.config
+            return {"instances": instances, "operations": operations, "faults": faults, "config": config}
