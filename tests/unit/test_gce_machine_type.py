@@ -1,0 +1,316 @@
+# SPDX-License-Identifier: Apache-2.0
+"""gce_machine_type against the Compute API emulator (tests/gce_emulator).
+
+The module runs through its real ``main()`` with its arguments patched in, as
+Ansible's own unit tests do (and once as a separate process, as Ansible runs
+it), with ``auth_kind: accesstoken`` and ``api_endpoint`` pointing at the
+emulator. What happened is read back from the emulator's own state and
+request log, never from the module's result alone. Operations take tenths of
+a second here; the emulator checks every request and answer against Google's
+discovery document, and each test fails if it saw a contract violation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.central_mcp.agents.plugins.module_utils import gce
+from ansible_collections.central_mcp.agents.plugins.modules import gce_machine_type
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # tests/ is not on the path under plain `pytest`
+    sys.path.insert(0, str(REPO))
+from tests.gce_emulator import start  # noqa: E402
+
+PROJECT, ZONE, VM = "demo-project", "us-central1-a", "vm1"
+DURATIONS = {"stop": 0.15, "start": 0.2, "setMachineType": 0.05}
+
+
+# ----------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def server():
+    with start(durations=DURATIONS, wait_max_s=5) as running:
+        yield running
+
+
+@pytest.fixture
+def emu(server, monkeypatch):
+    """A clean emulator per test, short back-offs, and no contract violation allowed."""
+    server.admin("POST", "reset")
+    server.configure(durations=DURATIONS, wait_max_s=5, token=None)
+    monkeypatch.setattr(gce, "_BACKOFF_BASE_S", 0.02)
+    monkeypatch.setattr(gce_machine_type, "_POLL_S", 0.05)
+    yield server
+    assert server.violations() == [], "the emulator saw requests or answers off the Compute API contract"
+
+
+def module_args(emu, **extra) -> dict:
+    base = {
+        "project": PROJECT,
+        "zone": ZONE,
+        "instance": VM,
+        "machine_type": "e2-standard-4",
+        "auth_kind": "accesstoken",
+        "access_token": "test-token",
+        "api_endpoint": emu.api_endpoint,
+        "timeout": 20,
+    }
+    return {**base, **extra}
+
+
+def run_module(emu, check: bool = False, diff: bool = False, **extra) -> dict:
+    """The module's real main() in-process; its JSON result plus `rc` (0 ok, 1 failed)."""
+    internal = {"_ansible_check_mode": check, "_ansible_diff": diff}
+    out = io.StringIO()
+    with patch_module_args({**module_args(emu, **extra), **internal}), contextlib.redirect_stdout(out):
+        with pytest.raises(SystemExit) as exit_info:
+            gce_machine_type.main()
+    result = json.loads(out.getvalue())
+    result["rc"] = exit_info.value.code
+    return result
+
+
+def vm(emu) -> tuple[str, str]:
+    """(status, machine type) of the VM, read from the emulator's state, not through the module."""
+    instance = emu.instance(PROJECT, ZONE, VM)
+    return instance["status"], instance["machineType"].rsplit("/", 1)[-1]
+
+
+def calls(emu) -> list[str]:
+    """The API methods the module called, in order (compute. prefix dropped)."""
+    return [entry["method"].removeprefix("compute.") for entry in emu.log()]
+
+
+def posts(emu) -> list[str]:
+    return [entry["path"] for entry in emu.log() if entry["verb"] != "GET"]
+
+
+# ----------------------------------------------------------------- the plain paths
+def test_right_type_is_a_noop_with_one_read(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-standard-4")
+    result = run_module(emu, allow_stopping=True)
+    assert result["rc"] == 0, result
+    assert result["changed"] is False and result["stopped"] is False
+    assert result["api_calls"] <= 2 and calls(emu) == ["instances.get"]
+    assert vm(emu) == ("RUNNING", "e2-standard-4")
+
+
+def test_running_vm_is_resized_and_running_again(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    result = run_module(emu, allow_stopping=True, diff=True)
+    assert result["rc"] == 0, result
+    assert vm(emu) == ("RUNNING", "e2-standard-4")
+    assert result["changed"] and result["stopped"] and not result["rolled_back"]
+    assert (result["previous_machine_type"], result["machine_type"], result["status"]) == (
+        "e2-micro",
+        "e2-standard-4",
+        "RUNNING",
+    )
+    emulated = DURATIONS["stop"] + DURATIONS["setMachineType"] + DURATIONS["start"]
+    assert emulated <= result["downtime_s"] + 0.05 < emulated + 2
+    assert calls(emu) == [
+        "instances.get",
+        "machineTypes.get",
+        "instances.stop",
+        "zoneOperations.wait",
+        "instances.setMachineType",
+        "zoneOperations.wait",
+        "instances.start",
+        "zoneOperations.wait",
+        "instances.get",
+    ]
+    assert result["api_calls"] == len(calls(emu))
+    assert "machine_type: e2-standard-4" in result["diff"]["after"]
+    emu.clear_log()
+    again = run_module(emu, allow_stopping=True)
+    assert again["changed"] is False and calls(emu) == ["instances.get"]
+
+
+def test_terminated_vm_gets_the_type_and_stays_stopped(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro", status="TERMINATED")
+    result = run_module(emu)  # allow_stopping is not needed: nothing has to stop
+    assert result["rc"] == 0, result
+    assert vm(emu) == ("TERMINATED", "e2-standard-4")
+    assert result["status"] == "TERMINATED" and result["stopped"] is False and result["downtime_s"] == 0
+    assert "instances.stop" not in calls(emu) and "instances.start" not in calls(emu)
+
+
+def test_terminated_vm_is_started_when_asked(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro", status="TERMINATED")
+    result = run_module(emu, start_if_terminated=True)
+    assert result["rc"] == 0, result
+    assert vm(emu) == ("RUNNING", "e2-standard-4") and result["status"] == "RUNNING"
+
+
+def test_check_mode_only_reads_and_shows_the_plan(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    result = run_module(emu, check=True, diff=True, allow_stopping=True)
+    assert result["rc"] == 0, result
+    assert result["changed"] is True and result["machine_type"] == "e2-standard-4"
+    assert posts(emu) == [] and calls(emu) == ["instances.get", "machineTypes.get"]
+    assert vm(emu) == ("RUNNING", "e2-micro")
+    assert result["diff"]["before"] == "machine_type: e2-micro\nstatus: RUNNING\n"
+    assert result["diff"]["after"] == "machine_type: e2-standard-4\nstatus: RUNNING\n"
+
+
+# ----------------------------------------------------------------- refused before any change
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"machine_type": "e2-nope-4"}, "machine type e2-nope-4 does not exist in zone us-central1-a"),
+        ({"zone": "mars-north1-a"}, "HTTP 404 notFound"),
+        ({"allow_stopping": False}, "set allow_stopping: true"),
+        ({"machine_type": "E2 Standard"}, "machine_type 'E2 Standard' is not a machine type name"),
+        ({"instance": "vm-gone"}, "check project, zone and instance"),
+    ],
+    ids=["unknown-type", "unknown-zone", "stopping-not-allowed", "bad-name", "unknown-instance"],
+)
+def test_refused_before_anything_changes(emu, extra, expected):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    result = run_module(emu, **{"allow_stopping": True, **extra})
+    assert result["rc"] == 1 and expected in result["msg"], result
+    assert "nothing was changed" in result["msg"] or "machine type name" in result["msg"]
+    assert posts(emu) == [] and vm(emu) == ("RUNNING", "e2-micro")
+
+
+# ----------------------------------------------------------------- transient errors
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 429, "times": 2},
+        {"status": 503, "times": 2},
+        {"status": 403, "times": 2},  # reason rateLimitExceeded
+        {"status": 503, "times": 1, "method": "instances.stop"},
+        {"status": 429, "times": 1, "method": "zoneOperations.wait"},
+    ],
+    ids=["429", "503", "403-rate-limit", "503-on-stop", "429-on-wait"],
+)
+def test_transient_errors_are_retried(emu, fault):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    emu.fault("http", **fault)
+    result = run_module(emu, allow_stopping=True)
+    assert result["rc"] == 0, result
+    assert vm(emu) == ("RUNNING", "e2-standard-4")
+    statuses = [entry["status"] for entry in emu.log()]
+    assert statuses.count(fault["status"]) == fault["times"]
+    assert result["api_calls"] == len(statuses)
+
+
+def test_retries_stop_and_the_error_is_named(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    emu.fault("http", status=503, times=50)
+    result = run_module(emu, allow_stopping=True)
+    assert result["rc"] == 1 and "HTTP 503" in result["msg"] and f"after {gce.MAX_ATTEMPTS} attempts" in result["msg"]
+    assert posts(emu) == []
+
+
+def test_access_token_refused(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    emu.configure(token="the-right-token")
+    result = run_module(emu, access_token="an-expired-token", allow_stopping=True)
+    assert result["rc"] == 1 and "HTTP 401" in result["msg"] and "credentials were refused" in result["msg"]
+    assert result["api_calls"] == 1  # a 401 is not retried
+
+
+def test_missing_service_account_file(emu, tmp_path):
+    missing = tmp_path / "nope.json"
+    result = run_module(emu, auth_kind="serviceaccount", service_account_file=str(missing), access_token=None)
+    assert result["rc"] == 1 and str(missing) in result["msg"] and "does not exist on the controller" in result["msg"]
+    assert result["api_calls"] == 0 and emu.log() == []
+
+
+def test_service_account_key_gets_a_token(emu, tmp_path):
+    """The real google-auth service-account flow: a signed JWT exchanged at the key's token_uri."""
+    rsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")
+    from cryptography.hazmat.primitives import serialization
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key_file = tmp_path / "sa.json"
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": PROJECT,
+                "private_key_id": "k1",
+                "private_key": pem.decode(),
+                "client_email": f"central-mcp@{PROJECT}.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"{emu.url}/token",
+            }
+        )
+    )
+    emu.add_instance(PROJECT, ZONE, VM, "e2-standard-4")
+    result = run_module(emu, auth_kind="serviceaccount", service_account_file=str(key_file), access_token=None)
+    assert result["rc"] == 0, result
+    assert calls(emu) == ["oauth2.token", "instances.get"]
+
+
+def test_missing_google_auth_says_what_to_install(emu, monkeypatch):
+    monkeypatch.setattr(gce_machine_type, "HAS_GOOGLE_AUTH", False)
+    result = run_module(emu)
+    assert result["rc"] == 1 and "google-auth" in result["msg"] and "on the controller" in result["msg"]
+
+
+# ----------------------------------------------------------------- failures and rollback
+def test_failed_set_machine_type_restarts_the_vm_on_its_old_type(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    emu.fault("operation_error", method="instances.setMachineType")
+    result = run_module(emu, allow_stopping=True)
+    assert result["rc"] == 1 and result["rolled_back"] is True
+    assert vm(emu) == ("RUNNING", "e2-micro")
+    assert "QUOTA_EXCEEDED" in result["msg"] and "RUNNING on its old type e2-micro" in result["msg"]
+    assert (result["status"], result["machine_type"]) == ("RUNNING", "e2-micro")
+
+
+def test_zone_exhausted_on_start_restores_the_old_type(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    emu.fault("operation_error", method="instances.start")
+    result = run_module(emu, allow_stopping=True)
+    assert result["rc"] == 1 and result["rolled_back"] is True
+    assert vm(emu) == ("RUNNING", "e2-micro")
+    assert "ZONE_RESOURCE_POOL_EXHAUSTED" in result["msg"]
+    assert "restored machine type e2-micro" in result["msg"] and "started the VM again" in result["msg"]
+    assert calls(emu).count("instances.setMachineType") == 2
+
+
+def test_timeout_is_clear_and_the_vm_is_not_left_stopped(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    emu.fault("slow", method="instances.setMachineType", seconds=1.5)
+    result = run_module(emu, allow_stopping=True, timeout=1)
+    assert result["rc"] == 1 and "timed out after 1s waiting for setting the machine type" in result["msg"], result
+    assert vm(emu) == ("RUNNING", "e2-micro") and result["rolled_back"] is True
+
+
+def test_failed_rollback_says_so_loudly(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    emu.fault("operation_error", method="instances.setMachineType")
+    emu.fault("operation_error", method="instances.start", code="ZONE_RESOURCE_POOL_EXHAUSTED")
+    result = run_module(emu, allow_stopping=True)
+    assert result["rc"] == 1 and result["rolled_back"] is False
+    assert "ROLLBACK FAILED" in result["msg"] and "THE VM IS NOW TERMINATED ON E2-MICRO" in result["msg"]
+    assert "gcloud compute instances start vm1" in result["msg"]
+    assert vm(emu) == ("TERMINATED", "e2-micro")
+
+
+# ----------------------------------------------------------------- as Ansible runs it
+def test_module_runs_as_a_process(emu, tmp_path):
+    """python -m <module> ARGS_FILE: the module's own entry point, no patched arguments."""
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args(emu, allow_stopping=True)}))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "collections")}
+    name = "ansible_collections.central_mcp.agents.plugins.modules.gce_machine_type"
+    proc = subprocess.run([sys.executable, "-m", name, str(args)], capture_output=True, text=True, env=env, timeout=60)
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 0 and result["changed"] is True, proc.stderr
+    assert "test-token" not in proc.stdout  # access_token is no_log
+    assert vm(emu) == ("RUNNING", "e2-standard-4")
