@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Filters that size the VM for its fleet and say what that costs.
+
+Why a rule and not only a table: the seed answered "which machine for N
+agents" with a table of ranges, which cannot say anything about a type it does
+not list (an n2, a custom type). The rule below reproduces that table exactly,
+so the defaults keep the seed's answers, and a user who overrides the table
+with other types (each with its vCPUs and memory) gets answers from the same
+rule.
+
+The rule: every agent needs 0.5 vCPU and 500 MB of memory (the agent CLIs
+wait on a model API most of the time); the coordinator needs 500 MB and no
+reserved vCPU (it idles between the agents' calls). The smallest machine type
+(fewest vCPUs, then least memory) that holds both wins. With the default
+table: e2-micro for 0-1 agents, e2-standard-2 for 2-4, e2-standard-4 for 5-8,
+e2-standard-8 for 9-16 (the seed wrote 2-4, 4-8 and 8-16: a count on a
+boundary takes the smaller type).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible.errors import AnsibleFilterError
+
+AGENT_VCPU = 0.5
+AGENT_MEMORY_MB = 500
+COORDINATOR_VCPU = 0.0
+COORDINATOR_MEMORY_MB = 500
+# vCPUs and memory as the Compute API reports them (guestCpus, memoryMb).
+DEFAULT_MACHINE_TYPES = [
+    {"name": "e2-micro", "vcpus": 2, "memory_mb": 1024},
+    {"name": "e2-standard-2", "vcpus": 2, "memory_mb": 8192},
+    {"name": "e2-standard-4", "vcpus": 4, "memory_mb": 16384},
+    {"name": "e2-standard-8", "vcpus": 8, "memory_mb": 32768},
+]
+# US dollars a month, on-demand, us-central1 (the seed's figures); e2-micro is in the free tier.
+DEFAULT_PRICES = {"e2-micro": 0, "e2-standard-2": 49, "e2-standard-4": 97, "e2-standard-8": 194}
+STOP_TIME = "~2–3 minutes"
+_DIGITS = re.compile(r"^\s*\d+\s*$")
+
+
+def _count(value) -> int:
+    """An agent count from an int, an integral float or a string of digits (extra vars are strings)."""
+    if isinstance(value, bool):
+        raise AnsibleFilterError(f"agent count must be a whole number of agents, got {value!r}")
+    if isinstance(value, int):
+        count = value
+    elif isinstance(value, float) and value.is_integer():
+        count = int(value)
+    elif isinstance(value, str) and _DIGITS.match(value):
+        count = int(value)
+    else:
+        raise AnsibleFilterError(f"agent count must be a whole number of agents, got {value!r:.60}")
+    if count < 0:
+        raise AnsibleFilterError(f"agent count must be 0 or more, got {count}")
+    return count
+
+
+def _table(table) -> list[dict]:
+    """The machine types, checked, smallest first."""
+    if table is None:
+        table = DEFAULT_MACHINE_TYPES
+    if not isinstance(table, list) or not table:
+        raise AnsibleFilterError(f"the machine type table must be a non-empty list, got {table!r:.80}")
+    checked = []
+    for entry in table:
+        ok = isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"]
+        numbers = [entry.get(key) for key in ("vcpus", "memory_mb")] if ok else []
+        if not ok or not all(isinstance(n, (int, float)) and not isinstance(n, bool) and n > 0 for n in numbers):
+            raise AnsibleFilterError(
+                f"machine type table entry {entry!r:.120} needs a name, vcpus > 0 and memory_mb > 0"
+            )
+        checked.append(entry)
+    return sorted(checked, key=lambda e: (e["vcpus"], e["memory_mb"]))
+
+
+def agents_fitting(machine_type: dict) -> int:
+    """How many agents one machine type holds under the rule (besides the coordinator)."""
+    by_cpu = (machine_type["vcpus"] - COORDINATOR_VCPU) / AGENT_VCPU
+    by_memory = (machine_type["memory_mb"] - COORDINATOR_MEMORY_MB) / AGENT_MEMORY_MB
+    return max(0, int(min(by_cpu, by_memory)))
+
+
+def machine_type_for_agents(count, table=None) -> str:
+    """The smallest machine type of the table that holds count agents plus the coordinator."""
+    count = _count(count)
+    types = _table(table)
+    for machine_type in types:
+        if agents_fitting(machine_type) >= count:
+            return machine_type["name"]
+    largest = max(types, key=agents_fitting)
+    raise AnsibleFilterError(
+        f"{count} agents do not fit on one VM: the largest machine type, {largest['name']} "
+        f"({largest['vcpus']} vCPUs, {largest['memory_mb']} MB), holds {agents_fitting(largest)} "
+        f"at {AGENT_VCPU} vCPU and {AGENT_MEMORY_MB} MB each; add a bigger type to the table or put "
+        "the other agents on a second VM"
+    )
+
+
+def machine_type_monthly_cost(machine_type, prices=None):
+    """Monthly price in US dollars of a machine type; an error names the type and the known ones."""
+    prices = DEFAULT_PRICES if prices is None else prices
+    if not isinstance(prices, dict):
+        raise AnsibleFilterError(f"prices must be a dict of machine type -> US dollars a month, got {prices!r:.80}")
+    if machine_type not in prices:
+        known = ", ".join(sorted(prices)) or "none"
+        raise AnsibleFilterError(
+            f"no monthly price for machine type {machine_type!r:.60}: known types are {known} "
+            "(add it to the price table, e.g. vm_upgrade_prices)"
+        )
+    return prices[machine_type]
+
+
+def _dollars(machine_type, prices) -> str:
+    try:
+        price = machine_type_monthly_cost(machine_type, prices)
+    except AnsibleFilterError:
+        return "$?"
+    return f"${price:,.0f}" if float(price).is_integer() else f"${price:,.2f}"
+
+
+def machine_type_change(previous, machine_type, prices=None, stops=True, downtime_s=None) -> str:
+    """One line for a person: `e2-micro → e2-standard-4, $0 → $97/month, the VM stops for ~2–3 minutes`.
+
+    ``downtime_s`` (measured) replaces the estimate once the change is done;
+    ``stops=False`` says that nothing stops (the VM was not running). A type
+    without a price shows as $? rather than failing: the report must never
+    fail a change that already happened.
+    """
+    if previous == machine_type:
+        return f"{machine_type} (unchanged, {_dollars(machine_type, prices)}/month)"
+    line = f"{previous} → {machine_type}, {_dollars(previous, prices)} → {_dollars(machine_type, prices)}/month"
+    if downtime_s is not None and float(downtime_s) > 0:
+        return f"{line}, the VM was down for {float(downtime_s):.1f} s"
+    if stops and downtime_s is None:
+        return f"{line}, the VM stops for {STOP_TIME}"
+    return f"{line}, no downtime (the VM was not running)"
+
+
+class FilterModule:
+    """Sizing and cost filters of central_mcp.agents."""
+
+    def filters(self):
+        return {
+            "machine_type_for_agents": machine_type_for_agents,
+            "machine_type_monthly_cost": machine_type_monthly_cost,
+            "machine_type_change": machine_type_change,
+        }

@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Sizing and cost filters, driven by case tables (one line per case).
+
+The seed sized its VM with a table of agent ranges; the filter sizes it with a
+rule (0.5 vCPU and 500 MB per agent, 500 MB for the coordinator). The first
+tests prove the rule gives the seed's answers for every count the table
+covers, so the rule can replace the table without changing an answer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.central_mcp.agents.plugins.filter import sizing
+
+# The seed's table, as it was written: type -> agent range (a boundary count is in two rows).
+SEED_RANGES = {"e2-micro": (0, 1), "e2-standard-2": (2, 4), "e2-standard-4": (4, 8), "e2-standard-8": (8, 16)}
+SEED_PRICES = {"e2-micro": 0, "e2-standard-2": 49, "e2-standard-4": 97, "e2-standard-8": 194}
+N2_TABLE = [
+    {"name": "n2-standard-8", "vcpus": 8, "memory_mb": 32768},  # out of order on purpose
+    {"name": "n2-standard-2", "vcpus": 2, "memory_mb": 8192},
+    {"name": "n2-standard-4", "vcpus": 4, "memory_mb": 16384},
+]
+
+
+def seed_answer(count: int) -> str:
+    """The smallest type whose seed range includes count."""
+    rows = [name for name, (low, high) in SEED_RANGES.items() if low <= count <= high]
+    return rows[0]
+
+
+@pytest.mark.parametrize("count", range(0, 17))
+def test_rule_agrees_with_the_seed_table(count):
+    assert sizing.machine_type_for_agents(count) == seed_answer(count)
+
+
+@pytest.mark.parametrize(
+    ("count", "table", "expected"),
+    [
+        (0, None, "e2-micro"),
+        (1, None, "e2-micro"),
+        (2, None, "e2-standard-2"),
+        (4, None, "e2-standard-2"),
+        (5, None, "e2-standard-4"),
+        (8, None, "e2-standard-4"),
+        (9, None, "e2-standard-8"),
+        (16, None, "e2-standard-8"),
+        ("6", None, "e2-standard-4"),  # extra vars arrive as strings
+        (3.0, None, "e2-standard-2"),
+        (1, N2_TABLE, "n2-standard-2"),
+        (5, N2_TABLE, "n2-standard-4"),
+        (12, N2_TABLE, "n2-standard-8"),
+        (3, [{"name": "big-mem", "vcpus": 1, "memory_mb": 65536}], None),  # 1 vCPU holds only 2 agents
+        (2, [{"name": "big-mem", "vcpus": 1, "memory_mb": 65536}], "big-mem"),
+    ],
+)
+def test_machine_type_for_agents(count, table, expected):
+    if expected is None:
+        with pytest.raises(AnsibleFilterError, match="3 agents do not fit on one VM"):
+            sizing.machine_type_for_agents(count, table)
+    else:
+        assert sizing.machine_type_for_agents(count, table) == expected
+
+
+@pytest.mark.parametrize(
+    ("count", "table", "message"),
+    [
+        (17, None, "17 agents do not fit on one VM: the largest machine type, e2-standard-8 .* holds 16"),
+        (40, N2_TABLE, "40 agents .* n2-standard-8"),
+        (-1, None, "must be 0 or more, got -1"),
+        (2.5, None, "whole number of agents, got 2.5"),
+        ("four", None, "whole number of agents, got 'four'"),
+        (True, None, "whole number of agents, got True"),
+        (None, None, "whole number of agents, got None"),
+        (2, [], "non-empty list"),
+        (2, [{"name": "x", "vcpus": 0, "memory_mb": 1024}], "entry .*'x'.* needs a name, vcpus > 0"),
+        (2, [{"vcpus": 2, "memory_mb": 1024}], "needs a name"),
+    ],
+)
+def test_machine_type_for_agents_errors_name_the_value(count, table, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        sizing.machine_type_for_agents(count, table)
+
+
+@pytest.mark.parametrize(
+    ("machine_type", "prices", "expected"),
+    [(name, None, price) for name, price in SEED_PRICES.items()]
+    + [("n2-standard-4", {"n2-standard-4": 141.5}, 141.5), ("e2-micro", {"e2-micro": 7}, 7)],
+)
+def test_monthly_cost(machine_type, prices, expected):
+    assert sizing.machine_type_monthly_cost(machine_type, prices) == expected
+
+
+@pytest.mark.parametrize(
+    ("machine_type", "prices", "message"),
+    [
+        (
+            "n2-standard-4",
+            None,
+            r"'n2-standard-4': known types are e2-micro, e2-standard-2, e2-standard-4, e2-standard-8",
+        ),
+        ("e2-micro", {}, "'e2-micro': known types are none"),
+        ("e2-micro", ["e2-micro"], "prices must be a dict"),
+    ],
+)
+def test_monthly_cost_unknown_type_names_it_and_the_known_ones(machine_type, prices, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        sizing.machine_type_monthly_cost(machine_type, prices)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "expected"),
+    [
+        (("e2-micro", "e2-standard-4"), {}, "e2-micro → e2-standard-4, $0 → $97/month, the VM stops for ~2–3 minutes"),
+        (("e2-standard-8", "e2-standard-2"), {}, "e2-standard-8 → e2-standard-2, $194 → $49/month, the VM stops for"),
+        (("e2-micro", "e2-standard-4"), {"stops": False}, "$0 → $97/month, no downtime (the VM was not running)"),
+        (("e2-micro", "e2-standard-4"), {"downtime_s": 94.24}, "$0 → $97/month, the VM was down for 94.2 s"),
+        (("e2-standard-4", "e2-standard-4"), {}, "e2-standard-4 (unchanged, $97/month)"),
+        (("e2-micro", "n2-standard-4"), {}, "e2-micro → n2-standard-4, $0 → $?/month"),
+        (("e2-micro", "n2-standard-4"), {"prices": {"e2-micro": 0, "n2-standard-4": 141.5}}, "$0 → $141.50/month"),
+    ],
+)
+def test_machine_type_change(args, kwargs, expected):
+    assert expected in sizing.machine_type_change(*args, **kwargs)
+
+
+def test_filters_are_registered_under_their_documented_names():
+    names = set(sizing.FilterModule().filters())
+    docs = {p.stem for p in Path(sizing.__file__).parent.glob("machine_type_*.yml")}
+    assert names == docs == {"machine_type_for_agents", "machine_type_monthly_cost", "machine_type_change"}
