@@ -314,3 +314,61 @@ def test_module_runs_as_a_process(emu, tmp_path):
     assert proc.returncode == 0 and result["changed"] is True, proc.stderr
     assert "test-token" not in proc.stdout  # access_token is no_log
     assert vm(emu) == ("RUNNING", "e2-standard-4")
+
+
+# ----------------------------------------------------------------- the vm_upgrade role
+ROLE_PLAY = "- hosts: all\n  gather_facts: false\n  roles: [central_mcp.agents.vm_upgrade]\n"
+
+
+def role_run(emu, tmp_path, machine_type: str, check: bool = False):
+    """The role through ansible-runner on two local hosts: vm1 (a GCE VM with six agents) and plain."""
+    from tests.integration.playbook_run import run_playbook
+
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    gce_vars = {"gce_project": PROJECT, "gce_zone": ZONE, "gce_instance": VM}
+    agents = [{"name": f"A{i}", "role": "backend"} for i in range(6)]
+    role_vars = {
+        "vm_upgrade_machine_type": machine_type,
+        "vm_upgrade_auth_kind": "accesstoken",
+        "vm_upgrade_access_token": "test-token",
+        "vm_upgrade_api_endpoint": emu.api_endpoint,
+        "vm_upgrade_timeout_s": 30,
+    }
+    hosts = {"vm1": {**local, **gce_vars, "central_mcp_agents": agents}, "plain": local}
+    (tmp_path / "inventory.yml").write_text(json.dumps({"all": {"hosts": hosts, "vars": role_vars}}))
+    (tmp_path / "play.yml").write_text(ROLE_PLAY)
+    run = run_playbook(tmp_path / "inventory.yml", str(tmp_path / "play.yml"), check=check, diff=check)
+    messages = {(host, task): res.get("msg") for host, task, res in run.results}
+    return run, messages
+
+
+REPORT = ("vm1", "Show the machine type change and what it costs")
+SKIPPED = ("plain", "Say why a host that is not a known GCE VM is skipped")
+
+
+def test_role_plans_resizes_and_then_changes_nothing(emu, tmp_path):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    run, messages = role_run(emu, tmp_path, "auto", check=True)  # 6 agents: e2-standard-4
+    assert run.rc == 0, run.stdout
+    assert (
+        messages[REPORT] == "vm1: would change: e2-micro → e2-standard-4, $0 → $97/month, the VM stops for ~2–3 minutes"
+    )
+    assert "plain is not resized: it has no gce_project" in messages[SKIPPED]
+    assert posts(emu) == [] and vm(emu) == ("RUNNING", "e2-micro")
+
+    run, messages = role_run(emu, tmp_path, "auto")
+    assert run.rc == 0 and run.changed_count("vm1") == 1, run.stdout
+    assert messages[REPORT].startswith("vm1: e2-micro → e2-standard-4, $0 → $97/month, the VM was down for ")
+    assert vm(emu) == ("RUNNING", "e2-standard-4")
+
+    run, messages = role_run(emu, tmp_path, "auto")
+    assert run.rc == 0 and run.changed_count("vm1") == 0, run.stdout
+    assert messages[REPORT] == "vm1: e2-standard-4 (unchanged, $97/month)"
+
+
+def test_role_refuses_an_unknown_type_before_any_call(emu, tmp_path):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    run, _ = role_run(emu, tmp_path, "E2 Huge")
+    assert run.rc != 0 and run.failed[0][:2] == ("vm1", "Check the requested machine type")
+    assert '"E2 Huge" is not a machine type: use auto, one of e2-micro' in run.failed[0][2]
+    assert emu.log() == []
