@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 DEMO_VM ?= central-mcp-vm1
 IMAGE ?= localhost/debian-systemd:bookworm
 
-.PHONY: help setup test unit lint molecule demo demo-down bench
+.PHONY: help setup test unit coordinator lint molecule demo demo-down bench
 
 help:
 	@echo "make test       unit tests, lint, Molecule (prepares the test bed first)"
@@ -19,15 +19,20 @@ help:
 setup:
 	@bash tests/testbed/setup.sh >/dev/null
 
-test: setup unit lint molecule
+test: setup unit coordinator lint molecule
 
 # pytest exits 5 when it collects nothing: that is a failure here, said plainly.
 unit:
 	pytest -q tests/unit || { rc=$$?; [ $$rc -ne 5 ] || echo "no unit tests were collected" >&2; exit $$rc; }
 
+# The coordinator package's own tests, in its own pinned venv (coordinator/.venv).
+coordinator:
+	cd coordinator && .venv/bin/pytest -q
+
 lint:
 	ruff check plugins tests benchmarks molecule roles/launcher/files/agent-run
 	ruff format --check plugins tests benchmarks molecule roles/launcher/files/agent-run
+	cd coordinator && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .
 	ansible-lint --profile production
 
 molecule:
@@ -52,3 +57,5 @@ demo-down:
 bench: setup
 	python benchmarks/add_agent_restarts.py
 	python benchmarks/tmux_agents_noop.py
+	python benchmarks/agent_status_time.py
+	coordinator/.venv/bin/python benchmarks/coordinator_load.py

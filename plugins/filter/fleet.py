@@ -146,6 +146,13 @@ def launcher_fleet(agents, kinds, settings, secrets):
     return fleet
 
 
+def fleet_by_host(hostvars, hosts):
+    """Every agent of the given hosts as {host, agent}: the whole fleet, for the coordinator."""
+    return [
+        {"host": host, "agent": agent} for host in hosts for agent in hostvars[host].get("central_mcp_agents") or []
+    ]
+
+
 class FilterModule:
     def filters(self):
-        return {"fleet_errors": fleet_errors, "launcher_fleet": launcher_fleet}
+        return {"fleet_errors": fleet_errors, "launcher_fleet": launcher_fleet, "fleet_by_host": fleet_by_host}

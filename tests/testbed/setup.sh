@@ -39,17 +39,28 @@ else
   log "image $image is current (recipe $recipe)"
 fi
 
-# 3. The pinned virtualenv, rebuilt when requirements.txt changes.
-venv="$top/.venv"
-stamp="$venv/.requirements.sha256"
-want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  log "creating .venv (pinned tools, a few minutes the first time)"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
-  echo "$want" > "$stamp"
-else
-  log ".venv is current"
+# 3. Pinned virtualenvs, each rebuilt when its pins change: .venv for the
+#    Ansible tools, coordinator/.venv for the coordinator and its tests (kept
+#    apart so neither's pins constrain the other's).
+venv() {  # venv DIR LABEL PIN_FILE... -- PIP_ARGS...
+  local dir=$1 label=$2 files=() want
+  shift 2
+  while [ "$1" != "--" ]; do files+=("$1"); shift; done
+  shift
+  want=$(cat "${files[@]}" | sha256sum | cut -d' ' -f1)
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
+    log "$label is current"
+    return
+  fi
+  log "creating $label (pinned, a few minutes the first time)"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check --upgrade pip
+  "$dir/bin/pip" install -q --disable-pip-version-check "$@"
+  echo "$want" > "$dir/.requirements.sha256"
+}
+venv "$top/.venv" .venv "$here/requirements.txt" -- -r "$here/requirements.txt"
+if [ -f "$top/coordinator/requirements.lock" ]; then
+  venv "$top/coordinator/.venv" coordinator/.venv "$top/coordinator/requirements.lock" "$top/coordinator/pyproject.toml" \
+    -- -r "$top/coordinator/requirements.lock" -e "$top/coordinator[test]"
 fi
 echo "CONTAINERS_CONF=$CONTAINERS_CONF"

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -420,3 +421,35 @@ def test_signal_stops_wrapper_and_cli(tmp_path, wrapper, signum):
     assert time.monotonic() - sent < 3, "the wrapper sat out its child timeout"
     assert process_gone(cli_pid), "the agent CLI outlived its wrapper"
     assert "starting it again" not in run.output
+
+
+# ----------------------------------------------------- waiting for the coordinator
+def test_the_agent_waits_a_bounded_time_for_the_coordinator(tmp_path, wrapper):
+    """Started before the coordinator listens, the CLI would stay unregistered: wait, but not forever."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env_file = tmp_path / "agent.env"
+    env_file.write_text(f"CENTRAL_MCP_URL=http://127.0.0.1:{port}/mcp\n")
+    started = time.monotonic()
+    run = wrapper(
+        "--name", "W", "--env-file", str(env_file), "--coordinator-wait", "2", "--",
+        sys.executable, "-c", "import time; time.sleep(60)",
+    )  # fmt: skip
+    run.wait_for_output(rf"agent W: waiting for the coordinator at http://127.0.0.1:{port}/mcp")
+    run.wait_for_output(r"does not answer; starting anyway", timeout=10)
+    run.wait_for_output(r"starting agent W: ")
+    assert time.monotonic() - started >= 1.5
+
+
+def test_a_listening_coordinator_means_no_wait(tmp_path, wrapper):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        env_file = tmp_path / "agent.env"
+        env_file.write_text(f"CENTRAL_MCP_URL=http://127.0.0.1:{server.getsockname()[1]}/mcp\n")
+        run = wrapper(
+            "--name", "W", "--env-file", str(env_file), "--", sys.executable, "-c", "import time; time.sleep(60)"
+        )
+        run.wait_for_output(r"starting agent W: ", timeout=5)
+        assert "waiting for the coordinator" not in run.output

@@ -168,8 +168,14 @@ class Roster:
     # -- liveness -------------------------------------------------------------
 
     def touch(self, name: str, *, session_opened: bool = False) -> None:
-        """Record activity of ``name``; on a new MCP session, count it and mark the agent registered."""
+        """Record activity of ``name``; on a new MCP session, count it and mark the agent registered.
+
+        Clients on the stateless 2026-07-28 protocol (Claude Code among them) never send
+        ``initialize``, so the first message of an agent this process has not seen yet
+        also counts as its session opening.
+        """
         now = time.time()
+        session_opened = session_opened or name not in self._seen
         self._seen[name] = now
         row = self.store.query_one("SELECT state, registered_at FROM agents WHERE name = ?", (name,))
         if row is None:

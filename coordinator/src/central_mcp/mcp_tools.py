@@ -126,7 +126,7 @@ def build_mcp(svc: Service) -> MCPServer:
         token = get_access_token()
         if token is not None:
             try:
-                svc.roster.touch(token.client_id, session_opened=ctx.method == "initialize")
+                svc.roster.touch(token.client_id, session_opened=ctx.method in ("initialize", "server/discover"))
             except Exception:  # liveness bookkeeping must never break the agent's call
                 log.exception("recording activity of %s failed", token.client_id)
         result = await call_next(ctx)

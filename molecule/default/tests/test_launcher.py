@@ -35,7 +35,7 @@ def host_vars(host):
 
 def secrets(host):
     hv = host_vars(host)
-    found = [hv["launcher_anthropic_api_key"], *hv["launcher_agent_tokens"].values()]
+    found = [hv["launcher_anthropic_api_key"], hv["coordinator_api_token"], *hv["launcher_agent_tokens"].values()]
     for agent in hv["central_mcp_agents"]:
         found += [v for k, v in (agent.get("env") or {}).items() if "TOKEN" in k or "KEY" in k]
     return found

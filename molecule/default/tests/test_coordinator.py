@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Verify the coordinator on the converged VM container, with the real agents.
+
+Runs before test_launcher.py (file order): the agents' Claude Code must
+register with the coordinator on its own, with no one typing "connect".
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import testinfra.utils.ansible_runner
+
+INVENTORY = str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+testinfra_hosts = [f"podman://{name}" for name in RUNNER.get_hosts("coordinator")]
+AGENTS = ["A", "B", "C", "D"]
+FETCH = """
+import json, sys, urllib.request
+request = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})
+try:
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        print(json.dumps({"status": answer.status, "body": json.load(answer)}))
+except urllib.error.HTTPError as error:
+    print(json.dumps({"status": error.code, "body": error.read().decode()}))
+"""
+
+
+def api(host, path, token=None):
+    """GET the coordinator's HTTP API from inside the VM (it listens on loopback only)."""
+    if token is None:
+        token = RUNNER.get_variables(host.backend.get_hostname())["coordinator_api_token"]
+    out = host.check_output(f"python3 -c '{FETCH}' http://127.0.0.1:3000{path} {token}")
+    return json.loads(out)
+
+
+def registered(host):
+    return {a["name"]: a for a in api(host, "/api/agents")["body"]["agents"] if a["registered"]}
+
+
+def wait_registered(host, names, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = registered(host)
+        if set(names) <= set(found):
+            return found
+        time.sleep(1)
+    pytest.fail(f"registered after {timeout}s: {sorted(found)}, expected {names}")
+
+
+def test_service_is_active_enabled_and_hardened(host):
+    unit = host.service("central-mcp")
+    assert unit.is_running and unit.is_enabled
+    score = host.check_output("systemd-analyze security central-mcp.service --no-pager | tail -1")
+    assert "OK" in score or "SAFE" in score, score
+    assert host.file("/var/lib/central-mcp").mode == 0o700
+    assert host.file("/etc/central-mcp/coordinator.env").mode == 0o600
+
+
+def test_health_is_good(host):
+    health = api(host, "/health", token="none")
+    assert health["status"] == 200, health
+    assert health["body"]["status"] in ("ok", "degraded")
+    assert health["body"]["database"]["ok"] is True
+
+
+def test_rest_api_needs_the_token(host):
+    assert api(host, "/api/agents", token="wrong-token")["status"] == 401
+
+
+def test_every_agent_registers_within_30_seconds(host):
+    wait_registered(host, AGENTS, timeout=30)
+
+
+def test_claude_mcp_list_shows_the_coordinator_connected(host):
+    for name in AGENTS:
+        out = host.check_output(
+            f"cd /home/agent/workspaces/{name} && runuser -u agent -- env HOME=/home/agent "
+            f"CLAUDE_CONFIG_DIR=/home/agent/.central-mcp/{name} timeout 60 /usr/local/bin/claude mcp list"
+        )
+        line = next((line for line in out.splitlines() if line.startswith("central-mcp")), "")
+        assert "Connected" in line and "✔" in line, out
+
+
+def test_coordinator_restart_keeps_the_agents_windows(host):
+    panes = host.check_output(
+        "runuser -u agent -- tmux list-panes -s -t =central-mcp-agents -F '#{window_name} #{pane_pid}'"
+    )
+    assert host.run("systemctl restart central-mcp").rc == 0
+    deadline = time.monotonic() + 30
+    while api(host, "/health", token="none")["status"] != 200 and time.monotonic() < deadline:
+        time.sleep(1)
+    after = host.check_output(
+        "runuser -u agent -- tmux list-panes -s -t =central-mcp-agents -F '#{window_name} #{pane_pid}'"
+    )
+    assert after == panes
+    agents = {a["name"]: a for a in api(host, "/api/agents")["body"]["agents"]}
+    assert set(AGENTS) <= set(agents), agents  # the data survived the restart
