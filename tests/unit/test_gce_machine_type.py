@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.central_mcp.agents.plugins.module_utils import gce
 from ansible_collections.central_mcp.agents.plugins.modules import gce_machine_type
@@ -91,6 +92,20 @@ def calls(emu) -> list[str]:
 
 def posts(emu) -> list[str]:
     return [entry["path"] for entry in emu.log() if entry["verb"] != "GET"]
+
+
+# ----------------------------------------------------------------- the manual
+def test_documentation_matches_the_argument_spec():
+    """ansible-doc is the manual: every option it shows is the one the module takes, same type and default."""
+    documented = yaml.safe_load(gce_machine_type.DOCUMENTATION)["options"]
+    spec = gce_machine_type.ARGUMENT_SPEC
+    assert set(documented) == set(spec)
+    for name, option in spec.items():
+        doc = documented[name]
+        fields = ("type", "default", "choices", "required")
+        assert {k: doc.get(k) for k in fields} == {k: option.get(k) for k in fields}, name
+    returned = yaml.safe_load(gce_machine_type.RETURN)
+    assert set(returned) >= {"previous_machine_type", "machine_type", "status", "stopped", "downtime_s", "rolled_back"}
 
 
 # ----------------------------------------------------------------- the plain paths
@@ -227,8 +242,9 @@ def test_missing_service_account_file(emu, tmp_path):
     assert result["api_calls"] == 0 and emu.log() == []
 
 
-def test_service_account_key_gets_a_token(emu, tmp_path):
-    """The real google-auth service-account flow: a signed JWT exchanged at the key's token_uri."""
+@pytest.mark.parametrize("auth_kind", ["serviceaccount", "application"])
+def test_service_account_key_gets_a_token(emu, tmp_path, monkeypatch, auth_kind):
+    """The real google-auth flow: a signed JWT exchanged at the key's token_uri (directly, or as ADC)."""
     rsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")
     from cryptography.hazmat.primitives import serialization
 
@@ -249,9 +265,25 @@ def test_service_account_key_gets_a_token(emu, tmp_path):
         )
     )
     emu.add_instance(PROJECT, ZONE, VM, "e2-standard-4")
-    result = run_module(emu, auth_kind="serviceaccount", service_account_file=str(key_file), access_token=None)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))  # what application reads
+    key = str(key_file) if auth_kind == "serviceaccount" else None
+    result = run_module(emu, auth_kind=auth_kind, service_account_file=key, access_token=None)
     assert result["rc"] == 0, result
     assert calls(emu) == ["oauth2.token", "instances.get"]
+
+
+def test_no_application_default_credentials(emu, tmp_path, monkeypatch):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "absent.json"))
+    result = run_module(emu, auth_kind="application", access_token=None)
+    assert result["rc"] == 1 and "no application default credentials on the controller" in result["msg"]
+    assert emu.log() == []
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 6, 12])
+def test_backoff_is_full_jitter_under_an_exponential_ceiling(attempt):
+    ceiling = min(gce._BACKOFF_CAP_S, gce._BACKOFF_BASE_S * 2 ** (attempt - 1))
+    delays = [gce.backoff_delay(attempt) for _ in range(200)]
+    assert all(0 <= d <= ceiling for d in delays) and max(delays) > ceiling / 2
 
 
 def test_missing_google_auth_says_what_to_install(emu, monkeypatch):
