@@ -80,9 +80,9 @@ class GceTimeout(GceError):
 class GceOperationError(GceError):
     """An operation ended DONE with an error (ZONE_RESOURCE_POOL_EXHAUSTED, QUOTA_EXCEEDED...)."""
 
-    def __init__(self, message: str, operation: dict, codes: list[str]):
+    def __init__(self, message: str, operation: dict, codes: list[str], details: str = ""):
         super().__init__(message, status=operation.get("httpErrorStatusCode"), reason=",".join(codes))
-        self.operation, self.codes = operation, codes
+        self.operation, self.codes, self.details = operation, codes, details or message
 
 
 def credentials_for(auth_kind: str, service_account_file: str | None = None, access_token: str | None = None):
@@ -228,7 +228,7 @@ class ComputeApi:
         if errors:
             codes = [e.get("code") or "UNKNOWN" for e in errors]
             details = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
-            raise GceOperationError(f"{what} failed: {details}", operation, codes)
+            raise GceOperationError(f"{what} failed: {details}", operation, codes, details)
         return operation
 
 

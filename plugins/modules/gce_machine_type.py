@@ -223,7 +223,7 @@ class Resize:
         self.path = f"instances/{self.p['instance']}"
         self.target = short_name(self.p["machine_type"])
         self.previous = self.status = None
-        self.stopped_at = self.back_at = self.pending = None
+        self.stopped_at = self.back_at = self.step = None
         self.result = {"stopped": False, "downtime_s": 0.0, "rolled_back": False, "changed": False}
 
     def read(self) -> dict:
@@ -237,7 +237,7 @@ class Resize:
     def report(self, instance: dict | None = None, **extra) -> dict:
         if instance:
             self.result.update(machine_type=short_name(instance.get("machineType")), status=instance.get("status"))
-        if self.stopped_at is not None:
+        if self.result["stopped"]:
             self.result["downtime_s"] = round((self.back_at or time.monotonic()) - self.stopped_at, 1)
         return {**self.result, "previous_machine_type": self.previous, "api_calls": self.api.calls, **extra}
 
@@ -307,20 +307,22 @@ class Resize:
             )
 
     def apply(self, starts: bool) -> None:
-        """stop -> setMachineType -> start, each waited for; self.pending names the step in flight."""
+        """stop -> setMachineType -> start, each waited for; self.step names the step in flight."""
         name = self.p["instance"]
         if self.status == "RUNNING":
-            self.pending = ("stopping", self.api.post(f"{self.path}/stop"))
-            self.stopped_at, self.result["stopped"] = time.monotonic(), True
-            self.api.wait(self.pending[1], f"stopping instance {name}")
+            self.step = "stopping it"
+            self.stopped_at = time.monotonic()
+            operation = self.api.post(f"{self.path}/stop")
+            self.result["stopped"] = True
+            self.api.wait(operation, f"stopping instance {name}")
+        self.step = "setting the machine type"
         body = {"machineType": f"zones/{self.p['zone']}/machineTypes/{self.target}"}
-        self.pending = ("setting the machine type", self.api.post(f"{self.path}/setMachineType", body))
-        self.api.wait(self.pending[1], f"setting the machine type of {name} to {self.target}")
+        self.api.wait(self.api.post(f"{self.path}/setMachineType", body), f"setting the machine type to {self.target}")
         if starts:
-            self.pending = (f"starting it on {self.target}", self.api.post(f"{self.path}/start"))
-            self.api.wait(self.pending[1], f"starting instance {name} on {self.target}")
+            self.step = f"starting it on {self.target}"
+            self.api.wait(self.api.post(f"{self.path}/start"), f"starting instance {name} on {self.target}")
             self.back_at = time.monotonic()
-        self.pending = None
+        self.step = "confirming the change"
 
     def rollback(self, error: GceError, extra: dict) -> dict:
         """Put the VM back as it was: previous type, running if it was. Returns fail_json's arguments."""
@@ -352,19 +354,20 @@ class Resize:
         state = "in an unknown state"
         if instance:
             state = f"{instance.get('status')} on {short_name(instance.get('machineType'))}"
-        step = self.pending[0] if self.pending else "the change"
-        what = f"{step} failed for instance {name} ({self.previous} -> {self.target}): {error}"
+        cause = str(getattr(error, "details", error)).rstrip(". ")
+        what = f"changing instance {name} from {self.previous} to {self.target} failed while {self.step}: {cause}"
         self.result["rolled_back"] = bool(done) and failure is None
         if failure is not None:
+            why = str(failure).rstrip(". ")
             msg = (
-                f"{what}. ROLLBACK FAILED: {failure}. THE VM IS NOW {state.upper()}. Start it by hand: "
+                f"{what}. ROLLBACK FAILED: {why}. THE VM IS NOW {state.upper()}. Start it by hand: "
                 f"gcloud compute instances start {name} --zone {p['zone']} --project {p['project']}"
             )
         elif instance and instance.get("status") == "RUNNING" and short_name(instance["machineType"]) == self.target:
             msg = f"{what}. The step finished late: the VM is RUNNING on {self.target}; run again to confirm"
         elif instance and short_name(instance.get("machineType")) == self.previous:
-            how = f"rolled back ({', '.join(done)})" if done else "nothing had changed"
-            msg = f"{what}. The VM is {how}: it is {instance.get('status')} on its old type {self.previous}"
+            how = f"Rolled back ({', '.join(done)})" if done else "Nothing had changed"
+            msg = f"{what}. {how}: the VM is {instance.get('status')} on its old type {self.previous}"
         else:
             msg = f"{what}. The VM is now {state}"
         return {"msg": msg, **self.report(instance, error=str(error), **extra)}

@@ -11,7 +11,7 @@ assert on (``GET /_emulator/violations``).
 Admin API (no token; bind it to 127.0.0.1):
   GET    /_emulator/state        instances (as the API shows them), operations, faults, config
   POST   /_emulator/instances    {project, zone, name, machineType?, status?} add an instance
-  POST   /_emulator/faults       {kind: http, status: 429|503|403|500, times?, method?}
+  POST   /_emulator/faults       {kind: http, status: 429|503|403|500|any, reason?, message?, times?, method?}
                                  {kind: operation_error, method: instances.start, code?, message?, times?}
                                  {kind: slow, method: instances.setMachineType, seconds, times?}
   DELETE /_emulator/faults       disarm all faults
@@ -93,7 +93,8 @@ class Emulator:
             fault = self.world.take_fault("http", method.id)
             if fault:
                 status = int(fault.get("status", 503))
-                reason, message, domain = HTTP_FAULTS.get(status, HTTP_FAULTS[503])
+                generic = ("invalid", f"Invalid request (HTTP {status}).", "global")
+                reason, message, domain = HTTP_FAULTS.get(status, generic)
                 raise ApiError(status, fault.get("reason", reason), fault.get("message", message), domain)
             answer = self.dispatch(method.id, params, body or {})
         except ApiError as exc:

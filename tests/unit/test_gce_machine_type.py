@@ -293,13 +293,22 @@ def test_missing_google_auth_says_what_to_install(emu, monkeypatch):
 
 
 # ----------------------------------------------------------------- failures and rollback
-def test_failed_set_machine_type_restarts_the_vm_on_its_old_type(emu):
+@pytest.mark.parametrize(
+    ("kind", "fault", "says"),
+    [
+        ("operation_error", {}, "QUOTA_EXCEEDED"),  # the operation ends DONE with an error
+        ("http", {"status": 400, "reason": "invalid", "message": "Invalid machine type"}, "HTTP 400 invalid"),
+    ],
+    ids=["operation-error", "request-refused"],
+)
+def test_failed_set_machine_type_restarts_the_vm_on_its_old_type(emu, kind, fault, says):
     emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
-    emu.fault("operation_error", method="instances.setMachineType")
+    emu.fault(kind, method="instances.setMachineType", **fault)
     result = run_module(emu, allow_stopping=True)
     assert result["rc"] == 1 and result["rolled_back"] is True
     assert vm(emu) == ("RUNNING", "e2-micro")
-    assert "QUOTA_EXCEEDED" in result["msg"] and "RUNNING on its old type e2-micro" in result["msg"]
+    assert result["msg"].startswith("changing instance vm1 from e2-micro to e2-standard-4 failed while setting the")
+    assert says in result["msg"] and "RUNNING on its old type e2-micro" in result["msg"]
     assert (result["status"], result["machine_type"]) == ("RUNNING", "e2-micro")
 
 
@@ -318,7 +327,7 @@ def test_timeout_is_clear_and_the_vm_is_not_left_stopped(emu):
     emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
     emu.fault("slow", method="instances.setMachineType", seconds=1.5)
     result = run_module(emu, allow_stopping=True, timeout=1)
-    assert result["rc"] == 1 and "timed out after 1s waiting for setting the machine type" in result["msg"], result
+    assert result["rc"] == 1 and "while setting the machine type: timed out after 1s" in result["msg"], result
     assert vm(emu) == ("RUNNING", "e2-micro") and result["rolled_back"] is True
 
 
