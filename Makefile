@@ -38,21 +38,32 @@ lint:
 molecule:
 	molecule test --all
 
+EMULATOR_PID := .cache/gce-emulator.pid
+
 demo: setup
+	@mkdir -p .cache
+	@if ! { [ -f $(EMULATOR_PID) ] && kill -0 $$(cat $(EMULATOR_PID)) 2>/dev/null; }; then \
+	    echo "starting the Compute API emulator on 127.0.0.1:8089 (the demo VM starts as e2-micro)"; \
+	    nohup python -m tests.gce_emulator --port 8089 --state .cache/gce-emulator.json \
+	        --instance demo-project/us-central1-a/$(DEMO_VM)=e2-micro --stop-s 3 --start-s 5 \
+	        >.cache/gce-emulator.log 2>&1 & echo $$! > $(EMULATOR_PID); sleep 1; fi
 	@podman container exists $(DEMO_VM) || podman run -d --name $(DEMO_VM) --hostname $(DEMO_VM) \
 	    --systemd=always $(IMAGE) /sbin/init >/dev/null
 	@for i in $$(seq 30); do podman exec $(DEMO_VM) systemctl is-system-running 2>/dev/null \
 	    | grep -qE 'running|degraded' && break; sleep 1; done
 	ansible-playbook site.yml -i inventories/local
+	ansible-playbook playbooks/status.yml -i inventories/local
 	@echo
-	@podman exec $(DEMO_VM) runuser -u agent -- python3 /usr/local/libexec/central-mcp/agent_probe.py
-	@echo
+	@echo "The coordinator:       podman exec -it $(DEMO_VM) /opt/central-mcp/current/bin/central-mcp --token-file \\"
+	@echo "                         /etc/central-mcp/api.token status   (also: agents, tasks, task add TITLE --role R)"
 	@echo "Attach to the agents:  podman exec -it $(DEMO_VM) runuser -u agent -- tmux attach -t central-mcp-agents"
 	@echo "  (Ctrl-b n / p: next / previous window; Ctrl-b d: detach and leave them running)"
 	@echo "Tear it down:          make demo-down"
 
 demo-down:
 	podman rm -f --time 10 $(DEMO_VM) >/dev/null 2>&1 || true
+	@if [ -f $(EMULATOR_PID) ]; then kill $$(cat $(EMULATOR_PID)) 2>/dev/null || true; rm -f $(EMULATOR_PID); fi
+	rm -f .cache/gce-emulator.json
 
 bench: setup
 	python benchmarks/add_agent_restarts.py

@@ -16,6 +16,7 @@ import shlex
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED = {"control", "logs"}
+AGENT_KEYS = ("name", "role", "model", "kind", "env", "command", "workdir")
 # Model names as providers spell them: claude-sonnet-4-5, glm-4.6, org/model:tag.
 MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
 
@@ -31,6 +32,13 @@ def fleet_errors(agents, kinds=None):
         if not isinstance(agent, dict):
             errors.append(f"{where} must be a dict with name and role, got {agent!r:.80}")
             continue
+        unknown = sorted(str(key) for key in agent if key not in AGENT_KEYS)
+        if unknown:
+            errors.append(f"{where}: unknown key(s) {', '.join(unknown)}: allowed are {', '.join(AGENT_KEYS)}")
+        if not isinstance(agent.get("role"), str) or not agent["role"].strip():
+            errors.append(
+                f"{where}: role {agent.get('role')!r:.80} must be a non-empty string (what the agent works on)"
+            )
         name = agent.get("name")
         if not isinstance(name, str) or not NAME_RE.match(name):
             errors.append(

@@ -54,6 +54,9 @@ BAD = [
     ([agent(env={"K": "line1\nline2"})], "env K contains a newline"),
     ([agent(env={"K": True})], "env K must be a string"),
     ([agent(env={"K": ["x"]})], "env K must be a string"),
+    ([agent(unknown_key=1)], "unknown key(s) unknown_key"),
+    ([{"name": "A"}], "role None must be a non-empty string"),
+    ([agent(role="")], "role '' must be"),
     (["A"], "must be a dict"),
     ("A,B", "must be a list"),
 ]

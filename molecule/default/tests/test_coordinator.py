@@ -25,6 +25,8 @@ try:
         print(json.dumps({"status": answer.status, "body": json.load(answer)}))
 except urllib.error.HTTPError as error:
     print(json.dumps({"status": error.code, "body": error.read().decode()}))
+except OSError as error:  # not listening (yet): a restart in progress
+    print(json.dumps({"status": 0, "body": str(error)}))
 """
 
 
