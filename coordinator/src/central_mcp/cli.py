@@ -100,6 +100,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_relay(args: argparse.Namespace) -> int:
+    from central_mcp.relay import run
+
+    return run(args)
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     query = {k: v for k, v in (("state", args.state), ("role", args.role)) if v}
     _, doc = call(args, "GET", "/api/tasks" + ("?" + urllib.parse.urlencode(query) if query else ""))
@@ -240,6 +246,11 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("serve", parents=[common], help="run the coordinator (settings from CENTRAL_MCP_* variables)")
 
+    relay = sub.add_parser("relay", help="serve the agents' tmux panes to the dashboard (run as the tmux owner)")
+    from central_mcp.relay import add_arguments
+
+    add_arguments(relay)
+
     task = sub.add_parser("task", parents=[common], help="add, show, cancel or reopen one task")
     task_sub = task.add_subparsers(dest="task_cmd", metavar="ACTION", required=True)
     add = task_sub.add_parser("add", parents=[common], help="create an AVAILABLE task")
@@ -275,6 +286,7 @@ def parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "serve": cmd_serve,
+    "relay": cmd_relay,
     "tasks": cmd_tasks,
     "task": cmd_task,
     "agents": cmd_agents,

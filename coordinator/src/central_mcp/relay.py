@@ -1,0 +1,436 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The pane relay: live tmux panes for the dashboard, from one tmux control-mode client.
+
+It runs as the user that owns the agents' tmux server (only that user may
+talk to it) and serves a unix socket (mode 0660) that the coordinator's group
+can connect to. The protocol is one JSON object per line in both directions:
+
+``{"op": "list"}``
+    -> ``{"type": "list", "panes": [{"pane", "window", "name", "pid", "width", "height", "active"}]}``
+``{"op": "watch", "target": "A"}`` (a window name or a pane id like ``%3``)
+    -> ``{"type": "snapshot", "pane", "width", "height", "cursor": [x, y], "data"}`` first, then
+    ``{"type": "output", "pane", "data"}`` as the pane prints; a new snapshot whenever the pane is resized;
+    ``{"type": "closed", "reason"}`` when the pane or the tmux server goes away.
+``{"op": "input", "target": "A", "data": "text"}``
+    -> ``{"type": "ok"}``, or an ``error`` unless the relay was started with ``--allow-input``.
+
+Why one control client: ``tmux -C attach -r`` reports the output of every
+pane of the session as ``%output`` lines, so any number of viewers of any
+number of panes cost one tmux reader, and no shell is started for anyone
+(unlike ttyd/gotty). Snapshots are taken by the same client, so tmux orders
+them with the output: what came before the ``%begin`` is in the snapshot,
+what comes after its ``%end`` is sent live; nothing is lost or doubled.
+The control client is read-only and, as a control client, ignores size: it
+never resizes the agents' windows.
+
+The dashboard reaches a relay by its address (a unix socket path today), so
+a second VM's relay can later be added as one more address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import codecs
+import contextlib
+import grp
+import json
+import logging
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("central_mcp.relay")
+
+DEFAULT_SESSION = "central-mcp-agents"
+HISTORY_LINES = 1000  # scrollback included in a snapshot
+MAX_VIEWER_BUFFER = 2**20  # bytes queued for one slow viewer before it is dropped (it reconnects for a snapshot)
+MAX_LINE = 2**20  # longest request line accepted from a client
+ESCAPE_RE = re.compile(rb"\\([0-7]{3})")
+LEAF_RE = re.compile(r"(\d+)x(\d+),\d+,\d+,(\d+)")  # a pane in a tmux layout string (containers end in { or [)
+PANE_FORMAT = "#{pane_id}\t#{window_index}\t#{window_name}\t#{pane_pid}\t#{pane_width}\t#{pane_height}\t#{pane_active}"
+
+
+def unescape(value: bytes) -> bytes:
+    """Undo control mode's octal escapes (``\\015`` -> CR, ``\\134`` -> backslash)."""
+    return ESCAPE_RE.sub(lambda m: bytes([int(m.group(1), 8)]), value)
+
+
+def layout_sizes(layout: str) -> dict[str, tuple[int, int]]:
+    """Pane id -> (width, height) from a ``%layout-change`` layout string (leaves only)."""
+    return {f"%{pid}": (int(w), int(h)) for w, h, pid in LEAF_RE.findall(layout)}
+
+
+class TmuxError(RuntimeError):
+    """tmux answered a command with an error (or went away before answering)."""
+
+
+class Viewer:
+    """One client connection watching one pane; writes never wait for a slow reader."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.pane: str | None = None
+        self.live = False  # False until its snapshot is sent: output before it is part of the snapshot
+
+    def send(self, message: dict[str, Any]) -> bool:
+        """Queue one message; a viewer whose buffer overflows is closed (False)."""
+        if self.writer.is_closing():
+            return False
+        self.writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        if self.writer.transport.get_write_buffer_size() > MAX_VIEWER_BUFFER:
+            log.warning("dropping a slow viewer of %s", self.pane)
+            self.writer.close()
+            return False
+        return True
+
+
+class _Request:
+    """A command line sent on the control client, waiting for its replies."""
+
+    def __init__(self, replies: int, on_done: Callable[[list[list[bytes]]], Any] | None, future: asyncio.Future[Any]):
+        self.replies, self.on_done, self.future = replies, on_done, future
+        self.blocks: list[list[bytes]] = []
+        self.error: str | None = None
+
+    def finish(self) -> None:
+        if self.future.done():
+            return
+        if self.error is not None:
+            self.future.set_exception(TmuxError(self.error))
+            return
+        try:
+            result = self.on_done(self.blocks) if self.on_done else self.blocks
+        except Exception as exc:  # a malformed reply: the awaiting caller reports it
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)
+
+
+class ControlClient:
+    """``tmux -C attach-session -r``: a reader of every pane's output and a command channel."""
+
+    def __init__(
+        self,
+        tmux: list[str],
+        session: str,
+        on_output: Callable[[str, bytes], None],
+        on_layout: Callable[[dict[str, tuple[int, int]]], None],
+    ) -> None:
+        self.tmux, self.session = tmux, session
+        self.on_output, self.on_layout = on_output, on_layout
+        self.proc: asyncio.subprocess.Process | None = None
+        self._pending: list[_Request] = []
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.tmux, "-C", "attach-session", "-r", "-t", self.session,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            limit=MAX_LINE * 4,
+        )  # fmt: skip
+
+    async def command(
+        self, line: str, replies: int = 1, on_done: Callable[[list[list[bytes]]], Any] | None = None
+    ) -> Any:
+        """Send one command line (``a ; b`` gives two replies); the output lines of each.
+
+        ``on_done`` runs inside the stream reader, right at the last ``%end``:
+        before any later ``%output`` is handled. Its result is returned.
+        """
+        if self.proc is None or self.proc.stdin is None or self.proc.returncode is not None:
+            raise TmuxError("the tmux control client is not running")
+        request = _Request(replies, on_done, asyncio.get_running_loop().create_future())
+        self._pending.append(request)
+        self.proc.stdin.write(line.encode() + b"\n")
+        return await request.future
+
+    async def run(self) -> str:
+        """Read the control stream until tmux ends it; the reason."""
+        assert self.proc is not None and self.proc.stdout is not None
+        block: list[bytes] | None = None
+        guard = b""
+        ours = False
+        reason = "tmux control client ended"
+        while True:
+            raw = await self.proc.stdout.readline()
+            if not raw:
+                break
+            line = raw[:-1] if raw.endswith(b"\n") else raw
+            if block is not None:
+                if line.startswith((b"%end ", b"%error ")) and line.split(b" ", 1)[1] == guard:
+                    if ours and self._pending:
+                        request = self._pending[0]
+                        if line.startswith(b"%error"):
+                            request.error = b" ".join(block).decode(errors="replace")
+                        request.blocks.append(block)
+                        if len(request.blocks) == request.replies:
+                            self._pending.pop(0)
+                            request.finish()
+                    block = None
+                else:
+                    block.append(line)
+            elif line.startswith(b"%output "):
+                _, pane, value = (line.split(b" ", 2) + [b""])[:3]
+                self.on_output(pane.decode(), unescape(value))
+            elif line.startswith(b"%begin "):
+                guard = line.split(b" ", 1)[1]
+                ours = guard.endswith(b" 1")  # flags 1: a command this client sent (0: the attach itself)
+                block = []
+            elif line.startswith(b"%layout-change "):
+                parts = line.decode(errors="replace").split(" ")
+                if len(parts) >= 3:
+                    self.on_layout(layout_sizes(parts[2]))
+            elif line.startswith(b"%exit"):
+                reason = line.decode(errors="replace")
+        for request in self._pending:
+            if not request.future.done():
+                request.future.set_exception(TmuxError(reason))
+        self._pending.clear()
+        return reason
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.terminate()
+            await self.proc.wait()
+
+
+class Relay:
+    """The socket server, the viewers of each pane and the supervised control client."""
+
+    def __init__(
+        self,
+        socket_path: Path,
+        session: str = DEFAULT_SESSION,
+        tmux_socket_name: str | None = None,
+        allow_input: bool = False,
+        group: str | None = None,
+        history: int = HISTORY_LINES,
+    ) -> None:
+        self.socket_path, self.session, self.allow_input = socket_path, session, allow_input
+        self.group, self.history = group, history
+        self.tmux = ["tmux"] + (["-L", tmux_socket_name] if tmux_socket_name else [])
+        self.viewers: dict[str, set[Viewer]] = {}
+        self.sizes: dict[str, tuple[int, int]] = {}
+        self.decoders: dict[str, codecs.IncrementalDecoder] = {}
+        self.control: ControlClient | None = None
+        self.ready = asyncio.Event()
+        self.output_messages = 0  # for tests and benchmarks: live messages sent to viewers
+
+    # -- tmux -------------------------------------------------------------------------
+
+    async def _tmux(self, *args: str) -> str:
+        """A one-off tmux command (list, input): not on the control client, so it never delays the stream."""
+        proc = await asyncio.create_subprocess_exec(
+            *self.tmux, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise TmuxError(err.decode(errors="replace").strip() or f"tmux {args[0]} failed")
+        return out.decode(errors="replace")
+
+    async def list_panes(self) -> list[dict[str, Any]]:
+        out = await self._tmux("list-panes", "-s", "-t", self.session, "-F", PANE_FORMAT)
+        panes = []
+        for line in out.splitlines():
+            pane, window, name, pid, width, height, active = line.split("\t")
+            panes.append(
+                {"pane": pane, "window": int(window), "name": name, "pid": int(pid), "width": int(width),
+                 "height": int(height), "active": active == "1"}
+            )  # fmt: skip
+        return panes
+
+    async def resolve(self, target: str) -> str | None:
+        """A pane id from a pane id or a window name (that window's active pane)."""
+        panes = await self.list_panes()
+        for pane in panes:
+            if pane["pane"] == target or (pane["name"] == target and pane["active"]):
+                return pane["pane"]
+        return next((p["pane"] for p in panes if p["name"] == target), None)
+
+    async def snapshot(self, pane: str, viewers: Callable[[], list[Viewer]] = list) -> dict[str, Any]:
+        """The pane's screen and scrollback with colours, its size and cursor, in stream order.
+
+        The snapshot is sent to ``viewers()`` and they are made live inside
+        the reader, at the capture's ``%end``: output after it reaches them,
+        output before it is already in the snapshot.
+        """
+        assert self.control is not None
+
+        def done(blocks: list[list[bytes]]) -> dict[str, Any]:
+            info, lines = blocks
+            cx, cy, width, height = (int(v) for v in info[0].split())
+            self.sizes[pane] = (width, height)
+            self.decoders[pane] = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            data = b"\r\n".join(lines).decode(errors="replace")
+            message = {"type": "snapshot", "pane": pane, "width": width, "height": height, "cursor": [cx, cy]}
+            message["data"] = data
+            for viewer in viewers():
+                if viewer.pane == pane and viewer.send(message):
+                    viewer.live = True
+            return message
+
+        return await self.control.command(
+            f"display-message -p -t {pane} '#{{cursor_x}} #{{cursor_y}} #{{pane_width}} #{{pane_height}}' ; "
+            f"capture-pane -p -e -J -S -{self.history} -t {pane}",
+            replies=2,
+            on_done=done,
+        )
+
+    async def _send_snapshot(self, pane: str) -> None:
+        """Resend a snapshot to every viewer of ``pane`` (after a resize)."""
+        try:
+            await self.snapshot(pane, lambda: list(self.viewers.get(pane, ())))
+        except (TmuxError, ValueError, IndexError) as exc:
+            self._close_pane(pane, f"pane {pane} is gone ({exc})")
+
+    def _on_output(self, pane: str, data: bytes) -> None:
+        viewers = self.viewers.get(pane)
+        if not viewers:
+            return
+        decoder = self.decoders.setdefault(pane, codecs.getincrementaldecoder("utf-8")(errors="replace"))
+        message = {"type": "output", "pane": pane, "data": decoder.decode(data)}
+        for viewer in list(viewers):
+            if viewer.live and viewer.send(message):
+                self.output_messages += 1
+
+    def _on_layout(self, sizes: dict[str, tuple[int, int]]) -> None:
+        for pane, size in sizes.items():
+            if pane in self.viewers and self.sizes.get(pane) != size:
+                log.debug("pane %s resized to %sx%s: new snapshot", pane, *size)
+                self.sizes[pane] = size
+                asyncio.get_running_loop().create_task(self._send_snapshot(pane))
+
+    def _close_pane(self, pane: str, reason: str) -> None:
+        for viewer in self.viewers.pop(pane, set()):
+            viewer.send({"type": "closed", "reason": reason})
+            viewer.writer.close()
+
+    async def _supervise(self) -> None:
+        """Keep one control client attached; re-attach with a back-off when tmux or the session goes away."""
+        delay = 0.5
+        while True:
+            self.control = ControlClient(self.tmux, self.session, self._on_output, self._on_layout)
+            await self.control.start()
+            self.ready.set()
+            reason = await self.control.run()
+            self.ready.clear()
+            await self.control.stop()
+            for pane in list(self.viewers):
+                self._close_pane(pane, reason)
+            log.warning("%s; re-attaching to session %s in %.1f s", reason, self.session, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    # -- clients ------------------------------------------------------------------------
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        viewer = Viewer(writer)
+        try:
+            while raw := await reader.readline():
+                try:
+                    request = json.loads(raw)
+                    op = request["op"]
+                except (ValueError, KeyError, TypeError):
+                    viewer.send({"type": "error", "message": "expected a JSON object with 'op'"})
+                    continue
+                try:
+                    await self._dispatch(viewer, op, request)
+                except (TmuxError, TimeoutError, ValueError, IndexError) as exc:
+                    viewer.send({"type": "error", "message": str(exc) or type(exc).__name__})
+        except (ConnectionError, asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            if viewer.pane is not None:
+                self.viewers.get(viewer.pane, set()).discard(viewer)
+            writer.close()
+
+    async def _dispatch(self, viewer: Viewer, op: str, request: dict[str, Any]) -> None:
+        if op == "list":
+            viewer.send({"type": "list", "panes": await self.list_panes()})
+        elif op == "watch":
+            pane = await self.resolve(str(request.get("target", "")))
+            if pane is None:
+                viewer.send({"type": "closed", "reason": f"no pane {request.get('target')!r} in {self.session}"})
+                return
+            if viewer.pane is not None:
+                self.viewers.get(viewer.pane, set()).discard(viewer)
+            viewer.pane, viewer.live = pane, False
+            self.viewers.setdefault(pane, set()).add(viewer)
+            await asyncio.wait_for(self.ready.wait(), 10)
+            await self.snapshot(pane, lambda: [viewer])
+        elif op == "input":
+            if not self.allow_input:
+                viewer.send({"type": "error", "message": "input is disabled: start the relay with --allow-input"})
+                return
+            pane = await self.resolve(str(request.get("target", "")))
+            if pane is None:
+                raise TmuxError(f"no pane {request.get('target')!r}")
+            await self._tmux("send-keys", "-t", pane, "-l", "--", str(request.get("data", "")))
+            viewer.send({"type": "ok"})
+        else:
+            viewer.send({"type": "error", "message": f"unknown op {op!r}: list, watch or input"})
+
+    async def serve(self, started: asyncio.Event | None = None) -> None:
+        """Listen on the socket (0660, optional group) until cancelled."""
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        server = await asyncio.start_unix_server(self._handle, path=str(self.socket_path), limit=MAX_LINE)
+        os.chmod(self.socket_path, 0o660)
+        if self.group:
+            os.chown(self.socket_path, -1, grp.getgrnam(self.group).gr_gid)
+        supervisor = asyncio.create_task(self._supervise())
+        log.info("relay for tmux session %s on %s (input %s)", self.session, self.socket_path,
+                 "allowed" if self.allow_input else "refused")  # fmt: skip
+        if started is not None:
+            started.set()
+        try:
+            async with server:
+                await server.serve_forever()
+        finally:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+            if self.control is not None:
+                await self.control.stop()
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``central-mcp relay`` options (shared with ``python -m central_mcp.relay``)."""
+    parser.add_argument("--socket", required=True, help="unix socket to listen on (created 0660)")
+    parser.add_argument("--session", default=DEFAULT_SESSION, help="tmux session (default: %(default)s)")
+    parser.add_argument("--tmux-socket-name", help="tmux -L name of the server (default: tmux's default)")
+    parser.add_argument("--group", help="give the socket to this group (the coordinator's user must be in it)")
+    parser.add_argument(
+        "--allow-input", action="store_true", help="let clients type into panes (off: read-only terminals)"
+    )
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the relay until SIGTERM/SIGINT."""
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    relay = Relay(Path(args.socket), args.session, args.tmux_socket_name, args.allow_input, args.group)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(relay))
+    return 0
+
+
+async def _main(relay: Relay) -> None:
+    import signal
+
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await relay.serve()
+
+
+if __name__ == "__main__":
+    cli = argparse.ArgumentParser(prog="central-mcp relay", description=__doc__.splitlines()[0])
+    add_arguments(cli)
+    raise SystemExit(run(cli.parse_args()))

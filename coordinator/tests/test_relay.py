@@ -1,0 +1,197 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The pane relay against a real tmux server on a private socket (``tmux -L``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import shutil
+import stat
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from central_mcp.relay import Relay, layout_sizes, unescape
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+SESSION = "relay-test"
+
+
+class Tmux:
+    """A private tmux server with windows A and B running a plain shell."""
+
+    def __init__(self) -> None:
+        self.name = f"cmcp-test-{secrets.token_hex(4)}"
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.name, *args], check=True, capture_output=True, text=True).stdout
+
+    def start(self) -> Tmux:
+        self("-f", "/dev/null", "new-session", "-d", "-s", SESSION, "-n", "Control", "-x", "100", "-y", "30", "sh")
+        for name in ("A", "B"):
+            self("new-window", "-d", "-t", SESSION, "-n", name, "sh")
+        return self
+
+    def control_clients(self) -> int:
+        return sum("control-mode" in line for line in self("list-clients", "-F", "#{client_flags}").splitlines())
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    server = Tmux().start()
+    try:
+        yield server
+    finally:
+        subprocess.run(["tmux", "-L", server.name, "kill-server"], capture_output=True)
+
+
+class Client:
+    """One connection to the relay, reading its JSON lines."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.seen = ""
+
+    async def send(self, **request: Any) -> None:
+        self.writer.write(json.dumps(request).encode() + b"\n")
+        await self.writer.drain()
+
+    async def next(self, timeout: float = 5) -> dict[str, Any]:
+        line = await asyncio.wait_for(self.reader.readline(), timeout)
+        assert line, "relay closed the connection"
+        message = json.loads(line)
+        if message["type"] in ("output", "snapshot"):
+            self.seen += message["data"]
+        return message
+
+    async def until(self, text: str, timeout: float = 5) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while text not in self.seen:
+            await self.next(max(0.01, deadline - loop.time()))
+
+
+@pytest.fixture
+async def relay(tmp_path: Path, tmux: Tmux) -> AsyncIterator[Relay]:
+    yield await _start(tmp_path, tmux, allow_input=False)
+
+
+async def _start(tmp_path: Path, tmux: Tmux, allow_input: bool) -> Relay:
+    relay = Relay(tmp_path / "relay.sock", SESSION, tmux.name, allow_input=allow_input)
+    started = asyncio.Event()
+    relay.task = asyncio.get_running_loop().create_task(relay.serve(started))  # type: ignore[attr-defined]
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(relay.ready.wait(), 5)
+    return relay
+
+
+async def _stop(relay: Relay) -> None:
+    relay.task.cancel()  # type: ignore[attr-defined]
+    await asyncio.gather(relay.task, return_exceptions=True)  # type: ignore[attr-defined]
+
+
+async def connect(relay: Relay) -> Client:
+    return Client(*await asyncio.open_unix_connection(str(relay.socket_path)))
+
+
+def test_unescape_and_layout() -> None:
+    assert unescape(rb"a\015\012\134b") == b"a\r\n\\b"
+    assert layout_sizes("a1de,60x20,0,0,1") == {"%1": (60, 20)}
+    assert layout_sizes("bb62,159x48,0,0{79x48,0,0,79,79x48,80,0[79x24,80,0,80,79x23,80,25,81]}") == {
+        "%79": (79, 48),
+        "%80": (79, 24),
+        "%81": (79, 23),
+    }
+
+
+@pytest.mark.anyio
+async def test_list_and_socket_mode(relay: Relay) -> None:
+    try:
+        assert stat.S_IMODE(relay.socket_path.stat().st_mode) == 0o660
+        client = await connect(relay)
+        await client.send(op="list")
+        reply = await client.next()
+        names = [p["name"] for p in reply["panes"]]
+        assert names == ["Control", "A", "B"]
+        assert all(p["pid"] > 0 and p["width"] == 100 for p in reply["panes"])
+    finally:
+        await _stop(relay)
+
+
+@pytest.mark.anyio
+async def test_two_viewers_share_one_control_client(relay: Relay, tmux: Tmux) -> None:
+    try:
+        tmux("send-keys", "-t", f"{SESSION}:A", "echo before-$((40+2))", "Enter")
+        await asyncio.sleep(0.3)
+        one, two = await connect(relay), await connect(relay)
+        for client in (one, two):
+            await client.send(op="watch", target="A")
+            snap = await client.next()
+            assert snap["type"] == "snapshot" and snap["width"] == 100 and snap["height"] == 30
+            assert "before-42" in snap["data"]
+            assert len(snap["cursor"]) == 2
+        tmux("send-keys", "-t", f"{SESSION}:A", "echo live-$((6*7))", "Enter")
+        await asyncio.gather(one.until("live-42"), two.until("live-42"))
+        assert tmux.control_clients() == 1
+        # output of another pane does not reach viewers of A
+        tmux("send-keys", "-t", f"{SESSION}:B", "echo other-$((1+1))", "Enter")
+        tmux("send-keys", "-t", f"{SESSION}:A", "echo marker-$((2+2))", "Enter")
+        await one.until("marker-4")
+        assert "other-2" not in one.seen
+    finally:
+        await _stop(relay)
+
+
+@pytest.mark.anyio
+async def test_resize_sends_a_new_snapshot(relay: Relay, tmux: Tmux) -> None:
+    try:
+        client = await connect(relay)
+        await client.send(op="watch", target="B")
+        assert (await client.next())["width"] == 100
+        tmux("resize-window", "-t", f"{SESSION}:B", "-x", "60", "-y", "20")
+        for _ in range(50):
+            message = await client.next()
+            if message["type"] == "snapshot":
+                assert (message["width"], message["height"]) == (60, 20)
+                break
+        else:
+            pytest.fail("no snapshot after the resize")
+    finally:
+        await _stop(relay)
+
+
+@pytest.mark.anyio
+async def test_input_refused_unless_allowed(tmp_path: Path, tmux: Tmux) -> None:
+    relay = await _start(tmp_path, tmux, allow_input=False)
+    try:
+        client = await connect(relay)
+        await client.send(op="input", target="A", data="echo typed")
+        reply = await client.next()
+        assert reply["type"] == "error" and "--allow-input" in reply["message"]
+        assert "echo typed" not in tmux("capture-pane", "-p", "-t", f"{SESSION}:A")
+    finally:
+        await _stop(relay)
+    relay = await _start(tmp_path, tmux, allow_input=True)
+    try:
+        client = await connect(relay)
+        await client.send(op="input", target="A", data="echo typed-in")
+        assert (await client.next())["type"] == "ok"
+        assert "echo typed-in" in tmux("capture-pane", "-p", "-t", f"{SESSION}:A")
+    finally:
+        await _stop(relay)
+
+
+@pytest.mark.anyio
+async def test_unknown_pane_and_bad_request(relay: Relay) -> None:
+    try:
+        client = await connect(relay)
+        await client.send(op="watch", target="nope")
+        assert (await client.next())["type"] == "closed"
+        client.writer.write(b"not json\n")
+        assert (await client.next())["type"] == "error"
+    finally:
+        await _stop(relay)
