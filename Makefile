@@ -30,8 +30,8 @@ coordinator:
 	cd coordinator && .venv/bin/pytest -q
 
 lint:
-	ruff check plugins tests benchmarks molecule roles/launcher/files/agent-run
-	ruff format --check plugins tests benchmarks molecule roles/launcher/files/agent-run
+	ruff check plugins tests tools benchmarks molecule roles/launcher/files/agent-run
+	ruff format --check plugins tests tools benchmarks molecule roles/launcher/files/agent-run
 	cd coordinator && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .
 	ansible-lint --profile production
 
@@ -51,7 +51,7 @@ demo: setup
 	    --systemd=always $(IMAGE) /sbin/init >/dev/null
 	@for i in $$(seq 30); do podman exec $(DEMO_VM) systemctl is-system-running 2>/dev/null \
 	    | grep -qE 'running|degraded' && break; sleep 1; done
-	ansible-playbook site.yml -i inventories/local
+	python tools/run_playbook.py site.yml -i inventories/local
 	ansible-playbook playbooks/status.yml -i inventories/local
 	@echo
 	@echo "The coordinator:       podman exec -it $(DEMO_VM) /opt/central-mcp/current/bin/central-mcp --token-file \\"

@@ -26,10 +26,16 @@ class PlaybookRun:
     changed: list[tuple[str, str]]  # (host, task name)
     failed: list[tuple[str, str, str]]  # (host, task name, message)
     results: list[tuple[str, str, dict]]  # (host, task name, module result) of every task that ran
+    skipped: list[tuple[str, str]]  # (host, task name)
+    durations: list[tuple[str, str, float]]  # (host, task name, seconds) of every task that ran
     stdout: str
 
     def changed_count(self, host: str) -> int:
         return self.stats.get("changed", {}).get(host, 0)
+
+    def recap(self, host: str) -> dict[str, int]:
+        """The play recap of one host: ok, changed, failures, skipped, ... as counts."""
+        return {key: counts.get(host, 0) for key, counts in self.stats.items() if isinstance(counts, dict)}
 
 
 def run_playbook(
@@ -48,7 +54,7 @@ def run_playbook(
             private_data_dir=data_dir,
             project_dir=str(REPO),
             playbook=str(REPO / playbook),
-            inventory=str(inventory),
+            inventory=str(Path(inventory).resolve()),
             extravars=extravars or {},
             cmdline=cmdline or None,
             tags=tags,
@@ -59,16 +65,25 @@ def run_playbook(
             },
             quiet=True,
         )
-        changed, failed, results = [], [], []
+        changed, failed, results, skipped, durations = [], [], [], [], []
         for event in result.events:
             data = event.get("event_data", {})
+            if event["event"] in ("runner_on_ok", "runner_on_failed") and "duration" in data:
+                durations.append((data.get("host"), data.get("task"), float(data["duration"])))
+            if event["event"] == "runner_on_skipped":
+                skipped.append((data.get("host"), data.get("task")))
             if event["event"] == "runner_on_ok":
                 results.append((data.get("host"), data.get("task"), data.get("res", {})))
             if event["event"] == "runner_on_ok" and data.get("res", {}).get("changed"):
                 changed.append((data.get("host"), data.get("task")))
             elif event["event"] in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
-                failed.append((data.get("host"), data.get("task"), str(data.get("res", {}).get("msg", ""))))
+                res = data.get("res", {})
+                # A loop's message is "One or more items failed": the items say what.
+                items = [str(item.get("msg", "")) for item in res.get("results", []) if item.get("failed")]
+                failed.append((data.get("host"), data.get("task"), " | ".join([str(res.get("msg", "")), *items])))
         stdout = result.stdout.read()
-        return PlaybookRun(result.status, result.rc, result.stats or {}, changed, failed, results, stdout)
+        return PlaybookRun(
+            result.status, result.rc, result.stats or {}, changed, failed, results, skipped, durations, stdout
+        )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
