@@ -23,6 +23,7 @@ import os
 import random
 import time
 import traceback
+import uuid
 
 try:
     import google.auth
@@ -243,3 +244,29 @@ def _seconds(value) -> float:
 def short_name(link: str) -> str:
     """e2-micro from .../zones/z/machineTypes/e2-micro (the API returns full URLs)."""
     return (link or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+# Collections whose names a resource URL carries; link_parts() keeps these.
+_LINK_KEYS = frozenset({"projects", "zones", "regions", "instances", "disks", "diskTypes", "machineTypes"})
+
+
+def link_parts(link: str) -> dict:
+    """{'projects': 'p', 'zones': 'z', 'disks': 'd'} from a full or partial resource URL.
+
+    The API links resources by URL (an instance's ``disks[].source``, a disk's
+    ``type``); the parts say where a resource lives, e.g. whether a boot disk
+    is zonal or regional, which its bare name cannot.
+    """
+    parts = (link or "").split("?", 1)[0].strip("/").split("/")
+    start = (
+        parts.index("projects")
+        if "projects" in parts
+        else next((i for i, part in enumerate(parts) if part in _LINK_KEYS), len(parts))
+    )
+    pairs = zip(parts[start::2], parts[start + 1 :: 2], strict=False)  # name/value, name/value...
+    return {key: value for key, value in pairs if key in _LINK_KEYS and value}
+
+
+def request_id() -> str:
+    """A fresh requestId for a state-changing call: the API runs a request once however often it is retried."""
+    return str(uuid.uuid4())

@@ -4,7 +4,8 @@
 Google's API cannot be reached from the test bed, and a mock that only
 returns what a test expects proves little. This emulator keeps real state
 (instances that go RUNNING -> STOPPING -> TERMINATED -> STAGING -> RUNNING
-over configurable times, operations that end DONE with or without an error),
+over configurable times, boot disks that only grow, operations that end DONE
+with or without an error),
 answers in Google's formats, injects faults on demand (429, 503, slow or
 failing operations), and checks every request and response against the
 official ``compute.v1`` discovery document, so it cannot drift from the
@@ -71,9 +72,28 @@ class RunningEmulator:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local test server
             return json.loads(response.read())
 
-    def add_instance(self, project: str, zone: str, name: str, machine_type="e2-micro", status="RUNNING") -> dict:
+    def add_instance(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        machine_type="e2-micro",
+        status="RUNNING",
+        disk_size_gb: int = 10,
+        disk_type: str = "pd-balanced",
+        boot_disk: str | None = None,
+    ) -> dict:
+        """An instance with its boot disk (named after it unless boot_disk says otherwise)."""
         body = {"project": project, "zone": zone, "name": name, "machineType": machine_type, "status": status}
+        body.update(diskSizeGb=disk_size_gb, diskType=disk_type)
+        if boot_disk:
+            body["bootDisk"] = boot_disk
         return self.admin("POST", "instances", body)
+
+    def add_disk(self, project: str, zone: str, name: str, size_gb: int = 10, disk_type: str = "pd-balanced") -> dict:
+        return self.admin(
+            "POST", "disks", {"project": project, "zone": zone, "name": name, "sizeGb": size_gb, "type": disk_type}
+        )
 
     def fault(self, kind: str, **fields) -> list:
         return self.admin("POST", "faults", {"kind": kind, **fields})
@@ -84,6 +104,10 @@ class RunningEmulator:
     def instance(self, project: str, zone: str, name: str) -> dict:
         """The instance as the API shows it, read without the API (no log entry, no fault)."""
         return self.emulator.world.instance(project, zone, name)
+
+    def disk(self, project: str, zone: str, name: str) -> dict:
+        """The disk as the API shows it, read without the API (no log entry, no fault)."""
+        return self.emulator.world.disk(project, zone, name)
 
     def log(self) -> list[dict]:
         return self.admin("GET", "log")

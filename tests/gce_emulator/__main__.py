@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Run the emulator as a process: ``python -m tests.gce_emulator --port 8089 --state FILE``.
 
-``--instance PROJECT/ZONE/NAME=TYPE`` adds an instance unless the state file
-already has it, so a demo can be started again and keep what it had resized.
+``--instance PROJECT/ZONE/NAME=TYPE[:DISK_GB[:DISK_TYPE]]`` adds an instance
+and its boot disk (default 10 GB pd-balanced) unless the state file already
+has it, so a demo can be started again and keep what it had resized.
 Stop it with SIGINT or SIGTERM.
 """
 
@@ -20,10 +21,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8089, help="port (0: any free port, printed at start)")
     parser.add_argument("--state", help="JSON file the state is read from and saved to after each change")
-    parser.add_argument("--instance", action="append", default=[], metavar="PROJECT/ZONE/NAME=TYPE")
+    parser.add_argument(
+        "--instance", action="append", default=[], metavar="PROJECT/ZONE/NAME=TYPE[:DISK_GB[:DISK_TYPE]]"
+    )
     parser.add_argument("--stop-s", type=float, help="seconds a stop takes")
     parser.add_argument("--start-s", type=float, help="seconds a start takes")
     parser.add_argument("--set-machine-type-s", type=float, help="seconds a setMachineType takes")
+    parser.add_argument("--resize-s", type=float, help="seconds a disk resize takes")
     parser.add_argument("--wait-max-s", type=float, help="longest a zoneOperations.wait blocks")
     parser.add_argument("--token", help="the only bearer token accepted (default: any non-empty one)")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
@@ -34,6 +38,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     emulator = Emulator(args.state)
     durations = {"stop": args.stop_s, "start": args.start_s, "setMachineType": args.set_machine_type_s}
+    durations["resize"] = args.resize_s
     config = {"durations": {k: v for k, v in durations.items() if v is not None}}
     if args.wait_max_s is not None:
         config["wait_max_s"] = args.wait_max_s
@@ -41,10 +46,19 @@ def main(argv=None) -> int:
         config["token"] = args.token
     emulator.world.configure(config)
     for spec in args.instance:
-        where, _, machine_type = spec.partition("=")
+        where, _, what = spec.partition("=")
         project, zone, name = where.split("/")
+        machine_type, _, disk = what.partition(":")
+        disk_gb, _, disk_type = disk.partition(":")
         if f"{project}/{zone}/{name}" not in emulator.world.data["instances"]:
-            emulator.world.add_instance(project, zone, name, machine_type or "e2-micro")
+            emulator.world.add_instance(
+                project,
+                zone,
+                name,
+                machine_type or "e2-micro",
+                disk_size_gb=int(disk_gb or 10),
+                disk_type=disk_type or "pd-balanced",
+            )
     server = EmulatorServer((args.host, args.port), emulator, verbose=args.verbose)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"gce emulator: {server.url}/compute/v1 (admin: {server.url}/_emulator/state)", flush=True)

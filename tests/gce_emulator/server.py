@@ -10,12 +10,16 @@ assert on (``GET /_emulator/violations``).
 
 Admin API (no token; bind it to 127.0.0.1):
   GET    /_emulator/state        instances (as the API shows them), operations, faults, config
-  POST   /_emulator/instances    {project, zone, name, machineType?, status?} add an instance
-  POST   /_emulator/faults       {kind: http, status: 429|503|403|500|any, reason?, message?, times?, method?}
-                                 {kind: operation_error, method: instances.start, code?, message?, times?}
+  POST   /_emulator/instances    {project, zone, name, machineType?, status?, diskSizeGb?, diskType?, bootDisk?}
+                                 add an instance and its boot disk (default: named after it, 10 GB pd-balanced)
+  POST   /_emulator/disks        {project, zone, name, sizeGb?, type?} add a disk attached to nothing
+  POST   /_emulator/faults       {kind: http, status: 429|503|403|500|any, reason?, message?, times?, method?,
+                                  after?: true = carry the request out, then lose its answer to this error}
+                                 {kind: operation_error, method: instances.start|disks.resize|..., code?, message?,
+                                  times?} (disks.resize: QUOTA_EXCEEDED of the disk type's quota, size unchanged)
                                  {kind: slow, method: instances.setMachineType, seconds, times?}
   DELETE /_emulator/faults       disarm all faults
-  POST   /_emulator/config       {durations: {stop, start, setMachineType}, wait_max_s, token}
+  POST   /_emulator/config       {durations: {stop, start, setMachineType, resize}, wait_max_s, token}
   GET    /_emulator/log          every request: verb, path, method id, status, time
   DELETE /_emulator/log          forget the log
   GET    /_emulator/violations   contract violations seen so far
@@ -41,6 +45,8 @@ EMULATED = (
     "compute.instances.start",
     "compute.instances.setMachineType",
     "compute.machineTypes.get",
+    "compute.disks.get",
+    "compute.disks.resize",
     "compute.machineTypes.list",
     "compute.zoneOperations.get",
     "compute.zoneOperations.wait",
@@ -91,12 +97,14 @@ class Emulator:
         try:
             self.authorize(headers.get("Authorization", ""))
             fault = self.world.take_fault("http", method.id)
+            if fault and fault.get("after"):  # done, but the answer is lost: what a retry must survive
+                self.dispatch(method.id, params, body or {}, query)
             if fault:
                 status = int(fault.get("status", 503))
                 generic = ("invalid", f"Invalid request (HTTP {status}).", "global")
                 reason, message, domain = HTTP_FAULTS.get(status, generic)
                 raise ApiError(status, fault.get("reason", reason), fault.get("message", message), domain)
-            answer = self.dispatch(method.id, params, body or {})
+            answer = self.dispatch(method.id, params, body or {}, query)
         except ApiError as exc:
             return exc.status, exc.body()
         try:
@@ -123,7 +131,7 @@ class Emulator:
                 "login cookie or other valid authentication credential.",
             )
 
-    def dispatch(self, method_id: str, p: dict, body: dict) -> dict:
+    def dispatch(self, method_id: str, p: dict, body: dict, query: dict | None = None) -> dict:
         world = self.world
         if method_id == "compute.instances.get":
             return world.instance(p["project"], p["zone"], p["instance"])
@@ -135,6 +143,11 @@ class Emulator:
             return world.machine_type(p["project"], p["zone"], p["machineType"])
         if method_id == "compute.machineTypes.list":
             return world.machine_types(p["project"], p["zone"])
+        if method_id == "compute.disks.get":
+            return world.disk(p["project"], p["zone"], p["disk"])
+        if method_id == "compute.disks.resize":
+            request_id = ((query or {}).get("requestId") or [None])[0]
+            return world.resize_disk(p["project"], p["zone"], p["disk"], body.get("sizeGb"), request_id)
         if method_id == "compute.zoneOperations.get":
             return world.operation(p["project"], p["zone"], p["operation"])
         if method_id == "compute.zoneOperations.wait":
@@ -160,7 +173,15 @@ class Emulator:
                 return 200, world.dump()
             if (verb, path) == ("POST", "/_emulator/instances"):
                 fields = {"machine_type": body.get("machineType", "e2-micro"), "status": body.get("status", "RUNNING")}
+                fields.update(
+                    disk_size_gb=int(body.get("diskSizeGb", 10)),
+                    disk_type=body.get("diskType", "pd-balanced"),
+                    boot_disk=body.get("bootDisk"),
+                )
                 return 200, world.add_instance(body["project"], body["zone"], body["name"], **fields)
+            if (verb, path) == ("POST", "/_emulator/disks"):
+                fields = {"size_gb": int(body.get("sizeGb", 10)), "disk_type": body.get("type", "pd-balanced")}
+                return 200, world.add_disk(body["project"], body["zone"], body["name"], **fields)
             if (verb, path) == ("POST", "/_emulator/faults"):
                 return 200, world.add_fault(body)
             if (verb, path) == ("DELETE", "/_emulator/faults"):

@@ -18,9 +18,10 @@ import os
 import threading
 import time
 import zlib
-from datetime import UTC, datetime
 
-API = "https://www.googleapis.com/compute/v1"
+from .common import ApiError, not_found, rfc3339, zone_link
+from .disks import Disks
+
 # guestCpus, memoryMb, isSharedCpu: the numbers the real API reports.
 MACHINE_TYPES = {
     "e2-micro": (2, 1024, True),
@@ -39,7 +40,7 @@ MACHINE_TYPES = {
 ZONES = ["us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f", "europe-west1-b", "europe-west4-a"]
 DEFAULT_CONFIG = {
     # Seconds each operation takes; the real ones take 10-60 s, tests want them short.
-    "durations": {"stop": 1.0, "start": 1.5, "setMachineType": 0.3},
+    "durations": {"stop": 1.0, "start": 1.5, "setMachineType": 0.3, "resize": 0.3},
     # zoneOperations.wait returns after this long even if the operation is not done (real API: ~2 min).
     "wait_max_s": 120.0,
     # None: any non-empty bearer token is accepted. A string: only that one.
@@ -55,34 +56,11 @@ OPERATION_ERRORS = {
     ),
     "setMachineType": ("QUOTA_EXCEEDED", "Quota 'CPUS' exceeded. Limit: 8.0 in region {region}.", 403),
     "stop": ("INTERNAL_ERROR", "Internal error. Please try again or contact Google Support.", 500),
+    "resize": ("QUOTA_EXCEEDED", "Quota 'SSD_TOTAL_GB' exceeded. Limit: 500.0 in region {region}.", 403),
 }
 
 
-class ApiError(Exception):
-    """An error the API answers with: HTTP status, reason and message, in Google's error format."""
-
-    def __init__(self, status: int, reason: str, message: str, domain: str = "global"):
-        super().__init__(message)
-        self.status, self.reason, self.message, self.domain = status, reason, message, domain
-
-    def body(self) -> dict:
-        error = {"message": self.message, "domain": self.domain, "reason": self.reason}
-        return {"error": {"code": self.status, "message": self.message, "errors": [error]}}
-
-
-def not_found(resource: str) -> ApiError:
-    return ApiError(404, "notFound", f"The resource '{resource}' was not found")
-
-
-def rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
-
-
-def zone_link(project: str, zone: str) -> str:
-    return f"{API}/projects/{project}/zones/{zone}"
-
-
-class World:
+class World(Disks):
     """The whole emulated state, behind one lock; optionally saved to a JSON file after each change."""
 
     def __init__(self, state_file: str | None = None, clock=time.time):
@@ -93,10 +71,19 @@ class World:
         if state_file and os.path.exists(state_file):
             with open(state_file, encoding="utf-8") as handle:
                 self.data.update(json.load(handle))
+        self.ensure_boot_disks()
 
     @staticmethod
     def _empty() -> dict:
-        return {"instances": {}, "operations": {}, "faults": [], "seq": 1000, "zones": list(ZONES)}
+        return {
+            "instances": {},
+            "disks": {},
+            "operations": {},
+            "requests": {},
+            "faults": [],
+            "seq": 1000,
+            "zones": list(ZONES),
+        }
 
     def save(self) -> None:
         if not self.state_file:
@@ -136,7 +123,18 @@ class World:
         return str(7_000_000_000_000_000 + self.data["seq"])
 
     # ------------------------------------------------------------- instances
-    def add_instance(self, project: str, zone: str, name: str, machine_type="e2-micro", status="RUNNING") -> dict:
+    def add_instance(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        machine_type="e2-micro",
+        status="RUNNING",
+        disk_size_gb: int = 10,
+        disk_type: str = "pd-balanced",
+        boot_disk: str | None = None,
+    ) -> dict:
+        """An instance and its boot disk (named after it unless boot_disk says otherwise), as GCE creates them."""
         if status not in ("RUNNING", "TERMINATED"):
             raise ValueError(f"status {status!r}: an instance starts RUNNING or TERMINATED")
         if machine_type not in MACHINE_TYPES:
@@ -156,8 +154,9 @@ class World:
                 "lastStart": now if status == "RUNNING" else None,
                 "lastStop": now if status == "TERMINATED" else None,
                 "pending": None,
+                "bootDisk": boot_disk or name,
             }
-            self.save()
+            self.add_disk(project, zone, boot_disk or name, disk_size_gb, disk_type, user=name)
             return self.instance(project, zone, name)
 
     def _instance_record(self, project: str, zone: str, name: str) -> dict:
@@ -189,6 +188,9 @@ class World:
                 "labels": {"central-mcp": "agents"},
                 "deletionProtection": False,
             }
+            disks = self.attached_disks(record)
+            if disks:
+                view["disks"] = disks
             for key, field in (("lastStart", "lastStartTimestamp"), ("lastStop", "lastStopTimestamp")):
                 if record[key]:
                     view[field] = rfc3339(record[key])
@@ -312,6 +314,9 @@ class World:
             if op["applied"] or now < op["done_at"]:
                 continue
             op["applied"], changed = True, True
+            if op.get("collection") == "disks":
+                self.apply_disk_operation(op)
+                continue
             record = self.data["instances"].get(f"{op['project']}/{op['zone']}/{op['target']}")
             if record is None:
                 continue
@@ -365,7 +370,7 @@ class World:
             "name": op["name"],
             "zone": link,
             "operationType": op["action"],
-            "targetLink": f"{link}/instances/{op['target']}",
+            "targetLink": f"{link}/{op.get('collection', 'instances')}/{op['target']}",
             "targetId": op["targetId"],
             "status": status,
             "user": "emulator@central-mcp.test",
@@ -397,5 +402,12 @@ class World:
             operations = [self.operation_view(op) for op in self.data["operations"].values()]
             for view, op in zip(operations, self.data["operations"].values(), strict=True):
                 view["_seconds"] = round(op["done_at"] - op["inserted"], 3)
+            disks = [self.disk(r["project"], r["zone"], r["name"]) for r in self.data.get("disks", {}).values()]
             faults, config = self.data["faults"], self.config
-            return {"instances": instances, "operations": operations, "faults": faults, "config": config}
+            return {
+                "instances": instances,
+                "disks": disks,
+                "operations": operations,
+                "faults": faults,
+                "config": config,
+            }
