@@ -23,6 +23,7 @@ from starlette.routing import Mount
 
 from central_mcp import __version__
 from central_mcp.api import build_routes
+from central_mcp.dashboard import DashboardServer
 from central_mcp.loops import Loops
 from central_mcp.mcp_tools import build_mcp
 from central_mcp.service import Service
@@ -60,6 +61,7 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
     mcp = build_mcp(svc)
     mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=transport_security(settings))
     loops = Loops(svc)
+    dashboard = DashboardServer(svc) if settings.dashboard_port else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,6 +73,8 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
         try:
             async with mcp.session_manager.run():
                 loops.start()
+                if dashboard is not None:
+                    await dashboard.start()
                 log.info(
                     "central-mcp %s serving on %s:%d (MCP at %s, %d agents)",
                     __version__,
@@ -82,6 +86,8 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
                 try:
                     yield
                 finally:
+                    if dashboard is not None:
+                        await dashboard.stop()
                     await loops.stop()
                     svc.bus.close_all()
         finally:
@@ -92,6 +98,7 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
 
     app = Starlette(routes=[*build_routes(svc), Mount("/", app=mcp_app)], lifespan=lifespan)
     app.state.service = svc
+    app.state.dashboard = dashboard
     return app
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_DB = "/var/lib/central-mcp/central-mcp.db"
+DEFAULT_RELAY_SOCKET = "/run/central-mcp-relay/relay.sock"
 
 
 class ConfigError(ValueError):
@@ -40,11 +41,23 @@ class Settings:
     offline_s: float = 600.0
     backups_keep: int = 7
     log_level: str = "info"
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8000  # 0: no dashboard
+    dashboard_token: str = field(default="", repr=False)
+    dashboard_input: bool = False
+    relay_socket: Path = Path(DEFAULT_RELAY_SOCKET)  # the pane relay (a unix socket path: one host today)
+    machine_type: str = ""
+    monthly_cost: float | None = None
 
     @property
     def loopback(self) -> bool:
         """True when only this machine can reach the port (the safe default)."""
         return is_loopback(self.host)
+
+    @property
+    def dashboard_login_token(self) -> str:
+        """The dashboard's login token: its own, else the API token (one secret fewer to manage)."""
+        return self.dashboard_token or self.api_token
 
     @property
     def mcp_url(self) -> str:
@@ -83,7 +96,19 @@ class Settings:
             offline_s=_float(env, "CENTRAL_MCP_OFFLINE_S", 600.0),
             backups_keep=_int(env, "CENTRAL_MCP_BACKUPS_KEEP", 7, low=1, high=10000),
             log_level=_choice(env, "CENTRAL_MCP_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            dashboard_host=_get(env, "CENTRAL_MCP_DASHBOARD_HOST", "127.0.0.1"),
+            dashboard_port=_int(env, "CENTRAL_MCP_DASHBOARD_PORT", 8000, low=0, high=65535),
+            dashboard_token=_secret(env, "CENTRAL_MCP_DASHBOARD_TOKEN"),
+            dashboard_input=_choice(env, "CENTRAL_MCP_DASHBOARD_INPUT", "false", ("true", "false")) == "true",
+            relay_socket=Path(_get(env, "CENTRAL_MCP_RELAY_SOCKET", DEFAULT_RELAY_SOCKET)),
+            machine_type=_get(env, "CENTRAL_MCP_MACHINE_TYPE", ""),
+            monthly_cost=_cost(env, "CENTRAL_MCP_MONTHLY_COST"),
         )
+        if settings.dashboard_port and settings.dashboard_port == settings.port:
+            raise ConfigError(
+                f"CENTRAL_MCP_DASHBOARD_PORT={settings.dashboard_port} is also CENTRAL_MCP_PORT: give the dashboard "
+                "its own port (default 8000) or 0 to turn it off"
+            )
         if settings.offline_s <= settings.stale_s:
             raise ConfigError(
                 f"CENTRAL_MCP_OFFLINE_S={settings.offline_s:g} must be greater than "
@@ -101,6 +126,11 @@ class Settings:
             raise ConfigError(
                 f"CENTRAL_MCP_HOST={self.host!r} is reachable from other machines but CENTRAL_MCP_API_TOKEN is "
                 "empty: set CENTRAL_MCP_API_TOKEN (a long random secret) or bind to 127.0.0.1"
+            )
+        if self.dashboard_port and not is_loopback(self.dashboard_host) and not self.dashboard_login_token:
+            raise ConfigError(
+                f"CENTRAL_MCP_DASHBOARD_HOST={self.dashboard_host!r} is reachable from other machines but no login "
+                "token is set: set CENTRAL_MCP_DASHBOARD_TOKEN (or CENTRAL_MCP_API_TOKEN), or bind it to 127.0.0.1"
             )
 
 
@@ -132,6 +162,20 @@ def _secret(env: Mapping[str, str], name: str) -> str:
         raise ConfigError(f"{name}_FILE={path!r}: cannot read it: {exc}") from None
     if not value:
         raise ConfigError(f"{name}_FILE={path!r}: the file is empty")
+    return value
+
+
+def _cost(env: Mapping[str, str], name: str) -> float | None:
+    """An optional amount of money per month (the VM's price, shown as given; no currency conversion)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a number, like 97.09") from None
+    if not 0 <= value < 10**7:
+        raise ConfigError(f"{name}={raw!r}: expected a positive number, like 97.09")
     return value
 
 

@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The dashboard: agents, task board, fleet health and live terminals, on its own port.
+
+Why a second uvicorn server inside the coordinator process (not a separate
+``central-mcp dashboard`` unit): the page shows what the coordinator's
+service objects hold and is pushed its in-process event bus, with no second
+copy of the token handling, no HTTP hop and no second unit to harden. Its
+own port keeps its exposure separate from /mcp: agents need 3000, people
+need 8000, and each can be bound (or tunnelled) on its own.
+
+A dashboard that cannot start (its port taken, no login token) is logged
+and left out; the coordinator keeps serving the agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+
+from central_mcp.dashboard.terminals import Metrics, RelaySource
+from central_mcp.dashboard.web import build_app
+from central_mcp.service import Service
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DashboardServer", "build_app"]
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the coordinator's server owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class DashboardServer:
+    """Start and stop the dashboard next to the coordinator, in the same event loop."""
+
+    def __init__(self, svc: Service) -> None:
+        self.svc = svc
+        settings = svc.settings
+        self.source = RelaySource(settings.relay_socket)
+        self.metrics = Metrics(self.source)
+        self.server: uvicorn.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.error: str | None = None
+
+    def _bind(self) -> socket.socket:
+        host, port = self.svc.settings.dashboard_host, self.svc.settings.dashboard_port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError:
+            sock.close()
+            raise
+        sock.set_inheritable(True)
+        return sock
+
+    async def start(self) -> bool:
+        """Bind and serve; False (and :attr:`error`) when the dashboard cannot run."""
+        settings = self.svc.settings
+        if not settings.dashboard_login_token:
+            self.error = "no login token: set CENTRAL_MCP_DASHBOARD_TOKEN (or CENTRAL_MCP_API_TOKEN)"
+            log.warning("dashboard not started: %s", self.error)
+            return False
+        try:
+            sock = self._bind()
+        except OSError as exc:
+            self.error = f"cannot listen on {settings.dashboard_host}:{settings.dashboard_port}: {exc.strerror}"
+            log.error("dashboard not started: %s", self.error)
+            return False
+        config = uvicorn.Config(
+            build_app(self.svc, self.metrics, self.source),
+            log_level=settings.log_level,
+            log_config=None,
+            access_log=settings.log_level == "debug",
+            lifespan="off",
+            ws="wsproto",  # pure Python, one small pinned dependency
+            timeout_graceful_shutdown=2,
+            proxy_headers=False,
+            server_header=False,
+        )
+        self.server = _EmbeddedServer(config)
+        self._tasks = [
+            asyncio.create_task(self.server.serve(sockets=[sock]), name="central-mcp-dashboard"),
+            asyncio.create_task(self.metrics.run(), name="central-mcp-dashboard-metrics"),
+        ]
+        log.info(
+            "dashboard on http://%s:%d (terminals from %s)",
+            settings.dashboard_host,
+            settings.dashboard_port,
+            self.source.address,
+        )
+        return True
+
+    async def stop(self) -> None:
+        """Let uvicorn close its connections (2 s grace), stop the metrics task."""
+        if self.server is not None:
+            self.server.should_exit = True
+        for task in self._tasks[1:]:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, SystemExit):
+                await task
+        self._tasks = []

@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Login, sessions and the security headers of the dashboard.
+
+The login token (``CENTRAL_MCP_DASHBOARD_TOKEN``, else the API token) is
+typed into a form once and POSTed; the browser then holds only a random
+session id in an HttpOnly, SameSite=Strict cookie, so the token never sits
+in a URL, a log line, the browser history or JavaScript's reach. Sessions
+live in memory: a restart of the coordinator logs everyone out, which is
+acceptable for a fleet owner's console and keeps no secret on disk.
+
+Every request that changes something (POST) and every websocket must come
+from the dashboard's own origin (the Origin header), on top of the cookie:
+SameSite already keeps other sites' requests cookie-less, the Origin check
+also covers old browsers and same-site neighbours.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+COOKIE = "cmcp_session"
+SESSION_TTL_S = 12 * 3600
+MAX_SESSIONS = 256
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+# xterm.js writes its measurements and theme into <style> elements it creates,
+# and it has no nonce option: styles need 'unsafe-inline'. Scripts do not: all
+# JavaScript is in static files, so an injected <script> or on* attribute never runs.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+}
+
+
+class Sessions:
+    """Random session ids -> expiry, checked in constant time against the login token."""
+
+    def __init__(self, token: str, ttl_s: float = SESSION_TTL_S) -> None:
+        self._token = token.encode()
+        self.ttl_s = ttl_s
+        self._sessions: dict[str, float] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._token)
+
+    def login(self, given: str) -> str | None:
+        """A new session id if ``given`` is the login token, else None."""
+        if not self._token or not hmac.compare_digest(given.strip().encode(), self._token):
+            return None
+        now = time.monotonic()
+        self._sessions = {sid: exp for sid, exp in self._sessions.items() if exp > now}
+        while len(self._sessions) >= MAX_SESSIONS:  # the oldest go first
+            self._sessions.pop(min(self._sessions, key=self._sessions.__getitem__))
+        sid = secrets.token_urlsafe(32)
+        self._sessions[sid] = now + self.ttl_s
+        return sid
+
+    def valid(self, sid: str | None) -> bool:
+        if not sid:
+            return False
+        expiry = self._sessions.get(sid)
+        if expiry is None:
+            return False
+        if expiry <= time.monotonic():
+            self._sessions.pop(sid, None)
+            return False
+        return True
+
+    def logout(self, sid: str | None) -> None:
+        if sid:
+            self._sessions.pop(sid, None)
+
+    def cookie_header(self, sid: str, secure: bool) -> str:
+        """``Set-Cookie`` for a new session: no Max-Age, so it ends with the browser session too."""
+        flags = "; Secure" if secure else ""
+        return f"{COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict{flags}"
+
+    @staticmethod
+    def clear_header(secure: bool) -> str:
+        flags = "; Secure" if secure else ""
+        return f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{flags}"
+
+
+def same_origin(headers: Mapping[str, str]) -> bool:
+    """The request's Origin names this very host (scheme aside: TLS may end at a proxy)."""
+    origin = headers.get("origin", "")
+    host = headers.get("host", "")
+    return bool(origin and host) and urlsplit(origin).netloc == host
+
+
+def host_allowed(headers: Mapping[str, str], loopback: bool) -> bool:
+    """On a loopback bind, only loopback names: a rebinding DNS name for 127.0.0.1 gets nothing."""
+    if not loopback:
+        return True
+    host = headers.get("host", "")
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name in LOOPBACK_HOSTS
+
+
+class SecurityHeaders:
+    """ASGI middleware: CSP and friends on every HTTP response; no-store on all but static files."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope.get("path", "").startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                extra = dict(SECURITY_HEADERS)
+                extra["cache-control"] = "no-cache" if static else "no-store"
+                headers += [(k.encode(), v.encode()) for k, v in extra.items() if k.encode() not in present]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

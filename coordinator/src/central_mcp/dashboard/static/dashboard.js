@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: Apache-2.0
+// The dashboard page: state from /api/state, refreshed when the event stream
+// says something changed; one xterm.js terminal per agent over /ws/terminal/NAME.
+// No inline script (the CSP forbids it) and no innerHTML with data: text only.
+'use strict';
+
+const COLUMNS = [
+  ['AVAILABLE', 'Open', ['AVAILABLE']],
+  ['CLAIMED', 'Claimed', ['CLAIMED']],
+  ['IN_PROGRESS', 'In progress', ['IN_PROGRESS', 'BLOCKED', 'NEEDS_REVIEW']],
+  ['COMPLETE', 'Done', ['COMPLETE']],
+  ['FAILED', 'Failed', ['FAILED', 'CANCELLED']],
+];
+const EVENTS = ['ready', 'metrics', 'task.created', 'task.claimed', 'task.updated', 'task.completed',
+  'task.failed', 'task.suggested', 'agent.registered', 'agent.state', 'note.posted'];
+const DASH = '—';
+
+const terminals = new Map();
+window.cmcpDashboard = { terminals, state: null, renders: 0, firstRender: null };
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function bytes(n) {
+  if (n === null || n === undefined) return DASH;
+  if (n >= 2 ** 30) return (n / 2 ** 30).toFixed(1) + ' GiB';
+  return Math.round(n / 2 ** 20) + ' MB';
+}
+
+function ago(iso) {
+  if (!iso) return DASH;
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (s < 60) return Math.round(s) + ' s ago';
+  if (s < 3600) return Math.round(s / 60) + ' min ago';
+  return Math.round(s / 3600) + ' h ago';
+}
+
+function time(iso) {
+  return iso ? new Date(iso).toLocaleTimeString() : '';
+}
+
+// -- state -----------------------------------------------------------------------------
+
+let pending = null;
+async function refresh() {
+  const response = await fetch('/api/state', { credentials: 'same-origin', cache: 'no-store' });
+  if (response.status === 401) { window.location.assign('/login'); return; }
+  if (!response.ok) return;
+  const state = await response.json();
+  window.cmcpDashboard.state = state;
+  render(state);
+}
+function soon() {
+  if (pending) return;
+  pending = setTimeout(() => { pending = null; refresh().catch(() => {}); }, 100);
+}
+
+function render(state) {
+  renderFleet(state.fleet);
+  renderAgents(state.agents);
+  renderBoard(state.tasks);
+  renderTerminals(state.agents, state.relay);
+  const dash = window.cmcpDashboard;
+  dash.renders += 1;
+  if (dash.firstRender === null) {
+    dash.firstRender = performance.now();
+    document.body.dataset.rendered = 'true';
+  }
+}
+
+function renderFleet(fleet) {
+  const status = document.getElementById('status');
+  status.textContent = fleet.status;
+  status.className = 'badge ' + fleet.status;
+  const facts = document.getElementById('fleet-facts');
+  const cpu = fleet.cpus === null ? DASH : `${fleet.needs_cpus} of ${fleet.cpus} vCPU`;
+  const mem = fleet.memory_bytes === null ? DASH : `${bytes(fleet.needs_memory_bytes)} of ${bytes(fleet.memory_bytes)}`;
+  const fits = fleet.fits === null || fleet.fits === undefined ? DASH : `${fleet.agents} of ${fleet.fits} agents`;
+  const cost = fleet.monthly_cost === null ? DASH
+    : `${fleet.monthly_cost.toFixed(2)} / month` + (fleet.cost_per_agent === null ? '' : ` (${fleet.cost_per_agent.toFixed(2)} per agent)`);
+  const rows = [
+    ['Machine type', fleet.machine_type || DASH],
+    ['Capacity used', fits],
+    ['CPU by the rule', cpu + ` (${fleet.rule.cpu_per_agent} vCPU per agent)`],
+    ['RAM by the rule', mem + ` (${fleet.rule.mb_per_agent} MB per agent)`],
+    ['VM CPU busy', fleet.cpu_percent === null || fleet.cpu_percent === undefined ? DASH : fleet.cpu_percent + ' %'],
+    ['Monthly cost', cost],
+    ['Coordinator', fleet.version],
+  ];
+  facts.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
+  document.getElementById('problems').replaceChildren(...fleet.problems.map((p) => el('li', { text: p })));
+}
+
+function renderAgents(agents) {
+  const body = document.querySelector('#agents tbody');
+  document.getElementById('agent-count').textContent =
+    `${agents.filter((a) => ['idle', 'working'].includes(a.state)).length} active of ${agents.length}`;
+  body.replaceChildren(...agents.map((a) => el('tr', { 'data-agent': a.name, class: 'agent' },
+    el('td', { text: a.name, class: 'name' }),
+    el('td', { text: a.role || DASH }),
+    el('td', { text: a.model || DASH }),
+    el('td', { text: a.host || DASH }),
+    el('td', {}, el('span', { class: 'state ' + a.state, text: a.state })),
+    el('td', { text: a.current_task ? `#${a.current_task.id} ${a.current_task.title}` : DASH }),
+    el('td', { class: 'num', text: a.cpu_percent === null ? DASH : a.cpu_percent.toFixed(1) + ' %' }),
+    el('td', { class: 'num', text: bytes(a.rss_bytes) }),
+    el('td', { text: ago(a.last_seen) }),
+  )));
+}
+
+function renderBoard(tasks) {
+  const board = document.getElementById('board');
+  board.replaceChildren(...COLUMNS.map(([key, title, states]) => {
+    const mine = tasks.filter((t) => states.includes(t.state));
+    return el('div', { class: 'column', 'data-column': key },
+      el('h3', { text: `${title} (${mine.length})` }),
+      ...mine.map((t) => el('article', { class: 'task', 'data-task': String(t.id), 'data-state': t.state },
+        el('div', { class: 'title', text: `#${t.id} ${t.title}` }),
+        el('div', { class: 'meta', text: [
+          t.state !== key ? t.state.toLowerCase() : '',
+          t.role ? `role ${t.role}` : '', `P${t.priority}`,
+          t.claimed_by ? `by ${t.claimed_by}` : '',
+          t.progress ? `${t.progress} %` : '',
+          time(t.completed_at || t.claimed_at || t.created_at),
+        ].filter(Boolean).join(' · ') }))));
+  }));
+}
+
+// -- terminals -------------------------------------------------------------------------
+
+class TerminalView {
+  constructor(agent, parent) {
+    this.agent = agent;
+    this.head = el('span', { class: 'muted', text: 'connecting…' });
+    this.box = el('div', { class: 'xterm-box' });
+    this.card = el('figure', { class: 'terminal', 'data-agent': agent },
+      el('figcaption', {}, el('strong', { text: agent }), ' ', this.head), this.box);
+    parent.append(this.card);
+    this.term = new window.Terminal({
+      convertEol: false, disableStdin: true, scrollback: 2000, fontSize: 12, cursorBlink: false,
+      theme: { background: '#111418' },
+    });
+    this.fit = new window.FitAddon.FitAddon();
+    this.term.loadAddon(this.fit);
+    this.term.open(this.box);
+    this.size = null;
+    this.delay = 500;
+    this.received = 0;
+    this.connect();
+  }
+
+  connect() {
+    const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${scheme}//${window.location.host}/ws/terminal/${encodeURIComponent(this.agent)}`);
+    this.ws = ws;
+    ws.onmessage = (event) => this.message(JSON.parse(event.data));
+    ws.onclose = () => {
+      if (this.closed) return;
+      this.head.textContent = 'disconnected, retrying…';
+      setTimeout(() => this.connect(), this.delay);
+      this.delay = Math.min(this.delay * 2, 10000);
+    };
+  }
+
+  message(m) {
+    if (m.type === 'hello') {
+      this.term.options.disableStdin = !m.input;
+      if (m.input && !this.typing) this.typing = this.term.onData((data) => this.send(data));
+    } else if (m.type === 'snapshot') {
+      this.delay = 500;
+      this.size = [m.width, m.height];
+      this.term.reset();
+      this.term.resize(m.width, m.height);
+      this.scale();
+      this.term.write(m.data + `\x1b[${m.cursor[1] + 1};${m.cursor[0] + 1}H`);
+      this.head.textContent = `${m.width}×${m.height}, live` + (this.term.options.disableStdin ? ', read-only' : '');
+      this.received += 1;
+    } else if (m.type === 'output') {
+      this.term.write(m.data);
+      this.received += 1;
+    } else if (m.type === 'closed' || m.type === 'error') {
+      this.head.textContent = m.reason || m.message;
+    }
+  }
+
+  send(data) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type: 'input', data }));
+  }
+
+  // The pane's size is the truth (agents run at the tmux window's size): the
+  // browser does not resize the pane, it picks a font size that shows all of it.
+  scale() {
+    if (!this.size) return;
+    for (let i = 0; i < 3; i++) {
+      const proposed = this.fit.proposeDimensions();
+      if (!proposed || !proposed.cols) return;
+      const font = this.term.options.fontSize;
+      const next = Math.max(6, Math.min(14, Math.floor(font * proposed.cols / this.size[0])));
+      if (next === font) return;
+      this.term.options.fontSize = next;
+    }
+  }
+
+  close() {
+    this.closed = true;
+    if (this.ws) this.ws.close();
+    this.term.dispose();
+    this.card.remove();
+  }
+}
+
+function renderTerminals(agents, relay) {
+  document.getElementById('relay-error').textContent = relay.error || '';
+  if (!window.Terminal || !window.FitAddon) return;
+  const parent = document.getElementById('terminals');
+  const names = new Set(agents.map((a) => a.name));
+  for (const [name, view] of terminals) {
+    if (!names.has(name)) { view.close(); terminals.delete(name); }
+  }
+  for (const a of agents) {
+    if (!terminals.has(a.name)) terminals.set(a.name, new TerminalView(a.name, parent));
+  }
+}
+
+window.addEventListener('resize', () => { for (const view of terminals.values()) view.scale(); });
+
+// -- task form and event stream ------------------------------------------------------
+
+document.getElementById('new-task').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target.elements;
+  const error = document.getElementById('task-error');
+  const body = {
+    title: form.title.value, role: form.role.value, description: form.description.value,
+    priority: Number(form.priority.value),
+  };
+  const response = await fetch('/api/tasks', {
+    method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (response.ok) {
+    error.textContent = '';
+    form.title.value = ''; form.description.value = '';
+    soon();
+  } else if (response.status === 401) {
+    window.location.assign('/login');
+  } else {
+    error.textContent = (await response.json()).message;
+  }
+});
+
+const live = document.getElementById('live');
+const stream = new EventSource('/api/events');
+for (const name of EVENTS) stream.addEventListener(name, soon);
+stream.addEventListener('open', () => { live.textContent = '● live'; live.className = 'ok'; });
+stream.addEventListener('error', () => { live.textContent = '○ reconnecting'; live.className = 'muted'; soon(); });
+refresh().catch(() => {});

@@ -1,0 +1,213 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Terminals and process figures of the agents, from the pane relay.
+
+The coordinator runs as its own user and cannot talk to the agents' tmux
+server; the relay (``central_mcp.relay``, run as the tmux owner) can, and
+serves the panes on a unix socket. Each browser terminal is one websocket
+here and one relay connection behind it; the relay fans one tmux reader out
+to all of them. A :class:`RelaySource` is one relay address: one VM today;
+a second VM's relay becomes a second source, picked by the agent's host.
+
+CPU and RAM of an agent are those of its pane's process tree, read from
+/proc. Under the hardened unit (``ProtectProc=invisible``) another user's
+processes are invisible: then the figures are ``None`` (the page shows
+"—"), never a guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+log = logging.getLogger(__name__)
+
+RELAY_TIMEOUT_S = 5.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class RelayUnavailable(ConnectionError):
+    """The relay socket cannot be reached; the message says where and what to check."""
+
+
+class RelaySource:
+    """One pane relay, reached by its unix socket path."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path = socket_path
+
+    @property
+    def address(self) -> str:
+        return f"unix:{self.socket_path}"
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            return await asyncio.wait_for(
+                asyncio.open_unix_connection(str(self.socket_path), limit=2**22), RELAY_TIMEOUT_S
+            )
+        except (OSError, TimeoutError) as exc:
+            raise RelayUnavailable(
+                f"terminal relay not reachable at {self.address} ({exc.__class__.__name__}): is central-mcp-relay "
+                "running, and is the coordinator's user in the socket's group?"
+            ) from None
+
+    async def list_panes(self) -> list[dict[str, Any]]:
+        """The relay's ``list``: every pane of the session with its window name and process id."""
+        reader, writer = await self.connect()
+        try:
+            writer.write(b'{"op": "list"}\n')
+            reply = json.loads(await asyncio.wait_for(reader.readline(), RELAY_TIMEOUT_S) or b"{}")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise RelayUnavailable(f"terminal relay at {self.address} did not answer: {exc}") from None
+        finally:
+            writer.close()
+        return reply.get("panes", []) if reply.get("type") == "list" else []
+
+
+class ProcMeter:
+    """CPU share and resident memory of process trees, from /proc, between two samples."""
+
+    def __init__(self, proc: Path = Path("/proc")) -> None:
+        self.proc = proc
+        self._last: dict[int, tuple[float, float]] = {}  # root pid -> (cpu seconds, monotonic time)
+
+    def _scan(self) -> dict[int, tuple[int, float, int]]:
+        """pid -> (parent pid, CPU seconds used, RSS bytes) of every visible process."""
+        table: dict[int, tuple[int, float, int]] = {}
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.proc):
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    raw = Path(entry.path, "stat").read_text()
+                except OSError:
+                    continue
+                fields = raw[raw.rfind(")") + 2 :].split()  # the command name may hold spaces and parentheses
+                try:
+                    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+                    table[int(entry.name)] = (int(fields[1]), cpu, int(fields[21]) * PAGE)
+                except (IndexError, ValueError):
+                    continue
+        return table
+
+    def sample(self, roots: dict[str, int]) -> dict[str, dict[str, float | None]]:
+        """name -> {cpu_percent, rss_bytes} for each root pid's tree; None where the root is not visible."""
+        table = self._scan()
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        now = time.monotonic()
+        out: dict[str, dict[str, float | None]] = {}
+        seen: dict[int, tuple[float, float]] = {}
+        for name, root in roots.items():
+            if root not in table:
+                out[name] = {"cpu_percent": None, "rss_bytes": None}
+                continue
+            cpu = rss = 0.0
+            stack = [root]
+            while stack:
+                pid = stack.pop()
+                _, used, resident = table[pid]
+                cpu, rss = cpu + used, rss + resident
+                stack.extend(children.get(pid, ()))
+            last = self._last.get(root)
+            seen[root] = (cpu, now)
+            percent = None
+            if last is not None and now > last[1]:
+                percent = round(max(0.0, 100.0 * (cpu - last[0]) / (now - last[1])), 1)
+            out[name] = {"cpu_percent": percent, "rss_bytes": rss}
+        self._last = seen
+        return out
+
+
+class Metrics:
+    """The latest pane list and per-agent figures, refreshed by one task for all browsers."""
+
+    def __init__(self, source: RelaySource, interval_s: float = 5.0) -> None:
+        self.source = source
+        self.interval_s = interval_s
+        self.meter = ProcMeter()
+        self.agents: dict[str, dict[str, Any]] = {}
+        self.error: str | None = None
+        self.taken_at: float | None = None
+        self.changed = asyncio.Event()
+
+    async def refresh(self) -> None:
+        try:
+            panes = await self.source.list_panes()
+        except RelayUnavailable as exc:
+            if self.error != str(exc):
+                log.warning("%s", exc)
+            self.error, self.agents = str(exc), {}
+        else:
+            self.error = None
+            roots = {p["name"]: int(p["pid"]) for p in panes if p.get("active", True)}
+            figures = self.meter.sample(roots)
+            self.agents = {
+                name: {"pid": pid, "terminal": True, **figures[name]} for name, pid in roots.items()
+            }  # fmt: skip
+        self.taken_at = time.time()
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.refresh()
+            await asyncio.sleep(self.interval_s)
+
+    def view(self) -> dict[str, Any]:
+        return {"agents": self.agents, "relay_error": self.error, "taken_at": self.taken_at}
+
+
+async def terminal_session(websocket: WebSocket, source: RelaySource, agent: str, allow_input: bool) -> None:
+    """Pump one pane between the relay and an accepted websocket until either side ends.
+
+    Relay lines go to the browser unchanged (they are already JSON); from
+    the browser only ``{"type": "input", "data"}`` is read, and only passed
+    on when typing is enabled on the dashboard (the relay decides as well).
+    """
+    await websocket.send_text(json.dumps({"type": "hello", "agent": agent, "input": allow_input}))
+    try:
+        reader, writer = await source.connect()
+    except RelayUnavailable as exc:
+        await websocket.send_text(json.dumps({"type": "closed", "reason": str(exc)}))
+        await websocket.close(1011)
+        return
+    writer.write(json.dumps({"op": "watch", "target": agent}).encode() + b"\n")
+
+    async def relay_to_browser() -> None:
+        while line := await reader.readline():
+            await websocket.send_text(line.decode(errors="replace").rstrip("\n"))
+
+    async def browser_to_relay() -> None:
+        while True:
+            raw = await websocket.receive_text()
+            if not allow_input:
+                continue
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                message = json.loads(raw)
+                if message.get("type") == "input" and isinstance(message.get("data"), str):
+                    writer.write(json.dumps({"op": "input", "target": agent, "data": message["data"]}).encode())
+                    writer.write(b"\n")
+
+    tasks = [asyncio.create_task(relay_to_browser()), asyncio.create_task(browser_to_relay())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, OSError):
+                await task
+        writer.close()
+        with contextlib.suppress(RuntimeError, OSError):
+            await websocket.close(1000)

@@ -1,0 +1,244 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The dashboard's routes: pages, login, its JSON, its event stream and the terminal websockets.
+
+Everything but the login page and the static assets (the vendored xterm.js,
+our script and style sheet, none of them data) needs a session: pages
+redirect to ``/login``, JSON answers 401, a websocket is closed before it
+is accepted. The JSON comes straight from the service objects the REST API
+uses, so the page shows exactly what the coordinator knows; the process
+figures come from /proc through :class:`Metrics`, and are ``null`` when
+they cannot be seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from sse_starlette import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from central_mcp import __version__, sysinfo
+from central_mcp.dashboard.auth import COOKIE, SecurityHeaders, Sessions, host_allowed, same_origin
+from central_mcp.dashboard.terminals import Metrics, RelaySource, terminal_session
+from central_mcp.domain import DomainError
+from central_mcp.health import report
+from central_mcp.service import Service
+from central_mcp.settings import is_loopback
+from central_mcp.store import StoreError
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+BOARD_LIMIT = 300
+LOGIN_FAILURE_DELAY_S = 1.0
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _json_error(status: int, message: str) -> JSONResponse:
+    kind = {401: "unauthorized", 403: "forbidden", 503: "database"}.get(status, "invalid")
+    return JSONResponse({"error": kind, "message": message}, status_code=status)
+
+
+def fleet_view(svc: Service, health: dict[str, Any]) -> dict[str, Any]:
+    """Machine, capacity by the sizing rule and cost: only what is configured or measured."""
+    system = health.get("system") or {}
+    agents = health["agents"]["total"]
+    cpus = system.get("cpus")
+    memory = (system.get("memory") or {}).get("total_bytes") or None
+    capacity = system.get("capacity") or {}
+    cost = svc.settings.monthly_cost
+    return {
+        "machine_type": svc.settings.machine_type or None,
+        "cpus": cpus,
+        "memory_bytes": memory,
+        "cpu_percent": system.get("cpu_percent"),
+        "agents": agents,
+        "fits": capacity.get("fits"),
+        "needs_cpus": agents * sysinfo.CPU_PER_AGENT,
+        "needs_memory_bytes": agents * sysinfo.MB_PER_AGENT * 2**20,
+        "rule": {"cpu_per_agent": sysinfo.CPU_PER_AGENT, "mb_per_agent": sysinfo.MB_PER_AGENT},
+        "monthly_cost": cost,
+        "cost_per_agent": round(cost / agents, 2) if cost is not None and agents else None,
+        "status": health["status"],
+        "problems": health["problems"],
+        "version": __version__,
+    }
+
+
+def state_view(svc: Service, metrics: Metrics, allow_input: bool) -> dict[str, Any]:
+    """Everything the page shows, in one document."""
+    figures = metrics.view()
+    agents = svc.roster.list()
+    for agent in agents:
+        found = figures["agents"].get(agent["name"])
+        agent["cpu_percent"] = found["cpu_percent"] if found else None
+        agent["rss_bytes"] = found["rss_bytes"] if found else None
+        agent["terminal"] = found is not None
+    health = report(svc)
+    return {
+        "agents": agents,
+        "tasks": svc.board.list(limit=BOARD_LIMIT),
+        "counts": svc.board.counts(),
+        "fleet": fleet_view(svc, health),
+        "relay": {"address": metrics.source.address, "error": figures["relay_error"]},
+        "input": allow_input,
+        "taken_at": figures["taken_at"],
+    }
+
+
+def build_app(svc: Service, metrics: Metrics, source: RelaySource) -> Starlette:
+    """The dashboard as its own ASGI app (its own port, its own auth)."""
+    settings = svc.settings
+    sessions = Sessions(settings.dashboard_login_token)
+    loopback = is_loopback(settings.dashboard_host)
+    login_page = (HERE / "pages" / "login.html").read_text(encoding="utf-8")
+    index_page = (HERE / "pages" / "index.html").read_text(encoding="utf-8")
+
+    def secure(request: Request) -> bool:
+        return request.url.scheme == "https"
+
+    def signed_in(request: Request) -> bool:
+        return sessions.valid(request.cookies.get(COOKIE))
+
+    def page(handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            if not host_allowed(request.headers, loopback):
+                return Response("unknown host", status_code=421, media_type="text/plain")
+            if not signed_in(request):
+                return RedirectResponse("/login", status_code=303)
+            return await handler(request)
+
+        return endpoint
+
+    def api(handler: Handler, write: bool = False) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            if not host_allowed(request.headers, loopback):
+                return _json_error(403, "unknown host")
+            if not signed_in(request):
+                return _json_error(401, "not signed in: open /login")
+            if write and not same_origin(request.headers):
+                return _json_error(403, "cross-origin request refused")
+            try:
+                return await handler(request)
+            except DomainError as exc:
+                return _json_error(exc.status, str(exc))
+            except StoreError as exc:
+                return _json_error(503, str(exc))
+
+        return endpoint
+
+    def render_login(message: str = "", status: int = 200) -> HTMLResponse:
+        text = f'<p class="error" role="alert">{html.escape(message)}</p>' if message else ""
+        return HTMLResponse(login_page.replace("<!--MESSAGE-->", text), status_code=status)
+
+    async def login_get(request: Request) -> Response:
+        if not host_allowed(request.headers, loopback):
+            return Response("unknown host", status_code=421, media_type="text/plain")
+        return render_login()
+
+    async def login_post(request: Request) -> Response:
+        if not host_allowed(request.headers, loopback) or not same_origin(request.headers):
+            return render_login("This form must be sent from the dashboard itself.", 403)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=5)
+        sid = sessions.login((form.get("token") or [""])[0])
+        if sid is None:
+            await asyncio.sleep(LOGIN_FAILURE_DELAY_S)  # slows guessing; the token is long and random anyway
+            log.warning("dashboard: failed login from %s", request.client.host if request.client else "?")
+            return render_login("That token is not valid.", 401)
+        response = RedirectResponse("/", status_code=303)
+        response.headers["set-cookie"] = sessions.cookie_header(sid, secure(request))
+        return response
+
+    async def logout(request: Request) -> Response:
+        if same_origin(request.headers):
+            sessions.logout(request.cookies.get(COOKIE))
+        response = RedirectResponse("/login", status_code=303)
+        response.headers["set-cookie"] = Sessions.clear_header(secure(request))
+        return response
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(index_page)
+
+    async def state(request: Request) -> Response:
+        return JSONResponse(state_view(svc, metrics, settings.dashboard_input))
+
+    async def create_task(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise DomainError("request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise DomainError("request body must be a JSON object")
+        task = svc.board.create(
+            body.get("title"), body.get("description", ""), body.get("role", ""), body.get("priority", 3),
+            created_by="dashboard",
+        )  # fmt: skip
+        return JSONResponse(task, status_code=201)
+
+    async def events(request: Request) -> Response:
+        """Fleet events as they happen, and a ``metrics`` tick when new process figures are in."""
+        sub = svc.bus.subscribe()
+
+        async def stream() -> AsyncIterator[dict[str, Any]]:
+            try:
+                yield {"event": "ready", "data": json.dumps({"version": __version__})}
+                while True:
+                    getter = asyncio.ensure_future(sub.queue.get())
+                    ticker = asyncio.ensure_future(metrics.changed.wait())
+                    done, _ = await asyncio.wait({getter, ticker}, return_when=asyncio.FIRST_COMPLETED)
+                    ticker.cancel()
+                    if getter not in done:
+                        getter.cancel()
+                        yield {"event": "metrics", "data": json.dumps({"taken_at": metrics.taken_at})}
+                        continue
+                    event = getter.result()
+                    if event is None:
+                        break
+                    yield {"id": str(event.id), "event": event.type, "data": json.dumps(event.data)}
+            finally:
+                sub.close()
+
+        return EventSourceResponse(stream(), ping=15, send_timeout=10, headers={"Cache-Control": "no-store"})
+
+    async def terminal(websocket: WebSocket) -> None:
+        agent = websocket.path_params["agent"]
+        known = {a["name"] for a in svc.roster.list()}
+        if not host_allowed(websocket.headers, loopback) or not same_origin(websocket.headers):
+            await websocket.close(code=4403)
+            return
+        if not sessions.valid(websocket.cookies.get(COOKIE)):
+            await websocket.close(code=4401)
+            return
+        if agent not in known:
+            await websocket.close(code=4404)
+            return
+        await websocket.accept()
+        await terminal_session(websocket, source, agent, settings.dashboard_input)
+
+    routes = [
+        Route("/", page(index), methods=["GET"]),
+        Route("/login", login_get, methods=["GET"]),
+        Route("/login", login_post, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/api/state", api(state), methods=["GET"]),
+        Route("/api/tasks", api(create_task, write=True), methods=["POST"]),
+        Route("/api/events", api(events), methods=["GET"]),
+        WebSocketRoute("/ws/terminal/{agent}", terminal),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,232 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The dashboard over HTTP and websockets: login, refusals, headers, its JSON, a live terminal.
+
+A real coordinator subprocess serves the dashboard on its own free port, and
+a real relay subprocess serves the panes of a private tmux server (``-L``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from conftest import Fleet, Server, free_port
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from central_mcp.settings import ConfigError, Settings
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+TOKEN = secrets.token_urlsafe(24)
+SESSION = "dash-test"
+
+
+class Rig:
+    """tmux (one window per agent) + relay + coordinator with its dashboard."""
+
+    def __init__(self, tmp: Path, fleet: Fleet) -> None:
+        self.tmux_name = f"cmcp-dash-{secrets.token_hex(4)}"
+        self.socket = tmp / "relay.sock"
+        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", SESSION, "-n", "Control", "-x", "90", "-y", "20", "sh")
+        for name in fleet.specs:
+            self.tmux("new-window", "-d", "-t", SESSION, "-n", name, "sh")
+        self.relay = subprocess.Popen(
+            [sys.executable, "-m", "central_mcp", "relay", "--socket", str(self.socket), "--session", SESSION,
+             "--tmux-socket-name", self.tmux_name],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(100):
+            if self.socket.exists():
+                break
+            time.sleep(0.05)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = Server(
+            tmp,
+            fleet,
+            CENTRAL_MCP_DASHBOARD_PORT=str(self.port),
+            CENTRAL_MCP_DASHBOARD_TOKEN=TOKEN,
+            CENTRAL_MCP_RELAY_SOCKET=str(self.socket),
+            CENTRAL_MCP_MACHINE_TYPE="e2-standard-4",
+            CENTRAL_MCP_MONTHLY_COST="97.09",
+        ).start()
+        self._wait_dashboard()
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.tmux_name, *args], check=True, capture_output=True, text=True).stdout
+
+    def _wait_dashboard(self) -> None:
+        for _ in range(100):
+            try:
+                httpx2.get(self.url + "/login", timeout=1)
+                return
+            except httpx2.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"dashboard did not start:\n{self.server.log.read_text()}")
+
+    def http(self, method: str, path: str, cookie: str | None = None, origin: bool = True, **kw: object):
+        headers = {"Origin": self.url} if origin else {}
+        if cookie:
+            headers["Cookie"] = f"cmcp_session={cookie}"
+        return httpx2.request(method, self.url + path, headers=headers, timeout=10, follow_redirects=False, **kw)
+
+    def login(self, token: str = TOKEN) -> str:
+        response = httpx2.post(
+            self.url + "/login",
+            content=f"token={token}",
+            headers={"Origin": self.url, "Content-Type": "application/x-www-form-urlencoded"},
+            follow_redirects=False,
+        )
+        assert response.status_code == 303, response.text
+        return response.cookies["cmcp_session"]
+
+    def close(self) -> None:
+        self.server.stop()
+        self.relay.terminate()
+        self.relay.wait(5)
+        subprocess.run(["tmux", "-L", self.tmux_name, "kill-server"], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    tmp = tmp_path_factory.mktemp("dash")
+    fleet = Fleet(tmp / "agents.json")
+    for name in ("A", "B", "C", "D"):
+        fleet.add(name, "backend")
+    fleet.write()
+    rig = Rig(tmp, fleet)
+    try:
+        yield rig
+    finally:
+        rig.close()
+
+
+def test_without_login_everything_refuses(rig: Rig) -> None:
+    page = rig.http("GET", "/")
+    assert page.status_code == 303 and page.headers["location"] == "/login"
+    for method, path in (("GET", "/api/state"), ("GET", "/api/events"), ("POST", "/api/tasks")):
+        response = rig.http(method, path)
+        assert response.status_code == 401, (path, response.status_code)
+        assert response.json()["error"] == "unauthorized"
+    forged = rig.http("GET", "/api/state", cookie="not-a-session")
+    assert forged.status_code == 401
+
+
+@pytest.mark.anyio
+async def test_websocket_refused_without_login(rig: Rig) -> None:
+    ws_url = rig.url.replace("http", "ws") + "/ws/terminal/A"
+    for headers in ({}, {"Cookie": "cmcp_session=forged"}):
+        with pytest.raises(InvalidStatus):
+            async with connect(ws_url, origin=rig.url, additional_headers=headers, open_timeout=5):
+                pass
+    cookie = rig.login()
+    with pytest.raises(InvalidStatus):  # a signed-in cookie from another origin
+        headers = {"Cookie": f"cmcp_session={cookie}"}
+        async with connect(ws_url, origin="http://evil.example", additional_headers=headers):
+            pass
+
+
+def test_login_page_and_headers(rig: Rig) -> None:
+    page = rig.http("GET", "/login")
+    assert page.status_code == 200 and 'name="token"' in page.text
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    wrong = httpx2.post(rig.url + "/login", content="token=wrong", headers={"Origin": rig.url})
+    assert wrong.status_code == 401 and "not valid" in wrong.text and "set-cookie" not in wrong.headers
+    cross = httpx2.post(rig.url + "/login", content=f"token={TOKEN}", headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403 and "set-cookie" not in cross.headers
+
+
+def test_cookie_flags_and_session(rig: Rig) -> None:
+    response = httpx2.post(
+        rig.url + "/login", content=f"token={TOKEN}", headers={"Origin": rig.url}, follow_redirects=False
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/"
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    assert TOKEN not in cookie
+    sid = response.cookies["cmcp_session"]
+    page = rig.http("GET", "/", cookie=sid)
+    assert page.status_code == 200 and "dashboard.js" in page.text and "<script>" not in page.text
+    assert page.headers["cache-control"] == "no-store"
+    state = rig.http("GET", "/api/state", cookie=sid)
+    assert state.status_code == 200 and state.headers["cache-control"] == "no-store"
+    doc = state.json()
+    assert [a["name"] for a in doc["agents"]] == ["A", "B", "C", "D"]
+    assert doc["fleet"]["machine_type"] == "e2-standard-4" and doc["fleet"]["monthly_cost"] == 97.09
+    assert doc["fleet"]["cost_per_agent"] == round(97.09 / 4, 2)
+    assert doc["input"] is False
+    out = rig.http("POST", "/logout", cookie=sid)
+    assert out.status_code == 303 and "Max-Age=0" in out.headers["set-cookie"]
+    assert rig.http("GET", "/api/state", cookie=sid).status_code == 401
+
+
+def test_process_figures_come_from_proc(rig: Rig) -> None:
+    sid = rig.login()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        agents = rig.http("GET", "/api/state", cookie=sid).json()["agents"]
+        if all(a["cpu_percent"] is not None for a in agents):
+            break
+        time.sleep(0.5)
+    assert all(a["terminal"] and a["rss_bytes"] > 0 and a["cpu_percent"] >= 0 for a in agents), agents
+
+
+def test_create_task_same_origin_only(rig: Rig) -> None:
+    sid = rig.login()
+    body = {"title": "from the page", "role": "backend", "priority": 2}
+    cross = httpx2.post(
+        rig.url + "/api/tasks", json=body, headers={"Cookie": f"cmcp_session={sid}", "Origin": "http://evil.example"}
+    )
+    assert cross.status_code == 403
+    created = rig.http("POST", "/api/tasks", cookie=sid, json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["state"] == "AVAILABLE" and created.json()["created_by"] == "dashboard"
+    bad = rig.http("POST", "/api/tasks", cookie=sid, json={"title": ""})
+    assert bad.status_code == 400
+
+
+@pytest.mark.anyio
+async def test_terminal_streams_a_pane(rig: Rig) -> None:
+    sid = rig.login()
+    ws_url = rig.url.replace("http", "ws") + "/ws/terminal/B"
+    async with connect(ws_url, origin=rig.url, additional_headers={"Cookie": f"cmcp_session={sid}"}) as ws:
+        hello = json.loads(await ws.recv())
+        assert hello == {"type": "hello", "agent": "B", "input": False}
+        snapshot = json.loads(await ws.recv())
+        assert snapshot["type"] == "snapshot" and snapshot["width"] == 90
+        rig.tmux("send-keys", "-t", f"{SESSION}:B", "echo streamed-$((20+3))", "Enter")
+        seen = ""
+        deadline = time.monotonic() + 5
+        while "streamed-23" not in seen and time.monotonic() < deadline:
+            seen += json.loads(await ws.recv()).get("data", "")
+        assert "streamed-23" in seen
+        await ws.send(json.dumps({"type": "input", "data": "echo typed\r"}))  # ignored: input is off
+    assert "echo typed" not in rig.tmux("capture-pane", "-p", "-t", f"{SESSION}:B")
+    with pytest.raises(InvalidStatus):  # not an agent of the fleet
+        async with connect(rig.url.replace("http", "ws") + "/ws/terminal/Control", origin=rig.url,
+                           additional_headers={"Cookie": f"cmcp_session={sid}"}):  # fmt: skip
+            pass
+
+
+def test_settings_for_the_dashboard(tmp_path: Path) -> None:
+    base = {"CENTRAL_MCP_DB": str(tmp_path / "db.sqlite")}
+    settings = Settings.from_env(base)
+    assert (settings.dashboard_host, settings.dashboard_port, settings.dashboard_input) == ("127.0.0.1", 8000, False)
+    assert Settings.from_env({**base, "CENTRAL_MCP_API_TOKEN": "t"}).dashboard_login_token == "t"
+    exposed = Settings.from_env({**base, "CENTRAL_MCP_DASHBOARD_HOST": "0.0.0.0"})
+    with pytest.raises(ConfigError, match="CENTRAL_MCP_DASHBOARD_TOKEN"):
+        exposed.check_exposure()
+    with pytest.raises(ConfigError, match="its own port"):
+        Settings.from_env({**base, "CENTRAL_MCP_DASHBOARD_PORT": "3000"})
+    with pytest.raises(ConfigError, match="MONTHLY_COST"):
+        Settings.from_env({**base, "CENTRAL_MCP_MONTHLY_COST": "cheap"})
