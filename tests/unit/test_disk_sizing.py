@@ -1,0 +1,247 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Disk sizing, disk cost and the guest's grow decisions, driven by case tables (one line per case).
+
+The guest-side cases are fed what the real tools print: the growpart,
+dumpe2fs and xfs_info texts below were captured on Debian 12 from an image
+file and loop devices (tests/unit/test_vm_upgrade_guest_grow.py produces the
+same output live, where the machine allows it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.central_mcp.agents.plugins.filter import disk_sizing as d
+
+GIB = 2**30
+
+
+# ----------------------------------------------------------------- size
+@pytest.mark.parametrize(
+    ("count", "args", "expected"),
+    [
+        (0, (), 20),
+        (4, (), 28),
+        (8, (), 36),
+        (16, (), 52),
+        ("6", (), 32),  # extra vars arrive as strings
+        (4, (10, 0.1), 11),  # the seed's ~100 MB per agent: rounded up to whole GB
+        (0, (0, 0), 10),  # never below the smallest boot disk
+        (3, (20, 2.5), 28),  # 27.5 rounds up
+    ],
+)
+def test_disk_size_for_agents(count, args, expected):
+    assert d.disk_size_for_agents(count, *args) == expected
+
+
+def test_default_is_roomier_than_the_seed():
+    """The per-agent allowance is the documented 20x of the ~100 MB per agent the seed measured."""
+    assert d.DISK_PER_AGENT_GB * 1024 >= 20 * 100
+
+
+@pytest.mark.parametrize(
+    ("count", "args", "message"),
+    [
+        (-1, (), "must be 0 or more, got -1"),
+        ("four", (), "whole number of agents, got 'four'"),
+        (4, ("big",), "base_gb must be a number, got 'big'"),
+        (4, (20, -2), "per_agent_gb must be 0 or more"),
+        (4, (20, None), "per_agent_gb must be a number, got None"),
+    ],
+)
+def test_disk_size_errors_name_the_value(count, args, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        d.disk_size_for_agents(count, *args)
+
+
+# ----------------------------------------------------------------- cost
+@pytest.mark.parametrize(
+    ("size", "disk_type", "prices", "expected"),
+    [
+        (50, "pd-balanced", None, 5.0),
+        (50, "pd-standard", None, 2.0),
+        (50, "pd-ssd", None, 8.5),
+        (28, "pd-balanced", None, 2.8),
+        ("40", "pd-balanced", None, 4.0),
+        (100, "hyperdisk-balanced", {"hyperdisk-balanced": 0.06}, 6.0),
+    ],
+)
+def test_disk_monthly_cost(size, disk_type, prices, expected):
+    assert d.disk_monthly_cost(size, disk_type, prices) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((50, "pd-extreme"), "'pd-extreme': known types are pd-balanced, pd-ssd, pd-standard"),
+        ((50, "pd-ssd", {}), "known types are none"),
+        ((50, "pd-ssd", ["pd-ssd"]), "disk prices must be a dict"),
+        ((-5, "pd-ssd"), "size_gb must be 0 or more"),
+    ],
+)
+def test_disk_monthly_cost_errors_name_the_value(args, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        d.disk_monthly_cost(*args)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "expected"),
+    [
+        ((10, 50), {}, "boot disk 10 GB → 50 GB, +$4.00/month, online, no restart"),
+        ((10, 50, "pd-ssd"), {}, "boot disk 10 GB → 50 GB, +$6.80/month, online, no restart"),
+        ((28, 36, "pd-standard"), {}, "boot disk 28 GB → 36 GB, +$0.32/month, online, no restart"),
+        ((10, 50, "pd-extreme"), {}, "boot disk 10 GB → 50 GB, +$?/month, online, no restart"),
+        ((50, 50), {}, "boot disk 50 GB pd-balanced (unchanged, $5.00/month)"),
+        ((60, 60), {"wanted_gb": 36}, "(unchanged, $6.00/month; 36 GB asked, and a disk never shrinks)"),
+        ((48, 48), {"wanted_gb": 50}, "(unchanged, $4.80/month; 50 GB asked, less than the growth threshold above it)"),
+        ((50, 50), {"wanted_gb": 50}, "boot disk 50 GB pd-balanced (unchanged, $5.00/month)"),
+        ((50, 50, "pd-x"), {}, "boot disk 50 GB pd-x (unchanged, $?/month)"),
+    ],
+)
+def test_disk_size_change(args, kwargs, expected):
+    assert expected in d.disk_size_change(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("e2-standard-4", 50), "e2-standard-4 $97.00 + boot disk 50 GB pd-balanced $5.00 = $102.00/month"),
+        (("e2-micro", 10, "pd-standard"), "e2-micro $0.00 + boot disk 10 GB pd-standard $0.40 = $0.40/month"),
+        (("n2-standard-4", 50), "n2-standard-4 $? + boot disk 50 GB pd-balanced $5.00 = $?/month"),
+        (("n2-standard-4", 50, "pd-ssd", {"n2-standard-4": 141.5}), "$141.50 + boot disk 50 GB pd-ssd $8.50 = $150.00"),
+        (("", 36), "boot disk 36 GB pd-balanced $3.60/month (the machine type is not managed here)"),
+    ],
+)
+def test_vm_monthly_cost(args, expected):
+    assert expected in d.vm_monthly_cost(*args)
+
+
+# ----------------------------------------------------------------- where / lives
+def findmnt(source: str, fstype: str, target: str = "/") -> str:
+    return json.dumps({"filesystems": [{"source": source, "fstype": fstype, "target": target}]})
+
+
+def lsblk(name: str, kind: str, parent: str | None = None, size: int = 50 * GIB) -> str:
+    return json.dumps({"blockdevices": [{"name": name, "pkname": parent, "type": kind, "size": size}]})
+
+
+@pytest.mark.parametrize(
+    ("mounted", "device", "expected"),
+    [
+        # a GCE Debian image: SCSI disk, partition 1
+        (findmnt("/dev/sda1", "ext4"), lsblk("/dev/sda1", "part", "/dev/sda"), ("/dev/sda", 1, True)),
+        # NVMe (C3 and newer machine types): the partition suffix is p1
+        (findmnt("/dev/nvme0n1p1", "ext4"), lsblk("/dev/nvme0n1p1", "part", "/dev/nvme0n1"), ("/dev/nvme0n1", 1, True)),
+        (findmnt("/dev/sda2", "xfs"), lsblk("/dev/sda2", "part", "/dev/sda"), ("/dev/sda", 2, True)),
+        # this test bed: ext4 on the whole disk, only the filesystem grows
+        (findmnt("/dev/vda", "ext4"), lsblk("/dev/vda", "disk"), (None, None, True)),
+        (findmnt("/dev/loop0", "xfs", "/mnt/x"), lsblk("/dev/loop0", "loop"), (None, None, True)),
+    ],
+    ids=["scsi", "nvme", "xfs-part2", "whole-disk", "loop"],
+)
+def test_root_fs_layout_finds_disk_and_partition(mounted, device, expected):
+    layout = d.root_fs_layout(mounted, device)
+    assert (layout["disk"], layout["partition"], layout["grow"]) == expected and layout["why"] == ""
+
+
+@pytest.mark.parametrize(
+    ("mounted", "device", "why"),
+    [
+        (findmnt("overlay", "overlay"), "", "overlay filesystem (a container)"),
+        (findmnt("/dev/sda1[/@]", "btrfs"), "", "it is btrfs: this role grows ext2/3/4 and XFS only"),
+        (findmnt("/dev/mapper/vg-root", "ext4"), lsblk("/dev/mapper/vg-root", "lvm"), "on a lvm device"),
+        (findmnt("/dev/md0", "ext4"), lsblk("/dev/md0", "raid1"), "on a raid1 device (/dev/md0)"),
+        (findmnt("/dev/root", "ext4"), "", "its source /dev/root is not a block device lsblk knows"),
+        (findmnt("rootfs", "ext4"), "", "its source rootfs is not a block device"),
+    ],
+    ids=["overlay", "btrfs", "lvm", "raid", "dev-root", "not-dev"],
+)
+def test_root_fs_layout_says_why_it_will_not_grow(mounted, device, why):
+    layout = d.root_fs_layout(mounted, device)
+    assert layout["grow"] is False and why in layout["why"], layout
+
+
+def test_root_fs_layout_refuses_garbage():
+    with pytest.raises(AnsibleFilterError, match="findmnt printed something that is not JSON"):
+        d.root_fs_layout("TARGET SOURCE\n/ /dev/sda1")
+
+
+# ----------------------------------------------------------------- growpart --dry-run
+GROWPART = {  # (stdout, rc) as growpart 0.33 prints them
+    "change": ("CHANGE: partition=1 start=2048 old: size=40960 end=43007 new: size=128991 end=131038\n", 0),
+    "changed": ("CHANGED: partition=1 start=2048 old: size=40960 end=43007 new: size=260063 end=262110\n", 0),
+    "full": ("NOCHANGE: partition 1 is size 260063. it cannot be grown\n", 1),
+    "fudge": ("NOCHANGE: partition 1 could only be grown by 2015 [fudge=20480]\n", 1),
+    "failed": ("FAILED: failed to get start and end for disk.img3 in disk.img\n", 2),
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "grow", "sizes", "why"),
+    [
+        ("change", True, (40960 * 512, 128991 * 512), "partition 1 can grow"),
+        ("changed", True, (40960 * 512, 260063 * 512), "partition 1 can grow"),
+        ("full", False, (None, None), "partition 1 is size 260063. it cannot be grown"),
+        ("fudge", False, (None, None), "could only be grown by 2015 [fudge=20480]"),
+        ("failed", False, (None, None), "FAILED: failed to get start and end"),
+    ],
+)
+def test_growpart_plan(case, grow, sizes, why):
+    plan = d.growpart_plan(*GROWPART[case])
+    assert (plan["grow"], (plan["from_bytes"], plan["to_bytes"])) == (grow, sizes) and why in plan["why"]
+
+
+def test_growpart_plan_without_growpart():
+    """In check mode growpart may not be installed yet: no plan, and a reason."""
+    assert d.growpart_plan("", 2) == {"grow": False, "from_bytes": None, "to_bytes": None, "why": "growpart exited 2"}
+
+
+# ----------------------------------------------------------------- filesystem vs device
+DUMPE2FS = "Filesystem volume name:   <none>\nBlock count:              20480\nBlock size:               1024\n"
+XFS_SAMPLE = """meta-data=/dev/loop0             isize=512    agcount=4, agsize=20480 blks
+         =                       sectsz=512   attr=2, projid32bit=1
+         =                       crc=1        finobt=1, sparse=1, rmapbt=0
+data     =                       bsize=4096   blocks=81920, imaxpct=25
+         =                       sunit=0      swidth=0 blks
+naming   =version 2              bsize=4096   ascii-ci=0, ftype=1
+log      =internal log           bsize=4096   blocks=16384, version=2
+realtime =none                   extsz=4096   blocks=0, rtextents=0
+"""
+
+
+@pytest.mark.parametrize(
+    ("info", "fstype", "device", "grow", "fs_bytes"),
+    [
+        (DUMPE2FS, "ext4", 20480 * 1024, False, 20480 * 1024),  # fills its partition
+        (DUMPE2FS, "ext4", 20480 * 1024 + 3584, False, 20480 * 1024),  # resize2fs rounding, not room
+        (DUMPE2FS, "ext4", 128991 * 512, True, 20480 * 1024),  # the partition grew
+        (XFS_SAMPLE, "xfs", 320 * 2**20, False, 81920 * 4096),
+        (XFS_SAMPLE, "xfs", 400 * 2**20, True, 81920 * 4096),
+    ],
+)
+def test_filesystem_room(info, fstype, device, grow, fs_bytes):
+    room = d.filesystem_room(info, fstype, device)
+    assert (room["grow"], room["fs_bytes"], room["device_bytes"]) == (grow, fs_bytes, device)
+    assert room["room_bytes"] == max(device - fs_bytes, 0)
+
+
+@pytest.mark.parametrize(
+    ("info", "fstype", "message"),
+    [
+        ("", "ext4", "no block count and size in what was read for ext4"),
+        ("garbage", "xfs", "no block count and size in what was read for xfs"),
+        (DUMPE2FS, "btrfs", "knows ext2/3/4 and xfs, not 'btrfs'"),
+    ],
+)
+def test_filesystem_room_errors(info, fstype, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        d.filesystem_room(info, fstype, GIB)
+
+
+def test_filters_are_registered_under_their_documented_names():
+    names = set(d.FilterModule().filters())
+    docs = {p.stem for p in Path(d.__file__).parent.glob("*.yml")}
+    assert names <= docs, f"filters without a documentation file: {sorted(names - docs)}"
