@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A real fleet for the browser: tmux with 4 fake agent panes, the relay, the coordinator, headless Chromium.
+
+Run with the coordinator's venv (it has the package, the MCP SDK and Selenium):
+``coordinator/.venv/bin/pytest -q tests/browser``. Chromium and chromedriver come
+from Debian (``apt-get install -y chromium chromium-driver``); without them the
+tests are skipped with that message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+AGENTS = ("A", "B", "C", "D")
+ROLES = {"A": "ui-velocity", "B": "design-architecture", "C": "backend", "D": "integration"}
+SESSION = "central-mcp-agents"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Fleet:
+    """tmux (Control + one window per agent running a small loop) + relay + coordinator with its dashboard."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.tmux_name = f"cmcp-browser-{secrets.token_hex(4)}"
+        self.relay_socket = tmp / "relay.sock"
+        self.login_token = secrets.token_urlsafe(24)
+        self.tokens = {name: secrets.token_urlsafe(32) for name in AGENTS}
+        self.api_port, self.port = free_port(), free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.tmux_name, *args], check=True, capture_output=True, text=True).stdout
+
+    def start(self) -> Fleet:
+        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", SESSION, "-n", "Control", "-x", "100", "-y", "24", "sh")
+        for name in AGENTS:
+            loop = f'i=0; while true; do i=$((i+1)); echo "agent {name} working, step $i"; sleep 3; done'
+            self.tmux("new-window", "-d", "-t", SESSION, "-n", name, "sh", "-c", loop)
+        agents = [
+            {"name": n, "role": ROLES[n], "model": "claude-sonnet-4-5", "kind": "claude", "host": "vm1",
+             "token_sha256": hashlib.sha256(t.encode()).hexdigest()}
+            for n, t in self.tokens.items()
+        ]  # fmt: skip
+        (self.tmp / "agents.json").write_text(json.dumps({"agents": agents}))
+        log = open(self.tmp / "fleet.log", "ab")  # noqa: SIM115 (kept open for the processes' lifetime)
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "central_mcp",
+                    "relay",
+                    "--socket",
+                    str(self.relay_socket),
+                    "--session",
+                    SESSION,
+                    "--tmux-socket-name",
+                    self.tmux_name,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        )
+        env = {
+            **os.environ,
+            "CENTRAL_MCP_DB": str(self.tmp / "state" / "central-mcp.db"),
+            "CENTRAL_MCP_PORT": str(self.api_port),
+            "CENTRAL_MCP_AGENTS_FILE": str(self.tmp / "agents.json"),
+            "CENTRAL_MCP_API_TOKEN": secrets.token_urlsafe(24),
+            "CENTRAL_MCP_DASHBOARD_PORT": str(self.port),
+            "CENTRAL_MCP_DASHBOARD_TOKEN": self.login_token,
+            "CENTRAL_MCP_RELAY_SOCKET": str(self.relay_socket),
+            "CENTRAL_MCP_MACHINE_TYPE": "e2-standard-4",
+            "CENTRAL_MCP_MONTHLY_COST": "97.09",
+        }
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "central_mcp", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                if self.relay_socket.exists():
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError(f"the fleet did not start:\n{(self.tmp / 'fleet.log').read_text()}")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        subprocess.run(["tmux", "-L", self.tmux_name, "kill-server"], capture_output=True)
+
+
+@contextlib.asynccontextmanager
+async def mcp_session(fleet: Fleet, agent: str) -> AsyncIterator[Any]:
+    """An MCP session as one agent, with the official SDK client and that agent's bearer token."""
+    import httpx2
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    headers = {"Authorization": f"Bearer {fleet.tokens[agent]}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http:
+        async with streamable_http_client(fleet.api_url + "/mcp", http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                yield session
+
+
+async def call(session: Any, tool: str, **arguments: Any) -> Any:
+    result = await session.call_tool(tool, arguments)
+    text = "".join(getattr(c, "text", "") for c in result.content)
+    assert not result.is_error, text
+    return json.loads(text)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    running = Fleet(tmp_path_factory.mktemp("fleet")).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Headless Debian Chromium through Debian's chromedriver, with a fresh profile."""
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.skip("chromium and chromedriver are missing: apt-get install -y chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--window-size=1600,2200", f"--user-data-dir={tmp_path / 'profile'}",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()

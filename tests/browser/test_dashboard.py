@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The dashboard in a real browser (headless Debian Chromium driven by Selenium).
+
+A user logs in and sees 4 active agents; a task created on the page moves
+from open to done while an agent, through the official MCP client, claims
+and completes it; text typed into an agent's tmux pane appears in that
+agent's terminal on the page within 1 s. Without a login, the page, the API
+and the websocket refuse. A screenshot lands in tests/browser/artifacts/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import Any
+
+import pytest
+from conftest import AGENTS, ARTIFACTS, SESSION, Fleet, call, mcp_session
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+
+def login(driver: Any, fleet: Fleet, token: str | None = None) -> None:
+    driver.get(fleet.url + "/login")
+    driver.find_element(By.ID, "token").send_keys(token or fleet.login_token)
+    driver.find_element(By.ID, "sign-in").click()
+
+
+# The page re-renders its tables on every change: read it in one script call, never through stale elements.
+
+
+def terminal_text(driver: Any, agent: str) -> str:
+    """What xterm.js shows for one agent (its DOM rows; xterm uses no-break spaces)."""
+    text = driver.execute_script(
+        "const rows = document.querySelector(`figure.terminal[data-agent='${arguments[0]}'] .xterm-rows`);"
+        "return rows ? rows.textContent : '';",
+        agent,
+    )
+    return text.replace("\xa0", " ")
+
+
+def column_of(driver: Any, task_id: int) -> str | None:
+    return driver.execute_script(
+        "const card = document.querySelector(`article.task[data-task='${arguments[0]}']`);"
+        "return card ? card.closest('[data-column]').dataset.column : null;",
+        task_id,
+    )
+
+
+def rendered(driver: Any) -> bool:
+    return bool(driver.execute_script("return document.body && document.body.dataset.rendered === 'true';"))
+
+
+def agent_rows(driver: Any) -> list[list[str]]:
+    """[name, state, row text] of each agent row."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#agents tbody tr.agent')]"
+        ".map(r => [r.dataset.agent, r.querySelector('.state').textContent, r.textContent]);"
+    )
+
+
+def task_id_by_title(driver: Any, title: str) -> int | None:
+    return driver.execute_script(
+        "const card = [...document.querySelectorAll('article.task')].find(c => c.textContent.includes(arguments[0]));"
+        "return card ? Number(card.dataset.task) : null;",
+        title,
+    )
+
+
+def wait_column(driver: Any, task_id: int, column: str, timeout: float = 5) -> None:
+    WebDriverWait(driver, timeout, poll_frequency=0.05).until(
+        lambda d: column_of(d, task_id) == column, f"task {task_id} never reached column {column}"
+    )
+
+
+async def connect_all(fleet: Fleet) -> None:
+    for name in AGENTS:
+        async with mcp_session(fleet, name) as session:
+            await call(session, "agent_connect")
+
+
+async def agent_works(fleet: Fleet, agent: str, step: str, task_id: int) -> Any:
+    async with mcp_session(fleet, agent) as session:
+        if step == "claim":
+            return await call(session, "claim_task", taskId=task_id)
+        if step == "progress":
+            return await call(session, "update_task_progress", taskId=task_id, status="IN_PROGRESS",
+                              completionPercent=50, notes="halfway")  # fmt: skip
+        return await call(session, "complete_task", taskId=task_id, filesCreated=["README.md"], notes="done")
+
+
+def test_no_login_means_login_page_and_refusals(fleet: Fleet, browser: Any) -> None:
+    browser.get(fleet.url + "/")
+    assert browser.current_url.endswith("/login")
+    assert browser.find_element(By.ID, "token").get_attribute("type") == "password"
+    status = browser.execute_async_script(
+        "const done = arguments[0];"
+        "fetch('/api/state', {cache: 'no-store'}).then(r => done(r.status)).catch(e => done(String(e)));"
+    )
+    assert status == 401
+    socket_result = browser.execute_async_script(
+        "const done = arguments[0]; let opened = false;"
+        "const ws = new WebSocket(`ws://${location.host}/ws/terminal/A`);"
+        "ws.onopen = () => { opened = true; };"
+        "ws.onclose = (e) => done({opened, code: e.code});"
+        "setTimeout(() => done('timeout'), 5000);"
+    )
+    assert socket_result != "timeout" and socket_result["opened"] is False
+    login(browser, fleet, token="not-the-token")
+    assert "not valid" in browser.find_element(By.CLASS_NAME, "error").text
+    assert not browser.get_cookies()
+
+
+def test_dashboard_end_to_end(fleet: Fleet, browser: Any) -> None:
+    asyncio.run(connect_all(fleet))
+    started = time.monotonic()
+    login(browser, fleet)
+    WebDriverWait(browser, 10).until(rendered, "the dashboard never rendered")
+    first_render_ms = browser.execute_script(
+        "return window.cmcpDashboard.firstRender - performance.getEntriesByType('navigation')[0].startTime;"
+    )
+    print(f"\nlogin to first complete render: {(time.monotonic() - started) * 1000:.0f} ms "
+          f"(page navigation to render {first_render_ms:.0f} ms)")  # fmt: skip
+
+    # 4 agents, all active, with their roles; live process figures from /proc
+    rows = agent_rows(browser)
+    assert [r[0] for r in rows] == list(AGENTS)
+    assert browser.find_element(By.ID, "agent-count").text == "4 active of 4"
+    assert all(r[1] in ("idle", "working") for r in rows), rows
+    assert "e2-standard-4" in browser.find_element(By.ID, "fleet-facts").text
+
+    # every agent's terminal shows its pane
+    for name in AGENTS:
+        WebDriverWait(browser, 5, poll_frequency=0.05).until(
+            lambda d, n=name: f"agent {n} working" in terminal_text(d, n), f"terminal {name} shows nothing"
+        )
+
+    # a task created on the page moves from open to done as agent A works on it
+    title = f"Ship the dashboard {secrets.token_hex(3)}"
+    browser.find_element(By.ID, "task-title").send_keys(title)
+    browser.find_element(By.ID, "task-role").send_keys("ui-velocity")
+    browser.find_element(By.ID, "create-task").click()
+    task_id = WebDriverWait(browser, 5).until(lambda d: task_id_by_title(d, title), "no task card")
+    wait_column(browser, task_id, "AVAILABLE")
+    asyncio.run(agent_works(fleet, "A", "claim", task_id))
+    wait_column(browser, task_id, "CLAIMED")
+    asyncio.run(agent_works(fleet, "A", "progress", task_id))
+    wait_column(browser, task_id, "IN_PROGRESS")
+    WebDriverWait(browser, 5).until(lambda d: title in agent_rows(d)[0][2], "A's current task not shown")
+    asyncio.run(agent_works(fleet, "A", "complete", task_id))
+    wait_column(browser, task_id, "COMPLETE")
+
+    # text typed into agent B's pane appears in B's terminal on the page within 1 s
+    marker = f"hello-from-tmux-{secrets.token_hex(3)}"
+    sent = time.monotonic()
+    fleet.tmux("send-keys", "-t", f"{SESSION}:B", "-l", marker)
+    WebDriverWait(browser, 1.0, poll_frequency=0.01).until(
+        lambda d: marker in terminal_text(d, "B"), "typed text did not reach the page within 1 s"
+    )
+    print(f"tmux send-keys -> visible in the browser: {(time.monotonic() - sent) * 1000:.0f} ms")
+    assert marker not in terminal_text(browser, "A")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    time.sleep(0.3)  # let the last frame paint
+    browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and ".map" not in e["message"]]
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("path", ["/", "/api/state"])
+def test_logout_ends_the_session(fleet: Fleet, browser: Any, path: str) -> None:
+    login(browser, fleet)
+    WebDriverWait(browser, 10).until(rendered, "the dashboard never rendered")
+    browser.find_element(By.CSS_SELECTOR, "form.logout button").click()
+    WebDriverWait(browser, 5).until(lambda d: d.current_url.endswith("/login"))
+    browser.get(fleet.url + path)
+    assert browser.current_url.endswith("/login") if path == "/" else "unauthorized" in browser.page_source
