@@ -16,7 +16,8 @@ const EVENTS = ['ready', 'metrics', 'task.created', 'task.claimed', 'task.update
 const DASH = '—';
 
 const terminals = new Map();
-window.cmcpDashboard = { terminals, state: null, renders: 0, firstRender: null };
+// A read-only handle for tests and benchmarks: render times (ms since navigation) and the terminals.
+window.cmcpDashboard = { terminals, state: null, renders: 0, firstRender: null, terminalsReady: null };
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -183,6 +184,10 @@ class TerminalView {
       this.term.write(m.data + `\x1b[${m.cursor[1] + 1};${m.cursor[0] + 1}H`);
       this.head.textContent = `${m.width}×${m.height}, live` + (this.term.options.disableStdin ? ', read-only' : '');
       this.received += 1;
+      const dash = window.cmcpDashboard;
+      if (dash.terminalsReady === null && [...terminals.values()].every((v) => v.received > 0)) {
+        this.term.write('', () => { dash.terminalsReady = performance.now(); });
+      }
     } else if (m.type === 'output') {
       this.term.write(m.data);
       this.received += 1;
