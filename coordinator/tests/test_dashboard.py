@@ -22,6 +22,7 @@ from conftest import Fleet, Server, free_port
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from central_mcp.dashboard.terminals import ProcMeter, RelaySource, RelayUnavailable
 from central_mcp.settings import ConfigError, Settings
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -32,7 +33,7 @@ SESSION = "dash-test"
 class Rig:
     """tmux (one window per agent) + relay + coordinator with its dashboard."""
 
-    def __init__(self, tmp: Path, fleet: Fleet) -> None:
+    def __init__(self, tmp: Path, fleet: Fleet, allow_input: bool = False) -> None:
         self.tmux_name = f"cmcp-dash-{secrets.token_hex(4)}"
         self.socket = tmp / "relay.sock"
         self.tmux("-f", "/dev/null", "new-session", "-d", "-s", SESSION, "-n", "Control", "-x", "90", "-y", "20", "sh")
@@ -40,7 +41,7 @@ class Rig:
             self.tmux("new-window", "-d", "-t", SESSION, "-n", name, "sh")
         self.relay = subprocess.Popen(
             [sys.executable, "-m", "central_mcp", "relay", "--socket", str(self.socket), "--session", SESSION,
-             "--tmux-socket-name", self.tmux_name],
+             "--tmux-socket-name", self.tmux_name, *(["--allow-input"] if allow_input else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         for _ in range(100):
@@ -57,6 +58,7 @@ class Rig:
             CENTRAL_MCP_RELAY_SOCKET=str(self.socket),
             CENTRAL_MCP_MACHINE_TYPE="e2-standard-4",
             CENTRAL_MCP_MONTHLY_COST="97.09",
+            CENTRAL_MCP_DASHBOARD_INPUT="true" if allow_input else "false",
         ).start()
         self._wait_dashboard()
 
@@ -230,3 +232,48 @@ def test_settings_for_the_dashboard(tmp_path: Path) -> None:
         Settings.from_env({**base, "CENTRAL_MCP_DASHBOARD_PORT": "3000"})
     with pytest.raises(ConfigError, match="MONTHLY_COST"):
         Settings.from_env({**base, "CENTRAL_MCP_MONTHLY_COST": "cheap"})
+
+
+@pytest.mark.anyio
+async def test_typing_when_both_the_dashboard_and_the_relay_allow_it(tmp_path: Path) -> None:
+    fleet = Fleet(tmp_path / "agents.json")
+    fleet.add("A")
+    fleet.write()
+    rig = Rig(tmp_path, fleet, allow_input=True)
+    try:
+        sid = rig.login()
+        ws_url = rig.url.replace("http", "ws") + "/ws/terminal/A"
+        async with connect(ws_url, origin=rig.url, additional_headers={"Cookie": f"cmcp_session={sid}"}) as ws:
+            assert json.loads(await ws.recv())["input"] is True
+            assert json.loads(await ws.recv())["type"] == "snapshot"
+            await ws.send(json.dumps({"type": "input", "data": "echo typed-$((3*3))\r"}))
+            seen = ""
+            deadline = time.monotonic() + 5
+            while "typed-9" not in seen and time.monotonic() < deadline:
+                seen += json.loads(await ws.recv()).get("data", "")
+        assert "typed-9" in rig.tmux("capture-pane", "-p", "-t", f"{SESSION}:A")
+    finally:
+        rig.close()
+
+
+def test_proc_meter_reads_a_process_tree_or_says_none(tmp_path: Path) -> None:
+    proc = subprocess.Popen(["sh", "-c", "sleep 30 & wait"])
+    try:
+        time.sleep(0.1)
+        meter = ProcMeter()
+        first = meter.sample({"x": proc.pid, "gone": 2**22 + 12345})
+        assert first["x"]["cpu_percent"] is None and first["x"]["rss_bytes"] > 0  # one sample: no rate yet
+        assert first["gone"] == {"cpu_percent": None, "rss_bytes": None}
+        time.sleep(0.1)
+        assert meter.sample({"x": proc.pid})["x"]["cpu_percent"] >= 0
+        hidden = ProcMeter(proc=tmp_path)  # like ProtectProc=invisible: nothing to see, nothing guessed
+        assert hidden.sample({"x": proc.pid})["x"] == {"cpu_percent": None, "rss_bytes": None}
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.anyio
+async def test_relay_unavailable_is_said_plainly(tmp_path: Path) -> None:
+    with pytest.raises(RelayUnavailable, match="is central-mcp-relay running"):
+        await RelaySource(tmp_path / "missing.sock").list_panes()

@@ -165,6 +165,28 @@ async def test_resize_sends_a_new_snapshot(relay: Relay, tmux: Tmux) -> None:
 
 
 @pytest.mark.anyio
+async def test_closed_window_ends_the_stream_and_a_new_one_is_found_by_name(relay: Relay, tmux: Tmux) -> None:
+    try:
+        client = await connect(relay)
+        await client.send(op="watch", target="B")
+        first = await client.next()
+        tmux("kill-window", "-t", f"{SESSION}:B")
+        for _ in range(50):
+            message = await client.next()
+            if message["type"] == "closed":
+                break
+        else:
+            pytest.fail("no 'closed' after the window went away")
+        tmux("new-window", "-d", "-t", SESSION, "-n", "B", "sh")
+        again = await connect(relay)
+        await again.send(op="watch", target="B")
+        second = await again.next()
+        assert second["type"] == "snapshot" and second["pane"] != first["pane"]
+    finally:
+        await _stop(relay)
+
+
+@pytest.mark.anyio
 async def test_input_refused_unless_allowed(tmp_path: Path, tmux: Tmux) -> None:
     relay = await _start(tmp_path, tmux, allow_input=False)
     try:

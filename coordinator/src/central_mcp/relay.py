@@ -50,7 +50,10 @@ MAX_VIEWER_BUFFER = 2**20  # bytes queued for one slow viewer before it is dropp
 MAX_LINE = 2**20  # longest request line accepted from a client
 ESCAPE_RE = re.compile(rb"\\([0-7]{3})")
 LEAF_RE = re.compile(r"(\d+)x(\d+),\d+,\d+,(\d+)")  # a pane in a tmux layout string (containers end in { or [)
-PANE_FORMAT = "#{pane_id}\t#{window_index}\t#{window_name}\t#{pane_pid}\t#{pane_width}\t#{pane_height}\t#{pane_active}"
+PANE_FORMAT = "\t".join(
+    f"#{{{v}}}" for v in ("pane_id", "window_id", "window_index", "window_name", "pane_pid", "pane_width",
+                          "pane_height", "pane_active")
+)  # fmt: skip
 
 
 def unescape(value: bytes) -> bytes:
@@ -117,7 +120,7 @@ class ControlClient:
         tmux: list[str],
         session: str,
         on_output: Callable[[str, bytes], None],
-        on_layout: Callable[[dict[str, tuple[int, int]]], None],
+        on_layout: Callable[[str, dict[str, tuple[int, int]]], None],
     ) -> None:
         self.tmux, self.session = tmux, session
         self.on_output, self.on_layout = on_output, on_layout
@@ -181,7 +184,9 @@ class ControlClient:
             elif line.startswith(b"%layout-change "):
                 parts = line.decode(errors="replace").split(" ")
                 if len(parts) >= 3:
-                    self.on_layout(layout_sizes(parts[2]))
+                    self.on_layout(parts[1], layout_sizes(parts[2]))
+            elif line.startswith((b"%window-close ", b"%unlinked-window-close ")):
+                self.on_layout(line.decode(errors="replace").split(" ")[1], {})  # a window without panes
             elif line.startswith(b"%exit"):
                 reason = line.decode(errors="replace")
         for request in self._pending:
@@ -214,6 +219,7 @@ class Relay:
         self.tmux = ["tmux"] + (["-L", tmux_socket_name] if tmux_socket_name else [])
         self.viewers: dict[str, set[Viewer]] = {}
         self.sizes: dict[str, tuple[int, int]] = {}
+        self.windows: dict[str, str] = {}  # pane id -> window id, for the panes being watched
         self.decoders: dict[str, codecs.IncrementalDecoder] = {}
         self.control: ControlClient | None = None
         self.ready = asyncio.Event()
@@ -235,20 +241,22 @@ class Relay:
         out = await self._tmux("list-panes", "-s", "-t", self.session, "-F", PANE_FORMAT)
         panes = []
         for line in out.splitlines():
-            pane, window, name, pid, width, height, active = line.split("\t")
+            pane, window_id, window, name, pid, width, height, active = line.split("\t")
             panes.append(
-                {"pane": pane, "window": int(window), "name": name, "pid": int(pid), "width": int(width),
-                 "height": int(height), "active": active == "1"}
+                {"pane": pane, "window_id": window_id, "window": int(window), "name": name, "pid": int(pid),
+                 "width": int(width), "height": int(height), "active": active == "1"}
             )  # fmt: skip
         return panes
 
     async def resolve(self, target: str) -> str | None:
-        """A pane id from a pane id or a window name (that window's active pane)."""
+        """A pane id from a pane id or a window name (that window's active pane); remembers its window."""
         panes = await self.list_panes()
-        for pane in panes:
-            if pane["pane"] == target or (pane["name"] == target and pane["active"]):
-                return pane["pane"]
-        return next((p["pane"] for p in panes if p["name"] == target), None)
+        found = next((p for p in panes if p["pane"] == target or (p["name"] == target and p["active"])), None)
+        found = found or next((p for p in panes if p["name"] == target), None)
+        if found is None:
+            return None
+        self.windows[found["pane"]] = found["window_id"]
+        return found["pane"]
 
     async def snapshot(self, pane: str, viewers: Callable[[], list[Viewer]] = list) -> dict[str, Any]:
         """The pane's screen and scrollback with colours, its size and cursor, in stream order.
@@ -296,7 +304,14 @@ class Relay:
             if viewer.live and viewer.send(message):
                 self.output_messages += 1
 
-    def _on_layout(self, sizes: dict[str, tuple[int, int]]) -> None:
+    def _on_layout(self, window: str, sizes: dict[str, tuple[int, int]]) -> None:
+        """A window's layout changed (or it closed: no sizes): new snapshots for resized panes, close gone ones.
+
+        A closed pane ends its viewers' streams with ``closed``; the dashboard
+        reconnects by window name and so follows a window the launcher recreated.
+        """
+        for pane in [p for p in self.viewers if self.windows.get(p) == window and p not in sizes]:
+            self._close_pane(pane, f"pane {pane} closed")
         for pane, size in sizes.items():
             if pane in self.viewers and self.sizes.get(pane) != size:
                 log.debug("pane %s resized to %sx%s: new snapshot", pane, *size)
@@ -304,6 +319,7 @@ class Relay:
                 asyncio.get_running_loop().create_task(self._send_snapshot(pane))
 
     def _close_pane(self, pane: str, reason: str) -> None:
+        self.windows.pop(pane, None)
         for viewer in self.viewers.pop(pane, set()):
             viewer.send({"type": "closed", "reason": reason})
             viewer.writer.close()
