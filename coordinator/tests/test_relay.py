@@ -213,6 +213,8 @@ async def test_unknown_pane_and_bad_request(relay: Relay) -> None:
         client = await connect(relay)
         await client.send(op="watch", target="nope")
         assert (await client.next())["type"] == "closed"
+        assert await client.reader.readline() == b""  # and the connection ends: the watcher retries
+        client = await connect(relay)
         client.writer.write(b"not json\n")
         assert (await client.next())["type"] == "error"
     finally:

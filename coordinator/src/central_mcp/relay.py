@@ -355,7 +355,11 @@ class Relay:
                 try:
                     await self._dispatch(viewer, op, request)
                 except (TmuxError, TimeoutError, ValueError, IndexError) as exc:
-                    viewer.send({"type": "error", "message": str(exc) or type(exc).__name__})
+                    if op != "watch":
+                        viewer.send({"type": "error", "message": str(exc) or type(exc).__name__})
+                        continue
+                    viewer.send({"type": "closed", "reason": str(exc) or type(exc).__name__})
+                    break  # a watcher that got nothing retries on a new connection
         except (ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
@@ -369,8 +373,7 @@ class Relay:
         elif op == "watch":
             pane = await self.resolve(str(request.get("target", "")))
             if pane is None:
-                viewer.send({"type": "closed", "reason": f"no pane {request.get('target')!r} in {self.session}"})
-                return
+                raise TmuxError(f"no pane {request.get('target')!r} in {self.session}")
             if viewer.pane is not None:
                 self.viewers.get(viewer.pane, set()).discard(viewer)
             viewer.pane, viewer.live = pane, False
