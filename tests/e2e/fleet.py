@@ -124,6 +124,7 @@ class Coordinator:
 
     def __init__(self, root: Path, agents: dict[str, str], **settings: float) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.tokens = {name: secrets.token_urlsafe(32) for name in agents}
         self.api_token = secrets.token_urlsafe(24)
         self.port = free_port()
@@ -319,6 +320,10 @@ class Fleet:
             return self.tmux("capture-pane", "-p", "-t", f"e2e:{name}")
         except RuntimeError as exc:
             return f"(no pane: {exc})"
+
+    def pane_pid(self, name: str) -> int:
+        """The process in agent ``name``'s window: the claude CLI itself (started without a shell)."""
+        return int(self.tmux("display-message", "-p", "-t", f"e2e:{name}", "#{pane_pid}").strip())
 
     def stop_interactive(self) -> None:
         if self.tmux_started:
