@@ -176,3 +176,18 @@ def test_logout_ends_the_session(fleet: Fleet, browser: Any, path: str) -> None:
     WebDriverWait(browser, 5).until(lambda d: d.current_url.endswith("/login"))
     browser.get(fleet.url + path)
     assert browser.current_url.endswith("/login") if path == "/" else "unauthorized" in browser.page_source
+
+
+def test_a_resized_pane_is_redrawn_at_its_new_size(fleet: Fleet, browser: Any) -> None:
+    login(browser, fleet)
+    WebDriverWait(browser, 10).until(rendered, "the dashboard never rendered")
+    size = "return (v => v ? [v.term.cols, v.term.rows] : null)(window.cmcpDashboard.terminals.get('D'));"
+    WebDriverWait(browser, 5).until(lambda d: d.execute_script(size) == [100, 24], "D never showed 100x24")
+    fleet.tmux("resize-window", "-t", f"{SESSION}:D", "-x", "70", "-y", "16")
+    try:
+        WebDriverWait(browser, 5).until(lambda d: d.execute_script(size) == [70, 16], "D was not redrawn at 70x16")
+        marker = f"after-resize-{secrets.token_hex(3)}"
+        fleet.tmux("send-keys", "-t", f"{SESSION}:D", "-l", marker)
+        WebDriverWait(browser, 2).until(lambda d: marker in terminal_text(d, "D"), "no output after the resize")
+    finally:
+        fleet.tmux("resize-window", "-t", f"{SESSION}:D", "-x", "100", "-y", "24")
