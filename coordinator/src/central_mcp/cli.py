@@ -103,7 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_relay(args: argparse.Namespace) -> int:
     from central_mcp.relay import run
 
-    return run(args)
+    return run(Path(args.socket), args.session, args.tmux_socket_name, args.allow_input, args.group, args.log_level)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -247,9 +247,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", parents=[common], help="run the coordinator (settings from CENTRAL_MCP_* variables)")
 
     relay = sub.add_parser("relay", help="serve the agents' tmux panes to the dashboard (run as the tmux owner)")
-    from central_mcp.relay import add_arguments
-
-    add_arguments(relay)
+    relay.add_argument("--socket", required=True, help="unix socket to listen on (created 0660)")
+    relay.add_argument("--session", default="central-mcp-agents", help="tmux session (default: %(default)s)")
+    relay.add_argument("--tmux-socket-name", help="tmux -L name of the server (default: tmux's default)")
+    relay.add_argument("--group", help="give the socket to this group (the coordinator's user must be in it)")
+    relay.add_argument("--allow-input", action="store_true", help="let clients type into panes (default: read-only)")
+    relay.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
     task = sub.add_parser("task", parents=[common], help="add, show, cancel or reopen one task")
     task_sub = task.add_subparsers(dest="task_cmd", metavar="ACTION", required=True)

@@ -29,7 +29,6 @@ a second VM's relay can later be added as one more address.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import codecs
 import contextlib
@@ -38,6 +37,7 @@ import json
 import logging
 import os
 import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,10 +101,9 @@ class _Request:
     def finish(self) -> None:
         if self.future.done():
             return
-        if self.error is not None:
-            self.future.set_exception(TmuxError(self.error))
-            return
         try:
+            if self.error is not None:
+                raise TmuxError(self.error)
             result = self.on_done(self.blocks) if self.on_done else self.blocks
         except Exception as exc:  # a malformed reply: the awaiting caller reports it
             self.future.set_exception(exc)
@@ -115,13 +114,8 @@ class _Request:
 class ControlClient:
     """``tmux -C attach-session -r``: a reader of every pane's output and a command channel."""
 
-    def __init__(
-        self,
-        tmux: list[str],
-        session: str,
-        on_output: Callable[[str, bytes], None],
-        on_layout: Callable[[str, dict[str, tuple[int, int]]], None],
-    ) -> None:
+    def __init__(self, tmux: list[str], session: str, on_output: Callable[[str, bytes], None],
+                 on_layout: Callable[[str, dict[str, tuple[int, int]]], None]) -> None:  # fmt: skip
         self.tmux, self.session = tmux, session
         self.on_output, self.on_layout = on_output, on_layout
         self.proc: asyncio.subprocess.Process | None = None
@@ -205,15 +199,9 @@ class ControlClient:
 class Relay:
     """The socket server, the viewers of each pane and the supervised control client."""
 
-    def __init__(
-        self,
-        socket_path: Path,
-        session: str = DEFAULT_SESSION,
-        tmux_socket_name: str | None = None,
-        allow_input: bool = False,
-        group: str | None = None,
-        history: int = HISTORY_LINES,
-    ) -> None:
+    def __init__(self, socket_path: Path, session: str = DEFAULT_SESSION, tmux_socket_name: str | None = None,
+                 allow_input: bool = False, group: str | None = None,
+                 history: int = HISTORY_LINES) -> None:  # fmt: skip
         self.socket_path, self.session, self.allow_input = socket_path, session, allow_input
         self.group, self.history = group, history
         self.tmux = ["tmux"] + (["-L", tmux_socket_name] if tmux_socket_name else [])
@@ -223,7 +211,7 @@ class Relay:
         self.decoders: dict[str, codecs.IncrementalDecoder] = {}
         self.control: ControlClient | None = None
         self.ready = asyncio.Event()
-        self.output_messages = 0  # for tests and benchmarks: live messages sent to viewers
+        self._resnapshots: set[asyncio.Task[None]] = set()  # held so they are not garbage-collected mid-flight
 
     # -- tmux -------------------------------------------------------------------------
 
@@ -301,8 +289,8 @@ class Relay:
         decoder = self.decoders.setdefault(pane, codecs.getincrementaldecoder("utf-8")(errors="replace"))
         message = {"type": "output", "pane": pane, "data": decoder.decode(data)}
         for viewer in list(viewers):
-            if viewer.live and viewer.send(message):
-                self.output_messages += 1
+            if viewer.live:
+                viewer.send(message)
 
     def _on_layout(self, window: str, sizes: dict[str, tuple[int, int]]) -> None:
         """A window's layout changed (or it closed: no sizes): new snapshots for resized panes, close gone ones.
@@ -316,7 +304,9 @@ class Relay:
             if pane in self.viewers and self.sizes.get(pane) != size:
                 log.debug("pane %s resized to %sx%s: new snapshot", pane, *size)
                 self.sizes[pane] = size
-                asyncio.get_running_loop().create_task(self._send_snapshot(pane))
+                task = asyncio.get_running_loop().create_task(self._send_snapshot(pane))
+                self._resnapshots.add(task)
+                task.add_done_callback(self._resnapshots.discard)
 
     def _close_pane(self, pane: str, reason: str) -> None:
         self.windows.pop(pane, None)
@@ -418,38 +408,19 @@ class Relay:
                 self.socket_path.unlink()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``central-mcp relay`` options (shared with ``python -m central_mcp.relay``)."""
-    parser.add_argument("--socket", required=True, help="unix socket to listen on (created 0660)")
-    parser.add_argument("--session", default=DEFAULT_SESSION, help="tmux session (default: %(default)s)")
-    parser.add_argument("--tmux-socket-name", help="tmux -L name of the server (default: tmux's default)")
-    parser.add_argument("--group", help="give the socket to this group (the coordinator's user must be in it)")
-    parser.add_argument(
-        "--allow-input", action="store_true", help="let clients type into panes (off: read-only terminals)"
-    )
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+def run(socket_path: Path, session: str, tmux_socket_name: str | None, allow_input: bool, group: str | None,
+        log_level: str = "info") -> int:  # fmt: skip
+    """Run the relay until SIGTERM/SIGINT (``central-mcp relay``)."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    relay = Relay(socket_path, session, tmux_socket_name, allow_input, group)
 
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay.serve()
 
-def run(args: argparse.Namespace) -> int:
-    """Run the relay until SIGTERM/SIGINT."""
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    relay = Relay(Path(args.socket), args.session, args.tmux_socket_name, args.allow_input, args.group)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(relay))
+        asyncio.run(main())
     return 0
-
-
-async def _main(relay: Relay) -> None:
-    import signal
-
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await relay.serve()
-
-
-if __name__ == "__main__":
-    cli = argparse.ArgumentParser(prog="central-mcp relay", description=__doc__.splitlines()[0])
-    add_arguments(cli)
-    raise SystemExit(run(cli.parse_args()))
