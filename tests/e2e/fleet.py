@@ -149,6 +149,7 @@ class Coordinator:
             "CENTRAL_MCP_AGENTS_FILE": str(root / "agents.json"),
             "CENTRAL_MCP_API_TOKEN": self.api_token,
             "CENTRAL_MCP_LOG_LEVEL": "info",
+            "CENTRAL_MCP_DASHBOARD_PORT": "0",  # no dashboard: a test must not take the real one's port 8000
             **{f"CENTRAL_MCP_{key.upper()}": f"{value:g}" for key, value in settings.items()},
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.fleet import AGENTS, SERVER, TIMING, Fleet
+from tests.e2e.fleet import AGENTS, MODEL, SERVER, TIMING, Fleet
 from tests.e2e.scenarios import handback_flow, percentile, work_flow
 
 pytestmark = pytest.mark.e2e
@@ -46,6 +46,9 @@ def test_four_agents_complete_eight_tasks_through_the_real_cli(fleet: Fleet) -> 
     # What the CLI offered the model and what it sent back, from the scripted model's request log.
     assert fleet.model.errors == []
     assert not [e for e in fleet.requests() if e["kind"] == "unknown"]
+    main = [e for e in fleet.requests() if e["kind"] == "messages"]
+    assert {e["model"] for e in main} == {MODEL}, "the agents did not use the model they were started with"
+    assert {e["api_key_tail"] for e in main} == {fleet.api_key[-4:]}, "the CLI did not use the approved API key"
     for name in AGENTS:
         seen = fleet.requests(name)
         offered = set().union(*(e["tools_offered"] for e in seen))

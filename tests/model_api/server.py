@@ -75,7 +75,8 @@ class ModelApi:
 
     def answer(self, body: Any, headers: Any, entry: dict[str, Any]) -> Step:
         """The script's step for one messages request; fills ``entry`` (what to record) as far as it understood."""
-        entry.update(kind="messages", session=headers.get("x-claude-code-session-id"))
+        key = headers.get("x-api-key") or ""
+        entry.update(kind="messages", session=headers.get("x-claude-code-session-id"), api_key_tail=key[-4:] or None)
         if not isinstance(body, dict):
             raise ScriptError("request body is not a JSON object")
         for key in ("model", "messages", "max_tokens"):
