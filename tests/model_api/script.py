@@ -141,7 +141,6 @@ class Conversation:
         self.connecting = [n for m in body["messages"] for n in listed_after(m.get("content"), CONNECTING_MARKER)]
         self.calls: list[ToolCall] = []
         by_id: dict[str, ToolCall] = {}
-        self.prompt = ""
         for message in body["messages"]:
             role, content = message.get("role"), message.get("content")
             blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
@@ -163,8 +162,6 @@ class Conversation:
                         call.references = [
                             b["tool_name"] for b in block["content"] if b.get("type") == "tool_reference"
                         ]
-                elif role == "user" and kind == "text" and not self.prompt and not block["text"].startswith("<"):
-                    self.prompt = block["text"]
         referenced = {name for call in self.calls for name in call.references}
         # A deferred tool is callable once a ToolSearch result referenced it (tool search, as the API does it).
         self.loaded = [n for n in self.schemas if n not in deferred or n in referenced]
