@@ -242,7 +242,10 @@ def test_unhealthy_agent(socket, wrapper, command, env, state, alive, problem, s
     build(socket, [("A", "sleep 1000"), ("B", command, env)], wrapper)
     wait_for(lambda: panes(socket)["A"][1] and (settled is None or settled(panes(socket)["B"][0])))
     if state == "dead":
-        wait_for(lambda: panes(socket)["B"][2])
+        # tmux marks a pane dead when its output closes and learns the exit status when it
+        # reaps the process, a moment later: wait for both, as the test is about the status.
+        status = ["display-message", "-p", "-t", f"={SESSION}:=B", "#{pane_dead_status}"]
+        wait_for(lambda: panes(socket)["B"][2] and tmux(socket, *status).stdout.strip())
     if state == "stopped":
         os.kill(children(panes(socket)["B"][0])[0], signal.SIGSTOP)
     result = run_module({"session": SESSION, "socket_name": socket})
