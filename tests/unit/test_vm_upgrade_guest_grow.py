@@ -1,0 +1,264 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The guest's side of a bigger boot disk, on real filesystems in image files on loop devices.
+
+What this machine allows decides what is tested how (see the test bed notes):
+
+- Partition nodes of a partitioned loop device (``losetup -P``) do not appear
+  here, and a mounted ext4 cannot be grown online (the kernel answers
+  "Permission denied to resize filesystem"). So the partition + ext4 path is
+  driven step by step: a GPT image with a small ext4 partition (reached with
+  ``--offset``/``--sizelimit``) gets a bigger "disk" (the file grows), and at
+  each step the role's own decision filters read what the real tools print
+  (``growpart --dry-run``, ``dumpe2fs -h``); growpart grows the partition in
+  the image, resize2fs the filesystem (offline here; a GCE VM does it online).
+- XFS grows online here. So the whole role runs through ansible-runner
+  against a real XFS on a loop device mounted in a temporary directory: the
+  emulator grows the VM's boot disk, its ``on_disk_resized`` hook grows the
+  loop device the way Compute Engine grows the guest's block device, and the
+  role's guest tasks find, measure and grow that filesystem, and report
+  ``df`` before and after. Check mode before it changes nothing, and a second
+  run changes nothing.
+
+Needs root, loop devices, cloud-guest-utils (growpart), fdisk (sfdisk),
+e2fsprogs and xfsprogs; each test says which one it missed when it skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible_collections.central_mcp.agents.plugins.filter import disk_sizing as d
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from tests.gce_emulator import start  # noqa: E402
+
+MIB = 2**20
+PROJECT, ZONE, VM = "demo-project", "us-central1-a", "vm1"
+
+
+def sh(*argv, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=check, timeout=60)
+
+
+def need(*tools: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("loop devices and mounts need root")
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"missing {', '.join(missing)} (packages cloud-guest-utils, fdisk, e2fsprogs, xfsprogs)")
+    probe = sh("losetup", "--find", check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"no free loop device: {probe.stderr.strip()}")
+
+
+@pytest.fixture
+def loops():
+    """Loop devices and mounts made by a test, undone whatever happens."""
+    made = {"loops": [], "mounts": []}
+    yield made
+    for mount in reversed(made["mounts"]):
+        sh("umount", mount, check=False)
+    for loop in reversed(made["loops"]):
+        sh("losetup", "--detach", loop, check=False)
+
+
+def attach(loops, image: Path, offset: int = 0, sizelimit: int = 0) -> str:
+    argv = ["losetup", "--find", "--show"]
+    if offset or sizelimit:
+        argv += ["--offset", offset, "--sizelimit", sizelimit]
+    loop = sh(*argv, image).stdout.strip()
+    loops["loops"].append(loop)
+    return loop
+
+
+def sparse_file(path: Path, size: int) -> None:
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+
+
+def df_bytes(mount: Path) -> int:
+    return int(sh("df", "--block-size=1", "--output=size", mount).stdout.split()[-1])
+
+
+# ----------------------------------------------------------------- partition + ext4, step by step
+def partition(image: Path) -> tuple[int, int]:
+    """(start, size) of partition 1, in bytes, as sfdisk reads it back."""
+    table = json.loads(sh("sfdisk", "--json", image).stdout)["partitiontable"]
+    first = table["partitions"][0]
+    sector = table.get("sectorsize", 512)
+    return first["start"] * sector, first["size"] * sector
+
+
+def test_partition_and_ext4_grow_into_a_bigger_disk(tmp_path, loops):
+    need("losetup", "growpart", "sfdisk", "mkfs.ext4", "dumpe2fs", "resize2fs", "e2fsck")
+    image, mount = tmp_path / "disk.img", tmp_path / "mnt"
+    mount.mkdir()
+    sparse_file(image, 32 * MIB)  # the VM's disk, as created (sparse)
+    table = "label: gpt\nstart=2048, type=linux\n"  # one partition that fills the disk, as on a fresh VM
+    subprocess.run(["sfdisk", "--quiet", str(image)], input=table, text=True, check=True, capture_output=True)
+    start, size = partition(image)
+    fs = attach(loops, image, start, size)
+    sh("mkfs.ext4", "-q", "-F", fs)
+    sh("mount", fs, mount)
+    loops["mounts"].append(mount)
+    (mount / "workspace.txt").write_text("an agent's work\n")
+    before = df_bytes(mount)
+    sh("umount", mount)
+    loops["mounts"].remove(mount)
+
+    # A full partition: growpart says NOCHANGE, the filesystem fills it.
+    dry = sh("growpart", "--dry-run", image, 1, check=False)
+    assert d.growpart_plan(dry.stdout, dry.returncode)["grow"] is False
+    room = d.filesystem_room(sh("dumpe2fs", "-h", fs).stdout, "ext4", size)
+    assert room["grow"] is False
+
+    # Compute Engine grows the disk: the image file gets bigger.
+    os.truncate(image, 128 * MIB)
+    dry = sh("growpart", "--dry-run", image, 1, check=False)
+    plan = d.growpart_plan(dry.stdout, dry.returncode)
+    assert plan["grow"] is True and plan["from_bytes"] == size, (dry.stdout, plan)
+    assert partition(image)[1] == size  # a dry run changes nothing
+    sh("growpart", image, 1)
+    start, grown = partition(image)
+    assert grown == plan["to_bytes"] and grown > 120 * MIB
+    dry = sh("growpart", "--dry-run", image, 1, check=False)
+    assert d.growpart_plan(dry.stdout, dry.returncode)["grow"] is False  # idempotent: NOCHANGE now
+
+    # The filesystem is still its old size, in a bigger partition: room to grow.
+    sh("losetup", "--detach", fs)
+    loops["loops"].remove(fs)
+    fs = attach(loops, image, start, grown)
+    room = d.filesystem_room(sh("dumpe2fs", "-h", fs).stdout, "ext4", grown)
+    assert room["grow"] is True and room["fs_bytes"] == size
+    sh("e2fsck", "-f", "-p", fs)  # offline here; on a GCE VM the role runs resize2fs on the mounted /
+    sh("resize2fs", fs)
+    room = d.filesystem_room(sh("dumpe2fs", "-h", fs).stdout, "ext4", grown)
+    assert room["grow"] is False and room["room_bytes"] < MIB  # what is left is rounding, not room
+
+    sh("mount", fs, mount)
+    loops["mounts"].append(mount)
+    after = df_bytes(mount)
+    assert after > before + 90 * MIB and (mount / "workspace.txt").read_text() == "an agent's work\n"
+
+
+# ----------------------------------------------------------------- the role, end to end, on XFS
+ROLE_PLAY = "- hosts: all\n  gather_facts: false\n  roles: [central_mcp.agents.vm_upgrade]\n"
+IMAGE_MIB = 320  # mkfs.xfs wants 300 MB at least; the file is sparse
+MIB_PER_GB = 4  # the loop device grows 4 MiB for each GB the emulated disk grows
+
+
+def role_run(emu, tmp_path, mount: Path, check: bool = False, **role_vars):
+    from tests.integration.playbook_run import run_playbook
+
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    gce_vars = {"gce_project": PROJECT, "gce_zone": ZONE, "gce_instance": VM}
+    agents = [{"name": f"A{i}", "role": "backend"} for i in range(4)]
+    shared = {
+        "vm_upgrade_disk_size_gb": "auto",
+        "vm_upgrade_auth_kind": "accesstoken",
+        "vm_upgrade_access_token": "test-token",
+        "vm_upgrade_api_endpoint": emu.api_endpoint,
+        "vm_upgrade_timeout_s": 30,
+        "ansible_become_method": "su",  # root to root, no sudo on the test bed
+        **role_vars,
+    }
+    hosts = {"vm1": {**local, **gce_vars, "central_mcp_agents": agents}, "plain": local}
+    (tmp_path / "inventory.yml").write_text(json.dumps({"all": {"hosts": hosts, "vars": shared}}))
+    (tmp_path / "play.yml").write_text(ROLE_PLAY)
+    extravars = {"_vm_upgrade_root_mount": str(mount)}  # the role's / is the loop-mounted XFS
+    run = run_playbook(tmp_path / "inventory.yml", str(tmp_path / "play.yml"), extravars, check=check, diff=check)
+    messages = {(host, task): res.get("msg") for host, task, res in run.results}
+    return run, messages
+
+
+DISK = ("vm1", "Show the boot disk change and what it costs")
+COST = ("vm1", "Show what the VM costs a month, machine type plus boot disk")
+DF = ("vm1", "Show / before and after, as df sees it")
+
+
+def xfs_blocks(mount: Path) -> int:
+    info = sh("xfs_info", mount).stdout
+    return d.filesystem_room(info, "xfs", 0)["fs_bytes"]
+
+
+def test_role_grows_disk_and_filesystem_and_then_changes_nothing(tmp_path, loops):
+    need("losetup", "mkfs.xfs", "xfs_growfs", "xfs_info", "findmnt", "lsblk")
+    image, mount = tmp_path / "xfs.img", tmp_path / "root"
+    mount.mkdir()
+    sparse_file(image, IMAGE_MIB * MIB)
+    loop = attach(loops, image)
+    sh("mkfs.xfs", "-q", "-f", loop)
+    sh("mount", loop, mount)
+    loops["mounts"].append(mount)
+    start_bytes = xfs_blocks(mount)
+
+    def grow_loop(project, zone, disk, size_gb):
+        """What Compute Engine does to the guest's block device when the disk grows."""
+        os.truncate(image, (IMAGE_MIB + (size_gb - 10) * MIB_PER_GB) * MIB)
+        sh("losetup", "--set-capacity", loop)
+
+    with start(durations={"resize": 0.1}) as emu:
+        emu.add_instance(PROJECT, ZONE, VM, "e2-standard-2", disk_size_gb=10)
+        emu.emulator.world.on_disk_resized = grow_loop
+
+        run, messages = role_run(emu, tmp_path, mount, check=True)  # 4 agents: auto wants 28 GB
+        assert run.rc == 0, run.stdout
+        assert messages[DISK] == "vm1: would change: boot disk 10 GB → 28 GB, +$1.80/month, online, no restart"
+        assert messages[COST].startswith("vm1: once changed, boot disk 28 GB pd-balanced $2.80/month")
+        assert "would grow into the disk once it has grown (df: " in messages[DF], messages[DF]
+        assert ("plain", "Say why a host that is not a known GCE VM is skipped") in messages
+        assert int(emu.disk(PROJECT, ZONE, VM)["sizeGb"]) == 10 and xfs_blocks(mount) == start_bytes
+        assert [e for e in emu.log() if e["verb"] != "GET"] == []
+
+        run, messages = role_run(emu, tmp_path, mount)
+        assert run.rc == 0 and run.changed_count("vm1") == 2, run.stdout  # the disk, then xfs_growfs
+        assert run.changed_count("plain") == 0
+        assert messages[DISK] == "vm1: boot disk 10 GB → 28 GB, +$1.80/month, online, no restart"
+        assert int(emu.disk(PROJECT, ZONE, VM)["sizeGb"]) == 28
+        grown = xfs_blocks(mount)
+        assert grown >= start_bytes + 70 * MIB, (start_bytes, grown)
+        assert f"{mount} (xfs on {loop}) grew: filesystem (xfs_growfs) (df: " in messages[DF], messages[DF]
+
+        run, messages = role_run(emu, tmp_path, mount)  # converged
+        assert run.rc == 0 and run.changed_count("vm1") == 0, run.stdout
+        assert messages[DISK] == "vm1: boot disk 28 GB pd-balanced (unchanged, $2.80/month)"
+        assert "already fills its disk" in messages[DF] and xfs_blocks(mount) == grown
+
+
+def test_role_refuses_a_bad_size_and_a_shrink_before_any_change(tmp_path):
+    """Two VMs: one asks for "50GB" (refused by the role's preflight), one for less than its disk has."""
+    from tests.integration.playbook_run import run_playbook
+
+    with start() as emu:
+        emu.add_instance(PROJECT, ZONE, "vm1", disk_size_gb=10)
+        emu.add_instance(PROJECT, ZONE, "vm2", disk_size_gb=60)
+        local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        hosts = {
+            "vm1": {**local, "gce_instance": "vm1", "vm_upgrade_disk_size_gb": "50GB"},
+            "vm2": {**local, "gce_instance": "vm2", "vm_upgrade_disk_size_gb": 30},
+        }
+        shared = {
+            "gce_project": PROJECT,
+            "gce_zone": ZONE,
+            "vm_upgrade_auth_kind": "accesstoken",
+            "vm_upgrade_access_token": "test-token",
+            "vm_upgrade_api_endpoint": emu.api_endpoint,
+        }
+        (tmp_path / "inventory.yml").write_text(json.dumps({"all": {"hosts": hosts, "vars": shared}}))
+        (tmp_path / "play.yml").write_text(ROLE_PLAY)
+        run = run_playbook(tmp_path / "inventory.yml", str(tmp_path / "play.yml"))
+        failed = {host: (task, msg) for host, task, msg in run.failed}
+        assert failed["vm1"][0] == "Check the requested boot disk size"
+        assert 'vm_upgrade_disk_size_gb "50GB" is not a disk size: use auto, or a whole number' in failed["vm1"][1]
+        assert failed["vm2"][0].startswith("Grow the VM's boot disk through the Compute API")
+        assert "disk vm2 is 60 GB and size_gb is 30" in failed["vm2"][1] and "never shrink" in failed["vm2"][1]
+        assert [e for e in emu.log() if e["verb"] != "GET"] == []
+        assert [emu.disk(PROJECT, ZONE, vm)["sizeGb"] for vm in ("vm1", "vm2")] == ["10", "60"]
