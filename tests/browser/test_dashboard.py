@@ -17,8 +17,11 @@ from typing import Any
 
 import pytest
 from conftest import AGENTS, ARTIFACTS, SESSION, Fleet, call, mcp_session
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+
+pytest.importorskip("selenium", reason="selenium is missing: run with coordinator/.venv/bin/pytest")
+pytest.importorskip("central_mcp", reason="the coordinator is missing: run with coordinator/.venv/bin/pytest")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
 def login(driver: Any, fleet: Fleet, token: str | None = None) -> None:

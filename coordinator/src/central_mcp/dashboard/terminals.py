@@ -175,12 +175,15 @@ async def terminal_session(websocket: WebSocket, source: RelaySource, agent: str
     the browser only ``{"type": "input", "data"}`` is read, and only passed
     on when typing is enabled on the dashboard (the relay decides as well).
     """
-    await websocket.send_text(json.dumps({"type": "hello", "agent": agent, "input": allow_input}))
     try:
+        await websocket.send_text(json.dumps({"type": "hello", "agent": agent, "input": allow_input}))
         reader, writer = await source.connect()
     except RelayUnavailable as exc:
-        await websocket.send_text(json.dumps({"type": "closed", "reason": str(exc)}))
-        await websocket.close(1011)
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+            await websocket.send_text(json.dumps({"type": "closed", "reason": str(exc)}))
+            await websocket.close(1011)
+        return
+    except WebSocketDisconnect:
         return
     writer.write(json.dumps({"op": "watch", "target": agent}).encode() + b"\n")
 
@@ -209,5 +212,5 @@ async def terminal_session(websocket: WebSocket, source: RelaySource, agent: str
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, OSError):
                 await task
         writer.close()
-        with contextlib.suppress(RuntimeError, OSError):
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):  # the browser may be gone already
             await websocket.close(1000)

@@ -198,10 +198,13 @@ def build_app(svc: Service, metrics: Metrics, source: RelaySource) -> Starlette:
                 while True:
                     getter = asyncio.ensure_future(sub.queue.get())
                     ticker = asyncio.ensure_future(metrics.changed.wait())
-                    done, _ = await asyncio.wait({getter, ticker}, return_when=asyncio.FIRST_COMPLETED)
-                    ticker.cancel()
+                    try:
+                        done, _ = await asyncio.wait({getter, ticker}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:  # also when the browser leaves: no orphan task (a queued event stays queued)
+                        for waiter in (getter, ticker):
+                            if not waiter.done():
+                                waiter.cancel()
                     if getter not in done:
-                        getter.cancel()
                         yield {"event": "metrics", "data": json.dumps({"taken_at": metrics.taken_at})}
                         continue
                     event = getter.result()
