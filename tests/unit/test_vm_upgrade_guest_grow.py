@@ -233,6 +233,22 @@ def test_role_grows_disk_and_filesystem_and_then_changes_nothing(tmp_path, loops
         assert "already fills its disk" in messages[DF] and xfs_blocks(mount) == grown
 
 
+def test_role_check_mode_reads_this_machines_root(tmp_path):
+    """The role's probes on the real / of this machine (ext4 on a whole disk on the test bed), in check mode.
+
+    Check mode only reads, so this is safe on any machine; it runs the ext4
+    path (findmnt, lsblk, dumpe2fs -h on a mounted filesystem) for real.
+    """
+    need("findmnt", "lsblk", "dumpe2fs")
+    with start() as emu:
+        emu.add_instance(PROJECT, ZONE, VM, disk_size_gb=28)  # what auto wants for 4 agents: no grow
+        run, messages = role_run(emu, tmp_path, Path("/"), check=True)
+        assert run.rc == 0 and run.changed_count("vm1") == 0, run.stdout
+        assert messages[DISK] == "vm1: boot disk 28 GB pd-balanced (unchanged, $2.80/month)"
+        assert messages[DF].startswith("vm1: / ") and "(df: " in messages[DF], messages[DF]
+        assert [e for e in emu.log() if e["verb"] != "GET"] == []
+
+
 def test_role_refuses_a_bad_size_and_a_shrink_before_any_change(tmp_path):
     """Two VMs: one asks for "50GB" (refused by the role's preflight), one for less than its disk has."""
     from tests.integration.playbook_run import run_playbook
