@@ -22,7 +22,8 @@ from conftest import Fleet, Server, free_port
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from central_mcp.dashboard.terminals import ProcMeter, RelaySource, RelayUnavailable
+from central_mcp.dashboard import procstat
+from central_mcp.dashboard.terminals import RelaySource, RelayUnavailable
 from central_mcp.settings import ConfigError, Settings
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -256,21 +257,23 @@ async def test_typing_when_both_the_dashboard_and_the_relay_allow_it(tmp_path: P
         rig.close()
 
 
-def test_proc_meter_reads_a_process_tree_or_says_none(tmp_path: Path) -> None:
+def test_process_tree_figures_or_none(tmp_path: Path) -> None:
     proc = subprocess.Popen(["sh", "-c", "sleep 30 & wait"])
     try:
         time.sleep(0.1)
-        meter = ProcMeter()
-        first = meter.sample({"x": proc.pid, "gone": 2**22 + 12345})
-        assert first["x"]["cpu_percent"] is None and first["x"]["rss_bytes"] > 0  # one sample: no rate yet
-        assert first["gone"] == {"cpu_percent": None, "rss_bytes": None}
-        time.sleep(0.1)
-        assert meter.sample({"x": proc.pid})["x"]["cpu_percent"] >= 0
-        hidden = ProcMeter(proc=tmp_path)  # like ProtectProc=invisible: nothing to see, nothing guessed
-        assert hidden.sample({"x": proc.pid})["x"] == {"cpu_percent": None, "rss_bytes": None}
+        usage = procstat.tree_usage([proc.pid, 2**22 + 12345])
+        assert list(usage) == [proc.pid]  # an invisible (here: absent) process is left out, not guessed
+        cpu_s, rss = usage[proc.pid]
+        assert cpu_s >= 0 and rss > 0
+        assert procstat.tree_usage([proc.pid], proc=tmp_path) == {}  # like ProtectProc=invisible
     finally:
         proc.kill()
         proc.wait()
+    rate = procstat.CpuRate()
+    assert rate.percent("A", 10.0, now=100.0) is None  # a rate needs two readings
+    assert rate.percent("A", 10.5, now=101.0) == 50.0
+    rate.keep([])
+    assert rate.percent("A", 11.0, now=102.0) is None
 
 
 @pytest.mark.anyio

@@ -118,6 +118,7 @@ async def test_list_and_socket_mode(relay: Relay) -> None:
         names = [p["name"] for p in reply["panes"]]
         assert names == ["Control", "A", "B"]
         assert all(p["pid"] > 0 and p["width"] == 100 for p in reply["panes"])
+        assert all(p["cpu_s"] >= 0 and p["rss_bytes"] > 0 for p in reply["panes"])  # the relay sees its own user
     finally:
         await _stop(relay)
 

@@ -23,7 +23,7 @@ from starlette.routing import Mount
 
 from central_mcp import __version__
 from central_mcp.api import build_routes
-from central_mcp.dashboard import DashboardServer
+from central_mcp.dashboard.server import DashboardServer
 from central_mcp.loops import Loops
 from central_mcp.mcp_tools import build_mcp
 from central_mcp.service import Service

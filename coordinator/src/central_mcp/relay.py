@@ -6,7 +6,8 @@ talk to it) and serves a unix socket (mode 0660) that the coordinator's group
 can connect to. The protocol is one JSON object per line in both directions:
 
 ``{"op": "list"}``
-    -> ``{"type": "list", "panes": [{"pane", "window", "name", "pid", "width", "height", "active"}]}``
+    -> ``{"type": "list", "panes": [{"pane", "window_id", "window", "name", "pid", "width", "height", "active",
+    "cpu_s", "rss_bytes"}]}`` (CPU seconds and memory of the pane's process tree; null if not visible)
 ``{"op": "watch", "target": "A"}`` (a window name or a pane id like ``%3``)
     -> ``{"type": "snapshot", "pane", "width", "height", "cursor": [x, y], "data"}`` first, then
     ``{"type": "output", "pane", "data"}`` as the pane prints; a new snapshot whenever the pane is resized;
@@ -41,6 +42,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from central_mcp.dashboard import procstat
 
 log = logging.getLogger("central_mcp.relay")
 
@@ -226,6 +229,7 @@ class Relay:
         return out.decode(errors="replace")
 
     async def list_panes(self) -> list[dict[str, Any]]:
+        """Every pane of the session, with its process tree's CPU seconds and RSS (we run as their user)."""
         out = await self._tmux("list-panes", "-s", "-t", self.session, "-F", PANE_FORMAT)
         panes = []
         for line in out.splitlines():
@@ -234,6 +238,9 @@ class Relay:
                 {"pane": pane, "window_id": window_id, "window": int(window), "name": name, "pid": int(pid),
                  "width": int(width), "height": int(height), "active": active == "1"}
             )  # fmt: skip
+        usage = procstat.tree_usage(p["pid"] for p in panes)
+        for pane in panes:
+            pane["cpu_s"], pane["rss_bytes"] = usage.get(pane["pid"], (None, None))
         return panes
 
     async def resolve(self, target: str) -> str | None:

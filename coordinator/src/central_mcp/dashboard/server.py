@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The dashboard: agents, task board, fleet health and live terminals, on its own port.
+"""The dashboard's server: a second uvicorn server inside the coordinator process.
 
 Why a second uvicorn server inside the coordinator process (not a separate
 ``central-mcp dashboard`` unit): the page shows what the coordinator's
@@ -27,8 +27,6 @@ from central_mcp.dashboard.web import build_app
 from central_mcp.service import Service
 
 log = logging.getLogger(__name__)
-
-__all__ = ["DashboardServer", "build_app"]
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -9,9 +9,9 @@ to all of them. A :class:`RelaySource` is one relay address: one VM today;
 a second VM's relay becomes a second source, picked by the agent's host.
 
 CPU and RAM of an agent are those of its pane's process tree, read from
-/proc. Under the hardened unit (``ProtectProc=invisible``) another user's
-processes are invisible: then the figures are ``None`` (the page shows
-"—"), never a guess.
+/proc by the relay (which runs as the agents' user and so sees them even
+when the hardened coordinator cannot), else by the coordinator itself; what
+nobody can see is ``None`` (the page shows "—"), never a guess.
 """
 
 from __future__ import annotations
@@ -20,18 +20,17 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from central_mcp.dashboard import procstat
+
 log = logging.getLogger(__name__)
 
 RELAY_TIMEOUT_S = 5.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class RelayUnavailable(ConnectionError):
@@ -72,69 +71,13 @@ class RelaySource:
         return reply.get("panes", []) if reply.get("type") == "list" else []
 
 
-class ProcMeter:
-    """CPU share and resident memory of process trees, from /proc, between two samples."""
-
-    def __init__(self, proc: Path = Path("/proc")) -> None:
-        self.proc = proc
-        self._last: dict[int, tuple[float, float]] = {}  # root pid -> (cpu seconds, monotonic time)
-
-    def _scan(self) -> dict[int, tuple[int, float, int]]:
-        """pid -> (parent pid, CPU seconds used, RSS bytes) of every visible process."""
-        table: dict[int, tuple[int, float, int]] = {}
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(self.proc):
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    raw = Path(entry.path, "stat").read_text()
-                except OSError:
-                    continue
-                fields = raw[raw.rfind(")") + 2 :].split()  # the command name may hold spaces and parentheses
-                try:
-                    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
-                    table[int(entry.name)] = (int(fields[1]), cpu, int(fields[21]) * PAGE)
-                except (IndexError, ValueError):
-                    continue
-        return table
-
-    def sample(self, roots: dict[str, int]) -> dict[str, dict[str, float | None]]:
-        """name -> {cpu_percent, rss_bytes} for each root pid's tree; None where the root is not visible."""
-        table = self._scan()
-        children: dict[int, list[int]] = {}
-        for pid, (ppid, _, _) in table.items():
-            children.setdefault(ppid, []).append(pid)
-        now = time.monotonic()
-        out: dict[str, dict[str, float | None]] = {}
-        seen: dict[int, tuple[float, float]] = {}
-        for name, root in roots.items():
-            if root not in table:
-                out[name] = {"cpu_percent": None, "rss_bytes": None}
-                continue
-            cpu = rss = 0.0
-            stack = [root]
-            while stack:
-                pid = stack.pop()
-                _, used, resident = table[pid]
-                cpu, rss = cpu + used, rss + resident
-                stack.extend(children.get(pid, ()))
-            last = self._last.get(root)
-            seen[root] = (cpu, now)
-            percent = None
-            if last is not None and now > last[1]:
-                percent = round(max(0.0, 100.0 * (cpu - last[0]) / (now - last[1])), 1)
-            out[name] = {"cpu_percent": percent, "rss_bytes": rss}
-        self._last = seen
-        return out
-
-
 class Metrics:
     """The latest pane list and per-agent figures, refreshed by one task for all browsers."""
 
     def __init__(self, source: RelaySource, interval_s: float = 5.0) -> None:
         self.source = source
         self.interval_s = interval_s
-        self.meter = ProcMeter()
+        self.rates = procstat.CpuRate()
         self.agents: dict[str, dict[str, Any]] = {}
         self.error: str | None = None
         self.taken_at: float | None = None
@@ -149,14 +92,25 @@ class Metrics:
             self.error, self.agents = str(exc), {}
         else:
             self.error = None
-            roots = {p["name"]: int(p["pid"]) for p in panes if p.get("active", True)}
-            figures = self.meter.sample(roots)
-            self.agents = {
-                name: {"pid": pid, "terminal": True, **figures[name]} for name, pid in roots.items()
-            }  # fmt: skip
+            self.agents = self._figures([p for p in panes if p.get("active", True)])
         self.taken_at = time.time()
         self.changed.set()
         self.changed = asyncio.Event()
+
+    def _figures(self, panes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """name -> pid, CPU share and RSS; the relay's readings first, our own /proc for what it did not send."""
+        missing = [int(p["pid"]) for p in panes if p.get("cpu_s") is None]
+        own = procstat.tree_usage(missing) if missing else {}
+        figures: dict[str, dict[str, Any]] = {}
+        for pane in panes:
+            pid = int(pane["pid"])
+            cpu_s, rss = (
+                (pane["cpu_s"], pane.get("rss_bytes")) if pane.get("cpu_s") is not None else own.get(pid, (None, None))
+            )
+            percent = None if cpu_s is None else self.rates.percent((pane["name"], pid), cpu_s)
+            figures[pane["name"]] = {"pid": pid, "terminal": True, "cpu_percent": percent, "rss_bytes": rss}
+        self.rates.keep((p["name"], int(p["pid"])) for p in panes)
+        return figures
 
     async def run(self) -> None:
         while True:
