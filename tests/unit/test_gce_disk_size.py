@@ -278,6 +278,53 @@ def test_module_runs_as_a_process(emu, tmp_path):
     assert "test-token" not in proc.stdout
 
 
+class _Failed(Exception):
+    pass
+
+
+class _StubModule:
+    check_mode, _diff = False, False
+
+    def __init__(self, **params):
+        self.params = {"project": PROJECT, "zone": ZONE, "instance": VM, "disk": None, "size_gb": 50, **params}
+
+    def fail_json(self, msg, **_result):
+        raise _Failed(msg)
+
+
+class _StubApi:
+    """An instances.get answer the emulator never gives (it always makes a zonal boot disk)."""
+
+    calls = 0
+
+    def __init__(self, disks):
+        self.disks = disks
+
+    def get(self, path):
+        assert path == f"instances/{VM}", path
+        return {"name": VM, "disks": self.disks}
+
+
+@pytest.mark.parametrize(
+    ("disks", "says"),
+    [
+        ([], "instance vm1 has no boot disk in its disks[]: name the disk with the disk option"),
+        ([{"boot": False, "source": "projects/p/zones/z/disks/data"}], "has no boot disk"),
+        (
+            [{"boot": True, "source": "projects/p/regions/us-central1/disks/vm1-boot"}],
+            "is a regional disk (region us-central1); this module grows zonal disks: use `gcloud compute disks "
+            "resize vm1-boot --region us-central1 --size 50GB`",
+        ),
+        ([{"boot": True, "source": "projects/p/zones/europe-west1-b/disks/d"}], "is in zone europe-west1-b, not"),
+    ],
+    ids=["no-disks", "no-boot-disk", "regional", "other-zone"],
+)
+def test_boot_disks_it_cannot_grow_are_refused_by_name(disks, says):
+    with pytest.raises(_Failed) as failure:
+        gce_disk_size.Grow(_StubModule(), _StubApi(disks)).find_disk()
+    assert says in str(failure.value) and "(nothing was changed)" in str(failure.value)
+
+
 @pytest.mark.parametrize(
     ("link", "parts"),
     [
