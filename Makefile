@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 DEMO_VM ?= central-mcp-vm1
 IMAGE ?= localhost/debian-systemd:bookworm
 
-.PHONY: help setup test unit coordinator lint molecule demo demo-down bench
+.PHONY: help setup test unit coordinator e2e lint molecule demo demo-down bench
 
 help:
 	@echo "make test       unit tests, lint, Molecule (prepares the test bed first)"
@@ -19,7 +19,7 @@ help:
 setup:
 	@bash tests/testbed/setup.sh >/dev/null
 
-test: setup unit coordinator lint molecule
+test: setup unit coordinator e2e lint molecule
 
 # pytest exits 5 when it collects nothing: that is a failure here, said plainly.
 unit:
@@ -28,6 +28,10 @@ unit:
 # The coordinator package's own tests, in its own pinned venv (coordinator/.venv).
 coordinator:
 	cd coordinator && .venv/bin/pytest -q
+
+# The real Claude Code CLI against the real coordinator and a scripted model API.
+e2e:
+	coordinator/.venv/bin/pytest -q tests/e2e
 
 lint:
 	ruff check plugins tests tools benchmarks molecule roles/launcher/files/agent-run

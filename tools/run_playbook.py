@@ -94,8 +94,9 @@ def main() -> int:
             quiet=True,
         )
         stats = result.stats or {}
-    counts[key] = progress.tasks
-    counts_file.write_text(json.dumps(counts, indent=1))
+    if result.rc == 0:  # a failed run stops early: its count would mislead the next one
+        counts[key] = progress.tasks
+        counts_file.write_text(json.dumps(counts, indent=1))
     hosts = sorted({host for numbers in stats.values() if isinstance(numbers, dict) for host in numbers})
     for host in hosts:
         numbers = {key: value.get(host, 0) for key, value in stats.items() if isinstance(value, dict)}

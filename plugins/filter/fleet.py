@@ -16,7 +16,23 @@ import shlex
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED = {"control", "logs"}
-AGENT_KEYS = ("name", "role", "model", "kind", "env", "command", "workdir")
+AGENT_KEYS = (
+    "name",
+    "role",
+    "model",
+    "kind",
+    "env",
+    "command",
+    "workdir",
+    "permission_mode",
+    "allowed_tools",
+    "prompt",
+)
+# Modes in which an unattended agent never stops at an approval prompt (the
+# others ask a person, and there is none at a tmux window at 3 a.m.).
+UNATTENDED_MODES = ("dontAsk", "bypassPermissions")
+FIELD_RE = re.compile(r"\{([a-z_]+)\}")
+TOOL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\([^()\n\r\0]{1,200}\))?$")
 # Model names as providers spell them: claude-sonnet-4-5, glm-4.6, org/model:tag.
 MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
 
@@ -60,6 +76,22 @@ def fleet_errors(agents, kinds=None):
         kind = agent.get("kind", "claude")
         if kinds is not None and kind not in kinds:
             errors.append(f"{where}: kind {kind!r:.40} is unknown: use one of {', '.join(sorted(kinds))}")
+        mode = agent.get("permission_mode")
+        if mode is not None and mode not in UNATTENDED_MODES:
+            errors.append(
+                f"{where}: permission_mode {mode!r:.40} would stop the agent at an approval prompt with nobody "
+                f"to answer it: use {' or '.join(UNATTENDED_MODES)}"
+            )
+        tools = agent.get("allowed_tools")
+        if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, str) for t in tools)):
+            errors.append(f"{where}: allowed_tools must be a list of tool names, got {tools!r:.80}")
+        elif tools:
+            errors += [
+                f"{where}: allowed_tools entry {t!r:.80} is not a tool rule" for t in tools if not TOOL_RE.match(t)
+            ]
+        prompt = agent.get("prompt")
+        if prompt is not None and (not isinstance(prompt, str) or "\0" in prompt or len(prompt) > 4000):
+            errors.append(f"{where}: prompt must be text of at most 4000 characters")
         for key, value in (agent.get("env") or {}).items():
             if not isinstance(key, str) or not ENV_KEY_RE.match(key):
                 errors.append(f"{where}: env key {key!r:.80} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)")
@@ -72,10 +104,16 @@ def fleet_errors(agents, kinds=None):
 
 def _fill(value, fields):
     """Put per-agent fields into a kind's config document ({name} style); empty list items drop out."""
-    if isinstance(value, str):
-        return value.format(**fields)
+    if isinstance(value, str):  # only known {field} names: other braces (in a prompt) stay as written
+        return FIELD_RE.sub(lambda m: str(fields[m[1]]) if isinstance(fields.get(m[1]), str) else m[0], value)
     if isinstance(value, list):
-        filled = [_fill(item, fields) for item in value]
+        filled = []
+        for item in value:
+            whole = isinstance(item, str) and item.startswith("{") and item.endswith("}") and item[1:-1] in fields
+            if whole and isinstance(fields[item[1:-1]], list):
+                filled += fields[item[1:-1]]  # "{allowed_tools}" stands for the whole list
+            else:
+                filled.append(_fill(item, fields))
         return [item for item in filled if item != ""]
     if isinstance(value, dict):
         return {_fill(key, fields): _fill(item, fields) for key, item in value.items()}
@@ -83,10 +121,11 @@ def _fill(value, fields):
 
 
 def launcher_fleet(agents, kinds, settings, secrets):
-    """Per agent: name, command, workdir, env_file, config_path, config, revision.
+    """Per agent: name, kind, command, workdir, state_dir, env_file, configs, revision.
 
     settings: libexec_dir, config_dir, home, workspace_root, coordinator_url,
-    default_model, backoff_s, backoff_max_s, healthy_after_s.
+    default_model, backoff_s, backoff_max_s, healthy_after_s, permission_mode,
+    allowed_tools, prompt (the defaults of the agents' own keys).
     secrets: tokens (name -> token), api_key (default ANTHROPIC_API_KEY).
     """
     errors = fleet_errors(agents, kinds)
@@ -114,16 +153,22 @@ def launcher_fleet(agents, kinds, settings, secrets):
         api_key = env.get(kind.get("api_key_env") or "", "")
         fields = {
             "name": name,
+            "role": str(agent.get("role", "")),
             "model": model,
             "workdir": workdir,
             "url": settings["coordinator_url"],
             "token": secrets.get("tokens", {}).get(name, ""),
             "api_key_suffix": api_key[-20:],
+            "permission_mode": agent.get("permission_mode") or settings["permission_mode"],
+            "allowed_tools": list(agent.get("allowed_tools") or settings["allowed_tools"]),
         }
         config_dir = f"{settings['config_dir']}/{name}"
         argv = [_fill(part, fields) for part in kind["argv"]]
         if agent.get("command"):
             argv = shlex.split(agent["command"])
+        else:
+            prompt = _fill(agent.get("prompt") if agent.get("prompt") is not None else settings["prompt"], fields)
+            argv += [prompt] if prompt else []  # the first instruction, so the agent starts working by itself
         run = [
             f"{settings['libexec_dir']}/agent-run",
             "--name", name,
@@ -132,12 +177,14 @@ def launcher_fleet(agents, kinds, settings, secrets):
             "--backoff-max", str(settings["backoff_max_s"]),
             "--healthy-after", str(settings["healthy_after_s"]),
         ]  # fmt: skip
-        config = _fill(kind.get("config") or {}, fields)
-        if config:
-            run += ["--merge-json", f"{config_dir}.{kind['config_suffix']}:{state_dir}/{kind['config_file']}"]
+        configs = []
+        for doc in kind.get("configs") or []:
+            source = f"{config_dir}.{doc['file'].lstrip('.')}"
+            configs.append({"path": source, "content": _fill(doc["content"], fields)})
+            run += ["--merge-json", f"{source}:{state_dir}/{doc['file']}"]
         command = shlex.join(run + ["--"] + argv)
         env_file = "".join(f"{key}={value}\n" for key, value in env.items())
-        digest = hashlib.sha256(json.dumps([command, env_file, config, workdir], sort_keys=True).encode())
+        digest = hashlib.sha256(json.dumps([command, env_file, configs, workdir], sort_keys=True).encode())
         fleet.append(
             {
                 "name": name,
@@ -146,8 +193,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
                 "workdir": workdir,
                 "state_dir": state_dir,
                 "env_file": env_file,
-                "config_path": f"{config_dir}.{kind['config_suffix']}" if config else "",
-                "config": config,
+                "configs": configs,
                 "revision": digest.hexdigest()[:16],
             }
         )

@@ -24,6 +24,9 @@ SETTINGS = {
     "backoff_s": 5,
     "backoff_max_s": 300,
     "healthy_after_s": 60,
+    "permission_mode": "dontAsk",
+    "allowed_tools": ["Read", "Edit"],
+    "prompt": "You are {name} ({role}); {braces} stay",
 }
 SECRETS = {"tokens": {"A": "tok-A-secret", "B": "tok-B-secret"}, "api_key": "sk-test-0123456789abcdefghijKLMN"}
 
@@ -55,6 +58,12 @@ BAD = [
     ([agent(env={"K": True})], "env K must be a string"),
     ([agent(env={"K": ["x"]})], "env K must be a string"),
     ([agent(unknown_key=1)], "unknown key(s) unknown_key"),
+    ([agent(permission_mode="default")], "would stop the agent at an approval prompt"),
+    ([agent(permission_mode="acceptEdits")], "'acceptEdits' would stop"),
+    ([agent(allowed_tools="Bash")], "allowed_tools must be a list"),
+    ([agent(allowed_tools=["Bash\nrm"])], "is not a tool rule"),
+    ([agent(allowed_tools=["$(id)"])], "'$(id)' is not a tool rule"),
+    ([agent(prompt="x" * 4001)], "prompt must be text of at most 4000 characters"),
     ([{"name": "A"}], "role None must be a non-empty string"),
     ([agent(role="")], "role '' must be"),
     (["A"], "must be a dict"),
@@ -95,7 +104,12 @@ def test_each_agent_gets_its_command_env_file_and_claude_settings():
     a, b = launcher_fleet(fleet, KINDS, SETTINGS, SECRETS)
     argv = shlex.split(a["command"])
     assert argv[0] == "/usr/local/libexec/central-mcp/agent-run"
-    assert argv[argv.index("--") + 1 :] == ["/usr/local/bin/claude", "--model", "glm-4.6"]
+    assert argv[argv.index("--") + 1 :] == [
+        "/usr/local/bin/claude",
+        "--model",
+        "glm-4.6",
+        "You are A (backend); {braces} stay",
+    ]
     assert "/etc/central-mcp/agents/A.env" in argv
     env = dict(line.split("=", 1) for line in a["env_file"].splitlines())
     assert env["AGENT_NAME"] == "A" and env["AGENT_ROLE"] == "backend" and env["AGENT_MODEL"] == "glm-4.6"
@@ -104,10 +118,17 @@ def test_each_agent_gets_its_command_env_file_and_claude_settings():
     assert env["ANTHROPIC_API_KEY"] == SECRETS["api_key"]
     assert env["CLAUDE_CONFIG_DIR"] == "/home/agent/.central-mcp/A"
     assert a["workdir"] == "/home/agent/workspaces/A"
-    assert a["config"]["mcpServers"]["central-mcp"]["headers"]["Authorization"] == "Bearer tok-A-secret"
-    assert b["config"]["mcpServers"]["central-mcp"]["headers"]["Authorization"] == "Bearer tok-B-secret"
-    assert a["config"]["projects"] == {"/home/agent/workspaces/A": {"hasTrustDialogAccepted": True}}
-    assert a["config"]["customApiKeyResponses"]["approved"] == [SECRETS["api_key"][-20:]]
+    claude_a, settings_a = (doc["content"] for doc in a["configs"])
+    assert [doc["path"] for doc in a["configs"]] == [
+        "/etc/central-mcp/agents/A.claude.json",
+        "/etc/central-mcp/agents/A.settings.json",
+    ]
+    assert f"{a['configs'][1]['path']}:/home/agent/.central-mcp/A/settings.json" in argv
+    assert claude_a["mcpServers"]["central-mcp"]["headers"]["Authorization"] == "Bearer tok-A-secret"
+    assert b["configs"][0]["content"]["mcpServers"]["central-mcp"]["headers"]["Authorization"] == "Bearer tok-B-secret"
+    assert claude_a["projects"] == {"/home/agent/workspaces/A": {"hasTrustDialogAccepted": True}}
+    assert claude_a["customApiKeyResponses"]["approved"] == [SECRETS["api_key"][-20:]]
+    assert settings_a["permissions"] == {"defaultMode": "dontAsk", "allow": ["mcp__central-mcp", "Read", "Edit"]}
     assert env["AGENT_MODEL"] != b["env_file"]
 
 
@@ -121,7 +142,7 @@ def test_no_secret_in_the_window_command():
 def test_without_an_api_key_nothing_is_approved():
     (a,) = launcher_fleet([agent()], KINDS, SETTINGS, {"tokens": {"A": "t"}, "api_key": ""})
     assert "ANTHROPIC_API_KEY" not in a["env_file"]
-    assert a["config"]["customApiKeyResponses"]["approved"] == []
+    assert a["configs"][0]["content"]["customApiKeyResponses"]["approved"] == []
 
 
 @pytest.mark.parametrize(
@@ -132,6 +153,9 @@ def test_without_an_api_key_nothing_is_approved():
         {"role": "review"},
         {"command": "/bin/sleep 1000"},
         {"workdir": "/srv/work"},
+        {"permission_mode": "bypassPermissions"},
+        {"allowed_tools": ["Read"]},
+        {"prompt": "another first instruction"},
     ],
 )
 def test_revision_changes_with_the_agent_and_only_that_agent(change):
@@ -147,6 +171,19 @@ def test_a_new_token_or_key_restarts_the_agent():
     token = launcher_fleet([agent()], KINDS, SETTINGS, {**SECRETS, "tokens": {"A": "other"}})[0]["revision"]
     key = launcher_fleet([agent()], KINDS, SETTINGS, {**SECRETS, "api_key": "another-key-0123456789"})[0]["revision"]
     assert len({before, token, key}) == 3
+
+
+def test_agent_permissions_override_the_defaults():
+    (a,) = launcher_fleet(
+        [agent(permission_mode="bypassPermissions", allowed_tools=["Bash(git:*)"], prompt="")],
+        KINDS, SETTINGS, SECRETS,
+    )  # fmt: skip
+    assert a["configs"][1]["content"]["permissions"] == {
+        "defaultMode": "bypassPermissions",
+        "allow": ["mcp__central-mcp", "Bash(git:*)"],
+    }
+    argv = shlex.split(a["command"])
+    assert argv[-3:] == ["/usr/local/bin/claude", "--model", "claude-sonnet-4-5"]  # no prompt
 
 
 def test_command_override_is_split_never_shell_run():

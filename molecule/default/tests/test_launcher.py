@@ -129,6 +129,9 @@ def test_claude_is_configured_to_start_unattended_with_its_own_token(host):
         server = data["mcpServers"]["central-mcp"]
         assert server["url"] == "http://127.0.0.1:3000/mcp"
         assert server["headers"]["Authorization"] == f"Bearer {hv['launcher_agent_tokens'][name]}"
+        settings = json.loads(host.file(f"/home/agent/.central-mcp/{name}/settings.json").content_string)
+        assert settings["permissions"]["defaultMode"] == "dontAsk"  # never waits for an approval
+        assert "mcp__central-mcp" in settings["permissions"]["allow"]
         screen = tmux(host, "capture-pane", "-p", "-t", f"={SESSION}:={name}")
         assert "Claude Code" in screen, screen
 
