@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from central_mcp.relay import Relay, layout_sizes, unescape
+from central_mcp.dashboard.tmux_control import layout_sizes, unescape
+from central_mcp.relay import Relay
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 SESSION = "relay-test"

@@ -3,6 +3,7 @@
 
 ``server`` runs it next to the coordinator, ``web`` has its routes, ``auth``
 its login and headers, ``terminals`` the bridge to the pane relay and
-``procstat`` the process figures (standard library only: the relay uses it
-too, without loading the web stack).
+``procstat`` the process figures and ``tmux_control`` the tmux control-mode
+client (both standard library only: the relay, ``central_mcp.relay``, uses
+them without loading the web stack).
 """
