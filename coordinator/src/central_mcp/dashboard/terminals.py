@@ -113,10 +113,12 @@ class Metrics:
         return figures
 
     async def run(self) -> None:
+        """Refresh every ``interval_s``; after a first reading of a pane, again in 1 s (a rate needs two)."""
         while True:
             with contextlib.suppress(Exception):
                 await self.refresh()
-            await asyncio.sleep(self.interval_s)
+            unrated = any(a["cpu_percent"] is None and a["rss_bytes"] is not None for a in self.agents.values())
+            await asyncio.sleep(min(1.0, self.interval_s) if unrated else self.interval_s)
 
     def view(self) -> dict[str, Any]:
         return {"agents": self.agents, "relay_error": self.error, "taken_at": self.taken_at}
