@@ -73,4 +73,6 @@ bench: setup
 	python benchmarks/add_agent_restarts.py
 	python benchmarks/tmux_agents_noop.py
 	python benchmarks/agent_status_time.py
+	python benchmarks/gce_resize.py
+	python benchmarks/gce_disk_resize.py
 	coordinator/.venv/bin/python benchmarks/coordinator_load.py

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for the whole test bed, safe to run again (each step is skipped
 # when already done):
-#   - system packages: podman, runc, debootstrap, tmux, acl, npm
+#   - system packages: podman, runc, debootstrap, tmux, acl, npm, and the disk
+#     tools the guest-grow tests use (growpart, sfdisk, mkfs.xfs)
 #   - the image localhost/debian-systemd:bookworm, built with debootstrap and
 #     rebuilt only when tests/testbed/image.sh changes
 #   - .venv with the pinned Python tools of tests/testbed/requirements.txt
@@ -18,7 +19,8 @@ log() { printf '[testbed] %s\n' "$*" >&2; }
 # 1. System packages, installed only when a command is missing.
 need=()
 for pair in podman:podman runc:runc debootstrap:debootstrap tmux:tmux \
-            setfacl:acl npm:npm python3:python3 ; do
+            setfacl:acl npm:npm python3:python3 growpart:cloud-guest-utils \
+            sfdisk:fdisk mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs ; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
