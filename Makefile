@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 DEMO_VM ?= central-mcp-vm1
 IMAGE ?= localhost/debian-systemd:bookworm
 
-.PHONY: help setup test unit coordinator e2e lint molecule demo demo-down bench
+.PHONY: help setup test unit coordinator e2e browser lint molecule demo demo-down bench
 
 help:
 	@echo "make test       unit tests, lint, Molecule (prepares the test bed first)"
@@ -19,7 +19,7 @@ help:
 setup:
 	@bash tests/testbed/setup.sh >/dev/null
 
-test: setup unit coordinator e2e lint molecule
+test: setup unit coordinator e2e browser lint molecule
 
 # pytest exits 5 when it collects nothing: that is a failure here, said plainly.
 unit:
@@ -32,6 +32,10 @@ coordinator:
 # The real Claude Code CLI against the real coordinator and a scripted model API.
 e2e:
 	coordinator/.venv/bin/pytest -q tests/e2e
+
+# The dashboard in headless Chromium (Selenium and Debian's chromedriver).
+browser:
+	coordinator/.venv/bin/pytest -q tests/browser
 
 lint:
 	ruff check plugins tests tools benchmarks molecule roles/launcher/files/agent-run
@@ -52,12 +56,14 @@ demo: setup
 	        --instance demo-project/us-central1-a/$(DEMO_VM)=e2-micro --stop-s 3 --start-s 5 \
 	        >.cache/gce-emulator.log 2>&1 & echo $$! > $(EMULATOR_PID); sleep 1; fi
 	@podman container exists $(DEMO_VM) || podman run -d --name $(DEMO_VM) --hostname $(DEMO_VM) \
-	    --systemd=always $(IMAGE) /sbin/init >/dev/null
+	    --systemd=always -p 127.0.0.1:8000:8000 $(IMAGE) /sbin/init >/dev/null
 	@for i in $$(seq 30); do podman exec $(DEMO_VM) systemctl is-system-running 2>/dev/null \
 	    | grep -qE 'running|degraded' && break; sleep 1; done
 	python tools/run_playbook.py site.yml -i inventories/local
 	ansible-playbook playbooks/status.yml -i inventories/local
 	@echo
+	@echo "The dashboard:         http://127.0.0.1:8000  (log in with the token in \\"
+	@echo "                         ~/.config/central-mcp/credentials/$(DEMO_VM)/coordinator.api.token)"
 	@echo "The coordinator:       podman exec -it $(DEMO_VM) /opt/central-mcp/current/bin/central-mcp --token-file \\"
 	@echo "                         /etc/central-mcp/api.token status   (also: agents, tasks, task add TITLE --role R)"
 	@echo "Attach to the agents:  podman exec -it $(DEMO_VM) runuser -u agent -- tmux attach -t central-mcp-agents"

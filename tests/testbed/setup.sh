@@ -2,7 +2,8 @@
 # One command for the whole test bed, safe to run again (each step is skipped
 # when already done):
 #   - system packages: podman, runc, debootstrap, tmux, acl, npm, and the disk
-#     tools the guest-grow tests use (growpart, sfdisk, mkfs.xfs)
+#     tools the guest-grow tests use (growpart, sfdisk, mkfs.xfs), and
+#     Chromium with its driver for the dashboard's browser tests
 #   - the image localhost/debian-systemd:bookworm, built with debootstrap and
 #     rebuilt only when tests/testbed/image.sh changes
 #   - .venv with the pinned Python tools of tests/testbed/requirements.txt
@@ -20,7 +21,8 @@ log() { printf '[testbed] %s\n' "$*" >&2; }
 need=()
 for pair in podman:podman runc:runc debootstrap:debootstrap tmux:tmux \
             setfacl:acl npm:npm python3:python3 growpart:cloud-guest-utils \
-            sfdisk:fdisk mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs ; do
+            sfdisk:fdisk mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs chromium:chromium \
+            chromedriver:chromium-driver ; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)

@@ -100,3 +100,31 @@ def test_coordinator_restart_keeps_the_agents_windows(host):
     assert after == panes
     agents = {a["name"]: a for a in api(host, "/api/agents")["body"]["agents"]}
     assert set(AGENTS) <= set(agents), agents  # the data survived the restart
+
+
+DASHBOARD_LOGIN = """
+import http.cookiejar, json, sys, urllib.parse, urllib.request
+jar = http.cookiejar.CookieJar()
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+base = "http://127.0.0.1:8000"
+try:
+    opener.open(base + "/api/state")
+    print(json.dumps({"before_login": 200}))
+except urllib.error.HTTPError as error:
+    before = error.code
+form = urllib.parse.urlencode({"token": open("/etc/central-mcp/api.token").read().strip()}).encode()
+opener.open(urllib.request.Request(base + "/login", data=form, headers={"Origin": base}))
+state = json.load(opener.open(base + "/api/state"))
+print(json.dumps({"before_login": before, "cookies": [c.name for c in jar], "state": state}))
+"""
+
+
+def test_dashboard_needs_a_login_and_shows_every_agent_with_a_live_terminal(host):
+    assert host.socket("tcp://127.0.0.1:8000").is_listening
+    relay = host.file("/run/central-mcp-relay/relay.sock")
+    assert relay.is_socket and relay.mode == 0o660 and relay.user == "agent" and relay.group == "central-mcp"
+    out = json.loads(host.check_output(f"python3 -c '{DASHBOARD_LOGIN}'"))
+    assert out["before_login"] == 401
+    agents = {agent["name"]: agent for agent in out["state"]["agents"]}
+    assert set(AGENTS) <= set(agents)
+    assert all(agents[name]["terminal"] for name in AGENTS), agents
