@@ -13,6 +13,7 @@ IMAGE ?= localhost/debian-systemd:bookworm
 help:
 	@echo "make test       unit tests, lint, Molecule (prepares the test bed first)"
 	@echo "make demo       a local VM container running the agent fleet"
+	@echo "                (MODEL=scripted: agents driven by a scripted model, no API key)"
 	@echo "make demo-down  remove the demo VM"
 	@echo "make bench      print the benchmark figures"
 
@@ -47,6 +48,11 @@ molecule:
 	molecule test --all
 
 EMULATOR_PID := .cache/gce-emulator.pid
+MODEL_PID := .cache/scripted-model.pid
+# make demo MODEL=scripted: the agents' model is the scripted stand-in (no API key needed).
+MODEL ?=
+BRIDGE = $$(podman network inspect podman --format '{{range .Subnets}}{{.Gateway}}{{end}}')
+DEMO_VARS = $(if $(filter scripted,$(MODEL)),-e @inventories/local/scripted-model.yml -e demo_model_address=$(BRIDGE))
 
 demo: setup
 	@mkdir -p .cache
@@ -57,9 +63,17 @@ demo: setup
 	        >.cache/gce-emulator.log 2>&1 & echo $$! > $(EMULATOR_PID); sleep 1; fi
 	@podman container exists $(DEMO_VM) || podman run -d --name $(DEMO_VM) --hostname $(DEMO_VM) \
 	    --systemd=always -p 127.0.0.1:8000:8000 $(IMAGE) /sbin/init >/dev/null
+	@if [ "$(MODEL)" = scripted ] && ! { [ -f $(MODEL_PID) ] && kill -0 $$(cat $(MODEL_PID)) 2>/dev/null; }; then \
+	    echo "starting the scripted model on $(BRIDGE):8090 (reachable from the demo VM only)"; \
+	    nohup python -m tests.model_api --host $(BRIDGE) --port 8090 --script worker --poll-s 5 --idle-polls 720 \
+	        >.cache/scripted-model.log 2>&1 & echo $$! > $(MODEL_PID); sleep 1; fi
 	@for i in $$(seq 30); do podman exec $(DEMO_VM) systemctl is-system-running 2>/dev/null \
 	    | grep -qE 'running|degraded' && break; sleep 1; done
-	python tools/run_playbook.py site.yml -i inventories/local
+	python tools/run_playbook.py site.yml -i inventories/local $(DEMO_VARS)
+	@if [ "$(MODEL)" = scripted ]; then for n in 1 2 3 4 5 6 7 8; do \
+	    podman exec $(DEMO_VM) /opt/central-mcp/current/bin/central-mcp --token-file /etc/central-mcp/api.token \
+	        task add "Demo task $$n (scripted model)" -d "created by make demo" >/dev/null; done; \
+	    echo "8 demo tasks created: watch the agents claim and finish them on the dashboard"; fi
 	ansible-playbook playbooks/status.yml -i inventories/local
 	@echo
 	@echo "The dashboard:         http://127.0.0.1:8000  (log in with the token in \\"
@@ -73,6 +87,7 @@ demo: setup
 demo-down:
 	podman rm -f --time 10 $(DEMO_VM) >/dev/null 2>&1 || true
 	@if [ -f $(EMULATOR_PID) ]; then kill $$(cat $(EMULATOR_PID)) 2>/dev/null || true; rm -f $(EMULATOR_PID); fi
+	@if [ -f $(MODEL_PID) ]; then kill $$(cat $(MODEL_PID)) 2>/dev/null || true; rm -f $(MODEL_PID); fi
 	rm -f .cache/gce-emulator.json
 
 bench: setup

@@ -7,7 +7,7 @@ failed task's message in full; the complete Ansible output in a log file
 whose path is printed at the end. M comes from the previous run of the same
 playbook and inventory (kept in .cache/), since Ansible cannot know it in
 advance (conditions, loops, roles); the first run shows N only.
-    python tools/run_playbook.py site.yml -i inventories/local [-e KEY=VALUE] [--check]
+    python tools/run_playbook.py site.yml -i inventories/local [-e KEY=VALUE] [-e @FILE] [--check]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import ansible_runner
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache"
@@ -69,7 +70,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("playbook")
     parser.add_argument("-i", "--inventory", required=True)
-    parser.add_argument("-e", "--extra-var", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("-e", "--extra-var", action="append", default=[], metavar="KEY=VALUE|@FILE")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--diff", action="store_true")
     args = parser.parse_args()
@@ -78,7 +79,13 @@ def main() -> int:
     counts = json.loads(counts_file.read_text()) if counts_file.exists() else {}
     key = f"{args.playbook}|{Path(args.inventory).resolve()}|{'check' if args.check else 'run'}"
     log_path = CACHE / f"{Path(args.playbook).stem}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    extravars = dict(item.split("=", 1) for item in args.extra_var)
+    extravars: dict = {}
+    for item in args.extra_var:  # as ansible-playbook's -e: KEY=VALUE, or @FILE (YAML)
+        if item.startswith("@"):
+            extravars.update(yaml.safe_load(Path(item[1:]).read_text()) or {})
+        else:
+            key, _, value = item.partition("=")
+            extravars[key] = value
     cmdline = " ".join(flag for flag, on in (("--check", args.check), ("--diff", args.diff)) if on) or None
     with open(log_path, "w", encoding="utf-8") as log, tempfile.TemporaryDirectory(prefix="run-playbook-") as data:
         progress = Progress(log, counts.get(key))

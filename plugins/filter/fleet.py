@@ -149,7 +149,8 @@ def launcher_fleet(agents, kinds, settings, secrets):
             env[kind["api_key_env"]] = secrets["api_key"]
         if kind.get("config_dir_env"):
             env[kind["config_dir_env"]] = state_dir
-        env.update({key: str(value) for key, value in (agent.get("env") or {}).items()})
+        for extra in (settings.get("agent_env") or {}, agent.get("env") or {}):  # the fleet's, then the agent's own
+            env.update({key: str(value) for key, value in extra.items()})
         api_key = env.get(kind.get("api_key_env") or "", "")
         fields = {
             "name": name,

@@ -27,6 +27,7 @@ SETTINGS = {
     "permission_mode": "dontAsk",
     "allowed_tools": ["Read", "Edit"],
     "prompt": "You are {name} ({role}); {braces} stay",
+    "agent_env": {"SHARED": "1", "ANTHROPIC_BASE_URL": "http://shared.invalid"},
 }
 SECRETS = {"tokens": {"A": "tok-A-secret", "B": "tok-B-secret"}, "api_key": "sk-test-0123456789abcdefghijKLMN"}
 
@@ -114,7 +115,8 @@ def test_each_agent_gets_its_command_env_file_and_claude_settings():
     env = dict(line.split("=", 1) for line in a["env_file"].splitlines())
     assert env["AGENT_NAME"] == "A" and env["AGENT_ROLE"] == "backend" and env["AGENT_MODEL"] == "glm-4.6"
     assert env["CENTRAL_MCP_URL"] == SETTINGS["coordinator_url"]
-    assert env["ANTHROPIC_BASE_URL"] == "http://glm.invalid"
+    assert env["ANTHROPIC_BASE_URL"] == "http://glm.invalid"  # the agent's own env wins over the fleet's
+    assert env["SHARED"] == "1" and "SHARED=1\nANTHROPIC_BASE_URL=http://shared.invalid\n" in b["env_file"]
     assert env["ANTHROPIC_API_KEY"] == SECRETS["api_key"]
     assert env["CLAUDE_CONFIG_DIR"] == "/home/agent/.central-mcp/A"
     assert a["workdir"] == "/home/agent/workspaces/A"
