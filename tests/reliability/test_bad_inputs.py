@@ -46,7 +46,6 @@ stat -c '%n %a %U' /etc/central-mcp /var/lib/central-mcp /home/agent /etc /
 systemctl show -p MainPID -p ActiveState central-mcp.service central-mcp-agents.service
 {COORD_PY} -c "import sqlite3; c = sqlite3.connect('file:{DB}?mode=ro', uri=True)
 print([(t, c.execute(f'select count(*) from {{t}}').fetchone()[0]) for t in ('agents', 'tasks', 'notes')])"
-ls /tmp
 """
 
 

@@ -160,7 +160,11 @@ def test_coordinator_down_during_a_site_run_fails_clearly_and_keeps_the_agents(r
 
 
 def test_compute_api_fault_during_a_resize_rolls_back(rel_vm):
-    """End to end through site.yml: the VM cannot start on its new type; it runs again on the old one."""
+    """End to end through site.yml: the VM cannot start on its new type; it runs again on the old one.
+
+    Two 503s are retried first. The module's other faults (429, 403 rate limits, slow or failed
+    operations, timeouts, refused credentials) are covered in tests/unit/test_gce_machine_type.py.
+    """
     before = wait_fleet()
     gce = {"gce_project": "rel-project", "gce_zone": "us-central1-a", "gce_instance": VM}
     with start_emulator(durations={"stop": 0.2, "start": 0.2, "setMachineType": 0.1}) as emu:
