@@ -131,6 +131,15 @@ def integrity() -> str:
     return sh(f'{COORD_PY} -c "{code}"').strip()
 
 
+def task_ids() -> set[int]:
+    """Every task id on disk, read from the database itself (the API lists at most 5000)."""
+    code = (
+        f"import sqlite3;db = sqlite3.connect('file:{DB}?mode=ro', uri=True);"
+        "print(' '.join(str(r[0]) for r in db.execute('SELECT id FROM tasks')))"
+    )
+    return {int(i) for i in sh(f'{COORD_PY} -c "{code}"').split()}
+
+
 def write_inventory(directory: Path, extra: dict | None = None) -> Path:
     """hosts.yml + host_vars for the VM container (with the known secrets and a private credentials dir)."""
     directory.mkdir(parents=True, exist_ok=True)

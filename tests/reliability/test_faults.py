@@ -29,6 +29,7 @@ from conftest import (
     podman,
     record,
     sh,
+    task_ids,
     wait_fleet,
     wait_until,
 )
@@ -58,7 +59,7 @@ def recovered(fault: str, timeout: float = 120) -> None:
     FAULTS[fault] = False
     wait_until(lambda: health() == 200, timeout, "coordinator /health 200")
     wait_fleet(timeout)
-    missing = COMMITTED - set(api("ids")["ids"])
+    missing = COMMITTED - task_ids()
     record("tasks_lost", len(missing))
     assert not missing, f"acknowledged tasks lost: {sorted(missing)[:20]}"
     assert integrity() == "ok"

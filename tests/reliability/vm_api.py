@@ -10,7 +10,6 @@ token never appears on a command line. Prints one JSON document.
   post N          POST N tasks; {"acked": [...], "answers": [[status, body], ...]}
   fill N SIZE     POST tasks with SIZE-character descriptions until one is refused
                   (at most N), then 3 more: {"acked": [...], "answers": [[status, body], ...]}
-  ids             every task id the coordinator knows: {"ids": [...]}
 """
 
 import json
@@ -70,11 +69,6 @@ def main():
             acked += [json.loads(b)["id"] for s, b in answers if s == 201]
             break
         print(json.dumps({"acked": acked, "answers": [[s, b[:300]] for s, b in answers]}))
-    elif verb == "ids":
-        status, body = call("GET", "/api/tasks?limit=100000", timeout=30)
-        if status != 200:
-            sys.exit(f"GET /api/tasks answered {status}: {body[:300]}")
-        print(json.dumps({"ids": [task["id"] for task in json.loads(body)["tasks"]]}))
 
 
 if __name__ == "__main__":
