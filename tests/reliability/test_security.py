@@ -102,10 +102,12 @@ def test_no_secret_in_ansible_output_at_vvv(rel_vm):
         run = rel_vm.run()
     finally:
         del os.environ["ANSIBLE_VERBOSITY"]
-    assert run.rc == 0, run.failed
-    assert "<central-mcp-rel-vm1> EXEC" in run.stdout or "ESTABLISH" in run.stdout, "not verbose"
     found = [("ansible -vvv", s[:12] + "...") for s in all_secrets() if s in run.stdout]
     SECRETS_FOUND.extend(found)
+    if run.rc != 0:
+        note(f"The -vvv run failed ({run.failed[:1]}): its output was scanned only up to there")
+    assert run.rc == 0, run.failed
+    assert "ESTABLISH" in run.stdout or "EXEC" in run.stdout, "not verbose"
     assert found == []
 
 
