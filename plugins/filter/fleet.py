@@ -35,6 +35,10 @@ FIELD_RE = re.compile(r"\{([a-z_]+)\}")
 TOOL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\([^()\n\r\0]{1,200}\))?$")
 # Model names as providers spell them: claude-sonnet-4-5, glm-4.6, org/model:tag.
 MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
+ROLE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/-]{0,63}")
+MAX_AGENTS_PER_HOST = 16  # the sizing rule's largest VM (e2-standard-8) holds 16
+# Workspaces live where data belongs, never in a system directory the role would chown.
+WORKDIR_RE = re.compile(r"/(home|srv|opt|data|mnt|var/lib|work)(/[A-Za-z0-9._-]+)+")
 
 
 def fleet_errors(agents, kinds=None):
@@ -42,6 +46,16 @@ def fleet_errors(agents, kinds=None):
     errors = []
     if not isinstance(agents, list):
         return [f"central_mcp_agents must be a list of agents, got {type(agents).__name__}"]
+    if not agents:
+        return [
+            "central_mcp_agents is empty: a host in the agents group runs 1 to 16 agents "
+            "(to stop them all, stop central-mcp-agents.service; to retire the host, remove it from the group)"
+        ]
+    if len(agents) > MAX_AGENTS_PER_HOST:
+        errors.append(
+            f"central_mcp_agents has {len(agents)} agents: one VM runs at most {MAX_AGENTS_PER_HOST} "
+            "(the largest type of the sizing rule); put the others on another VM"
+        )
     seen = {}
     for position, agent in enumerate(agents, 1):
         where = f"central_mcp_agents[{position}]"
@@ -51,12 +65,14 @@ def fleet_errors(agents, kinds=None):
         unknown = sorted(str(key) for key in agent if key not in AGENT_KEYS)
         if unknown:
             errors.append(f"{where}: unknown key(s) {', '.join(unknown)}: allowed are {', '.join(AGENT_KEYS)}")
-        if not isinstance(agent.get("role"), str) or not agent["role"].strip():
+        role = agent.get("role")
+        if not isinstance(role, str) or not ROLE_RE.fullmatch(role):
             errors.append(
-                f"{where}: role {agent.get('role')!r:.80} must be a non-empty string (what the agent works on)"
+                f"{where}: role {role!r:.80} is not a role: 1-64 letters, digits, spaces and . _ / - "
+                "(what the agent works on)"
             )
         name = agent.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             errors.append(
                 f"{where}: agent name {name!r:.80} is not allowed: use 1-32 letters, digits, '_' or '-', "
                 "starting with a letter (it names a tmux window, a file and a token)"
@@ -71,7 +87,7 @@ def fleet_errors(agents, kinds=None):
         else:
             seen[name.lower()] = position
         model = agent.get("model")
-        if model is not None and (not isinstance(model, str) or not MODEL_RE.match(model)):
+        if model is not None and (not isinstance(model, str) or not MODEL_RE.fullmatch(model)):
             errors.append(f"{where}: model {model!r:.80} is not a model name (letters, digits and . _ : / @ -)")
         kind = agent.get("kind", "claude")
         if kinds is not None and kind not in kinds:
@@ -87,13 +103,32 @@ def fleet_errors(agents, kinds=None):
             errors.append(f"{where}: allowed_tools must be a list of tool names, got {tools!r:.80}")
         elif tools:
             errors += [
-                f"{where}: allowed_tools entry {t!r:.80} is not a tool rule" for t in tools if not TOOL_RE.match(t)
+                f"{where}: allowed_tools entry {t!r:.80} is not a tool rule" for t in tools if not TOOL_RE.fullmatch(t)
             ]
         prompt = agent.get("prompt")
         if prompt is not None and (not isinstance(prompt, str) or "\0" in prompt or len(prompt) > 4000):
             errors.append(f"{where}: prompt must be text of at most 4000 characters")
-        for key, value in (agent.get("env") or {}).items():
-            if not isinstance(key, str) or not ENV_KEY_RE.match(key):
+        env = agent.get("env") or {}
+        if not isinstance(env, dict):
+            errors.append(f"{where}: env must be a mapping of NAME: value, got {type(env).__name__}")
+            env = {}
+        workdir = agent.get("workdir")
+        if workdir is not None and (
+            not isinstance(workdir, str) or not WORKDIR_RE.fullmatch(workdir) or {".", ".."} & set(workdir.split("/"))
+        ):
+            errors.append(
+                f"{where}: workdir {workdir!r:.80} must be a path below /home, /srv, /opt, /data, /mnt, "
+                "/var/lib or /work (the role gives it to the agent user)"
+            )
+        command = agent.get("command")
+        if command is not None:
+            try:
+                if not isinstance(command, str) or not shlex.split(command):
+                    raise ValueError("empty")
+            except ValueError as exc:
+                errors.append(f"{where}: command {command!r:.80} is not a command line ({exc})")
+        for key, value in env.items():
+            if not isinstance(key, str) or not ENV_KEY_RE.fullmatch(key):
                 errors.append(f"{where}: env key {key!r:.80} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)")
             elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 errors.append(f"{where}: env {key} must be a string, got {type(value).__name__}")

@@ -65,8 +65,17 @@ BAD = [
     ([agent(allowed_tools=["Bash\nrm"])], "is not a tool rule"),
     ([agent(allowed_tools=["$(id)"])], "'$(id)' is not a tool rule"),
     ([agent(prompt="x" * 4001)], "prompt must be text of at most 4000 characters"),
-    ([{"name": "A"}], "role None must be a non-empty string"),
-    ([agent(role="")], "role '' must be"),
+    ([{"name": "A"}], "role None is not a role"),
+    ([agent(role="")], "role '' is not a role"),
+    ([agent(role="r" * 102400)], "is not a role"),
+    ([agent(name="A\n")], "'A\\n'"),  # "$" alone would let a trailing newline through
+    ([agent(model="glm-4.6\n")], "is not a model name"),
+    ([agent(env=["K=V"])], "env must be a mapping"),
+    ([agent(workdir="/etc")], "workdir '/etc' must be a path below"),
+    ([agent(workdir="/home/agent/../../etc")], "must be a path below"),
+    ([agent(command="claude 'oops")], "is not a command line"),
+    ([agent(name=f"A{i}") for i in range(17)], "has 17 agents: one VM runs at most 16"),
+    ([], "central_mcp_agents is empty"),
     (["A"], "must be a dict"),
     ("A,B", "must be a list"),
 ]
@@ -80,14 +89,14 @@ def test_bad_values_are_named(fleet, needle):
 
 
 def test_forty_agents_with_one_name_report_each_duplicate():
-    assert len(fleet_errors([agent() for _ in range(40)], KINDS)) == 39
+    errors = fleet_errors([agent() for _ in range(40)], KINDS)
+    assert len([e for e in errors if "used twice" in e]) == 39 and "has 40 agents" in errors[0]
 
 
 @pytest.mark.parametrize(
     "fleet",
     [
-        [],
-        [agent(), agent(name="B"), agent(name="c_3-x", model="glm-4.6")],
+        [agent(), agent(name="B"), agent(name="c_3-x", model="glm-4.6", workdir="/srv/repo")],
         [agent(model="org/model:tag", env={"ANTHROPIC_BASE_URL": "https://x.invalid/api", "N": 3})],
     ],
 )
