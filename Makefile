@@ -8,13 +8,14 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 DEMO_VM ?= central-mcp-vm1
 IMAGE ?= localhost/debian-systemd:bookworm
 
-.PHONY: help setup test unit coordinator e2e browser lint molecule demo demo-down bench
+.PHONY: help setup test unit coordinator e2e browser lint molecule reliability demo demo-down bench
 
 help:
 	@echo "make test       unit tests, lint, Molecule (prepares the test bed first)"
 	@echo "make demo       a local VM container running the agent fleet"
 	@echo "                (MODEL=scripted: agents driven by a scripted model, no API key)"
 	@echo "make demo-down  remove the demo VM"
+	@echo "make reliability  hostile inputs, faults, security and load on a VM container (not in make test: time)"
 	@echo "make bench      print the benchmark figures"
 
 setup:
@@ -46,6 +47,10 @@ lint:
 
 molecule:
 	molecule test --all
+
+# Hostile inventory values, faults, a secrets scan and load against a VM container of its own.
+reliability: setup
+	pytest -q tests/reliability
 
 EMULATOR_PID := .cache/gce-emulator.pid
 MODEL_PID := .cache/scripted-model.pid

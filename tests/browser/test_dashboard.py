@@ -111,7 +111,10 @@ def test_no_login_means_login_page_and_refusals(fleet: Fleet, browser: Any) -> N
     )
     assert socket_result != "timeout" and socket_result["opened"] is False
     login(browser, fleet, token="not-the-token")
-    assert "not valid" in browser.find_element(By.CLASS_NAME, "error").text
+    # The click starts a navigation: wait for the answer page, not the one it replaces.
+    WebDriverWait(browser, 10).until(
+        lambda driver: "not valid" in " ".join(e.text for e in driver.find_elements(By.CLASS_NAME, "error"))
+    )
     assert not browser.get_cookies()
 
 
