@@ -15,7 +15,6 @@ import re
 import shlex
 import subprocess
 
-import pytest
 from conftest import COORD_PY, SECRETS, SESSION, VM, all_secrets, note, record, sh, tmux
 
 LISTENERS = r"""
@@ -91,11 +90,6 @@ def test_no_secret_in_ps_tmux_or_journal():
     assert found == []
 
 
-@pytest.mark.xfail(
-    reason="-vvv prints loop items and facts that hold secrets: launcher configure.yml loops over _launcher_fleet "
-    "(env_file, configs with the bearer tokens) and coordinator preflight.yml's set_fact of _coordinator_fleet "
-    "(agents' env) have no no_log"
-)
 def test_no_secret_in_ansible_output_at_vvv(rel_vm):
     os.environ["ANSIBLE_VERBOSITY"] = "3"  # ansible-runner passes this process's environment on
     try:
