@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
 import pytest
-from conftest import API_TOKEN, Server, mcp_session
+from conftest import API_TOKEN, Fleet, Server, mcp_session
 
 pytestmark = pytest.mark.anyio
 
@@ -74,6 +75,23 @@ def test_health_shape(shared: Server) -> None:
     assert doc["agents"]["total"] == 17
     assert {"AVAILABLE", "CLAIMED", "COMPLETE", "total"} <= set(doc["tasks"])
     assert doc["system"]["cpus"] >= 1 and doc["system"]["memory"]["total_bytes"] > 0
+
+
+def test_health_warns_when_the_disk_fills_up(tmp_path: Path, fleet: Fleet) -> None:
+    """The real filesystem under a threshold below its use: /health is degraded and says what to raise."""
+    server = Server(tmp_path, fleet, CENTRAL_MCP_DISK_WARN_PERCENT="0.5").start()
+    try:
+        deadline = time.monotonic() + 10
+        while not (doc := server.api("GET", "/health", token=None).json())["system"].get("disk"):
+            assert time.monotonic() < deadline, "the health loop recorded no disk figures"
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    disk = doc["system"]["disk"]
+    assert disk["path"] == str(server.db.parent) and disk["warn_percent"] == 0.5
+    assert disk["total_bytes"] > disk["free_bytes"] > 0 and 0.5 <= disk["used_percent"] < 100
+    assert doc["status"] == "degraded" and disk["warning"] in doc["problems"]
+    assert "vm_upgrade_disk_size_gb" in disk["warning"] and f"{disk['used_percent']:g} % used" in disk["warning"]
 
 
 def test_agents_shape(shared: Server) -> None:

@@ -167,6 +167,9 @@ def test_cookie_flags_and_session(rig: Rig) -> None:
     assert [a["name"] for a in doc["agents"]] == ["A", "B", "C", "D"]
     assert doc["fleet"]["machine_type"] == "e2-standard-4" and doc["fleet"]["monthly_cost"] == 97.09
     assert doc["fleet"]["cost_per_agent"] == round(97.09 / 4, 2)
+    disk = doc["fleet"]["disk"]
+    assert disk["warn_percent"] == 85 and disk["total_bytes"] > 0 and disk["used_percent"] is not None
+    assert (disk["warning"] is None) is (disk["used_percent"] < 85)
     assert doc["input"] is False
     out = rig.http("POST", "/logout", cookie=sid)
     assert out.status_code == 303 and "Max-Age=0" in out.headers["set-cookie"]

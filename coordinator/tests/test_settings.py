@@ -23,6 +23,8 @@ def test_defaults() -> None:
     assert (s.liveness_s, s.assign_s, s.health_s, s.upkeep_s) == (15, 30, 10, 300)
     assert (s.stale_s, s.offline_s, s.backups_keep) == (120, 600, 7)
     assert s.agents_file is None and s.api_token == "" and s.loopback
+    assert s.disk_warn_percent == 85
+    assert Settings.from_env({"CENTRAL_MCP_DISK_WARN_PERCENT": "92.5"}).disk_warn_percent == 92.5
     s.check_exposure()
 
 
@@ -57,6 +59,10 @@ def test_values_from_environment() -> None:
         ({"CENTRAL_MCP_PUBLIC_URL": "ftp://x"}, "CENTRAL_MCP_PUBLIC_URL"),
         ({"CENTRAL_MCP_STALE_S": "600", "CENTRAL_MCP_OFFLINE_S": "60"}, "CENTRAL_MCP_OFFLINE_S=60"),
         ({"CENTRAL_MCP_LOG_LEVEL": "loud"}, "CENTRAL_MCP_LOG_LEVEL='loud'"),
+        ({"CENTRAL_MCP_DISK_WARN_PERCENT": "0"}, "CENTRAL_MCP_DISK_WARN_PERCENT='0'"),
+        ({"CENTRAL_MCP_DISK_WARN_PERCENT": "101"}, "CENTRAL_MCP_DISK_WARN_PERCENT='101'"),
+        ({"CENTRAL_MCP_DISK_WARN_PERCENT": "85%"}, "CENTRAL_MCP_DISK_WARN_PERCENT='85%'"),
+        ({"CENTRAL_MCP_DISK_WARN_PERCENT": "nan"}, "CENTRAL_MCP_DISK_WARN_PERCENT='nan'"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], needle: str) -> None:

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The sizing rule and /proc readers, including a /proc the hardened unit hides."""
+"""The sizing rule, /proc readers (including a /proc the hardened unit hides) and the disk early warning."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -38,3 +40,53 @@ def test_real_proc() -> None:
     snap = sysinfo.snapshot(meter, Path("/"), agents=1)
     assert snap["memory"]["total_bytes"] > 0 and snap["coordinator_rss_bytes"] > 0
     assert snap["capacity"]["fits"] >= 1
+
+
+def _statvfs(blocks: int, free: int, avail: int, frsize: int = 4096):
+    """A fake os.statvfs result: only the fields disk() reads."""
+    return lambda path: SimpleNamespace(f_blocks=blocks, f_bfree=free, f_bavail=avail, f_frsize=frsize)
+
+
+@pytest.mark.parametrize(
+    ("blocks", "free", "avail", "warn_percent", "percent", "warns"),
+    [
+        (1000, 500, 450, 85, 52.6, False),  # df: used 500 / (500 + 450 available to users)
+        (1000, 160, 110, 85, 88.4, True),  # ext4's reserved blocks count as unavailable, as in df
+        (1000, 150, 150, 85, 85.0, True),  # at the threshold: warn
+        (1000, 151, 151, 85, 84.9, False),
+        (1000, 400, 400, 50, 60.0, True),  # a threshold of one's own
+        (1000, 0, 0, 85, 100.0, True),
+        (0, 0, 0, 85, None, False),  # a filesystem that reports no size: no figure, no warning
+    ],
+)
+def test_disk_use_and_warning(
+    blocks: int, free: int, avail: int, warn_percent: float, percent: float | None, warns: bool
+) -> None:
+    dsk = sysinfo.disk(Path("/var/lib/central-mcp"), statvfs=_statvfs(blocks, free, avail))
+    assert dsk["used_percent"] == percent
+    assert dsk["total_bytes"] == blocks * 4096 and dsk["free_bytes"] == avail * 4096
+    warning = sysinfo.disk_warning(dsk, warn_percent)
+    assert bool(warning) is warns
+    if warns:
+        assert f"{percent:g} % used" in warning and f"{warn_percent:g} % warning threshold" in warning
+        assert "vm_upgrade_disk_size_gb" in warning and "/var/lib/central-mcp" in warning
+
+
+def test_snapshot_warns_about_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sysinfo.os, "statvfs", _statvfs(2**20, 2**16, 2**16))  # 4 GiB, 93.8 % used
+    snap = sysinfo.snapshot(sysinfo.CpuMeter(), Path("/data"), agents=0)
+    assert snap["disk"]["warn_percent"] == 85 and snap["disk"]["used_percent"] == 93.8
+    assert snap["disk"]["warning"] in snap["warnings"]
+    higher = sysinfo.snapshot(sysinfo.CpuMeter(), Path("/data"), agents=0, disk_warn_percent=95)
+    assert higher["disk"]["warning"] is None and not [w for w in higher["warnings"] if w.startswith("disk")]
+
+
+def test_disk_of_the_real_filesystem(tmp_path: Path) -> None:
+    """The figures agree with the kernel's own (os.statvfs and shutil.disk_usage)."""
+    dsk = sysinfo.disk(tmp_path)
+    usage = shutil.disk_usage(tmp_path)
+    assert dsk["total_bytes"] == usage.total and dsk["used_bytes"] == usage.used
+    assert abs(dsk["free_bytes"] - usage.free) < 64 * 2**20  # others write to this disk meanwhile
+    assert 0 < dsk["used_percent"] < 100
+    assert sysinfo.disk_warning(dsk, 100) is None
+    assert "vm_upgrade_disk_size_gb" in sysinfo.disk_warning(dsk, dsk["used_percent"])

@@ -117,11 +117,11 @@ class Loops:
             )
 
     def health(self) -> None:
-        """Record CPU, memory, disk and capacity; a warning in the log when the fleet outgrows the VM."""
+        """Record CPU, memory, disk and capacity; a warning in the log when the fleet outgrows the VM or its disk."""
         svc = self.service
         agents = sum(1 for a in svc.roster.list() if a["state"] != "retired")
         before = set(svc.system.get("warnings", []))
-        svc.system = sysinfo.snapshot(self._meter, svc.settings.db_path.parent, agents)
+        svc.system = sysinfo.snapshot(self._meter, svc.settings.db_path.parent, agents, svc.settings.disk_warn_percent)
         svc.system["taken_at"] = time.time()
         for warning in svc.system["warnings"]:
             if warning not in before:

@@ -48,6 +48,7 @@ class Settings:
     relay_socket: Path = Path(DEFAULT_RELAY_SOCKET)  # the pane relay (a unix socket path: one host today)
     machine_type: str = ""
     monthly_cost: float | None = None
+    disk_warn_percent: float = 85.0  # /health warns when the data directory's filesystem is this full
 
     @property
     def loopback(self) -> bool:
@@ -103,6 +104,7 @@ class Settings:
             relay_socket=Path(_get(env, "CENTRAL_MCP_RELAY_SOCKET", DEFAULT_RELAY_SOCKET)),
             machine_type=_get(env, "CENTRAL_MCP_MACHINE_TYPE", ""),
             monthly_cost=_cost(env, "CENTRAL_MCP_MONTHLY_COST"),
+            disk_warn_percent=_percent(env, "CENTRAL_MCP_DISK_WARN_PERCENT", 85.0),
         )
         if settings.dashboard_port and settings.dashboard_port == settings.port:
             raise ConfigError(
@@ -176,6 +178,18 @@ def _cost(env: Mapping[str, str], name: str) -> float | None:
         raise ConfigError(f"{name}={raw!r}: expected a number, like 97.09") from None
     if not 0 <= value < 10**7:
         raise ConfigError(f"{name}={raw!r}: expected a positive number, like 97.09")
+    return value
+
+
+def _percent(env: Mapping[str, str], name: str, default: float) -> float:
+    """A share in percent, above 0 and at most 100."""
+    raw = _get(env, name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a percentage above 0 and at most 100, like {default:g}") from None
+    if not 0 < value <= 100:
+        raise ConfigError(f"{name}={raw!r}: expected a percentage above 0 and at most 100, like {default:g}")
     return value
 
 

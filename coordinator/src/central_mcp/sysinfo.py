@@ -4,6 +4,9 @@
 The sizing rule of the collection: an API-backed agent needs about 0.5 vCPU
 and 300-500 MB of RAM. The health loop compares the fleet with what the VM
 has and warns before the VM starts swapping or the agents start starving.
+The disk gets an early warning too: above ``CENTRAL_MCP_DISK_WARN_PERCENT``
+(85 % by default) of the filesystem that holds the database is in use, the
+warning names the inventory variable that grows the boot disk.
 Agent processes are found by name where /proc lets us see them; under the
 hardened unit (``ProtectProc=invisible``) they are not visible, and the
 launcher's ``agent_status`` module reports them instead.
@@ -12,6 +15,7 @@ launcher's ``agent_status`` module reports them instead.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +65,31 @@ def meminfo(proc: Path = Path("/proc")) -> dict[str, int]:
     return {"total_bytes": total, "available_bytes": values.get("MemAvailable", total)}
 
 
-def disk(path: Path) -> dict[str, Any]:
-    """Free space of the filesystem holding ``path`` (the database)."""
-    st = os.statvfs(path)
+def disk(path: Path, statvfs: Callable[[Path], os.statvfs_result] | None = None) -> dict[str, Any]:
+    """Size, free space and use of the filesystem holding ``path`` (the database), as ``df`` shows them.
+
+    ``used_percent`` is df's: used / (used + available to users), so the 5 %
+    that ext4 reserves for root counts as unavailable and 100 % means that
+    agents (not root) can write nothing more.
+    """
+    st = (statvfs or os.statvfs)(path)
     total = st.f_blocks * st.f_frsize
     free = st.f_bavail * st.f_frsize
-    return {"path": str(path), "total_bytes": total, "free_bytes": free}
+    used = (st.f_blocks - st.f_bfree) * st.f_frsize
+    percent = round(100.0 * used / (used + free), 1) if used + free else None
+    return {"path": str(path), "total_bytes": total, "free_bytes": free, "used_bytes": used, "used_percent": percent}
+
+
+def disk_warning(dsk: dict[str, Any], warn_percent: float) -> str | None:
+    """The early warning above ``warn_percent``: what is used, and the inventory variable that grows the disk."""
+    percent = dsk.get("used_percent")
+    if percent is None or percent < warn_percent:
+        return None
+    return (
+        f"disk: {percent:g} % used on the filesystem of {dsk['path']} ({dsk['free_bytes'] / 2**30:.1f} GiB free of "
+        f"{dsk['total_bytes'] / 2**30:.1f} GiB), above the {warn_percent:g} % warning threshold: raise "
+        f"vm_upgrade_disk_size_gb in the inventory (or set it to auto) and run site.yml; the boot disk grows online"
+    )
 
 
 def rss_bytes(pid: int | str = "self", proc: Path = Path("/proc")) -> int:
@@ -117,17 +140,18 @@ def capacity(cpus: int, mem_total_bytes: int, agents: int) -> dict[str, Any]:
     return {"agents": agents, "fits": fits, "by_cpu": by_cpu, "by_ram": by_ram, "warnings": warnings}
 
 
-def snapshot(meter: CpuMeter, db_dir: Path, agents: int) -> dict[str, Any]:
+def snapshot(meter: CpuMeter, db_dir: Path, agents: int, disk_warn_percent: float = 85.0) -> dict[str, Any]:
     """Everything the health loop records, in one dict."""
     cpus = os.cpu_count() or 1  # the VM's vCPUs, even if this process is pinned to fewer
     mem = meminfo()
-    dsk = disk(db_dir)
+    dsk = {**disk(db_dir), "warn_percent": disk_warn_percent}
     cap = capacity(cpus, mem["total_bytes"], agents) if mem["total_bytes"] else {"agents": agents, "warnings": []}
     warnings = list(cap["warnings"])
     if mem["total_bytes"] and mem["available_bytes"] < 0.1 * mem["total_bytes"]:
         warnings.append(f"memory: only {mem['available_bytes'] / 2**20:.0f} MB available")
-    if dsk["total_bytes"] and dsk["free_bytes"] < 0.1 * dsk["total_bytes"]:
-        warnings.append(f"disk: only {dsk['free_bytes'] / 2**30:.1f} GiB free on the database volume")
+    dsk["warning"] = disk_warning(dsk, disk_warn_percent)
+    if dsk["warning"]:
+        warnings.append(dsk["warning"])
     cpu_pct = meter.percent()
     if cpu_pct is not None and cpu_pct > 90:
         warnings.append(f"cpu: {cpu_pct:.0f}% busy")

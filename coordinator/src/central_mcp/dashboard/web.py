@@ -53,12 +53,13 @@ def _json_error(status: int, message: str) -> JSONResponse:
 
 
 def fleet_view(svc: Service, health: dict[str, Any]) -> dict[str, Any]:
-    """Machine, capacity by the sizing rule and cost: only what is configured or measured."""
+    """Machine, capacity by the sizing rule, disk use and cost: only what is configured or measured."""
     system = health.get("system") or {}
     agents = health["agents"]["total"]
     cpus = system.get("cpus")
     memory = (system.get("memory") or {}).get("total_bytes") or None
     capacity = system.get("capacity") or {}
+    disk = system.get("disk") or {}
     cost = svc.settings.monthly_cost
     return {
         "machine_type": svc.settings.machine_type or None,
@@ -70,6 +71,10 @@ def fleet_view(svc: Service, health: dict[str, Any]) -> dict[str, Any]:
         "needs_cpus": agents * sysinfo.CPU_PER_AGENT,
         "needs_memory_bytes": agents * sysinfo.MB_PER_AGENT * 2**20,
         "rule": {"cpu_per_agent": sysinfo.CPU_PER_AGENT, "mb_per_agent": sysinfo.MB_PER_AGENT},
+        "disk": {
+            key: disk.get(key)
+            for key in ("path", "total_bytes", "free_bytes", "used_percent", "warn_percent", "warning")
+        },
         "monthly_cost": cost,
         "cost_per_agent": round(cost / agents, 2) if cost is not None and agents else None,
         "status": health["status"],

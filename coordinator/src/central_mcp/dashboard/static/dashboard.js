@@ -87,17 +87,23 @@ function renderFleet(fleet) {
   const fits = fleet.fits === null || fleet.fits === undefined ? DASH : `${fleet.agents} of ${fleet.fits} agents`;
   const cost = fleet.monthly_cost === null ? DASH
     : `${fleet.monthly_cost.toFixed(2)} / month` + (fleet.cost_per_agent === null ? '' : ` (${fleet.cost_per_agent.toFixed(2)} per agent)`);
+  const disk = fleet.disk || {};
+  const diskText = disk.used_percent === null || disk.used_percent === undefined ? DASH
+    : `${disk.used_percent} % used, ${bytes(disk.free_bytes)} free of ${bytes(disk.total_bytes)}`;
   const rows = [
     ['Machine type', fleet.machine_type || DASH],
     ['Capacity used', fits],
     ['CPU by the rule', cpu + ` (${fleet.rule.cpu_per_agent} vCPU per agent)`],
     ['RAM by the rule', mem + ` (${fleet.rule.mb_per_agent} MB per agent)`],
     ['VM CPU busy', fleet.cpu_percent === null || fleet.cpu_percent === undefined ? DASH : fleet.cpu_percent + ' %'],
+    ['Disk', diskText, disk.warning ? 'warn' : ''],
     ['Monthly cost', cost],
     ['Coordinator', fleet.version],
   ];
-  facts.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
-  document.getElementById('problems').replaceChildren(...fleet.problems.map((p) => el('li', { text: p })));
+  facts.replaceChildren(...rows.flatMap(([k, v, cls]) => [el('dt', { text: k }), el('dd', { text: v, class: cls || '', 'data-fact': k })]));
+  // The disk warning goes first: it is the one that needs an inventory change before the disk fills up.
+  const problems = [...fleet.problems].sort((a, b) => (b === disk.warning) - (a === disk.warning));
+  document.getElementById('problems').replaceChildren(...problems.map((p) => el('li', { text: p, class: p === disk.warning ? 'disk-warning' : '' })));
 }
 
 function renderAgents(agents) {
