@@ -102,8 +102,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_relay(args: argparse.Namespace) -> int:
     from central_mcp.relay import run
+    from central_mcp.relay_auth import Address, check_token
 
-    return run(Path(args.socket), args.session, args.tmux_socket_name, args.allow_input, args.group, args.log_level)
+    try:
+        listen = Address(path=Path(args.socket)) if args.socket else Address.parse(f"tcp:{args.listen}")
+        token = None
+        if args.relay_token_file:
+            path = args.relay_token_file
+            token = check_token(Path(path).read_text(encoding="utf-8"), f"--relay-token-file {path}")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CliError(f"relay: {exc}") from None
+    if listen.tcp and token is None:
+        raise CliError(f"relay: --listen {args.listen} is reachable from the network: give --relay-token-file")
+    return run(listen, args.session, args.tmux_socket_name, args.allow_input, args.group, args.log_level, token)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -247,7 +258,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", parents=[common], help="run the coordinator (settings from CENTRAL_MCP_* variables)")
 
     relay = sub.add_parser("relay", help="serve the agents' tmux panes to the dashboard (run as the tmux owner)")
-    relay.add_argument("--socket", required=True, help="unix socket to listen on (created 0660)")
+    where = relay.add_mutually_exclusive_group(required=True)
+    where.add_argument("--socket", help="unix socket to listen on (created 0660)")
+    where.add_argument("--listen", metavar="HOST:PORT", help="TCP address to listen on (needs --relay-token-file)")
+    relay.add_argument("--relay-token-file", help="file holding the token every client must prove it knows")
     relay.add_argument("--session", default="central-mcp-agents", help="tmux session (default: %(default)s)")
     relay.add_argument("--tmux-socket-name", help="tmux -L name of the server (default: tmux's default)")
     relay.add_argument("--group", help="give the socket to this group (the coordinator's user must be in it)")

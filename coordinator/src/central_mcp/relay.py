@@ -3,7 +3,11 @@
 
 It runs as the user that owns the agents' tmux server (only that user may
 talk to it) and serves a unix socket (mode 0660) that the coordinator's group
-can connect to. The protocol is one JSON object per line in both directions:
+can connect to, or, on a VM without the coordinator, a TCP port on the private
+network that only a client knowing the relay's token gets past (the challenge
+in ``central_mcp.relay_auth``: every connection starts with it when a token is
+set, and a TCP relay needs one). The protocol is one JSON object per line in
+both directions:
 
 ``{"op": "list"}``
     -> ``{"type": "list", "panes": [{"pane", "window_id", "window", "name", "pid", "width", "height", "active",
@@ -24,8 +28,8 @@ what comes after its ``%end`` is sent live; nothing is lost or doubled.
 The control client is read-only and, as a control client, ignores size: it
 never resizes the agents' windows.
 
-The dashboard reaches a relay by its address (a unix socket path today), so
-a second VM's relay can later be added as one more address.
+The dashboard reaches a relay by its address (``unix:PATH`` or ``tcp:HOST:PORT``),
+one per VM, and picks it by the agent's host.
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from central_mcp import relay_auth
 from central_mcp.dashboard import procstat
 from central_mcp.dashboard.tmux_control import ControlClient, TmuxError
+from central_mcp.relay_auth import Address
 
 log = logging.getLogger("central_mcp.relay")
 
@@ -80,10 +86,16 @@ class Viewer:
 class Relay:
     """The socket server, the viewers of each pane and the supervised control client."""
 
-    def __init__(self, socket_path: Path, session: str = DEFAULT_SESSION, tmux_socket_name: str | None = None,
+    def __init__(self, listen: Path | Address, session: str = DEFAULT_SESSION, tmux_socket_name: str | None = None,
                  allow_input: bool = False, group: str | None = None,
-                 history: int = HISTORY_LINES) -> None:  # fmt: skip
-        self.socket_path, self.session, self.allow_input = socket_path, session, allow_input
+                 history: int = HISTORY_LINES, token: str | None = None) -> None:  # fmt: skip
+        self.address = listen if isinstance(listen, Address) else Address(path=listen)
+        if self.address.tcp and not token:
+            raise ValueError(f"a relay on {self.address} is reachable from the network: give it a token")
+        self.token = relay_auth.check_token(token, f"relay on {self.address}") if token else None
+        self.socket_path = self.address.path
+        self.port = self.address.port  # the bound port once serving (port 0 picks a free one)
+        self.session, self.allow_input = session, allow_input
         self.group, self.history = group, history
         self.tmux = ["tmux"] + (["-L", tmux_socket_name] if tmux_socket_name else [])
         self.viewers: dict[str, set[Viewer]] = {}
@@ -217,8 +229,30 @@ class Relay:
 
     # -- clients ------------------------------------------------------------------------
 
+    async def _authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """The challenge: the client's first line must answer it, within a few seconds."""
+        assert self.token is not None
+        nonce, line = relay_auth.new_challenge()
+        writer.write(line)
+        try:
+            reply = await asyncio.wait_for(reader.readline(), relay_auth.HANDSHAKE_TIMEOUT_S)
+        except (TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+            reply = b""
+        if relay_auth.verify(self.token, nonce, reply):
+            writer.write(b'{"type":"ok"}\n')
+            return True
+        peer = writer.get_extra_info("peername") or "a local client"
+        log.warning("refused %s: no valid answer to the relay's challenge", peer)
+        writer.write(b'{"type":"error","message":"unauthorized: answer the challenge with the relay token"}\n')
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        return False
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         viewer = Viewer(writer)
+        if self.token is not None and not await self._authenticate(reader, writer):
+            writer.close()
+            return
         try:
             while raw := await reader.readline():
                 try:
@@ -267,17 +301,27 @@ class Relay:
         else:
             viewer.send({"type": "error", "message": f"unknown op {op!r}: list, watch or input"})
 
-    async def serve(self, started: asyncio.Event | None = None) -> None:
-        """Listen on the socket (0660, optional group) until cancelled."""
+    async def _listen(self) -> asyncio.Server:
+        if self.socket_path is None:
+            server = await asyncio.start_server(self._handle, self.address.host, self.address.port, limit=MAX_LINE)
+            self.port = server.sockets[0].getsockname()[1]
+            return server
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         server = await asyncio.start_unix_server(self._handle, path=str(self.socket_path), limit=MAX_LINE)
         os.chmod(self.socket_path, 0o660)
         if self.group:
             os.chown(self.socket_path, -1, grp.getgrnam(self.group).gr_gid)
+        return server
+
+    async def serve(self, started: asyncio.Event | None = None) -> None:
+        """Listen on the socket (0660, optional group) or the TCP port until cancelled."""
+        server = await self._listen()
         supervisor = asyncio.create_task(self._supervise())
-        log.info("relay for tmux session %s on %s (input %s)", self.session, self.socket_path,
-                 "allowed" if self.allow_input else "refused")  # fmt: skip
+        where = self.socket_path or f"{self.address.host}:{self.port}"
+        log.info("relay for tmux session %s on %s (input %s, token %s)", self.session, where,
+                 "allowed" if self.allow_input else "refused",
+                 "required" if self.token else "not set")  # fmt: skip
         if started is not None:
             started.set()
         try:
@@ -289,15 +333,16 @@ class Relay:
                 await supervisor
             if self.control is not None:
                 await self.control.stop()
-            with contextlib.suppress(FileNotFoundError):
-                self.socket_path.unlink()
+            if self.socket_path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    self.socket_path.unlink()
 
 
-def run(socket_path: Path, session: str, tmux_socket_name: str | None, allow_input: bool, group: str | None,
-        log_level: str = "info") -> int:  # fmt: skip
+def run(listen: Path | Address, session: str, tmux_socket_name: str | None, allow_input: bool, group: str | None,
+        log_level: str = "info", token: str | None = None) -> int:  # fmt: skip
     """Run the relay until SIGTERM/SIGINT (``central-mcp relay``)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    relay = Relay(socket_path, session, tmux_socket_name, allow_input, group)
+    relay = Relay(listen, session, tmux_socket_name, allow_input, group, token=token)
 
     async def main() -> None:
         task = asyncio.current_task()

@@ -9,10 +9,13 @@ message naming the variable, instead of surfacing later as a strange failure.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from central_mcp.relay_auth import Address, check_token
 
 DEFAULT_DB = "/var/lib/central-mcp/central-mcp.db"
 DEFAULT_RELAY_SOCKET = "/run/central-mcp-relay/relay.sock"
@@ -20,6 +23,15 @@ DEFAULT_RELAY_SOCKET = "/run/central-mcp-relay/relay.sock"
 
 class ConfigError(ValueError):
     """A setting has a value the coordinator cannot run with; the message names it."""
+
+
+@dataclass(frozen=True)
+class RelaySpec:
+    """The pane relay of another VM: the agents of ``host`` are watched through ``address``."""
+
+    host: str
+    address: Address
+    token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,8 @@ class Settings:
     dashboard_port: int = 8000  # 0: no dashboard
     dashboard_token: str = field(default="", repr=False)
     dashboard_input: bool = False
-    relay_socket: Path = Path(DEFAULT_RELAY_SOCKET)  # the pane relay (a unix socket path: one host today)
+    relay_socket: Path = Path(DEFAULT_RELAY_SOCKET)  # this VM's pane relay
+    relays: tuple[RelaySpec, ...] = ()  # other VMs' relays (CENTRAL_MCP_RELAYS_FILE)
     machine_type: str = ""
     monthly_cost: float | None = None
     disk_warn_percent: float = 85.0  # /health warns when the data directory's filesystem is this full
@@ -102,6 +115,7 @@ class Settings:
             dashboard_token=_secret(env, "CENTRAL_MCP_DASHBOARD_TOKEN"),
             dashboard_input=_choice(env, "CENTRAL_MCP_DASHBOARD_INPUT", "false", ("true", "false")) == "true",
             relay_socket=Path(_get(env, "CENTRAL_MCP_RELAY_SOCKET", DEFAULT_RELAY_SOCKET)),
+            relays=_relays(env, "CENTRAL_MCP_RELAYS_FILE"),
             machine_type=_get(env, "CENTRAL_MCP_MACHINE_TYPE", ""),
             monthly_cost=_cost(env, "CENTRAL_MCP_MONTHLY_COST"),
             disk_warn_percent=_percent(env, "CENTRAL_MCP_DISK_WARN_PERCENT", 85.0),
@@ -165,6 +179,37 @@ def _secret(env: Mapping[str, str], name: str) -> str:
     if not value:
         raise ConfigError(f"{name}_FILE={path!r}: the file is empty")
     return value
+
+
+def _relays(env: Mapping[str, str], name: str) -> tuple[RelaySpec, ...]:
+    """Other VMs' relays from a JSON file (a systemd credential: it holds their tokens).
+
+    ``{"relays": [{"host": "vm2", "address": "tcp:10.0.0.3:8765", "token": "..."}]}``
+    """
+    path = env.get(name, "").strip()
+    if not path:
+        return ()
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{name}={path!r}: cannot read it as JSON: {exc}") from None
+    entries = doc.get("relays") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigError(f'{name}={path!r}: expected {{"relays": [{{"host", "address", "token"}}, ...]}}')
+    specs: list[RelaySpec] = []
+    for number, entry in enumerate(entries, 1):
+        where = f"{name}={path!r}, relay {number}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("host"), str) or not entry["host"]:
+            raise ConfigError(f"{where}: each relay needs a host (the agents' host name in the agents file)")
+        try:
+            address = Address.parse(str(entry.get("address", "")))
+            token = check_token(str(entry.get("token", "")), f"{where} ({entry['host']})")
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if any(spec.host == entry["host"] for spec in specs):
+            raise ConfigError(f"{where}: host {entry['host']!r} has two relays; keep one")
+        specs.append(RelaySpec(entry["host"], address, token))
+    return tuple(specs)
 
 
 def _cost(env: Mapping[str, str], name: str) -> float | None:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from central_mcp.dashboard.terminals import Metrics, RelaySource
+from central_mcp.dashboard.terminals import Metrics, Relays, RelaySource
 from central_mcp.dashboard.web import build_app
 from central_mcp.service import Service
 
@@ -43,7 +43,8 @@ class DashboardServer:
     def __init__(self, svc: Service) -> None:
         self.svc = svc
         settings = svc.settings
-        self.source = RelaySource(settings.relay_socket)
+        remote = [RelaySource(spec.address, spec.token, spec.host) for spec in settings.relays]
+        self.source = Relays(RelaySource(settings.relay_socket), remote)
         self.metrics = Metrics(self.source)
         self.server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []

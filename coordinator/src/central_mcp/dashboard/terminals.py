@@ -5,8 +5,10 @@ The coordinator runs as its own user and cannot talk to the agents' tmux
 server; the relay (``central_mcp.relay``, run as the tmux owner) can, and
 serves the panes on a unix socket. Each browser terminal is one websocket
 here and one relay connection behind it; the relay fans one tmux reader out
-to all of them. A :class:`RelaySource` is one relay address: one VM today;
-a second VM's relay becomes a second source, picked by the agent's host.
+to all of them. A :class:`RelaySource` is one relay address: this VM's unix
+socket, or another VM's TCP port (which asks for its token first, see
+``central_mcp.relay_auth``). :class:`Relays` picks the source by the
+agent's host, as the agents file names it.
 
 CPU and RAM of an agent are those of its pane's process tree, read from
 /proc by the relay (which runs as the agents' user and so sees them even
@@ -21,12 +23,15 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from central_mcp import relay_auth
 from central_mcp.dashboard import procstat
+from central_mcp.relay_auth import Address
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +43,54 @@ class RelayUnavailable(ConnectionError):
 
 
 class RelaySource:
-    """One pane relay, reached by its unix socket path."""
+    """One pane relay, reached by its unix socket path or TCP address (then always with its token)."""
 
-    def __init__(self, socket_path: Path) -> None:
-        self.socket_path = socket_path
+    def __init__(self, where: Path | Address, token: str = "", host: str = "") -> None:
+        self.where = where if isinstance(where, Address) else Address(path=where)
+        self.token, self.host = token, host
 
     @property
     def address(self) -> str:
-        return f"unix:{self.socket_path}"
+        return str(self.where)
+
+    @property
+    def local(self) -> bool:
+        """On this VM: its pids can be read in our own /proc."""
+        return not self.where.tcp
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.where.path is not None:
+            return await asyncio.open_unix_connection(str(self.where.path), limit=2**22)
+        return await asyncio.open_connection(self.where.host, self.where.port, limit=2**22)
 
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection past the relay's challenge, when it has a token."""
         try:
-            return await asyncio.wait_for(
-                asyncio.open_unix_connection(str(self.socket_path), limit=2**22), RELAY_TIMEOUT_S
-            )
+            reader, writer = await asyncio.wait_for(self._open(), RELAY_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
+            hint = (
+                "is central-mcp-relay running on that VM, and its port open to this one?"
+                if self.where.tcp
+                else "is central-mcp-relay running, and is the coordinator's user in the socket's group?"
+            )
             raise RelayUnavailable(
-                f"terminal relay not reachable at {self.address} ({exc.__class__.__name__}): is central-mcp-relay "
-                "running, and is the coordinator's user in the socket's group?"
+                f"terminal relay not reachable at {self.address} ({exc.__class__.__name__}): {hint}"
             ) from None
+        if not self.token:
+            return reader, writer
+        try:
+            writer.write(relay_auth.answer(self.token, await asyncio.wait_for(reader.readline(), RELAY_TIMEOUT_S)))
+            reply = json.loads(await asyncio.wait_for(reader.readline(), RELAY_TIMEOUT_S) or b"{}")
+        except (OSError, TimeoutError, ValueError) as exc:
+            writer.close()
+            raise RelayUnavailable(f"terminal relay at {self.address}: no handshake ({exc})") from None
+        if reply.get("type") != "ok":
+            writer.close()
+            raise RelayUnavailable(
+                f"terminal relay at {self.address} refused the coordinator: {reply.get('message', reply)} "
+                "(is the relay token in the coordinator's relays file the one that VM's relay has?)"
+            )
+        return reader, writer
 
     async def list_panes(self) -> list[dict[str, Any]]:
         """The relay's ``list``: every pane of the session with its window name and process id."""
@@ -71,11 +105,32 @@ class RelaySource:
         return reply.get("panes", []) if reply.get("type") == "list" else []
 
 
-class Metrics:
-    """The latest pane list and per-agent figures, refreshed by one task for all browsers."""
+class Relays:
+    """This VM's relay and other VMs' relays by host: which one shows an agent's terminal."""
 
-    def __init__(self, source: RelaySource, interval_s: float = 5.0) -> None:
-        self.source = source
+    def __init__(self, local: RelaySource, remote: Iterable[RelaySource] = ()) -> None:
+        self.local = local
+        self.remote = {source.host: source for source in remote}
+
+    @property
+    def sources(self) -> list[RelaySource]:
+        return [self.local, *self.remote.values()]
+
+    @property
+    def address(self) -> str:
+        return ", ".join(source.address for source in self.sources)
+
+    def for_host(self, host: str) -> RelaySource:
+        """The relay of the agent's host; this VM's own for any host without a relay of its own."""
+        return self.remote.get(host, self.local)
+
+
+class Metrics:
+    """The latest pane list and per-agent figures of every relay, refreshed by one task for all browsers."""
+
+    def __init__(self, source: RelaySource | Relays, interval_s: float = 5.0) -> None:
+        self.relays = source if isinstance(source, Relays) else Relays(source)
+        self.source = self.relays.local
         self.interval_s = interval_s
         self.rates = procstat.CpuRate()
         self.agents: dict[str, dict[str, Any]] = {}
@@ -84,29 +139,41 @@ class Metrics:
         self.changed = asyncio.Event()
 
     async def refresh(self) -> None:
-        try:
-            panes = await self.source.list_panes()
-        except RelayUnavailable as exc:
-            if self.error != str(exc):
-                log.warning("%s", exc)
-            self.error, self.agents = str(exc), {}
-        else:
-            self.error = None
-            self.agents = self._figures([p for p in panes if p.get("active", True)])
+        """Ask every relay at once; one that cannot be reached costs only its own VM's terminals."""
+        sources = self.relays.sources
+        results = await asyncio.gather(*(source.list_panes() for source in sources), return_exceptions=True)
+        errors, panes = [], []
+        for source, result in zip(sources, results, strict=True):
+            if isinstance(result, RelayUnavailable):
+                errors.append(str(result))
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            panes += [{**p, "local": source.local} for p in result if p.get("active", True)]
+        error = "; ".join(errors) or None
+        if error and error != self.error:
+            log.warning("%s", error)
+        self.error = error
+        self.agents = self._figures(panes)
         self.taken_at = time.time()
         self.changed.set()
         self.changed = asyncio.Event()
 
     def _figures(self, panes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """name -> pid, CPU share and RSS; the relay's readings first, our own /proc for what it did not send."""
-        missing = [int(p["pid"]) for p in panes if p.get("cpu_s") is None]
+        """name -> pid, CPU share and RSS; the relay's readings first, our own /proc for what it did not send.
+
+        Only a pane of this VM can be looked up in our own /proc: another VM's
+        pid numbers mean other processes here.
+        """
+        missing = [int(p["pid"]) for p in panes if p.get("cpu_s") is None and p.get("local", True)]
         own = procstat.tree_usage(missing) if missing else {}
         figures: dict[str, dict[str, Any]] = {}
         for pane in panes:
             pid = int(pane["pid"])
-            cpu_s, rss = (
-                (pane["cpu_s"], pane.get("rss_bytes")) if pane.get("cpu_s") is not None else own.get(pid, (None, None))
-            )
+            if pane.get("cpu_s") is not None:
+                cpu_s, rss = pane["cpu_s"], pane.get("rss_bytes")
+            else:
+                cpu_s, rss = own.get(pid, (None, None)) if pane.get("local", True) else (None, None)
             percent = None if cpu_s is None else self.rates.percent((pane["name"], pid), cpu_s)
             figures[pane["name"]] = {"pid": pid, "terminal": True, "cpu_percent": percent, "rss_bytes": rss}
         self.rates.keep((p["name"], int(p["pid"])) for p in panes)

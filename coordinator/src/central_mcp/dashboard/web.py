@@ -31,7 +31,7 @@ from starlette.websockets import WebSocket
 
 from central_mcp import __version__, sysinfo
 from central_mcp.dashboard.auth import COOKIE, SecurityHeaders, Sessions, host_allowed, same_origin
-from central_mcp.dashboard.terminals import Metrics, RelaySource, terminal_session
+from central_mcp.dashboard.terminals import Metrics, Relays, RelaySource, terminal_session
 from central_mcp.domain import DomainError
 from central_mcp.health import report
 from central_mcp.service import Service
@@ -98,15 +98,16 @@ def state_view(svc: Service, metrics: Metrics, allow_input: bool) -> dict[str, A
         "tasks": svc.board.list(limit=BOARD_LIMIT),
         "counts": svc.board.counts(),
         "fleet": fleet_view(svc, health),
-        "relay": {"address": metrics.source.address, "error": figures["relay_error"]},
+        "relay": {"address": metrics.relays.address, "error": figures["relay_error"]},
         "input": allow_input,
         "taken_at": figures["taken_at"],
     }
 
 
-def build_app(svc: Service, metrics: Metrics, source: RelaySource) -> Starlette:
+def build_app(svc: Service, metrics: Metrics, source: RelaySource | Relays) -> Starlette:
     """The dashboard as its own ASGI app (its own port, its own auth)."""
     settings = svc.settings
+    relays = source if isinstance(source, Relays) else Relays(source)
     sessions = Sessions(settings.dashboard_login_token)
     loopback = is_loopback(settings.dashboard_host)
     login_page = (HERE / "pages" / "login.html").read_text(encoding="utf-8")
@@ -223,7 +224,7 @@ def build_app(svc: Service, metrics: Metrics, source: RelaySource) -> Starlette:
 
     async def terminal(websocket: WebSocket) -> None:
         agent = websocket.path_params["agent"]
-        known = {a["name"] for a in svc.roster.list()}
+        known = {a["name"]: a.get("host") or "" for a in svc.roster.list()}
         if not host_allowed(websocket.headers, loopback) or not same_origin(websocket.headers):
             await websocket.close(code=4403)
             return
@@ -234,7 +235,7 @@ def build_app(svc: Service, metrics: Metrics, source: RelaySource) -> Starlette:
             await websocket.close(code=4404)
             return
         await websocket.accept()
-        await terminal_session(websocket, source, agent, settings.dashboard_input)
+        await terminal_session(websocket, relays.for_host(known[agent]), agent, settings.dashboard_input)
 
     routes = [
         Route("/", page(index), methods=["GET"]),
