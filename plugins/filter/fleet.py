@@ -4,8 +4,10 @@
 `fleet_errors` checks what argument specs cannot (names, uniqueness, env keys),
 so the role can fail before any change with every bad value named.
 `launcher_fleet` computes, per agent, the tmux window command, the content of
-its 0600 env file, its kind's config document and a revision digest that
+its 0600 env file, its kind's config documents and a revision digest that
 changes whenever any of those change (so tmux_agents restarts that agent only).
+What differs between agent CLIs (claude, codex, gemini) comes from the kind
+files of the launcher role (vars/kinds/*.yml), never from code here.
 """
 
 import hashlib
@@ -27,6 +29,7 @@ AGENT_KEYS = (
     "permission_mode",
     "allowed_tools",
     "prompt",
+    "tools",
 )
 # Modes in which an unattended agent never stops at an approval prompt (the
 # others ask a person, and there is none at a tmux window at 3 a.m.).
@@ -36,6 +39,10 @@ TOOL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\([^()\n\r\0]{1,200}\))?$")
 # Model names as providers spell them: claude-sonnet-4-5, glm-4.6, org/model:tag.
 MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
 ROLE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/-]{0,63}")
+# Coordinator tools as an agent's grant names them (the coordinator enforces it).
+COORDINATOR_TOOL_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# A model API base URL, as it lands in a CLI's config (Codex's provider base_url).
+BASE_URL_RE = re.compile(r"https?://[A-Za-z0-9.:\[\]_-]+(/[A-Za-z0-9._~/%+-]*)?")
 MAX_AGENTS_PER_HOST = 16  # the sizing rule's largest VM (e2-standard-8) holds 16
 # Workspaces live where data belongs, never in a system directory the role would chown.
 WORKDIR_RE = re.compile(r"/(home|srv|opt|data|mnt|var/lib|work)(/[A-Za-z0-9._-]+)+")
@@ -90,8 +97,17 @@ def fleet_errors(agents, kinds=None):
         if model is not None and (not isinstance(model, str) or not MODEL_RE.fullmatch(model)):
             errors.append(f"{where}: model {model!r:.80} is not a model name (letters, digits and . _ : / @ -)")
         kind = agent.get("kind", "claude")
-        if kinds is not None and kind not in kinds:
+        if kinds is not None and (not isinstance(kind, str) or kind not in kinds):
             errors.append(f"{where}: kind {kind!r:.40} is unknown: use one of {', '.join(sorted(kinds))}")
+        grant = agent.get("tools")
+        if grant is not None and (not isinstance(grant, list) or not all(isinstance(t, str) for t in grant)):
+            errors.append(f"{where}: tools must be a list of coordinator tool names, got {grant!r:.80}")
+        elif grant:
+            errors += [
+                f"{where}: tools entry {t!r:.80} is not a coordinator tool name (lower-case letters, digits, _)"
+                for t in grant
+                if not COORDINATOR_TOOL_RE.fullmatch(t)
+            ]
         mode = agent.get("permission_mode")
         if mode is not None and mode not in UNATTENDED_MODES:
             errors.append(
@@ -134,6 +150,10 @@ def fleet_errors(agents, kinds=None):
                 errors.append(f"{where}: env {key} must be a string, got {type(value).__name__}")
             elif any(ch in str(value) for ch in "\n\r\0"):
                 errors.append(f"{where}: env {key} contains a newline or NUL: env values are one line")
+        spec = kinds.get(kind) if isinstance(kinds, dict) and isinstance(kind, str) else None
+        base_env = (spec or {}).get("base_url_env")
+        if base_env and base_env in env and not BASE_URL_RE.fullmatch(str(env[base_env])):
+            errors.append(f"{where}: env {base_env} {str(env[base_env])!r:.80} is not an http(s) base URL")
     return errors
 
 
@@ -161,7 +181,8 @@ def launcher_fleet(agents, kinds, settings, secrets):
     settings: libexec_dir, config_dir, home, workspace_root, coordinator_url,
     default_model, backoff_s, backoff_max_s, healthy_after_s, permission_mode,
     allowed_tools, prompt (the defaults of the agents' own keys).
-    secrets: tokens (name -> token), api_key (default ANTHROPIC_API_KEY).
+    secrets: tokens (name -> token), api_key (the role's key, for kinds with
+    api_key_from_role), api_keys (kind -> key, optional).
     """
     errors = fleet_errors(agents, kinds)
     if errors:
@@ -169,7 +190,8 @@ def launcher_fleet(agents, kinds, settings, secrets):
     fleet = []
     for agent in agents:
         name = agent["name"]
-        kind = kinds[agent.get("kind", "claude")]
+        kind_name = agent.get("kind", "claude")
+        kind = kinds[kind_name]
         model = agent.get("model") or settings["default_model"]
         workdir = agent.get("workdir") or f"{settings['workspace_root']}/{name}"
         state_dir = f"{settings['home']}/.central-mcp/{name}"
@@ -177,23 +199,36 @@ def launcher_fleet(agents, kinds, settings, secrets):
             "AGENT_NAME": name,
             "AGENT_ROLE": str(agent.get("role", "")),
             "AGENT_MODEL": model,
-            "AGENT_KIND": agent.get("kind", "claude"),
+            "AGENT_KIND": kind_name,
             "CENTRAL_MCP_URL": settings["coordinator_url"],
         }
-        if kind.get("api_key_env") and secrets.get("api_key"):
-            env[kind["api_key_env"]] = secrets["api_key"]
+        # The role's key for this kind: launcher_anthropic_api_key for claude, api_keys[kind] for any.
+        role_key = (secrets.get("api_keys") or {}).get(kind_name) or (
+            secrets.get("api_key") if kind.get("api_key_from_role") else ""
+        )
+        if kind.get("api_key_env") and role_key:
+            env[kind["api_key_env"]] = role_key
         if kind.get("config_dir_env"):
             env[kind["config_dir_env"]] = state_dir
+        token = secrets.get("tokens", {}).get(name, "")
+        env.update({key: _fill(value, {"token": token}) for key, value in (kind.get("env") or {}).items()})
         for extra in (settings.get("agent_env") or {}, agent.get("env") or {}):  # the fleet's, then the agent's own
             env.update({key: str(value) for key, value in extra.items()})
         api_key = env.get(kind.get("api_key_env") or "", "")
+        base_url = env.get(kind.get("base_url_env") or "") or kind.get("base_url_default", "")
+        if kind.get("base_url_env") and not BASE_URL_RE.fullmatch(base_url):
+            raise ValueError(f"agent {name}: {kind['base_url_env']} {base_url!r:.80} is not an http(s) base URL")
+        install = kind.get("install") or {}
         fields = {
             "name": name,
             "role": str(agent.get("role", "")),
             "model": model,
             "workdir": workdir,
             "url": settings["coordinator_url"],
-            "token": secrets.get("tokens", {}).get(name, ""),
+            "token": token,
+            "state_dir": state_dir,
+            "install_dir": f"{install['dir']}/{install['version']}" if install else "",
+            "model_base_url": base_url,
             "api_key_suffix": api_key[-20:],
             "permission_mode": agent.get("permission_mode") or settings["permission_mode"],
             "allowed_tools": list(agent.get("allowed_tools") or settings["allowed_tools"]),
@@ -204,7 +239,8 @@ def launcher_fleet(agents, kinds, settings, secrets):
             argv = shlex.split(agent["command"])
         else:
             prompt = _fill(agent.get("prompt") if agent.get("prompt") is not None else settings["prompt"], fields)
-            argv += [prompt] if prompt else []  # the first instruction, so the agent starts working by itself
+            flag = [kind["prompt_flag"]] if kind.get("prompt_flag") else []
+            argv += [*flag, prompt] if prompt else []  # the first instruction, so the agent starts working by itself
         run = [
             f"{settings['libexec_dir']}/agent-run",
             "--name", name,
@@ -215,16 +251,19 @@ def launcher_fleet(agents, kinds, settings, secrets):
         ]  # fmt: skip
         configs = []
         for doc in kind.get("configs") or []:
-            source = f"{config_dir}.{doc['file'].lstrip('.')}"
+            # One flat file per document next to the env file, always *.json (the content is JSON):
+            # .claude.json -> A.claude.json, .gemini/settings.json -> F.gemini-settings.json.
+            source = f"{config_dir}.{doc['file'].lstrip('.').replace('/', '-')}"
+            source += "" if source.endswith(".json") else ".json"
             configs.append({"path": source, "content": _fill(doc["content"], fields)})
-            run += ["--merge-json", f"{source}:{state_dir}/{doc['file']}"]
+            run += [f"--merge-{doc.get('format', 'json')}", f"{source}:{state_dir}/{doc['file']}"]
         command = shlex.join(run + ["--"] + argv)
         env_file = "".join(f"{key}={value}\n" for key, value in env.items())
         digest = hashlib.sha256(json.dumps([command, env_file, configs, workdir], sort_keys=True).encode())
         fleet.append(
             {
                 "name": name,
-                "kind": agent.get("kind", "claude"),
+                "kind": kind_name,
                 "command": command,
                 "workdir": workdir,
                 "state_dir": state_dir,
