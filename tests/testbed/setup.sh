@@ -6,7 +6,8 @@
 #     Chromium with its driver for the dashboard's browser tests
 #   - the image localhost/debian-systemd:bookworm, built with debootstrap and
 #     rebuilt only when tests/testbed/image.sh changes
-#   - .venv with the pinned Python tools of tests/testbed/requirements.txt
+#   - .venv with the pinned Python tools of tests/testbed/requirements.txt, and
+#     coordinator/.venv from the coordinator's hashed lock (requirements-test.lock)
 # Prints the environment to use (CONTAINERS_CONF) for the Makefile to export.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,11 +47,10 @@ fi
 # 3. Pinned virtualenvs, each rebuilt when its pins change: .venv for the
 #    Ansible tools, coordinator/.venv for the coordinator and its tests (kept
 #    apart so neither's pins constrain the other's).
-venv() {  # venv DIR LABEL PIN_FILE... -- PIP_ARGS...
-  local dir=$1 label=$2 files=() want
+venv() {  # venv DIR LABEL PIN_FILE... -- PIP_ARGS... [-- PIP_ARGS...]: one pip install per group
+  local dir=$1 label=$2 files=() want args
   shift 2
   while [ "$1" != "--" ]; do files+=("$1"); shift; done
-  shift
   want=$(cat "${files[@]}" | sha256sum | cut -d' ' -f1)
   if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
     log "$label is current"
@@ -59,12 +59,22 @@ venv() {  # venv DIR LABEL PIN_FILE... -- PIP_ARGS...
   log "creating $label (pinned, a few minutes the first time)"
   python3 -m venv "$dir"
   "$dir/bin/pip" install -q --disable-pip-version-check --upgrade pip
-  "$dir/bin/pip" install -q --disable-pip-version-check "$@"
+  while [ $# -gt 0 ]; do
+    shift  # the "--"
+    args=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
+    "$dir/bin/pip" install -q --disable-pip-version-check "${args[@]}"
+  done
   echo "$want" > "$dir/.requirements.sha256"
 }
 venv "$top/.venv" .venv "$here/requirements.txt" -- -r "$here/requirements.txt"
-if [ -f "$top/coordinator/requirements.lock" ]; then
-  venv "$top/coordinator/.venv" coordinator/.venv "$top/coordinator/requirements.lock" "$top/coordinator/pyproject.toml" \
-    -- -r "$top/coordinator/requirements.lock" -e "$top/coordinator[test]"
+# The coordinator's set is locked with hashes (tools/lock-coordinator.sh): pip
+# verifies every download against them, then adds the package itself, editable,
+# with nothing further resolved.
+if [ -f "$top/coordinator/requirements-test.lock" ]; then
+  venv "$top/coordinator/.venv" coordinator/.venv \
+    "$top/coordinator/requirements.lock" "$top/coordinator/requirements-test.lock" "$top/coordinator/pyproject.toml" \
+    -- --require-hashes -r "$top/coordinator/requirements-test.lock" \
+    -- --no-deps -e "$top/coordinator"
 fi
 echo "CONTAINERS_CONF=$CONTAINERS_CONF"
