@@ -30,6 +30,11 @@ description:
   - When the coordinator is down, too slow or answers something else than
     the expected JSON, the agents are still reported, with RV(agents[].registered)
     null, and a warning names the URL and the error.
+  - It also reports the disk use of the filesystems that hold
+    O(disk_paths) (C(/) by default; give the agents' workspace root too),
+    one entry per filesystem. At or above O(disk_warn_percent) in use, it
+    warns and names the inventory variable to raise, C(vm_upgrade_disk_size_gb)
+    (the boot disk then grows online on the next C(site.yml) run).
   - The same code runs on the target as a script, for the fleet's Control
     window - C(python3 agent_probe.py --session S --watch 5) (see
     C(--help)); it prints the table that C(playbooks/status.yml) prints.
@@ -80,6 +85,21 @@ options:
     type: list
     elements: str
     default: []
+  disk_paths:
+    description:
+      - Absolute paths whose filesystems are measured (a path that does not
+        exist yet is measured on its nearest existing parent's filesystem).
+        Paths on one filesystem give one entry in RV(disk).
+    type: list
+    elements: str
+    default: [/]
+  disk_warn_percent:
+    description:
+      - Warn when a filesystem of O(disk_paths) is this full or fuller, in
+        percent (above 0, at most 100); df's use, where space reserved for
+        root counts as used.
+    type: float
+    default: 85
   fail_on_unhealthy:
     description:
       - Fail, with the summary line and each unhealthy agent's reason in the
@@ -131,6 +151,14 @@ EXAMPLES = r"""
     fail_on_unhealthy: true
   become: true
   become_user: agent
+
+- name: Report the disk of / and of the agents' workspaces, warning at 90 % use
+  central_mcp.agents.agent_status:
+    disk_paths: [/, /home/agent/workspaces]
+    disk_warn_percent: 90
+  become: true
+  become_user: agent
+  register: __status
 
 - name: List the agents that are not alive
   ansible.builtin.debug:
@@ -215,6 +243,47 @@ agents:
       description: Why the agent is unhealthy, or null.
       type: str
       sample: its pane is dead (exit status 1)
+disk:
+  description: One entry per filesystem that holds a path of O(disk_paths), in their order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    mount:
+      description: The filesystem's mount point.
+      type: str
+      sample: /
+    paths:
+      description: The paths of O(disk_paths) on this filesystem.
+      type: list
+      elements: str
+      sample: [/, /home/agent/workspaces]
+    total_bytes:
+      description: The filesystem's size.
+      type: int
+      sample: 10464022528
+    free_bytes:
+      description: Space the agents (not root) can still write.
+      type: int
+      sample: 1293598720
+    used_bytes:
+      description: Space in use.
+      type: int
+      sample: 8633540608
+    used_percent:
+      description: Used share as df shows it (used / (used + free_bytes)); null for a filesystem without size.
+      type: float
+      sample: 87.0
+    warn_percent:
+      description: The threshold it was compared with (O(disk_warn_percent)).
+      type: float
+      sample: 85.0
+    warning:
+      description: The warning (also given as an Ansible warning) when RV(disk[].used_percent) is at or
+        above the threshold, naming C(vm_upgrade_disk_size_gb); null otherwise.
+      type: str
+      sample: "disk / is 87 % used (1.2 GiB free of 9.7 GiB), above the 85 % warning threshold: raise
+        vm_upgrade_disk_size_gb in the inventory (or set it to auto) and run site.yml; the boot disk grows online"
 summary:
   description: Counts over RV(agents), and the same as one line.
   returned: always
@@ -255,6 +324,7 @@ summary:
 from urllib.parse import urlsplit  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.central_mcp.agents.plugins.module_utils import disk_use  # noqa: E402
 from ansible_collections.central_mcp.agents.plugins.module_utils.agent_probe import (  # noqa: E402
     DEFAULT_SESSION,
     Options,
@@ -273,6 +343,8 @@ ARGUMENT_SPEC = {
     "coordinator_token": {"type": "str", "no_log": True},
     "timeout": {"type": "float", "default": 2.0},
     "expected_agents": {"type": "list", "elements": "str", "default": []},
+    "disk_paths": {"type": "list", "elements": "str", "default": ["/"]},
+    "disk_warn_percent": {"type": "float", "default": 85.0},
     "fail_on_unhealthy": {"type": "bool", "default": False},
 }
 
@@ -292,6 +364,12 @@ def main() -> None:
         module.fail_json(msg=f"coordinator_url {url!r} is not an http(s) URL: give one like http://127.0.0.1:3000")
     if params["timeout"] <= 0:
         module.fail_json(msg=f"timeout {params['timeout']!r} is not allowed: give a number of seconds above 0")
+    relative = [p for p in params["disk_paths"] if not p.startswith("/")]
+    if relative or not params["disk_paths"]:
+        module.fail_json(msg=f"disk_paths {relative or []!r}: give absolute paths, like / and the workspace root")
+    if not 0 < params["disk_warn_percent"] <= 100:
+        pct = params["disk_warn_percent"]
+        module.fail_json(msg=f"disk_warn_percent {pct!r} is not allowed: give a percentage above 0 and at most 100")
     opts = Options(
         params["session"],
         params["socket_name"],
@@ -305,9 +383,13 @@ def main() -> None:
         report = probe(opts)  # reads only: no change point, so check mode needs no guard
     except ProbeError as exc:
         module.fail_json(msg=str(exc))
-    for warning in report["warnings"]:
+    try:
+        disk = disk_use.report(params["disk_paths"], params["disk_warn_percent"])
+    except OSError as exc:
+        module.fail_json(msg=f"cannot measure the disk of {params['disk_paths']!r}: {exc}")
+    for warning in report["warnings"] + [d["warning"] for d in disk if d["warning"]]:
         module.warn(warning)
-    result = {"changed": False, "agents": report["agents"], "summary": report["summary"]}
+    result = {"changed": False, "agents": report["agents"], "summary": report["summary"], "disk": disk}
     summary = report["summary"]
     if params["fail_on_unhealthy"] and (summary["unhealthy"] or not summary["session_found"]):
         why = "; ".join(f"{a['name']}: {a['problem']}" for a in report["agents"] if a["problem"])

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_collections.central_mcp.agents.plugins.filter.status_table import fleet_status, status_table
-from ansible_collections.central_mcp.agents.plugins.module_utils import agent_probe
+from ansible_collections.central_mcp.agents.plugins.module_utils import agent_probe, disk_use
 from ansible_collections.central_mcp.agents.plugins.modules import agent_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -331,6 +331,9 @@ BAD_OPTIONS = [
     ({"session": "1x"}, "session '1x' is not allowed"),
     ({"coordinator_url": "ftp://host"}, "is not an http(s) URL"),
     ({"timeout": 0}, "timeout 0.0 is not allowed"),
+    ({"disk_paths": ["home/agent"]}, "disk_paths ['home/agent']: give absolute paths"),
+    ({"disk_warn_percent": 0}, "disk_warn_percent 0.0 is not allowed"),
+    ({"disk_warn_percent": 120}, "disk_warn_percent 120.0 is not allowed"),
 ]
 
 
@@ -338,6 +341,20 @@ BAD_OPTIONS = [
 def test_bad_options_fail_before_any_read(args, msg):
     result = run_module({"session": SESSION, **args})
     assert result["rc"] != 0 and msg in result["msg"] and result["subprocesses"] == 0
+
+
+def test_disk_use_and_its_warning(socket, tmp_path):
+    """The real disk: / by default; at or above the threshold, a warning that names the variable to raise."""
+    plain = run_module({"session": SESSION, "socket_name": socket})
+    assert [d["mount"] for d in plain["disk"]] == ["/"] and plain["disk"][0]["warn_percent"] == 85
+    workspaces = tmp_path / "workspaces"  # does not exist yet: measured on its parent's filesystem
+    used = plain["disk"][0]["used_percent"]
+    result = run_module({"session": SESSION, "socket_name": socket, "disk_paths": ["/", str(workspaces)],
+                         "disk_warn_percent": max(used, 0.1)}, check=True)  # fmt: skip
+    disks = {d["mount"]: d for d in result["disk"]}
+    warning = disks["/"]["warning"]
+    assert warning and "raise vm_upgrade_disk_size_gb" in warning and warning in result["warnings"]
+    assert sum(len(d["paths"]) for d in result["disk"]) == 2 and result["changed"] is False
 
 
 def test_no_tmux_binary(tmp_path):
@@ -392,9 +409,16 @@ def test_fleet_table_over_hosts():
     dead = {**agent, "name": "B", "alive": False, "state": "dead", "healthy": False, "problem": "its pane is dead"}
     summary = {"total": 2, "running": 1, "registered": 2, "unhealthy": 1, "session_found": True}
     failed = {"failed": True, "msg": "boom"}
-    hostvars = {"vm1": {"r": {"agents": [agent, dead], "summary": summary}}, "vm2": {"r": failed}, "vm3": {}}
+    disk = {"mount": "/", "paths": ["/", "/home/agent/workspaces"], "total_bytes": 10 * 2**30, "free_bytes": 2**30,
+            "used_bytes": 9 * 2**30, "used_percent": 90.0, "warn_percent": 85.0,
+            "warning": "disk / is 90 % used (1.0 GiB free of 10.0 GiB), above the 85 % warning threshold: raise "
+                       "vm_upgrade_disk_size_gb in the inventory (or set it to auto) and run site.yml"}  # fmt: skip
+    result = {"agents": [agent, dead], "summary": summary, "disk": [disk]}
+    hostvars = {"vm1": {"r": result}, "vm2": {"r": failed}, "vm3": {}}
     fleet = fleet_status(hostvars, ["vm1", "vm2", "vm3"], "r")
     line = "2 agents on 3 hosts: 1 running, 2 registered, 1 unhealthy; vm2: boom; vm3: no result"
+    assert fleet["summary"]["line"].endswith("; vm1: disk / 90 % used")
+    assert fleet["disks"] == [{**disk, "host": "vm1"}]
     assert fleet["summary"]["line"].startswith(line)
     assert fleet["hosts"]["vm2"] == {"error": "boom"} and fleet["summary"]["hosts_without_result"] == 2
     lines = status_table(fleet).splitlines()
@@ -403,6 +427,8 @@ def test_fleet_table_over_hosts():
     assert lines[1].split()[:11] == ["A", "vm1", "1", "yes", "1.5", "300M", "2h01m", "1", "yes", "4s", "ago"]
     assert lines[1].endswith("#7 A rather long task title that goes o…")
     assert lines[3] == "! B on vm1: its pane is dead" and lines[-1] == fleet["summary"]["line"]
+    assert lines[4] == "DISK vm1 / (holds /home/agent/workspaces): 90 % used, 1.0 GiB free of 10.0 GiB"
+    assert lines[5] == f"! vm1: {disk['warning']}" and len(lines) == 7
     assert json.loads(status_table(fleet, "json")) == fleet
     with pytest.raises(Exception, match="status_format 'yaml' is not allowed"):
         status_table(fleet, "yaml")
@@ -426,3 +452,4 @@ def test_documentation_matches_the_argument_spec():
     assert set(returned["summary"]["contains"]) == set(report["summary"])
     keys = {*agent_probe._blank("A", 1), "state", "problem", "healthy"}
     assert set(returned["agents"]["contains"]) == keys
+    assert set(returned["disk"]["contains"]) == set(disk_use.report(["/"])[0])
