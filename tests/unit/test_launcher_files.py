@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: Apache-2.0
+"""launcher_files: what the launcher writes on one host, from launcher_fleet's real output."""
+
+import json
+
+from ansible_collections.central_mcp.agents.plugins.filter.fleet import launcher_fleet
+from ansible_collections.central_mcp.agents.plugins.filter.launcher_files import launcher_files
+from test_fleet_filter import KINDS, SECRETS, SETTINGS
+
+LAYOUT = {
+    "user": "agent",
+    "home": "/home/agent",
+    "workspace_root": "/home/agent/workspaces",
+    "libexec_dir": "/usr/local/libexec/central-mcp",
+    "config_dir": "/etc/central-mcp/agents",
+    "scripts": [{"name": "agent-run", "mode": "0755", "content": "#!/usr/bin/python3\n"}],
+    "spec": '{"session": "central-mcp-agents"}\n',
+}
+
+
+def files_for(names=("A", "B")) -> dict:
+    fleet = launcher_fleet([{"name": n, "role": "dev"} for n in names], KINDS, SETTINGS, SECRETS)
+    return launcher_files(fleet, LAYOUT)
+
+
+def test_every_agent_gets_its_directories_env_file_and_settings():
+    result = files_for()
+    by_path = {f["path"]: f for f in result["files"]}
+    dirs = {d["path"]: d for d in result["directories"]}
+    for name in "AB":
+        assert dirs[f"/home/agent/workspaces/{name}"]["mode"] == "0750"
+        assert dirs[f"/home/agent/.central-mcp/{name}"]["mode"] == "0700"
+        env = by_path[f"/etc/central-mcp/agents/{name}.env"]
+        assert (env["owner"], env["group"], env["mode"]) == ("agent", "agent", "0600")
+        assert SECRETS["api_key"] in env["content"]
+        claude = json.loads(by_path[f"/etc/central-mcp/agents/{name}.claude.json"]["content"])
+        assert claude["mcpServers"]["central-mcp"]["headers"]["Authorization"] == f"Bearer {SECRETS['tokens'][name]}"
+        assert by_path[f"/etc/central-mcp/agents/{name}.settings.json"]["mode"] == "0600"
+
+
+def test_secrets_are_only_in_files_of_mode_0600():
+    secrets = [*SECRETS["tokens"].values(), SECRETS["api_key"]]
+    for entry in files_for()["files"]:
+        if any(secret in entry["content"] for secret in secrets):
+            assert (entry["owner"], entry["mode"]) == ("agent", "0600"), entry["path"]
+
+
+def test_directories_come_before_what_is_in_them():
+    result = files_for()
+    order = [d["path"] for d in result["directories"]]
+    assert order.index("/etc/central-mcp") < order.index("/etc/central-mcp/agents")
+    assert order.index("/home/agent/workspaces") < order.index("/home/agent/workspaces/A")
+    assert order.index("/home/agent/.central-mcp") < order.index("/home/agent/.central-mcp/A")
+
+
+def test_scripts_and_the_spec_are_root_owned_and_readable_by_the_agent_group():
+    by_path = {f["path"]: f for f in files_for()["files"]}
+    run = by_path["/usr/local/libexec/central-mcp/agent-run"]
+    assert (run["owner"], run["mode"], run["content"]) == ("root", "0755", "#!/usr/bin/python3\n")
+    spec = by_path["/etc/central-mcp/agents/fleet.json"]
+    assert (spec["owner"], spec["group"], spec["mode"]) == ("root", "agent", "0640")
+
+
+def test_one_path_each():
+    paths = [f["path"] for f in files_for(names="ABCDEFGH")["files"]]
+    assert len(paths) == len(set(paths)) == 1 + 8 * 3 + 1
