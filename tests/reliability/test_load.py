@@ -2,9 +2,8 @@
 """16 agents call the coordinator for a bounded time on loopback: no errors, latencies reported.
 
 The load runs in the coordinator's own venv (it has the MCP SDK) against a
-coordinator process on this machine (load_agents.py). The issue asks for
-60 s; the default here is 30 s to keep `make reliability` within its budget
-on a shared 2-core machine: RELIABILITY_LOAD_S=60 gives the full minute.
+coordinator process on this machine (load_agents.py), for the minute the
+issue asks for (RELIABILITY_LOAD_S=N for a shorter run while writing tests).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import pytest
 from conftest import HERE, REPO, note, record
 
 PYTHON = REPO / "coordinator" / ".venv" / "bin" / "python"
-SECONDS = float(os.environ.get("RELIABILITY_LOAD_S", "30"))
+SECONDS = float(os.environ.get("RELIABILITY_LOAD_S", "60"))
 MAX_CALLS_PER_AGENT = 20000  # bounded in count as well as in time
 
 
@@ -36,8 +35,12 @@ def test_16_agents_for_a_bounded_time_without_errors():
     record(
         "load",
         f"{result['agents']} agents x {SECONDS:g} s: {result['calls']} calls ({result['calls_per_s']}/s), "
-        f"{result['errors']} errors, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms",
+        f"{result['errors']} errors, p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms, "
+        f"p99 {result['p99_ms']} ms, max {result['max_ms']} ms",
     )
-    note(f"Load: {result['tasks_completed']} tasks claimed, progressed and completed by 16 agents in {SECONDS:g} s")
+    note(
+        f"Load: {result['tasks_completed']} tasks claimed, progressed and completed by 16 agents in {SECONDS:g} s;"
+        f" {result['claims_lost_to_another_agent']} claims lost to a faster agent (not errors)"
+    )
     assert result["errors"] == 0, result["error_samples"]
     assert result["calls"] > 0
