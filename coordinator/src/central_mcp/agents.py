@@ -32,6 +32,7 @@ AGENT_STATES = ("starting", "idle", "working", "stale", "offline", "retired")
 ACTIVE_TASK_STATES = ("CLAIMED", "IN_PROGRESS")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+TOOL_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 TOUCH_WRITE_S = 5.0
 
 
@@ -49,6 +50,8 @@ class AgentSpec:
     kind: str
     host: str
     token_sha256: str
+    # The coordinator tools this agent may call (the inventory's `tools`); None: all of them.
+    tools: frozenset[str] | None = None
 
 
 def token_sha256(token: str) -> str:
@@ -57,7 +60,7 @@ def token_sha256(token: str) -> str:
 
 
 def parse_agents_file(path: Path) -> list[AgentSpec]:
-    """Read and validate ``{"agents": [{name, role, model, kind, host, token_sha256}, ...]}``."""
+    """Read and validate ``{"agents": [{name, role, model, kind, host, token_sha256, tools?}, ...]}``."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -86,6 +89,11 @@ def parse_agents_file(path: Path) -> list[AgentSpec]:
             raise AgentsFileError(f"{where}: agent name {name!r} appears twice")
         if digest in hashes:
             raise AgentsFileError(f"{where} ({name}): the same token is given to two agents; give each its own")
+        tools = entry.get("tools")
+        if tools is not None and (
+            not isinstance(tools, list) or not all(isinstance(t, str) and TOOL_RE.fullmatch(t) for t in tools)
+        ):
+            raise AgentsFileError(f"{where} ({name}): tools must be a list of tool names, got {tools!r:.120}")
         names.add(name)
         hashes.add(digest)
         specs.append(
@@ -96,6 +104,7 @@ def parse_agents_file(path: Path) -> list[AgentSpec]:
                 kind=str(entry.get("kind") or "claude"),
                 host=str(entry.get("host") or ""),
                 token_sha256=digest,
+                tools=None if tools is None else frozenset(tools),
             )
         )
     return specs
@@ -110,6 +119,7 @@ class Roster:
         self._by_token: dict[str, str] = {}
         self._seen: dict[str, float] = {}
         self._written: dict[str, float] = {}
+        self._grants: dict[str, frozenset[str] | None] = {}
 
     # -- the agents file ----------------------------------------------------
 
@@ -117,6 +127,7 @@ class Roster:
         """Make the database match the agents file; return added/updated/retired/returned names."""
         now = time.time()
         wanted = {s.name: s for s in specs}
+        self._grants = {s.name: s.tools for s in specs}
         changes: dict[str, list[str]] = {"added": [], "updated": [], "retired": [], "returned": []}
         state_events: list[tuple[str, str, str]] = []
         with self.store.transaction() as conn:
@@ -160,6 +171,11 @@ class Roster:
         """Rebuild the token index from the database (at start, before the file is read)."""
         rows = self.store.query("SELECT name, token_sha256 FROM agents WHERE token_sha256 IS NOT NULL")
         self._by_token = {r["token_sha256"]: r["name"] for r in rows}
+
+    def may_call(self, name: str, tool: str) -> bool:
+        """Whether the agents file grants ``tool`` to agent ``name`` (no ``tools`` list: every tool)."""
+        grant = self._grants.get(name)
+        return grant is None or tool in grant
 
     def agent_for_token(self, token: str) -> str | None:
         """The agent a bearer token belongs to, or None (unknown or retired)."""

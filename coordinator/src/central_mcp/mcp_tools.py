@@ -129,6 +129,15 @@ def build_mcp(svc: Service) -> MCPServer:
                 svc.roster.touch(token.client_id, session_opened=ctx.method in ("initialize", "server/discover"))
             except Exception:  # liveness bookkeeping must never break the agent's call
                 log.exception("recording activity of %s failed", token.client_id)
+        tool = (ctx.params or {}).get("name") if ctx.method == "tools/call" else None
+        if token is not None and isinstance(tool, str) and not svc.roster.may_call(token.client_id, tool):
+            # The grant is enforced here, whatever the agent's CLI would allow.
+            log.warning("agent %s called %s, which its grant does not include: refused", token.client_id, tool)
+            text = (
+                f"tool {tool} is not granted to agent {token.client_id}: its inventory entry lists the coordinator "
+                "tools it may call (`tools`); carry on with those, or ask a person to grant it"
+            )
+            return {"content": [{"type": "text", "text": text}], "isError": True}
         result = await call_next(ctx)
         if ctx.method == "tools/call" and isinstance(result, dict):
             result = plain_validation_error(result)
