@@ -277,7 +277,7 @@ def test_vm_upgrade_finds_each_vm(listed, index):
     name = list(VMS)[index]
     host = listed["_meta"]["hostvars"][name]
     assert (host["gce_project"], host["gce_zone"], host["gce_instance"]) == (PROJECT, ZONE, name)
-    assert host["gce_private_ip"] == private_ip(index)
+    assert host["central_mcp_private_address"] == private_ip(index)
     assert host["gce_machineType"] == "e2-micro"
     assert host.get("ansible_host", name) == name, "the IAP tunnel is opened to the instance name (%h)"
 
@@ -293,26 +293,49 @@ def test_the_plugin_talked_to_google_only_through_the_stand_in(google, listed):
     assert google.api.violations == []
 
 
+PROBE_PLAY = """
+- name: What the roles make of the GCP inventory, without touching a VM
+  hosts: coordinator:agents
+  gather_facts: false
+  vars_files: {vars_files}
+  tasks:
+    - name: Template the connection and coordinator settings
+      ansible.builtin.debug:
+        msg: {msg}
+"""
+
+
 @pytest.fixture(scope="module")
-def templated(google, listed):
-    """What Ansible itself makes of the connection and coordinator variables, per VM (json callback)."""
+def templated(google, listed, tmp_path_factory):
+    """What Ansible itself makes of the connection and coordinator settings, per VM (json callback).
+
+    The play reads the coordinator's and the launcher's defaults and internal vars as the roles
+    would, so the addresses are the ones site.yml would use; debug runs on the controller only.
+    """
+    roles = REPO / "roles"
+    vars_files = [
+        str(roles / role / kind / "main.yml") for role in ("coordinator", "launcher") for kind in ("defaults", "vars")
+    ]
     variables = {
         "ssh": "{{ ansible_ssh_common_args }}",
         "user": "{{ ansible_user }}",
+        "id": "{{ gce_id }}",
         "coordinator_url": "{{ launcher_coordinator_url }}",
         "status_url": "{{ central_mcp_coordinator_url }}",
         "bind": "{{ coordinator_bind_host }}",
-        "id": "{{ gce_id }}",
     }
+    playbook = tmp_path_factory.mktemp("play") / "probe.yml"
+    playbook.write_text(
+        PROBE_PLAY.format(vars_files=json.dumps(vars_files), msg=json.dumps(variables)), encoding="utf-8"
+    )
     done = subprocess.run(
-        [str(BIN / "ansible"), "coordinator:agents", "-i", str(INVENTORY), "-m", "ansible.builtin.debug",
-         "-a", json.dumps({"msg": variables})],
+        [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(playbook)],
         cwd=REPO,
-        env=ansible_env({**google.env, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"}),
+        env=ansible_env({**google.env, "ANSIBLE_STDOUT_CALLBACK": "json"}),
         capture_output=True,
         text=True,
         timeout=120,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     hosts = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]
     return {name: result["msg"] for name, result in hosts.items()}
@@ -330,9 +353,11 @@ def test_ssh_goes_through_iap(templated, name):
     assert templated[name]["user"], "no SSH user (OS Login name)"
 
 
-@pytest.mark.parametrize("name", ["central-mcp-vm1", "central-mcp-vm2"])
-def test_agents_reach_the_coordinator_over_the_private_network(templated, name):
+def test_agents_reach_the_coordinator_over_the_private_network(templated):
+    """VM 1's agents use loopback; VM 2's the coordinator VM's private address, where it listens."""
     coordinator_ip = private_ip(0)
-    assert templated[name]["coordinator_url"] == f"http://{coordinator_ip}:3000/mcp"
-    assert templated[name]["status_url"] == f"http://{coordinator_ip}:3000"
-    assert templated["central-mcp-vm1"]["bind"] == coordinator_ip
+    assert templated["central-mcp-vm1"]["coordinator_url"] == "http://127.0.0.1:3000/mcp"
+    assert templated["central-mcp-vm2"]["coordinator_url"] == f"http://{coordinator_ip}:3000/mcp"
+    assert templated["central-mcp-vm1"]["bind"] in ("0.0.0.0", coordinator_ip)
+    for name in ("central-mcp-vm1", "central-mcp-vm2"):
+        assert templated[name]["status_url"] == f"http://{coordinator_ip}:3000"
