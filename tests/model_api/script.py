@@ -49,6 +49,8 @@ class Policy:
     HTTP stream stays open with pings) until the client goes away.
     ``think_s``: pause before every answer, as a real model takes time (so
     that concurrent agents really interleave instead of one taking all).
+    ``probe_tool``: right after ``whoami``, call this coordinator tool once (no
+    arguments) whatever its answer, e.g. one outside the agent's grant.
     """
 
     idle_polls: int = 0
@@ -56,6 +58,7 @@ class Policy:
     max_tasks: int = 0
     stall_after_claim: bool = False
     think_s: float = 0.0
+    probe_tool: str = ""
 
 
 @dataclass
@@ -238,7 +241,11 @@ def work_step(conv: Conversation, agent: str | None, policy: Policy) -> Step:
     if last.short == "whoami":
         if last.is_error or not agent:
             raise ScriptError(f"whoami failed: {last.text[:300]!r}")
+        if policy.probe_tool and not any(c.short == policy.probe_tool for c in conv.calls):
+            return conv.call(policy.probe_tool, {})
         return conv.call("get_available_tasks", {})
+    if policy.probe_tool and last.short == policy.probe_tool:
+        return conv.call("get_available_tasks", {})  # refused or not: on with the work
     if last.short == "get_available_tasks":
         if last.is_error:
             raise ScriptError(f"get_available_tasks failed: {last.text[:300]!r}")
@@ -264,7 +271,7 @@ def work_step(conv: Conversation, agent: str | None, policy: Policy) -> Step:
             return conv.call("get_available_tasks", {})
         raise ScriptError(f"{last.short} failed: {last.text[:300]!r}")
     if last.short == "update_task_progress":
-        notes = f"Done by agent {agent} through the real Claude Code CLI."
+        notes = f"Done by agent {agent} through its real agent CLI."
         return conv.call("complete_task", {"taskId": task_id, "filesCreated": [], "notes": notes})
     if last.short == "complete_task":
         if policy.max_tasks and len(conv.completed()) >= policy.max_tasks:

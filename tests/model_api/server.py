@@ -5,6 +5,8 @@ Answered like the real API:
   POST /v1/messages[?beta=true]           streaming (SSE) or plain JSON, from the script
   POST /v1/messages/count_tokens          a rough count (characters / 4)
   HEAD|GET /api/hello                     the CLI's connectivity check at start-up: 200
+  POST /v1/responses                      Codex (OpenAI Responses API, SSE), see wire.py
+  POST /v1beta/models/M:streamGenerateContent?alt=sse   Gemini CLI (SSE), see wire.py
 Anything else is answered 404 (as the real API would) *and* recorded as an
 error; a request the script does not understand is answered 400 and recorded.
 Tests assert that ``errors`` is empty, so a surprise never passes silently.
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import wire
 from .script import SCRIPTS, Conversation, Policy, ScriptError, Step, side_answer
 
 STALL_MAX_S = 300.0  # a stalled answer ends by itself after this long (the test kills its client long before)
@@ -99,6 +102,22 @@ class ModelApi:
         entry["agent"] = conv.agent
         return SCRIPTS[self.script](conv, self.policies, self.default)
 
+    def answer_other(self, conv: Conversation, wire_name: str, key: str, entry: dict[str, Any]) -> Step:
+        """The script's step for a Codex or Gemini request, read into ``conv`` by wire.py."""
+        entry.update(kind=wire_name, api_key_tail=key[-4:] or None, model=conv.model, tools_offered=conv.offered)
+        entry.update(tools_loaded=conv.loaded, main=conv.is_main)
+        if not conv.is_main:
+            entry["kind"] = "side"  # a title, a summary, a routing question: a short text
+            return Step(text="Agent work loop")
+        last = conv.calls[-1] if conv.calls and conv.calls[-1].answered else None
+        entry["tool_results"] = (
+            [{"tool": last.name, "tool_use_id": last.id, "is_error": last.is_error, "text": last.text[:4000]}]
+            if last
+            else []
+        )
+        entry["agent"] = conv.agent
+        return SCRIPTS[self.script](conv, self.policies, self.default)
+
     @staticmethod
     def _last_turn_ids(body: dict[str, Any]) -> set[str]:
         """tool_use ids of the assistant's last message (its results are the new ones in this request)."""
@@ -165,6 +184,11 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, {"input_tokens": max(1, len(raw) // 4)})
         elif self.command == "POST" and path == "/v1/messages":
             self._messages(body)
+        elif self.command == "POST" and path == "/v1/responses":
+            self._other("responses", body, lambda: wire.codex_conversation(body))
+        elif self.command == "POST" and path.startswith("/v1beta/models/") and path.endswith(":streamGenerateContent"):
+            model = path.removeprefix("/v1beta/models/").removesuffix(":streamGenerateContent")
+            self._other("gemini", body, lambda: wire.gemini_conversation(body, model))
         else:
             message = f"{self.command} {self.path} is not a path the stand-in knows"
             api.record({"kind": "unknown", "method": self.command, "path": self.path, "error": message})
@@ -224,6 +248,48 @@ class Handler(BaseHTTPRequestHandler):
             self._event("message_stop", {"type": "message_stop"})
         except (BrokenPipeError, ConnectionResetError):
             api.record({"kind": "disconnect", "path": self.path, "session": entry.get("session")})
+
+    def _other(self, wire_name: str, body: Any, read: Any) -> None:
+        """A Codex or Gemini request: the script's step, streamed in that CLI's SSE format."""
+        api = self.server.api
+        entry: dict[str, Any] = {"path": self.path}
+        key = self.headers.get("x-goog-api-key") or self.headers.get("authorization", "").removeprefix("Bearer ")
+        try:
+            conv = read()
+            step = api.answer_other(conv, wire_name, key, entry)
+        except (ScriptError, KeyError, TypeError, AttributeError, ValueError) as exc:
+            if not isinstance(exc, ScriptError):
+                traceback.print_exc()
+            api.record({**entry, "kind": wire_name, "error": f"{type(exc).__name__}: {exc}"})
+            self._json(400, {"error": {"code": 400, "message": f"scripted model: {exc}", "status": "INVALID_ARGUMENT"}})
+            return
+        entry["reply"] = {"tool": step.tool, "input": step.input} if step.tool else {"text": step.text}
+        if step.stall:
+            entry["reply"] = {"stall": True}
+        api.record(entry)
+        if step.delay_s and api.closing.wait(step.delay_s):
+            return
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        size = len(json.dumps(body))
+        try:
+            if step.stall:  # nothing but the open stream until the client goes away
+                while not api.closing.wait(PING_S):
+                    self.wfile.write(b": ping\n\n")
+                    self.wfile.flush()
+                return
+            if wire_name == "responses":
+                for name, data in wire.codex_events(step, conv.model, size):
+                    self._event(name, data)
+            else:
+                self.wfile.write(f"data: {json.dumps(wire.gemini_chunk(step, conv.model, size))}\r\n\r\n".encode())
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            api.record({"kind": "disconnect", "path": self.path})
 
     def _event(self, name: str, data: dict[str, Any]) -> None:
         self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
