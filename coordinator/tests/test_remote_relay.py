@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import Fleet, Server, free_port
+from conftest import API_TOKEN, Fleet, Server, free_port
 from websockets.asyncio.client import connect
 
 from central_mcp import relay_auth
@@ -242,5 +242,32 @@ async def test_dashboard_shows_terminals_of_both_vms(vms: tuple[Vm, Vm], tmp_pat
                 seen += json.loads(await ws.recv()).get("data", "")
             assert "from-vm2-42" in seen
         assert RELAY_TOKEN not in server.log.read_text()
+    finally:
+        server.stop()
+
+
+def test_an_exposed_coordinator_serves_agents_that_name_it_by_its_address(tmp_path: Path) -> None:
+    """Agents on VM 2 send ``Host: <VM 1's name>:3000``; only their token decides."""
+    fleet = Fleet(tmp_path / "agents.json")
+    token = fleet.add("E")
+    fleet.write()
+    server = Server(tmp_path, fleet, CENTRAL_MCP_HOST="0.0.0.0").start()
+    initialize = {
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "vm2-agent", "version": "1"}},
+    }  # fmt: skip
+    headers = {"Host": f"central-mcp-vm1:{server.port}", "Accept": "application/json, text/event-stream"}
+    try:
+        answer = httpx2.post(server.url + "/mcp", json=initialize, timeout=10,
+                             headers={**headers, "Authorization": f"Bearer {token}"})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        assert "serverInfo" in answer.text
+        refused = httpx2.post(server.url + "/mcp", json=initialize, headers=headers, timeout=10)
+        assert refused.status_code == 401  # no token: nothing
+        wrong = httpx2.post(server.url + "/mcp", json=initialize, timeout=10,
+                            headers={**headers, "Authorization": f"Bearer {API_TOKEN}"})  # fmt: skip
+        assert wrong.status_code == 401  # the API token is not an agent's
+        assert httpx2.get(server.url + "/api/agents", headers={"Host": headers["Host"]}, timeout=10).status_code == 401
     finally:
         server.stop()

@@ -104,4 +104,5 @@ def test_transport_security_follows_the_bind() -> None:
     assert loop is not None and loop.enable_dns_rebinding_protection
     assert {"127.0.0.1:*", "coord.internal:*", "coord.internal"} <= set(loop.allowed_hosts)
     assert "https://coord.internal" in loop.allowed_origins
-    assert transport_security(Settings.from_env({"CENTRAL_MCP_HOST": "0.0.0.0", "CENTRAL_MCP_API_TOKEN": "t"})) is None
+    exposed = transport_security(Settings.from_env({"CENTRAL_MCP_HOST": "0.0.0.0", "CENTRAL_MCP_API_TOKEN": "t"}))
+    assert not exposed.enable_dns_rebinding_protection  # explicitly off: the SDK's own default would be on

@@ -32,16 +32,19 @@ from central_mcp.settings import Settings
 log = logging.getLogger("central_mcp")
 
 
-def transport_security(settings: Settings) -> TransportSecuritySettings | None:
+def transport_security(settings: Settings) -> TransportSecuritySettings:
     """DNS-rebinding protection for a loopback bind: the loopback names plus the public URL's host.
 
     A web page must not reach a loopback-only coordinator through a DNS name
     that points at 127.0.0.1; the SDK checks Host and Origin for that. The
     public URL's host is added so an SSH tunnel or local proxy under that name
-    still works. On an exposed bind the bearer tokens are the protection.
+    still works. On an exposed bind the bearer tokens are the protection, and
+    the check is turned off explicitly: left unset, the SDK would enable it
+    for its own default host (127.0.0.1) and refuse agents on other VMs that
+    name the coordinator by its address (421 "Invalid Host header").
     """
     if not settings.loopback:
-        return None
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
     public = urlsplit(settings.public_url)
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
     origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
