@@ -18,6 +18,11 @@ Cost. Persistent disks are billed per GB-month by type; the defaults are the
 on-demand prices in us-central1 (pd-standard $0.04, pd-balanced $0.10,
 pd-ssd $0.17), overridable with a table of one's own.
 
+Room for new agents. Before the launcher adds agents to a host, it measures
+the free space where their workspaces go (one ``df``) and refuses when the
+agents that are new there (their workspace does not exist yet) need more
+than that, at the same per-agent allowance as the sizing above.
+
 The guest. Whether the root partition and filesystem can grow is decided
 from what the tools themselves print (``findmnt``, ``lsblk``,
 ``growpart --dry-run``, ``dumpe2fs -h``, ``xfs_info``), parsed here rather
@@ -133,6 +138,82 @@ def vm_monthly_cost(machine_type, disk_size_gb, disk_type=DEFAULT_DISK_TYPE, pri
     return f"{machine_type} {_money(machine)} + {disk_part} = {_money(total)}/month"
 
 
+# ----------------------------------------------------------------- room for new agents
+def disk_paths_for_agents(agents, workspace_root) -> list:
+    """What the launcher's one ``df`` asks about: the workspace root and its parents, then each agent's workdir."""
+    root = str(workspace_root).rstrip("/") or "/"
+    if not root.startswith("/"):
+        raise AnsibleFilterError(f"the workspace root {root!r:.80} must be an absolute path")
+    parents = [root]
+    while parents[-1] != "/":
+        parents.append(parents[-1].rsplit("/", 1)[0] or "/")
+    return parents + [workdir for _, workdir in _workdirs(agents, root)]
+
+
+def _workdirs(agents, root: str) -> list:
+    if not isinstance(agents, list) or not all(isinstance(a, dict) and a.get("name") for a in agents):
+        raise AnsibleFilterError(f"agents must be a list of dicts with a name (central_mcp_agents), got {agents!r:.80}")
+    # The same rule as the launcher_fleet filter: an agent's own workdir, else <root>/<name>.
+    return [(str(a["name"]), str(a.get("workdir") or f"{root}/{a['name']}")) for a in agents]
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:.1f} GB"  # Compute Engine's GB are GiB, and so are these
+
+
+def agents_disk_room(df_output, agents, workspace_root, per_agent_gb=None, growth_gb=0) -> dict:
+    """Whether the filesystem of the workspace root has room for the agents that are new on this host.
+
+    ``df_output`` is what ``LC_ALL=C df --block-size=1 --output=avail,file``
+    printed for :func:`disk_paths_for_agents`: one line per path that exists
+    (a missing path is only an error on stderr). An agent whose workdir is
+    listed is already here and needs nothing new; each other one needs
+    ``per_agent_gb`` (None or "": the sizing default). The free space is that
+    of the workspace root or, before the first run, of its nearest existing
+    parent. ``growth_gb``: GB the boot disk is about to grow by (check mode).
+
+    Returns new (names), need_bytes, free_bytes, missing_bytes, path (where it
+    was measured), ok, and message (the refusal, or what was checked).
+    """
+    root = str(workspace_root).rstrip("/") or "/"
+    per_agent = DISK_PER_AGENT_GB
+    if per_agent_gb not in (None, ""):
+        per_agent = _number(per_agent_gb, "vm_upgrade_disk_per_agent_gb")
+    growth = _number(growth_gb or 0, "growth_gb")
+    free_at = {}
+    for line in str(df_output or "").splitlines():
+        avail, _, path = line.strip().partition(" ")
+        if avail.isdigit():
+            free_at[path.strip()] = int(avail)
+    measured = next((p for p in disk_paths_for_agents([], root) if p in free_at), None)
+    if measured is None:
+        raise AnsibleFilterError(
+            f"df printed no free space for {root} or any of its parents: {str(df_output)[:160]!r} "
+            "(the launcher reads `df --output=avail,file` with LC_ALL=C)"
+        )
+    new = [name for name, workdir in _workdirs(agents, root) if workdir not in free_at]
+    need = int(len(new) * per_agent * 2**30)
+    free = free_at[measured] + int(growth * 2**30)
+    missing = max(need - free, 0)
+    grown = f" (counting the {growth:g} GB the boot disk grows by in this run)" if growth else ""
+    if not new:
+        message = f"no new agent on this host: nothing more is needed on the filesystem of {measured}"
+    else:
+        message = (
+            f"{len(new)} new agent{'s' if len(new) != 1 else ''} on this host ({', '.join(new)}) need "
+            f"{_gb(need)} ({per_agent:g} GB each, vm_upgrade_disk_per_agent_gb) on the filesystem of {measured}, "
+            f"which has {_gb(free)} free{grown}"
+        )
+    if missing:
+        message += (
+            f": {_gb(missing)} is missing. Raise vm_upgrade_disk_size_gb in the inventory (or set it to auto, "
+            "sized for the fleet) so that the boot disk grows online, or free space on the VM, "
+            "then run site.yml again. Nothing was changed."
+        )
+    return {"new": new, "need_bytes": need, "free_bytes": free, "missing_bytes": missing, "path": measured,
+            "ok": not missing, "message": message}  # fmt: skip
+
+
 # ----------------------------------------------------------------- the guest's decisions
 def _json(text, tool: str) -> dict:
     if isinstance(text, dict):
@@ -220,4 +301,6 @@ class FilterModule:
             "root_fs_layout": root_fs_layout,
             "growpart_plan": growpart_plan,
             "filesystem_room": filesystem_room,
+            "disk_paths_for_agents": disk_paths_for_agents,
+            "agents_disk_room": agents_disk_room,
         }

@@ -10,6 +10,10 @@ same output live, where the machine allows it).
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -245,3 +249,85 @@ def test_filters_are_registered_under_their_documented_names():
     names = set(d.FilterModule().filters())
     docs = {p.stem for p in Path(d.__file__).parent.glob("*.yml")}
     assert names <= docs, f"filters without a documentation file: {sorted(names - docs)}"
+
+
+# ----------------------------------------------------------------- room for new agents
+# What `LC_ALL=C df --block-size=1 --output=avail,file` printed on Debian 12 for
+# the paths of disk_paths_for_agents: one line per path that exists.
+DF_FRESH = "      Avail File\n7516192768 /home\n7516192768 /\n"  # before the first run: 7 GB free
+DF_AB = (
+    "      Avail File\n1288490188 /home/agent/workspaces\n1288490188 /home/agent\n1288490188 /home\n"
+    "1288490188 /\n1288490188 /home/agent/workspaces/A\n1288490188 /home/agent/workspaces/B\n"
+)  # A and B are here; 1.2 GB free
+ROOT = "/home/agent/workspaces"
+FLEET = [{"name": n, "role": "x"} for n in "ABCD"]
+
+
+def test_disk_paths_for_agents():
+    fleet = [{"name": "A"}, {"name": "B", "workdir": "/srv/b"}]
+    assert d.disk_paths_for_agents(fleet, ROOT + "/") == [ROOT, "/home/agent", "/home", "/", f"{ROOT}/A", "/srv/b"]
+    assert d.disk_paths_for_agents([], "/") == ["/"]
+
+
+@pytest.mark.parametrize(
+    ("df", "fleet", "args", "ok", "new", "need_gb", "free_gb", "path"),
+    [
+        (DF_FRESH, FLEET[:2], (), True, ["A", "B"], 4, 7, "/home"),  # first run: measured on the nearest parent
+        (DF_FRESH, FLEET, (), False, list("ABCD"), 8, 7, "/home"),  # 4 x 2 GB do not fit in 7 GB
+        (DF_AB, FLEET[:2], (), True, [], 0, 1.2, ROOT),  # nothing new: nothing needed, even on a full disk
+        (DF_AB, FLEET[:3], (), False, ["C"], 2, 1.2, ROOT),  # one agent more, 1.2 GB free
+        (DF_AB, FLEET[:3], (1,), True, ["C"], 1, 1.2, ROOT),  # vm_upgrade_disk_per_agent_gb of one's own
+        (DF_AB, FLEET[:3], ("",), False, ["C"], 2, 1.2, ROOT),  # unset in the inventory: the sizing default
+        (DF_AB, FLEET, (None, 10), True, ["C", "D"], 4, 11.2, ROOT),  # check mode: the disk grows 10 GB first
+        (DF_AB, [*FLEET[:2], {"name": "E", "workdir": ROOT + "/A"}], (), True, [], 0, 1.2, ROOT),  # own workdir
+    ],
+)
+def test_agents_disk_room(df, fleet, args, ok, new, need_gb, free_gb, path):
+    room = d.agents_disk_room(df, fleet, ROOT, *args)
+    assert (room["ok"], room["new"], room["path"]) == (ok, new, path)
+    assert room["need_bytes"] == need_gb * GIB and abs(room["free_bytes"] - free_gb * GIB) < 0.01 * GIB
+    assert room["missing_bytes"] == max(room["need_bytes"] - room["free_bytes"], 0)
+    assert ("vm_upgrade_disk_size_gb" in room["message"]) is not ok
+    if not ok:
+        missing = f"{room['missing_bytes'] / GIB:.1f} GB is missing"
+        assert missing in room["message"] and f"({', '.join(new)})" in room["message"]
+
+
+def test_agents_disk_room_message():
+    room = d.agents_disk_room(DF_AB, FLEET, ROOT)
+    assert room["message"] == (
+        "2 new agents on this host (C, D) need 4.0 GB (2 GB each, vm_upgrade_disk_per_agent_gb) on the filesystem "
+        "of /home/agent/workspaces, which has 1.2 GB free: 2.8 GB is missing. Raise vm_upgrade_disk_size_gb in the "
+        "inventory (or set it to auto, sized for the fleet) so that the boot disk grows online, or free space on "
+        "the VM, then run site.yml again. Nothing was changed."
+    )
+
+
+def test_agents_disk_room_reads_real_df(tmp_path):
+    """The real df on this machine, with one workspace present and one not."""
+    (tmp_path / "A").mkdir()
+    fleet = FLEET[:2]
+    paths = d.disk_paths_for_agents(fleet, str(tmp_path))
+    df = subprocess.run(["df", "--block-size=1", "--output=avail,file", *paths], capture_output=True, text=True,
+                        env={**os.environ, "LC_ALL": "C"}, check=False)  # fmt: skip
+    assert df.returncode == 1 and str(tmp_path / "B") in df.stderr  # B's workspace does not exist yet
+    room = d.agents_disk_room(df.stdout, fleet, str(tmp_path))
+    assert room["new"] == ["B"] and room["path"] == str(tmp_path) and room["need_bytes"] == 2 * GIB
+    assert abs(room["free_bytes"] - shutil.disk_usage(tmp_path).free) < 64 * 2**20
+    huge = d.agents_disk_room(df.stdout, fleet, str(tmp_path), room["free_bytes"] / GIB + 1)
+    assert not huge["ok"] and 0 < huge["missing_bytes"] <= 1.01 * GIB
+
+
+@pytest.mark.parametrize(
+    ("df", "args", "message"),
+    [
+        ("df: /x: No such file or directory", (FLEET, ROOT), "df printed no free space for /home/agent/workspaces"),
+        (DF_AB, (FLEET, "relative"), "workspace root 'relative' must be an absolute path"),
+        (DF_AB, ("A,B", ROOT), "agents must be a list of dicts with a name"),
+        (DF_AB, (FLEET, ROOT, -1), "vm_upgrade_disk_per_agent_gb must be 0 or more, got -1"),
+        (DF_AB, (FLEET, ROOT, "lots"), "vm_upgrade_disk_per_agent_gb must be a number, got 'lots'"),
+    ],
+)
+def test_agents_disk_room_errors_name_the_value(df, args, message):
+    with pytest.raises(AnsibleFilterError, match=re.escape(message)):
+        d.agents_disk_room(df, *args)
