@@ -34,15 +34,10 @@ description:
     libraries C(google-auth) and C(requests) there."
 author:
   - Central-MCP maintainers
+# project, zone, auth_kind, service_account_file, access_token, api_endpoint, requirements
+extends_documentation_fragment:
+  - central_mcp.agents.gce
 options:
-  project:
-    description: Project ID of the VM or disk.
-    type: str
-    required: true
-  zone:
-    description: Zone of the VM or disk, e.g. C(us-central1-a).
-    type: str
-    required: true
   instance:
     description:
       - Name of the VM whose boot disk should grow. Exactly one of O(instance) and O(disk) is needed.
@@ -71,28 +66,6 @@ options:
         move the disk for every added agent. V(0) grows for any difference.
     type: int
     default: 0
-  auth_kind:
-    description:
-      - V(application) uses the controller's application default credentials
-        (C(gcloud auth application-default login), C(GOOGLE_APPLICATION_CREDENTIALS),
-        or the metadata server of a GCE controller).
-      - V(serviceaccount) reads the JSON key in O(service_account_file).
-      - V(accesstoken) uses O(access_token) as it is (it is not refreshed).
-    type: str
-    choices: [application, serviceaccount, accesstoken]
-    default: application
-  service_account_file:
-    description: Path on the controller of a service account's JSON key, for O(auth_kind=serviceaccount).
-    type: path
-  access_token:
-    description: An OAuth access token with the compute scope, for O(auth_kind=accesstoken). Keep it in Vault.
-    type: str
-  api_endpoint:
-    description:
-      - Base URL of the Compute Engine v1 API (a private endpoint, or a local
-        emulator in tests).
-    type: str
-    default: https://compute.googleapis.com/compute/v1
   timeout:
     description:
       - Seconds the whole change may take, retries and the operation wait included.
@@ -108,9 +81,6 @@ attributes:
   platform:
     support: full
     platforms: posix
-requirements:
-  - google-auth >= 2.20 (on the controller)
-  - requests >= 2.28 (on the controller)
 notes:
   - The account needs C(compute.disks.get) and C(compute.disks.resize), and
     C(compute.instances.get) with O(instance); e.g. the role

@@ -33,15 +33,10 @@ description:
     libraries C(google-auth) and C(requests) there."
 author:
   - Central-MCP maintainers
+# project, zone, auth_kind, service_account_file, access_token, api_endpoint, requirements
+extends_documentation_fragment:
+  - central_mcp.agents.gce
 options:
-  project:
-    description: Project ID of the VM.
-    type: str
-    required: true
-  zone:
-    description: Zone of the VM, e.g. C(us-central1-a).
-    type: str
-    required: true
   instance:
     description: Name of the VM.
     type: str
@@ -65,28 +60,6 @@ options:
         stays stopped.
     type: bool
     default: false
-  auth_kind:
-    description:
-      - V(application) uses the controller's application default credentials
-        (C(gcloud auth application-default login), C(GOOGLE_APPLICATION_CREDENTIALS),
-        or the metadata server of a GCE controller).
-      - V(serviceaccount) reads the JSON key in O(service_account_file).
-      - V(accesstoken) uses O(access_token) as it is (it is not refreshed).
-    type: str
-    choices: [application, serviceaccount, accesstoken]
-    default: application
-  service_account_file:
-    description: Path on the controller of a service account's JSON key, for O(auth_kind=serviceaccount).
-    type: path
-  access_token:
-    description: An OAuth access token with the compute scope, for O(auth_kind=accesstoken). Keep it in Vault.
-    type: str
-  api_endpoint:
-    description:
-      - Base URL of the Compute Engine v1 API (a private endpoint, or a local
-        emulator in tests).
-    type: str
-    default: https://compute.googleapis.com/compute/v1
   timeout:
     description:
       - Seconds the whole change may take, retries and operation waits included.
@@ -104,9 +77,6 @@ attributes:
   platform:
     support: full
     platforms: posix
-requirements:
-  - google-auth >= 2.20 (on the controller)
-  - requests >= 2.28 (on the controller)
 notes:
   - The account needs C(compute.instances.get), C(stop), C(start),
     C(setMachineType) and C(compute.machineTypes.get), e.g. the role

@@ -11,49 +11,27 @@ test fails if it saw a contract violation.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.central_mcp.agents.plugins.module_utils import gce
 from ansible_collections.central_mcp.agents.plugins.modules import gce_disk_size
+from gce_harness import DURATIONS, REPO, assert_doc_matches_spec, calls, posts
+from gce_harness import run_module as run
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # tests/ is not on the path under plain `pytest`
-    sys.path.insert(0, str(REPO))
-from tests.gce_emulator import start  # noqa: E402
-from tests.gce_emulator.contract import Contract  # noqa: E402
-from tests.gce_emulator.server import EMULATED  # noqa: E402
-from tests.gce_emulator.state import World  # noqa: E402
+from tests.gce_emulator import start
+from tests.gce_emulator.contract import Contract
+from tests.gce_emulator.server import EMULATED
+from tests.gce_emulator.state import World
 
 PROJECT, ZONE, VM = "demo-project", "us-central1-a", "vm1"
 BASE = f"/projects/{PROJECT}/zones/{ZONE}"
-DURATIONS = {"stop": 0.1, "start": 0.1, "setMachineType": 0.05, "resize": 0.1}
-
-
-@pytest.fixture(scope="module")
-def server():
-    with start(durations=DURATIONS, wait_max_s=5) as running:
-        yield running
-
-
-@pytest.fixture
-def emu(server, monkeypatch):
-    """A clean emulator per test, short back-offs, and no contract violation allowed."""
-    server.admin("POST", "reset")
-    server.configure(durations=DURATIONS, wait_max_s=5, token=None)
-    monkeypatch.setattr(gce, "_BACKOFF_BASE_S", 0.02)
-    yield server
-    assert server.violations() == [], "the emulator saw requests or answers off the Compute API contract"
 
 
 def module_args(emu, **extra) -> dict:
@@ -71,15 +49,7 @@ def module_args(emu, **extra) -> dict:
 
 
 def run_module(emu, check: bool = False, diff: bool = False, **extra) -> dict:
-    """The module's real main() in-process; its JSON result plus `rc` (0 ok, 1 failed)."""
-    internal = {"_ansible_check_mode": check, "_ansible_diff": diff}
-    out = io.StringIO()
-    with patch_module_args({**module_args(emu, **extra), **internal}), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit) as exit_info:
-            gce_disk_size.main()
-    result = json.loads(out.getvalue())
-    result["rc"] = exit_info.value.code
-    return result
+    return run(gce_disk_size, module_args(emu, **extra), check, diff)
 
 
 def size(emu, name: str = VM) -> int:
@@ -87,22 +57,10 @@ def size(emu, name: str = VM) -> int:
     return int(emu.disk(PROJECT, ZONE, name)["sizeGb"])
 
 
-def calls(emu) -> list[str]:
-    return [entry["method"].removeprefix("compute.") for entry in emu.log()]
-
-
-def posts(emu) -> list[str]:
-    return [entry["path"] for entry in emu.log() if entry["verb"] != "GET"]
-
-
 # ----------------------------------------------------------------- the manual
 def test_documentation_matches_the_argument_spec():
-    documented = yaml.safe_load(gce_disk_size.DOCUMENTATION)["options"]
-    spec = gce_disk_size.ARGUMENT_SPEC
-    assert set(documented) == set(spec)
-    for name, option in spec.items():
-        fields = ("type", "default", "choices", "required")
-        assert {k: documented[name].get(k) for k in fields} == {k: option.get(k) for k in fields}, name
+    """ansible-doc is the manual: every option it shows (doc fragment included) is one the module takes."""
+    assert_doc_matches_spec("gce_disk_size", gce_disk_size.ARGUMENT_SPEC)
     returned = yaml.safe_load(gce_disk_size.RETURN)
     assert set(returned) == {"disk", "previous_size_gb", "size_gb", "disk_type", "changed", "api_calls"}
     yaml.safe_load(gce_disk_size.EXAMPLES)
@@ -373,12 +331,12 @@ def call(emu, verb: str, path: str, body=None) -> tuple[int, dict]:
     ],
     ids=["equal", "smaller", "integer-size", "bad-request-id", "unknown-query"],
 )
-def test_resize_keeps_the_services_rules(server, body, query, status, says):
-    server.admin("POST", "reset")
-    server.add_instance(PROJECT, ZONE, VM)
-    code, answer = call(server, "POST", f"{BASE}/disks/{VM}/resize{query}", body)
+def test_resize_keeps_the_services_rules(gce_server, body, query, status, says):
+    gce_server.admin("POST", "reset")
+    gce_server.add_instance(PROJECT, ZONE, VM)
+    code, answer = call(gce_server, "POST", f"{BASE}/disks/{VM}/resize{query}", body)
     assert code == status and says in answer["error"]["message"], answer
-    assert size(server) == 10
+    assert size(gce_server) == 10
 
 
 def test_official_client_grows_a_disk_once_per_request_id(emu):

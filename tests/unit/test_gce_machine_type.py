@@ -12,45 +12,27 @@ discovery document, and each test fails if it saw a contract violation.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.central_mcp.agents.plugins.module_utils import gce
 from ansible_collections.central_mcp.agents.plugins.modules import gce_machine_type
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # tests/ is not on the path under plain `pytest`
-    sys.path.insert(0, str(REPO))
-from tests.gce_emulator import start  # noqa: E402
+from gce_harness import DURATIONS, REPO, assert_doc_matches_spec, calls, posts
+from gce_harness import run_module as run
 
 PROJECT, ZONE, VM = "demo-project", "us-central1-a", "vm1"
-DURATIONS = {"stop": 0.15, "start": 0.2, "setMachineType": 0.05}
 
 
 # ----------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def server():
-    with start(durations=DURATIONS, wait_max_s=5) as running:
-        yield running
-
-
 @pytest.fixture
-def emu(server, monkeypatch):
-    """A clean emulator per test, short back-offs, and no contract violation allowed."""
-    server.admin("POST", "reset")
-    server.configure(durations=DURATIONS, wait_max_s=5, token=None)
-    monkeypatch.setattr(gce, "_BACKOFF_BASE_S", 0.02)
+def emu(emu, monkeypatch):
+    """The shared emulator (conftest.py), and short polls of a VM between two states."""
     monkeypatch.setattr(gce_machine_type, "_POLL_S", 0.05)
-    yield server
-    assert server.violations() == [], "the emulator saw requests or answers off the Compute API contract"
+    return emu
 
 
 def module_args(emu, **extra) -> dict:
@@ -68,15 +50,7 @@ def module_args(emu, **extra) -> dict:
 
 
 def run_module(emu, check: bool = False, diff: bool = False, **extra) -> dict:
-    """The module's real main() in-process; its JSON result plus `rc` (0 ok, 1 failed)."""
-    internal = {"_ansible_check_mode": check, "_ansible_diff": diff}
-    out = io.StringIO()
-    with patch_module_args({**module_args(emu, **extra), **internal}), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit) as exit_info:
-            gce_machine_type.main()
-    result = json.loads(out.getvalue())
-    result["rc"] = exit_info.value.code
-    return result
+    return run(gce_machine_type, module_args(emu, **extra), check, diff)
 
 
 def vm(emu) -> tuple[str, str]:
@@ -85,27 +59,25 @@ def vm(emu) -> tuple[str, str]:
     return instance["status"], instance["machineType"].rsplit("/", 1)[-1]
 
 
-def calls(emu) -> list[str]:
-    """The API methods the module called, in order (compute. prefix dropped)."""
-    return [entry["method"].removeprefix("compute.") for entry in emu.log()]
-
-
-def posts(emu) -> list[str]:
-    return [entry["path"] for entry in emu.log() if entry["verb"] != "GET"]
-
-
 # ----------------------------------------------------------------- the manual
 def test_documentation_matches_the_argument_spec():
-    """ansible-doc is the manual: every option it shows is the one the module takes, same type and default."""
-    documented = yaml.safe_load(gce_machine_type.DOCUMENTATION)["options"]
-    spec = gce_machine_type.ARGUMENT_SPEC
-    assert set(documented) == set(spec)
-    for name, option in spec.items():
-        doc = documented[name]
-        fields = ("type", "default", "choices", "required")
-        assert {k: doc.get(k) for k in fields} == {k: option.get(k) for k in fields}, name
+    """ansible-doc is the manual: every option it shows (doc fragment included) is one the module takes."""
+    assert_doc_matches_spec("gce_machine_type", gce_machine_type.ARGUMENT_SPEC)
     returned = yaml.safe_load(gce_machine_type.RETURN)
     assert set(returned) >= {"previous_machine_type", "machine_type", "status", "stopped", "downtime_s", "rolled_back"}
+
+
+def test_the_shared_options_come_from_the_doc_fragment():
+    """The auth options are documented once (plugins/doc_fragments/gce.py); the check reads the merged manual."""
+    shared = {"project", "zone", "auth_kind", "service_account_file", "access_token", "api_endpoint"}
+    own = yaml.safe_load(gce_machine_type.DOCUMENTATION)
+    assert own["extends_documentation_fragment"] == ["central_mcp.agents.gce"]
+    assert not shared & set(own["options"]), "documented in the module and in the fragment"
+    spec = gce_machine_type.ARGUMENT_SPEC
+    with pytest.raises(AssertionError, match="undocumented"):
+        assert_doc_matches_spec("gce_machine_type", {**spec, "region": {"type": "str"}})
+    with pytest.raises(AssertionError, match="api_endpoint"):
+        assert_doc_matches_spec("gce_machine_type", {**spec, "api_endpoint": {"type": "str", "default": "http://x"}})
 
 
 # ----------------------------------------------------------------- the plain paths
