@@ -71,20 +71,19 @@ def kind_files() -> dict[str, Any]:
 
 
 def cli_tree(kind: str, install: dict[str, Any]) -> Path:
-    """The kind's npm packages installed into the controller cache (once): what the launcher copies to a host."""
+    """The kind's npm packages installed into the controller cache (once): the tree the launcher archives for hosts."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "central-mcp" / "npm"
     tree = cache / f"{kind}-{install['version']}"
-    if (tree / ".complete").exists():
+    if (tree / "node_modules" / ".package-lock.json").exists():  # npm writes it last (the role checks it too)
         return tree
     npm = shutil.which("npm")
     if npm is None:
         raise Unavailable(f"npm is not installed, so {install['packages']} cannot be fetched")
     tree.mkdir(parents=True, exist_ok=True)
-    argv = [npm, "install", "--prefix", str(tree), "--no-audit", "--no-fund", "--omit=dev", *install["packages"]]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=1200)
+    argv = [npm, "install", "--prefix", str(tree), "--no-audit", "--no-fund", "--omit=dev", "--os=linux", "--cpu=x64"]
+    done = subprocess.run([*argv, *install["packages"]], capture_output=True, text=True, timeout=1200)
     if done.returncode:
         raise Unavailable(f"npm install {' '.join(install['packages'])} failed: {done.stderr.strip()[-1500:]}")
-    (tree / ".complete").write_text(" ".join(install["packages"]) + "\n")
     return tree
 
 
