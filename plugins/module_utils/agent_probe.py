@@ -15,6 +15,13 @@ The agent is the pane's process or, when the pane runs the launcher's wrapper
 the agent. CPU % and RSS cover the agent and its descendants (the tools it
 runs are its work); CPU % is of one core, as in top.
 
+Kinds: the agent's CLI (claude, codex, gemini) comes from AGENT_KIND in the
+agent's environment (agent-run sets it), else from its command line, else
+from the coordinator. ``cli_pid`` is the CLI itself: Codex's Node wrapper
+starts a native ``codex`` binary and Gemini's ``node gemini.js`` starts
+itself again with a larger heap, so it is the youngest process of the tree
+that looks like the CLI.
+
 Restarts: a wrapper may publish ``"<its pid>:<starts>"`` in the pane option
 ``@agent_run_starts`` (``tmux set-option -p``) at each start; it comes back in
 the same tmux call, so it costs nothing. Without it the count is 0 when the
@@ -45,6 +52,8 @@ STARTS_OPTION = "@agent_run_starts"
 CPU_INTERVAL_S = 0.2
 MIN_RESTART_GAP_S = 1.0  # agent-run's shortest back-off
 MAX_ANSWER_BYTES = 4 * 2**20
+# How each kind's CLI shows in argv (the basename of one of its first words).
+CLI_MARKERS = {"claude": "claude", "codex": "codex", "gemini": "gemini.js"}
 # The name goes last: tmux constrains every other field, so only it may hold a tab.
 _FIELDS = ("window_index", "pane_pid", "pane_dead", "pane_dead_status", STARTS_OPTION)
 _FORMAT = "\t".join("#{" + f + "}" for f in (*_FIELDS, "window_name"))
@@ -135,13 +144,18 @@ def snapshot(pids: set[int] | None = None) -> dict[int, Proc]:
     return {p.pid: p for p in map(_stat, pids) if p is not None}
 
 
-def _is_wrapper(pid: int) -> bool:
-    """agent-run runs as ``agent-run ...`` or, through its shebang, ``python3 [-opts] .../agent-run ...``."""
+def _words(pid: int) -> list[str]:
+    """Basenames of the first four argv words of a process ([] once it is gone)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = [os.path.basename(a.decode(errors="replace")) for a in fh.read().split(b"\0")[:4] if a]
+            return [os.path.basename(a.decode(errors="replace")) for a in fh.read().split(b"\0")[:4] if a]
     except OSError:
-        return False
+        return []
+
+
+def _is_wrapper(pid: int) -> bool:
+    """agent-run runs as ``agent-run ...`` or, through its shebang, ``python3 [-opts] .../agent-run ...``."""
+    argv = _words(pid)
     if argv and argv[0].startswith("python"):
         argv = [a for a in argv[1:] if not a.startswith("-")]
     return bool(argv) and argv[0] == WRAPPER
@@ -153,6 +167,32 @@ class _Seen:
     wrapper: Proc | None
     agent: Proc | None
     tree: tuple[Proc, ...]  # the agent and its descendants, first sample
+
+
+def _env_kind(pid: int) -> str | None:
+    """AGENT_KIND from the agent's environment (readable for its own user and root)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            env = fh.read()
+    except OSError:
+        return None
+    for item in env.split(b"\0"):
+        if item.startswith(b"AGENT_KIND="):
+            return item[len(b"AGENT_KIND=") :].decode(errors="replace") or None
+    return None
+
+
+def _kind_and_cli(tree: tuple[Proc, ...]) -> tuple[str | None, int | None]:
+    """The agent's kind and the PID of the CLI itself (the youngest process that looks like it)."""
+    if not tree:
+        return None, None
+    kind, cli = _env_kind(tree[0].pid), None
+    for proc in sorted(tree, key=lambda p: p.start):
+        words = _words(proc.pid)
+        found = [k for k, marker in CLI_MARKERS.items() if marker in words]
+        if found and (kind is None or kind in found):
+            kind, cli = kind or found[0], proc.pid
+    return kind, cli
 
 
 def _locate(pane: Pane, procs: dict[int, Proc], kids: dict[int, list[int]]) -> _Seen:
@@ -209,7 +249,8 @@ def fetch_coordinator(url: str, token: str | None = None, timeout: float = 2.0) 
 
 # ---------------------------------------------------------------------- merge
 def _blank(name: str, window: int | None) -> dict[str, Any]:
-    row = {"name": name, "window": window, "pid": None, "wrapper_pid": None, "alive": False}
+    row = {"name": name, "kind": None, "window": window, "pid": None, "cli_pid": None, "wrapper_pid": None}
+    row["alive"] = False
     keys = ("cpu_percent", "rss_bytes", "uptime_s", "restarts", "registered", "last_seen_s", "current_task")
     return {**row, **dict.fromkeys(keys)}
 
@@ -225,6 +266,7 @@ def _row(seen: _Seen, after: dict[int, Proc], elapsed: float, uptime: float) -> 
         return {**row, "state": "restarting" if wrapper else "gone", "problem": what}
     pairs = [(p, after[p.pid]) for p in seen.tree if p.pid in after and after[p.pid].start == p.start]
     row["pid"] = agent.pid
+    row["kind"], row["cli_pid"] = _kind_and_cli(seen.tree)
     row["cpu_percent"] = round(sum(b.ticks - a.ticks for a, b in pairs) / _TICK / elapsed * 100, 1)
     row["rss_bytes"] = sum(b.rss for _, b in pairs)  # a reused pid is another process: left out
     row["uptime_s"] = round(max(uptime - agent.start / _TICK, 0.0), 1)
@@ -251,6 +293,8 @@ def merge(rows: list[dict[str, Any]], coordinator: dict[str, dict] | None, expec
             have.add(name)
     for row in rows if coordinator is not None else ():
         entry = coordinator.get(row["name"]) or {}
+        if row["kind"] is None and isinstance(entry.get("kind"), str):
+            row["kind"] = entry["kind"]  # no process to ask: what the coordinator was told
         row["registered"] = bool(entry.get("registered", True)) if entry else False
         seen, task = entry.get("last_seen_s"), entry.get("current_task")
         if isinstance(seen, (int, float)) and not isinstance(seen, bool):
@@ -310,7 +354,10 @@ def probe(opts: Options, interval: float = CPU_INTERVAL_S) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- table
-HEADERS = ("AGENT", "HOST", "WIN", "ALIVE", "CPU%", "RSS", "UPTIME", "RESTARTS", "REGISTERED", "LAST SEEN", "STATE")
+HEADERS = (
+    *("AGENT", "KIND", "HOST", "WIN", "ALIVE", "CPU%", "RSS"),
+    *("UPTIME", "RESTARTS", "REGISTERED", "LAST SEEN", "STATE"),
+)
 _RIGHT = {"WIN", "CPU%", "RSS", "UPTIME", "RESTARTS", "LAST SEEN"}
 
 
@@ -328,6 +375,7 @@ def _cells(a: dict[str, Any]) -> dict[str, str]:
     title = f"#{task.get('id')} {task.get('title') or ''}".strip() if task else "-"
     return {
         "AGENT": a["name"],
+        "KIND": a.get("kind") or "-",
         "HOST": str(a.get("host", "")),
         "WIN": "-" if a["window"] is None else str(a["window"]),
         "ALIVE": "yes" if a["alive"] else "NO",

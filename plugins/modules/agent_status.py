@@ -177,6 +177,12 @@ agents:
       description: The agent's name (its window's name).
       type: str
       sample: A
+    kind:
+      description: The agent's CLI (V(claude), V(codex), V(gemini)), from
+        C(AGENT_KIND) in its environment, else its command line, else the
+        coordinator's record; null when nothing tells.
+      type: str
+      sample: codex
     window:
       description: Index of its window; null when it has none.
       type: int
@@ -186,6 +192,12 @@ agents:
         the pane runs C(agent-run)); null when there is none.
       type: int
       sample: 4242
+    cli_pid:
+      description: PID of the CLI itself, which may run under the agent
+        process (Codex's native binary under its Node wrapper, Gemini's
+        relaunched Node); null without a process that looks like the CLI.
+      type: int
+      sample: 4250
     wrapper_pid:
       description: PID of the C(agent-run) wrapper; null without one.
       type: int

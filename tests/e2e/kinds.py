@@ -99,7 +99,7 @@ class KindFleet:
         for entry, agent in zip(spec["agents"], agents, strict=True):
             entry.update(kind=agent.get("kind", "claude"), model=agent["model"], tools=agent.get("tools"))
         (root / "coordinator" / "agents.json").write_text(json.dumps(spec, indent=2))
-        self.socket = root / "tmux.sock"
+        self.socket_name = f"central-mcp-e2e-kinds-{os.getpid()}"  # tmux -L, as agent_status reads it
         self.items: dict[str, dict[str, Any]] = {}
         self.started_at: dict[str, float] = {}
 
@@ -149,7 +149,7 @@ class KindFleet:
 
     def tmux(self, *args: str) -> str:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.root), "LANG": "C.UTF-8", "TERM": "xterm"}
-        done = subprocess.run(["tmux", "-S", str(self.socket), *args], capture_output=True, text=True, env=env)
+        done = subprocess.run(["tmux", "-L", self.socket_name, *args], capture_output=True, text=True, env=env)
         if done.returncode:
             raise RuntimeError(f"tmux {args[0]}: {done.stderr.strip()}")
         return done.stdout

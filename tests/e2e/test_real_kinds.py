@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from plugins.module_utils.agent_probe import Options, probe
 from tests.e2e.fleet import wait_for
 from tests.e2e.kinds import GRANT, PROMPT_MARKERS, UNGRANTED, KindFleet, Unavailable, cli_tree, kind_files
 from tests.model_api import ModelApi, ModelApiServer, Policy
@@ -134,3 +135,18 @@ def test_no_secret_in_a_window_command(kinds_fleet) -> None:
         assert token in Path(fleet.root / "etc" / f"{name}.env").read_text()
         for doc in item["configs"]:
             assert token not in Path(doc["path"]).read_text()
+
+
+def test_agent_status_reports_kind_and_finds_each_cli(kinds_fleet) -> None:
+    """agent_status's engine on this fleet: the kind, and the CLI process under its Node wrapper."""
+    fleet, _ = kinds_fleet
+    opts = Options("kinds", fleet.socket_name, fleet.coordinator.url, fleet.coordinator.api_token)
+    rows = {r["name"]: r for r in probe(opts)["agents"]}
+    assert {n: rows[n]["kind"] for n in fleet.items} == {"E": "codex", "F": "gemini"}
+    for name, marker in (("E", "codex"), ("F", "gemini.js")):
+        row = rows[name]
+        assert row["alive"] and row["registered"], row
+        assert row["cli_pid"] and row["cli_pid"] != row["pid"], row  # the CLI runs under a Node process
+        argv = Path(f"/proc/{row['cli_pid']}/cmdline").read_bytes().split(b"\0")
+        assert any(Path(a.decode()).name == marker for a in argv[:4]), argv
+        print(f"\n{name} ({row['kind']}): RSS {row['rss_bytes'] / 2**20:.0f} MiB (agent and its processes)")

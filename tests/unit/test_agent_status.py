@@ -390,7 +390,7 @@ def test_script_prints_the_same_agents(socket, wrapper, tmp_path):
     assert [(a["name"], a["registered"], a["state"]) for a in as_json["agents"]] == [
         ("A", True, "idle"), ("B", False, "unregistered")]  # fmt: skip
     table = subprocess.run(script, capture_output=True, text=True, check=True).stdout.splitlines()
-    assert table[0].split()[:3] == ["AGENT", "WIN", "ALIVE"]
+    assert table[0].split()[:4] == ["AGENT", "KIND", "WIN", "ALIVE"]
     assert table[-1] == "2 agents: 2 running, ? registered, 0 unhealthy"
     watch = subprocess.Popen([*script, "--watch", "1"], stdout=subprocess.PIPE, text=True)
     try:
@@ -402,7 +402,7 @@ def test_script_prints_the_same_agents(socket, wrapper, tmp_path):
 
 
 def test_fleet_table_over_hosts():
-    agent = {"name": "A", "window": 1, "pid": 10, "wrapper_pid": 9, "alive": True, "cpu_percent": 1.5,
+    agent = {"name": "A", "kind": "codex", "window": 1, "pid": 10, "wrapper_pid": 9, "alive": True, "cpu_percent": 1.5,
              "rss_bytes": 300 * 2**20, "uptime_s": 7260, "restarts": 1, "registered": True, "last_seen_s": 4,
              "current_task": {"id": 7, "title": "A rather long task title that goes on and on"},
              "state": "working", "healthy": True, "problem": None}  # fmt: skip
@@ -422,9 +422,9 @@ def test_fleet_table_over_hosts():
     assert fleet["summary"]["line"].startswith(line)
     assert fleet["hosts"]["vm2"] == {"error": "boom"} and fleet["summary"]["hosts_without_result"] == 2
     lines = status_table(fleet).splitlines()
-    assert lines[0].split() == ["AGENT", "HOST", "WIN", "ALIVE", "CPU%", "RSS", "UPTIME", "RESTARTS", "REGISTERED",
-                                "LAST", "SEEN", "STATE", "TASK"]  # fmt: skip
-    assert lines[1].split()[:11] == ["A", "vm1", "1", "yes", "1.5", "300M", "2h01m", "1", "yes", "4s", "ago"]
+    assert lines[0].split() == ["AGENT", "KIND", "HOST", "WIN", "ALIVE", "CPU%", "RSS", "UPTIME", "RESTARTS",
+                                "REGISTERED", "LAST", "SEEN", "STATE", "TASK"]  # fmt: skip
+    assert lines[1].split()[:12] == ["A", "codex", "vm1", "1", "yes", "1.5", "300M", "2h01m", "1", "yes", "4s", "ago"]
     assert lines[1].endswith("#7 A rather long task title that goes o…")
     assert lines[3] == "! B on vm1: its pane is dead" and lines[-1] == fleet["summary"]["line"]
     assert lines[4] == "DISK vm1 / (holds /home/agent/workspaces): 90 % used, 1.0 GiB free of 10.0 GiB"
@@ -453,3 +453,31 @@ def test_documentation_matches_the_argument_spec():
     keys = {*agent_probe._blank("A", 1), "state", "problem", "healthy"}
     assert set(returned["agents"]["contains"]) == keys
     assert set(returned["disk"]["contains"]) == set(disk_use.report(["/"])[0])
+
+
+@pytest.mark.parametrize(
+    ("env_kind", "script", "kind"),
+    [("gemini", "gemini.js", "gemini"), (None, "codex", "codex"), ("claude", "claude", "claude"), (None, "sh", None)],
+)
+def test_kind_and_cli_process_of_an_agent(tmp_path, env_kind, script, kind):
+    """The CLI under a wrapper (as Codex's native binary under node): kind from the env, else the argv."""
+    cli = tmp_path / script
+    cli.write_text("#!/bin/sh\nsleep 30\n")  # no exec: the script stays the process
+    cli.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", **({"AGENT_KIND": env_kind} if env_kind else {})}
+    wrapper = subprocess.Popen(["/bin/sh", "-c", f"{cli} & wait"], env=env)
+    try:
+        for _ in range(50):
+            procs = agent_probe.snapshot()
+            kids = [p for p in procs.values() if p.ppid == wrapper.pid]
+            if kids and any(procs[k.pid].state != "Z" for k in kids):
+                break
+            time.sleep(0.05)
+        tree = (procs[wrapper.pid], *kids)
+        found_kind, cli_pid = agent_probe._kind_and_cli(tree)
+        assert found_kind == kind
+        assert cli_pid == (kids[0].pid if kind else None)
+    finally:
+        wrapper.kill()
+        subprocess.run(["pkill", "-P", str(wrapper.pid)], check=False)
+        wrapper.wait()
