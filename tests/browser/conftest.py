@@ -30,6 +30,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 AGENTS = ("A", "B", "C", "D")
 ROLES = {"A": "ui-velocity", "B": "design-architecture", "C": "backend", "D": "integration"}
+KINDS = {"C": "codex", "D": "gemini"}  # the others: claude (the agents here are shell loops; the kind is shown)
 SESSION = "central-mcp-agents"
 
 
@@ -62,7 +63,7 @@ class Fleet:
             loop = f'i=0; while true; do i=$((i+1)); echo "agent {name} working, step $i"; sleep 3; done'
             self.tmux("new-window", "-d", "-t", SESSION, "-n", name, "sh", "-c", loop)
         agents = [
-            {"name": n, "role": ROLES[n], "model": "claude-sonnet-4-5", "kind": "claude", "host": "vm1",
+            {"name": n, "role": ROLES[n], "model": "claude-sonnet-4-5", "kind": KINDS.get(n, "claude"), "host": "vm1",
              "token_sha256": hashlib.sha256(t.encode()).hexdigest()}
             for n, t in self.tokens.items()
         ]  # fmt: skip

@@ -134,6 +134,10 @@ def test_dashboard_end_to_end(fleet: Fleet, browser: Any) -> None:
     assert [r[0] for r in rows] == list(AGENTS)
     assert browser.find_element(By.ID, "agent-count").text == "4 active of 4"
     assert all(r[1] in ("idle", "working") for r in rows), rows
+    kinds = browser.execute_script(
+        "return [...document.querySelectorAll('#agents tbody tr.agent td.kind')].map(c => c.textContent);"
+    )
+    assert kinds == ["claude", "claude", "codex", "gemini"], kinds
     assert "e2-standard-4" in browser.find_element(By.ID, "fleet-facts").text
 
     # every agent's terminal shows its pane

@@ -112,6 +112,7 @@ function renderAgents(agents) {
     `${agents.filter((a) => ['idle', 'working'].includes(a.state)).length} active of ${agents.length}`;
   body.replaceChildren(...agents.map((a) => el('tr', { 'data-agent': a.name, class: 'agent' },
     el('td', { text: a.name, class: 'name' }),
+    el('td', { text: a.kind || DASH, class: 'kind' }),
     el('td', { text: a.role || DASH }),
     el('td', { text: a.model || DASH }),
     el('td', { text: a.host || DASH }),
