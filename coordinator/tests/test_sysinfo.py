@@ -90,3 +90,8 @@ def test_disk_of_the_real_filesystem(tmp_path: Path) -> None:
     assert 0 < dsk["used_percent"] < 100
     assert sysinfo.disk_warning(dsk, 100) is None
     assert "vm_upgrade_disk_size_gb" in sysinfo.disk_warning(dsk, dsk["used_percent"])
+
+
+def test_small_volume_reads_in_mib() -> None:
+    dsk = sysinfo.disk(Path("/var/lib/central-mcp"), statvfs=_statvfs(12288, 1244, 1244))  # 48 MiB, 89.9 % used
+    assert "(5 MiB free of 48 MiB)" in sysinfo.disk_warning(dsk, 85)

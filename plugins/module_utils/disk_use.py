@@ -49,14 +49,21 @@ def measure(path: str, statvfs: Callable[[str], Any] | None = None) -> dict[str,
     return {"total_bytes": total, "free_bytes": free, "used_bytes": used, "used_percent": percent}
 
 
+def _size(value: int | None) -> str:
+    """1.2 GiB, or 750 MiB below a GiB (a small filesystem must not read as 0.0 GiB)."""
+    if value is None:
+        return "?"
+    return f"{value / 2**30:.1f} GiB" if value >= 2**30 else f"{value / 2**20:.0f} MiB"
+
+
 def warning(entry: dict[str, Any], warn_percent: float = DEFAULT_WARN_PERCENT) -> str | None:
     """The early warning for one filesystem at or above ``warn_percent``, or None."""
     percent = entry.get("used_percent")
     if percent is None or percent < warn_percent:
         return None
     return (
-        f"disk {entry['mount']} is {percent:g} % used ({entry['free_bytes'] / 2**30:.1f} GiB free of "
-        f"{entry['total_bytes'] / 2**30:.1f} GiB), above the {warn_percent:g} % warning threshold: raise "
+        f"disk {entry['mount']} is {percent:g} % used ({_size(entry['free_bytes'])} free of "
+        f"{_size(entry['total_bytes'])}), above the {warn_percent:g} % warning threshold: raise "
         f"{RAISE_VARIABLE} in the inventory (or set it to auto) and run site.yml; the boot disk grows online"
     )
 
@@ -79,10 +86,6 @@ def report(paths: list[str], warn_percent: float = DEFAULT_WARN_PERCENT) -> list
     return list(entries.values())
 
 
-def _gib(value: int | None) -> str:
-    return "?" if value is None else f"{value / 2**30:.1f} GiB"
-
-
 def render_lines(disks: list[dict[str, Any]]) -> list[str]:
     """One line per filesystem, then a ``!`` line per warning: the status table's disk part.
 
@@ -95,8 +98,8 @@ def render_lines(disks: list[dict[str, Any]]) -> list[str]:
         holds = f" (holds {', '.join(others)})" if others else ""
         percent = "?" if d.get("used_percent") is None else f"{d['used_percent']:g} %"
         lines.append(
-            f"DISK {where}{d['mount']}{holds}: {percent} used, {_gib(d.get('free_bytes'))} free "
-            f"of {_gib(d.get('total_bytes'))}"
+            f"DISK {where}{d['mount']}{holds}: {percent} used, {_size(d.get('free_bytes'))} free "
+            f"of {_size(d.get('total_bytes'))}"
         )
         if d.get("warning"):
             warnings.append(f"! {d['host'] + ': ' if d.get('host') else ''}{d['warning']}")

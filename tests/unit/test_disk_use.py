@@ -70,3 +70,9 @@ def test_render_lines():
         "DISK vm2 /: 19.6 % used, 40.0 GiB free of 50.0 GiB",
         "! vm1: disk / is 89.5 % used (...)",
     ]
+
+
+def test_small_filesystem_reads_in_mib():
+    """A 48 MiB volume nearly full: the warning must not say '0.0 GiB free of 0.0 GiB'."""
+    entry = {"mount": "/var/lib/central-mcp", **disk_use.measure("/", fake_statvfs(12288, 1244, 1244))}
+    assert "(5 MiB free of 48 MiB)" in disk_use.warning(entry)

@@ -80,14 +80,19 @@ def disk(path: Path, statvfs: Callable[[Path], os.statvfs_result] | None = None)
     return {"path": str(path), "total_bytes": total, "free_bytes": free, "used_bytes": used, "used_percent": percent}
 
 
+def size_text(n: int) -> str:
+    """1.2 GiB, or 750 MiB below a GiB (a small data volume must not read as 0.0 GiB)."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
 def disk_warning(dsk: dict[str, Any], warn_percent: float) -> str | None:
     """The early warning above ``warn_percent``: what is used, and the inventory variable that grows the disk."""
     percent = dsk.get("used_percent")
     if percent is None or percent < warn_percent:
         return None
     return (
-        f"disk: {percent:g} % used on the filesystem of {dsk['path']} ({dsk['free_bytes'] / 2**30:.1f} GiB free of "
-        f"{dsk['total_bytes'] / 2**30:.1f} GiB), above the {warn_percent:g} % warning threshold: raise "
+        f"disk: {percent:g} % used on the filesystem of {dsk['path']} ({size_text(dsk['free_bytes'])} free of "
+        f"{size_text(dsk['total_bytes'])}), above the {warn_percent:g} % warning threshold: raise "
         f"vm_upgrade_disk_size_gb in the inventory (or set it to auto) and run site.yml; the boot disk grows online"
     )
 
