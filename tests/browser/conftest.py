@@ -98,6 +98,8 @@ class Fleet:
             "CENTRAL_MCP_RELAY_SOCKET": str(self.relay_socket),
             "CENTRAL_MCP_MACHINE_TYPE": "e2-standard-4",
             "CENTRAL_MCP_MONTHLY_COST": "97.09",
+            # Below any real disk's use, so the page shows the disk early warning (the health badge is degraded).
+            "CENTRAL_MCP_DISK_WARN_PERCENT": "1",
         }
         self.procs.append(
             subprocess.Popen(

@@ -139,6 +139,13 @@ def test_dashboard_end_to_end(fleet: Fleet, browser: Any) -> None:
     )
     assert kinds == ["claude", "claude", "codex", "gemini"], kinds
     assert "e2-standard-4" in browser.find_element(By.ID, "fleet-facts").text
+    # the disk early warning: the Disk fact highlighted, its warning first among the problems
+    disk = browser.find_element(By.CSS_SELECTOR, "#fleet-facts dd[data-fact=Disk]")
+    assert "% used" in disk.text and "free of" in disk.text and "warn" in disk.get_attribute("class")
+    first_problem = browser.find_element(By.CSS_SELECTOR, "#problems li")
+    assert "disk-warning" in first_problem.get_attribute("class")
+    assert "raise vm_upgrade_disk_size_gb" in first_problem.text
+    assert browser.find_element(By.ID, "status").text == "degraded"
 
     # every agent's terminal shows its pane
     for name in AGENTS:
