@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -107,7 +108,7 @@ class KindFleet:
         self.coordinator.start()
         return self
 
-    def render(self, trees: dict[str, Path], prompt: str) -> None:
+    def render(self, trees: dict[str, Path], prompt: str, claude: Path | None = None) -> None:
         settings = {
             "libexec_dir": str(REPO / "roles" / "launcher" / "files"),
             "config_dir": str(self.root / "etc"),
@@ -122,6 +123,7 @@ class KindFleet:
             "allowed_tools": [],
             "prompt": prompt,
             "agent_env": {
+                "ANTHROPIC_BASE_URL": self.model_url,
                 "OPENAI_API_KEY": "sk-e2e-openai-key-0000",
                 "OPENAI_BASE_URL": self.model_url + "/v1",
                 "GEMINI_API_KEY": "e2e-gemini-key-0000",
@@ -133,9 +135,12 @@ class KindFleet:
             "trees": {k: str(v) for k, v in trees.items()},
             "agents": self.agents,
             "settings": settings,
-            "secrets": {"tokens": self.coordinator.tokens},
+            "secrets": {"tokens": self.coordinator.tokens, "api_key": "sk-ant-api03-e2e-role-key-0000"},
         }
         for item in _render(payload):
+            if claude is not None:  # the binary the tests extracted, where the launcher links /usr/local/bin/claude
+                argv = [str(claude) if a == "/usr/local/bin/claude" else a for a in shlex.split(item["command"])]
+                item["command"] = shlex.join(argv)
             self.items[item["name"]] = item
             # What the launcher's configure step writes: the env file and the config sources, 0600.
             for path in (self.root / "etc", Path(item["workdir"]), Path(item["state_dir"])):

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A real Codex agent and a real Gemini agent on one coordinator, started as the launcher starts them.
+"""One real agent of each kind (Claude Code, Codex, Gemini) on one coordinator, started as the launcher does.
 
 Each CLI is the npm package pinned in its kind file, configured only by what
 the launcher renders (env file, config.toml / settings.json / policy file
@@ -18,19 +18,20 @@ from pathlib import Path
 import pytest
 
 from plugins.module_utils.agent_probe import Options, probe
-from tests.e2e.fleet import wait_for
+from tests.e2e.fleet import claude_binary, wait_for
 from tests.e2e.kinds import GRANT, PROMPT_MARKERS, UNGRANTED, KindFleet, Unavailable, cli_tree, kind_files
 from tests.model_api import ModelApi, ModelApiServer, Policy
 
 pytestmark = pytest.mark.e2e
 AGENTS = [
+    {"name": "A", "role": "backend", "model": "claude-sonnet-4-5", "tools": GRANT},
     {"name": "E", "role": "review", "kind": "codex", "model": "gpt-5-codex", "tools": GRANT},
     {"name": "F", "role": "docs", "kind": "gemini", "model": "gemini-2.5-pro", "tools": GRANT},
 ]
 PROMPT = "You are agent {name} ({role}). Work the coordinator's task board until no task is left."
 # Agents poll an empty board (every 0.5 s) until the tasks come, and a while after.
 POLICY = Policy(idle_polls=120, poll_s=0.5, think_s=0.1, probe_tool=UNGRANTED)
-N_TASKS = 6
+TASKS_PER_AGENT = 2
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,7 @@ def kinds_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kind
     try:
         kinds = kind_files()
         trees = {k: cli_tree(k, kinds[k]["install"]) for k in ("codex", "gemini")}
+        claude = claude_binary(tmp_path_factory.mktemp("claude-code"))
     except Unavailable as exc:
         pytest.skip(str(exc))
     model = ModelApi("worker", log_path=root / "model-requests.jsonl", default=POLICY)
@@ -46,7 +48,7 @@ def kinds_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kind
     fleet = KindFleet(root, AGENTS, server.url, liveness_s=0.5, assign_s=0.5, health_s=5.0)
     try:
         fleet.start_coordinator()
-        fleet.render(trees, PROMPT)
+        fleet.render(trees, PROMPT, claude)
         fleet.start_agents()
         yield fleet, model
     finally:
@@ -70,7 +72,12 @@ def test_codex_and_gemini_agents_register_and_complete_tasks_with_no_prompt(kind
         wait_for(lambda: all(polled(n) for n in fleet.items), 90, "both agents poll their task board")
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n{diagnose(fleet, model)}") from None
-    ids = [fleet.coordinator.create_task(f"kinds task {i}", "for any agent kind")["id"] for i in range(N_TASKS)]
+    # Tasks for each agent's role, so that every kind gets work however fast the others are.
+    ids = [
+        fleet.coordinator.create_task(f"kinds task {i} for {a['role']}", "for one agent kind", role=a["role"])["id"]
+        for a in AGENTS
+        for i in range(TASKS_PER_AGENT)
+    ]
     try:
         wait_for(
             lambda: {fleet.coordinator.task(i)["state"] for i in ids} == {"COMPLETE"}, 120, "every task COMPLETE", 0.3
@@ -79,23 +86,24 @@ def test_codex_and_gemini_agents_register_and_complete_tasks_with_no_prompt(kind
         raise AssertionError(f"{exc}\n{diagnose(fleet, model)}") from None
     tasks = [fleet.coordinator.task(i) for i in ids]
     by = Counter(t["claimed_by"] for t in tasks)
-    assert set(by) == {"E", "F"}, f"each kind completes tasks: {by}\n{diagnose(fleet, model)}"
+    assert by == {"A": 2, "E": 2, "F": 2}, f"each kind completes its tasks: {by}\n{diagnose(fleet, model)}"
     for task in tasks:
         assert [e["kind"] for e in task["events"]] == ["created", "claimed", "progress", "completed"], task["events"]
         assert f"agent {task['claimed_by']}" in task["result"]
 
     agents = fleet.coordinator.agents()
     assert {n: (agents[n]["registered"], agents[n]["kind"]) for n in fleet.items} == {
+        "A": (True, "claude"),
         "E": (True, "codex"),
         "F": (True, "gemini"),
     }
     assert model.errors == [], model.errors
     # Each CLI spoke its own wire format and used the key from its env file.
     seen = {(e.get("agent"), e["kind"], e.get("api_key_tail")) for e in model.requests if e.get("agent")}
-    assert ("E", "responses", "0000") in seen and ("F", "gemini", "0000") in seen, seen
+    assert {("A", "messages", "0000"), ("E", "responses", "0000"), ("F", "gemini", "0000")} <= seen, seen
     # No window ever stopped at a question for a person.
     blocked = {n: [m for m in PROMPT_MARKERS if m in fleet.pane(n)] for n in fleet.items}
-    assert blocked == {"E": [], "F": []}, diagnose(fleet, model)
+    assert blocked == {"A": [], "E": [], "F": []}, diagnose(fleet, model)
     print(
         "\nregistered after window start: "
         + ", ".join(f"{n} ({fleet.items[n]['kind']}) {s:.1f}s" for n, s in registered.items())
@@ -111,20 +119,20 @@ def test_a_tool_outside_the_grant_is_refused_by_the_coordinator(kinds_fleet) -> 
         return {e.get("agent") for e in entries for r in e.get("tool_results", []) if UNGRANTED in r["tool"]}
 
     try:
-        wait_for(lambda: callers() >= {"E", "F"}, 90, f"both agents called {UNGRANTED}")
+        wait_for(lambda: callers() >= {"A", "E", "F"}, 90, f"every agent called {UNGRANTED}")
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n{diagnose(fleet, model)}") from None
     results = {
         e["agent"]: r for e in model.requests for r in e.get("tool_results", []) if r["tool"].endswith(UNGRANTED)
     }
-    for name in ("E", "F"):
+    for name in ("A", "E", "F"):
         result = results[name]
         # The CLI called it without asking (it allows every coordinator tool); the coordinator said no.
         assert result["is_error"], result
         assert f"tool {UNGRANTED} is not granted to agent {name}" in result["text"], result
     log = fleet.coordinator.log.read_text()
-    assert f"agent E called {UNGRANTED}, which its grant does not include" in log
-    assert f"agent F called {UNGRANTED}, which its grant does not include" in log
+    for name in ("A", "E", "F"):
+        assert f"agent {name} called {UNGRANTED}, which its grant does not include" in log
 
 
 def test_no_secret_in_a_window_command(kinds_fleet) -> None:
@@ -132,9 +140,10 @@ def test_no_secret_in_a_window_command(kinds_fleet) -> None:
     for name, item in fleet.items.items():
         token = fleet.coordinator.tokens[name]
         assert token not in item["command"]
-        assert token in Path(fleet.root / "etc" / f"{name}.env").read_text()
-        for doc in item["configs"]:
-            assert token not in Path(doc["path"]).read_text()
+        if item["kind"] != "claude":  # Claude Code reads its header from its 0600 .claude.json; the others the env
+            assert token in Path(fleet.root / "etc" / f"{name}.env").read_text()
+            for doc in item["configs"]:
+                assert token not in Path(doc["path"]).read_text()
 
 
 def test_agent_status_reports_kind_and_finds_each_cli(kinds_fleet) -> None:
@@ -142,7 +151,7 @@ def test_agent_status_reports_kind_and_finds_each_cli(kinds_fleet) -> None:
     fleet, _ = kinds_fleet
     opts = Options("kinds", fleet.socket_name, fleet.coordinator.url, fleet.coordinator.api_token)
     rows = {r["name"]: r for r in probe(opts)["agents"]}
-    assert {n: rows[n]["kind"] for n in fleet.items} == {"E": "codex", "F": "gemini"}
+    assert {n: rows[n]["kind"] for n in fleet.items} == {"A": "claude", "E": "codex", "F": "gemini"}
     for name, marker in (("E", "codex"), ("F", "gemini.js")):
         row = rows[name]
         assert row["alive"] and row["registered"], row

@@ -226,7 +226,7 @@ def work_step(conv: Conversation, agent: str | None, policy: Policy) -> Step:
     """The work loop itself: what to call next, from the last tool call and the result the CLI sent back."""
     if len(conv.calls) > MAX_CALLS:
         raise ScriptError(f"conversation has {len(conv.calls)} tool calls: a runaway loop")
-    wanted = [MCP_PREFIX + t for t in WORKER_TOOLS]
+    wanted = [MCP_PREFIX + t for t in (*WORKER_TOOLS, *([policy.probe_tool] if policy.probe_tool else []))]
     last = conv.last
     missing = [n for n in wanted if n not in conv.loaded]
     if missing:
