@@ -102,3 +102,4 @@ bench: setup
 	python benchmarks/gce_resize.py
 	python benchmarks/gce_disk_resize.py
 	coordinator/.venv/bin/python benchmarks/coordinator_load.py
+	coordinator/.venv/bin/python benchmarks/agent_kinds.py
