@@ -200,7 +200,8 @@ def agents_disk_room(df_output, agents, workspace_root, per_agent_gb=None, growt
         message = f"no new agent on this host: nothing more is needed on the filesystem of {measured}"
     else:
         message = (
-            f"{len(new)} new agent{'s' if len(new) != 1 else ''} on this host ({', '.join(new)}) need "
+            f"{len(new)} new agent{'s' if len(new) != 1 else ''} on this host ({', '.join(new)}) "
+            f"need{'s' if len(new) == 1 else ''} "
             f"{_gb(need)} ({per_agent:g} GB each, vm_upgrade_disk_per_agent_gb) on the filesystem of {measured}, "
             f"which has {_gb(free)} free{grown}"
         )

@@ -303,6 +303,14 @@ def test_agents_disk_room_message():
     )
 
 
+def test_agents_disk_room_one_agent_and_growth():
+    room = d.agents_disk_room(DF_AB, FLEET[:3], ROOT, None, 480)
+    assert room["ok"] and room["message"] == (
+        "1 new agent on this host (C) needs 2.0 GB (2 GB each, vm_upgrade_disk_per_agent_gb) on the filesystem of "
+        "/home/agent/workspaces, which has 481.2 GB free (counting the 480 GB the boot disk grows by in this run)"
+    )
+
+
 def test_agents_disk_room_reads_real_df(tmp_path):
     """The real df on this machine, with one workspace present and one not."""
     (tmp_path / "A").mkdir()
