@@ -405,6 +405,17 @@ def render_table(agents: list[dict[str, Any]], line: str, hosts: bool = False) -
 
 
 # --------------------------------------------------------------------- script
+def _disk(paths: list[str], warn_percent: float) -> tuple[list[dict[str, Any]] | None, list[str]]:
+    """The disk of ``paths``' filesystems and its table lines, when disk_use.py sits beside this script
+    (the launcher installs both); (None, []) without it, so this file still runs alone."""
+    try:
+        import disk_use  # a sibling file on the target; the agent_status module measures the disk itself
+    except ImportError:
+        return None, []
+    disks = disk_use.report(paths, warn_percent)
+    return disks, disk_use.render_lines(disks)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The Control window's view: the table once, or redrawn every --watch seconds."""
     parser = argparse.ArgumentParser(description="Show every agent: process, CPU, memory, coordinator record.")
@@ -417,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     add("--expected", nargs="*", default=[], metavar="NAME", help="agents this host should run")
     add("--watch", type=float, metavar="SECONDS", help="redraw every SECONDS (at least 1)")
     add("--json", action="store_true", help="JSON (one document per line with --watch)")
+    add("--disk", nargs="*", default=["/"], metavar="PATH", help="show the disk use of these paths' filesystems")
+    add("--disk-warn-percent", type=float, default=85.0, help="warn at this disk use, percent")
     args = parser.parse_args(argv)
     try:
         token = None
@@ -426,11 +439,16 @@ def main(argv: list[str] | None = None) -> int:
         opts = Options(args.session, args.socket_name, args.coordinator_url, token, args.timeout, tuple(args.expected))
         while True:
             r = probe(opts)
+            disk, disk_lines = _disk(args.disk, args.disk_warn_percent) if args.disk else (None, [])
             if args.json:
-                text = json.dumps(r, indent=None if args.watch else 2)
+                text = json.dumps({**r, "disk": disk}, indent=None if args.watch else 2)
             else:
                 text = "\n".join(
-                    [render_table(r["agents"], r["summary"]["line"]), *(f"warning: {w}" for w in r["warnings"])]
+                    [
+                        render_table(r["agents"], r["summary"]["line"]),
+                        *(f"warning: {w}" for w in r["warnings"]),
+                        *disk_lines,
+                    ]
                 )
             if not args.watch:
                 print(text)

@@ -391,7 +391,18 @@ def test_script_prints_the_same_agents(socket, wrapper, tmp_path):
         ("A", True, "idle"), ("B", False, "unregistered")]  # fmt: skip
     table = subprocess.run(script, capture_output=True, text=True, check=True).stdout.splitlines()
     assert table[0].split()[:4] == ["AGENT", "KIND", "WIN", "ALIVE"]
-    assert table[-1] == "2 agents: 2 running, ? registered, 0 unhealthy"
+    # disk_use.py beside the script (as the launcher installs them): the disk of / after the summary line
+    assert table[-2] == "2 agents: 2 running, ? registered, 0 unhealthy" and table[-1].startswith("DISK /: ")
+    assert as_json["disk"][0]["mount"] == "/" and as_json["disk"][0]["warn_percent"] == 85
+    warned = subprocess.run([*script, "--disk", "/", str(tmp_path / "new"), "--disk-warn-percent", "0.1"],
+                            capture_output=True, text=True, check=True).stdout.splitlines()  # fmt: skip
+    assert warned[-1].startswith("! disk / is ") and "raise vm_upgrade_disk_size_gb" in warned[-1]
+    alone = tmp_path / "alone"  # agent_probe.py by itself still runs: no disk part
+    alone.mkdir()
+    shutil.copy(REPO / "plugins/module_utils/agent_probe.py", alone)
+    solo = [sys.executable, str(alone / "agent_probe.py"), *script[2:]]
+    solo = subprocess.run(solo, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert solo[-1] == "2 agents: 2 running, ? registered, 0 unhealthy"
     watch = subprocess.Popen([*script, "--watch", "1"], stdout=subprocess.PIPE, text=True)
     try:
         frame = [watch.stdout.readline() for _ in range(5)]
