@@ -2,7 +2,9 @@
 """Run the scripted model as a process: ``python -m tests.model_api --port 8090 --script worker``.
 
 Point Claude Code at it with ``ANTHROPIC_BASE_URL=http://127.0.0.1:8090`` and
-any ``ANTHROPIC_API_KEY``. Stop it with SIGINT or SIGTERM.
+any ``ANTHROPIC_API_KEY``; Codex with a provider ``base_url`` of
+``http://127.0.0.1:8090/v1``; Gemini with ``GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:8090``.
+Stop it with SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--stall-after-claim", action="append", default=[], metavar="AGENT", help="this agent stalls after a claim"
     )
+    parser.add_argument("--probe-tool", default="", help="every agent calls this coordinator tool once after whoami")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    default = Policy(idle_polls=args.idle_polls, poll_s=args.poll_s, max_tasks=args.max_tasks)
+    default = Policy(
+        idle_polls=args.idle_polls, poll_s=args.poll_s, max_tasks=args.max_tasks, probe_tool=args.probe_tool
+    )
     policies = {
         name: Policy(idle_polls=args.idle_polls, poll_s=args.poll_s, stall_after_claim=True)
         for name in args.stall_after_claim

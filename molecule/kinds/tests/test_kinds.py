@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Verify a VM with one agent of each kind (Claude Code, Codex, Gemini) on one coordinator.
+
+The agents' model is the scripted stand-in prepare.yml started on the
+podman bridge; everything on the VM is what site.yml installed: the three
+CLIs, their configs, the coordinator with each agent's grant.
+"""
+
+import json
+import shlex
+import time
+
+import pytest
+
+testinfra_hosts = ["podman://central-mcp-molecule-kinds"]
+CLI = "/opt/central-mcp/current/bin/central-mcp --token-file /etc/central-mcp/api.token --json"
+SESSION = "central-mcp-agents"
+AGENTS = {"A": ("claude", "backend"), "E": ("codex", "review"), "F": ("gemini", "docs")}
+UNGRANTED = "get_agent_dashboard"
+# What the CLIs show when they stop for a person (none may ever appear in an agent's window).
+PROMPT_MARKERS = (
+    "Allow execution",
+    "Do you trust",
+    "A potential loop was detected",
+    "Approve",
+    "Waiting for user confirmation",
+    "Press enter to continue",
+    "Sign in with ChatGPT",
+)
+
+
+def cli(host, *args):
+    return json.loads(host.check_output(f"{CLI} {' '.join(shlex.quote(a) for a in args)}"))
+
+
+def wait(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout}s")
+        time.sleep(1)
+
+
+def test_only_the_clis_in_use_are_installed_each_in_its_version_dir(host):
+    for path in ("/opt/central-mcp/codex/0.171.0/node_modules/@openai/codex/bin/codex.js",
+                 "/opt/central-mcp/gemini-cli/0.61.0/node_modules/@google/gemini-cli/bundle/gemini.js"):  # fmt: skip
+        assert host.file(path).exists, path
+    sizes = host.check_output("du -sm /opt/central-mcp/codex/0.171.0 /opt/central-mcp/gemini-cli/0.61.0")
+    print(f"\ninstall size on the VM (MB): {' '.join(sizes.split())}")
+
+
+def test_every_kind_registers_with_its_own_token(host):
+    def registered():
+        agents = {a["name"]: a for a in cli(host, "agents")["agents"]}
+        return agents if all(agents[n]["registered"] for n in AGENTS) else None
+
+    agents = wait(registered, 120, "all three agents registered")
+    assert {n: agents[n]["kind"] for n in AGENTS} == {n: kind for n, (kind, _) in AGENTS.items()}
+
+
+def test_each_kind_claims_and_completes_its_task_with_no_prompt(host):
+    ids = {name: cli(host, "task", "add", f"molecule kinds: a task for {name}", "--role", role)["id"]
+           for name, (_, role) in AGENTS.items()}  # fmt: skip
+
+    def done():
+        tasks = {name: cli(host, "task", "show", str(i)) for name, i in ids.items()}
+        return tasks if all(t["state"] == "COMPLETE" for t in tasks.values()) else None
+
+    tasks = wait(done, 180, "every agent's task COMPLETE")
+    for name, task in tasks.items():
+        assert task["claimed_by"] == name
+        assert [e["kind"] for e in task["events"]] == ["created", "claimed", "progress", "completed"]
+    for name in AGENTS:
+        screen = host.check_output(f"runuser -u agent -- tmux capture-pane -p -J -S -300 -t ={SESSION}:{name}")
+        assert not [m for m in PROMPT_MARKERS if m in screen], f"window {name} stopped at a prompt:\n{screen}"
+
+
+def test_a_tool_outside_the_grant_is_refused_by_the_coordinator(host):
+    def refused():
+        log = host.check_output("journalctl -u central-mcp.service --no-pager -o cat")
+        found = {n for n in AGENTS if f"agent {n} called {UNGRANTED}, which its grant does not include" in log}
+        return found == set(AGENTS)
+
+    wait(refused, 60, f"the coordinator refused {UNGRANTED} to A, E and F")
+
+
+def test_agent_status_reports_each_kind_and_its_cli_process(host):
+    out = host.check_output(
+        f"runuser -u agent -- python3 /usr/local/libexec/central-mcp/agent_probe.py --session {SESSION} --json"
+    )
+    rows = {r["name"]: r for r in json.loads(out)["agents"]}
+    assert {n: rows[n]["kind"] for n in AGENTS} == {n: kind for n, (kind, _) in AGENTS.items()}
+    for name in AGENTS:
+        assert rows[name]["alive"] and rows[name]["cli_pid"], rows[name]
+    # Codex's native binary runs under its Node wrapper: the CLI process is not the window's agent process.
+    assert rows["E"]["cli_pid"] != rows["E"]["pid"]
+    print("\nRSS idle (MB): " + ", ".join(f"{n} {rows[n]['rss_bytes'] / 2**20:.0f}" for n in AGENTS))
