@@ -32,7 +32,9 @@ restarts sooner), and None (unknown) otherwise.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
+import importlib.util
 import json
 import os
 import shutil
@@ -405,12 +407,23 @@ def render_table(agents: list[dict[str, Any]], line: str, hosts: bool = False) -
 
 
 # --------------------------------------------------------------------- script
+@functools.lru_cache(maxsize=1)
+def _disk_use() -> Any:
+    """disk_use.py from beside this file, or None. Loaded by path, not imported: as module_utils,
+    agent_status measures the disk itself; as the Control window's script, this file runs alone."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "disk_use.py")
+    spec = importlib.util.spec_from_file_location("disk_use", path)
+    if spec is None or spec.loader is None or not os.path.isfile(path):
+        return None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _disk(paths: list[str], warn_percent: float) -> tuple[list[dict[str, Any]] | None, list[str]]:
-    """The disk of ``paths``' filesystems and its table lines, when disk_use.py sits beside this script
-    (the launcher installs both); (None, []) without it, so this file still runs alone."""
-    try:
-        import disk_use  # a sibling file on the target; the agent_status module measures the disk itself
-    except ImportError:
+    """The disk of ``paths``' filesystems and its table lines; (None, []) without disk_use.py."""
+    disk_use = _disk_use()
+    if disk_use is None:
         return None, []
     disks = disk_use.report(paths, warn_percent)
     return disks, disk_use.render_lines(disks)
