@@ -151,10 +151,22 @@ def fleet_errors(agents, kinds=None):
             elif any(ch in str(value) for ch in "\n\r\0"):
                 errors.append(f"{where}: env {key} contains a newline or NUL: env values are one line")
         spec = kinds.get(kind) if isinstance(kinds, dict) and isinstance(kind, str) else None
+        managed = {"AGENT_NAME", "AGENT_ROLE", "AGENT_MODEL", "AGENT_KIND", *_managed_env(spec or {})}
+        errors += [
+            f"{where}: env {key} is set by the launcher (the agent's identity, its own CLI home or its coordinator "
+            "token): leave it out"
+            for key in env
+            if key in managed
+        ]
         base_env = (spec or {}).get("base_url_env")
         if base_env and base_env in env and not BASE_URL_RE.fullmatch(str(env[base_env])):
             errors.append(f"{where}: env {base_env} {str(env[base_env])!r:.80} is not an http(s) base URL")
     return errors
+
+
+def _managed_env(kind):
+    """Variables a kind sets itself: its CLI's config home and its own env lines (the coordinator token)."""
+    return ([kind["config_dir_env"]] if kind.get("config_dir_env") else []) + list(kind.get("env") or {})
 
 
 def _fill(value, fields):
@@ -208,12 +220,14 @@ def launcher_fleet(agents, kinds, settings, secrets):
         )
         if kind.get("api_key_env") and role_key:
             env[kind["api_key_env"]] = role_key
-        if kind.get("config_dir_env"):
-            env[kind["config_dir_env"]] = state_dir
         token = secrets.get("tokens", {}).get(name, "")
-        env.update({key: _fill(value, {"token": token}) for key, value in (kind.get("env") or {}).items()})
+        managed = {kind["config_dir_env"]: state_dir} if kind.get("config_dir_env") else {}
+        managed.update({key: _fill(value, {"token": token}) for key, value in (kind.get("env") or {}).items()})
+        env.update(managed)
         for extra in (settings.get("agent_env") or {}, agent.get("env") or {}):  # the fleet's, then the agent's own
             env.update({key: str(value) for key, value in extra.items()})
+        # Again, in place: no shared env moves an agent out of its own CLI home or gives it another token.
+        env.update(managed)
         api_key = env.get(kind.get("api_key_env") or "", "")
         base_url = env.get(kind.get("base_url_env") or "") or kind.get("base_url_default", "")
         if kind.get("base_url_env") and not BASE_URL_RE.fullmatch(base_url):

@@ -269,6 +269,13 @@ BAD = [
     ({"tools": ["claim_task; rm -rf /"]}, "'claim_task; rm -rf /' is not a coordinator tool name"),
     ({"tools": ["mcp__central-mcp__claim_task"]}, "is not a coordinator tool name"),
     ({"tools": [3]}, "tools must be a list"),
+    ({"kind": "codex", "env": {"CODEX_HOME": "/etc"}}, "env CODEX_HOME is set by the launcher"),
+    (
+        {"kind": "gemini", "env": {"CENTRAL_MCP_AGENT_TOKEN": "other"}},
+        "env CENTRAL_MCP_AGENT_TOKEN is set by the launcher",
+    ),
+    ({"env": {"CLAUDE_CONFIG_DIR": "/tmp/x"}}, "env CLAUDE_CONFIG_DIR is set by the launcher"),
+    ({"env": {"AGENT_NAME": "B"}}, "env AGENT_NAME is set by the launcher"),
 ]
 
 
@@ -279,6 +286,17 @@ def test_hostile_values_are_refused(extra, needle):
     assert any(needle in e for e in errors), errors
     with pytest.raises(ValueError):
         launcher_fleet(fleet, KINDS, SETTINGS, {"tokens": {"X": "t-0123456789abcdef"}})
+
+
+def test_shared_env_cannot_move_an_agent_out_of_its_home_or_change_its_token():
+    shared = {
+        **SETTINGS,
+        "agent_env": {"CODEX_HOME": "/etc", "CENTRAL_MCP_AGENT_TOKEN": "shared", "GEMINI_CLI_HOME": "/"},
+    }
+    items = {i["name"]: env_of(i) for i in launcher_fleet(FLEET, KINDS, shared, SECRETS)}
+    assert items["E"]["CODEX_HOME"] == "/home/agent/.central-mcp/E"
+    assert items["F"]["GEMINI_CLI_HOME"] == "/home/agent/.central-mcp/F"
+    assert (items["E"]["CENTRAL_MCP_AGENT_TOKEN"], items["F"]["CENTRAL_MCP_AGENT_TOKEN"]) == (TOKENS["E"], TOKENS["F"])
 
 
 def test_a_hostile_shared_base_url_is_refused_when_rendering():
