@@ -84,7 +84,7 @@ def cli_tree(kind: str, install: dict[str, Any]) -> Path:
     argv = [npm, "install", "--prefix", str(tree), "--no-audit", "--no-fund", "--omit=dev", "--os=linux", "--cpu=x64"]
     done = subprocess.run([*argv, *install["packages"]], capture_output=True, text=True, timeout=1200)
     if done.returncode:
-        raise Unavailable(f"npm install {' '.join(install['packages'])} failed: {done.stderr.strip()[-1500:]}")
+        raise RuntimeError(f"npm install {' '.join(install['packages'])} failed: {done.stderr.strip()[-1500:]}")
     return tree
 
 
