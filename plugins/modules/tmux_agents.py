@@ -250,7 +250,10 @@ def main() -> None:
         tmux = Tmux(socket_name, binary=binary)
         current = tmux.windows(session)  # the one read
         todo = plan(current, spec) if spec else plan_absent(current)
-        preflight(todo)
+        # In check mode a new agent's workdir does not exist yet: the run
+        # that really adds it creates it first (the launcher does).
+        if not module.check_mode:
+            preflight(todo)
         if todo.changed and not module.check_mode:  # the one change point
             apply(tmux, session, todo)
     except FleetError as exc:

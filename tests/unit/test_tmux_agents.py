@@ -370,3 +370,14 @@ def test_documented_defaults_match_the_code():
         assert doc[key]["type"] == spec["type"], key
     for key, spec in tmux_agents.AGENT_OPTIONS.items():
         assert doc["agents"]["suboptions"][key]["type"] == spec["type"], key
+
+
+def test_check_mode_reports_a_new_agent_whose_workdir_is_not_made_yet(fleet):
+    """The run that really adds it creates the workdir first (the launcher does); check mode only reports."""
+    before = windows(fleet)
+    args = args_for(fleet)
+    args["agents"] = args["agents"] + [agent("E", workdir="/nonexistent/dir-of-E")]
+    result = run_module(args, check=True)
+    assert result["rc"] == 0 and result["changed"] is True and result["added"] == ["E"], result
+    assert windows(fleet) == before
+    assert run_module(args)["rc"] == 1  # a real run still refuses it
