@@ -102,6 +102,8 @@ def fleet_errors(agents, kinds=None):
         grant = agent.get("tools")
         if grant is not None and (not isinstance(grant, list) or not all(isinstance(t, str) for t in grant)):
             errors.append(f"{where}: tools must be a list of coordinator tool names, got {grant!r:.80}")
+        elif grant == []:
+            errors.append(f"{where}: tools is empty, so the agent could call no coordinator tool: leave it out for all")
         elif grant:
             errors += [
                 f"{where}: tools entry {t!r:.80} is not a coordinator tool name (lower-case letters, digits, _)"

@@ -269,6 +269,7 @@ BAD = [
     ({"tools": ["claim_task; rm -rf /"]}, "'claim_task; rm -rf /' is not a coordinator tool name"),
     ({"tools": ["mcp__central-mcp__claim_task"]}, "is not a coordinator tool name"),
     ({"tools": [3]}, "tools must be a list"),
+    ({"tools": []}, "tools is empty"),
     ({"kind": "codex", "env": {"CODEX_HOME": "/etc"}}, "env CODEX_HOME is set by the launcher"),
     (
         {"kind": "gemini", "env": {"CENTRAL_MCP_AGENT_TOKEN": "other"}},
