@@ -98,7 +98,10 @@ def test_the_locks_agree_with_pyproject():
 
 def _install_task_pip_args() -> list[str]:
     """The arguments of the role's 'pip install' on the target, rendered as Ansible would."""
-    tasks = yaml.safe_load((TOP / "roles/coordinator/tasks/install.yml").read_text())
+    def flat(tasks: list[dict]) -> list[dict]:  # the tasks, those inside blocks included
+        return [leaf for t in tasks for leaf in (flat(t["block"]) if "block" in t else [t])]
+
+    tasks = flat(yaml.safe_load((TOP / "roles/coordinator/tasks/install.yml").read_text()))
     [task] = [t for t in tasks if "/bin/pip install" in str(t.get("ansible.builtin.shell", ""))]
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters["quote"] = shlex.quote
