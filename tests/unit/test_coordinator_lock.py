@@ -98,6 +98,7 @@ def test_the_locks_agree_with_pyproject():
 
 def _install_task_pip_args() -> list[str]:
     """The arguments of the role's 'pip install' on the target, rendered as Ansible would."""
+
     def flat(tasks: list[dict]) -> list[dict]:  # the tasks, those inside blocks included
         return [leaf for t in tasks for leaf in (flat(t["block"]) if "block" in t else [t])]
 
