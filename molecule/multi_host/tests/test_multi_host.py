@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Verify two VMs: VM 1 (coordinator, agents A-D) and VM 2 (agents E-H) on one podman network.
+
+Tests run in file order; the last one adds agent I to VM 2 in a copy of the
+inventory and re-runs the site, checking that nothing else restarts.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "integration"))
+from playbook_run import run_playbook  # noqa: E402
+
+HERE = Path(__file__).parent
+# The inventory directory: Molecule keeps host_vars and group_vars beside the inventory file.
+INVENTORY = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+VM1, VM2 = "central-mcp-mh-vm1", "central-mcp-mh-vm2"
+FLEET = {VM1: ["A", "B", "C", "D"], VM2: ["E", "F", "G", "H"]}
+SESSION = "central-mcp-agents"
+CLI = "/opt/central-mcp/current/bin/central-mcp --token-file /etc/central-mcp/api.token"
+HOSTS = {name: testinfra.get_host(f"podman://{name}") for name in FLEET}
+
+
+def agents_of_coordinator() -> dict[str, dict]:
+    out = HOSTS[VM1].check_output(f"{CLI} --json agents")
+    return {a["name"]: a for a in json.loads(out)["agents"]}
+
+
+def wait_registered(names: list[str], timeout: float = 240) -> dict[str, dict]:
+    """The real Claude Code CLIs register when they start; two VMs on two shared cores take a while."""
+    deadline = time.monotonic() + timeout
+    while True:
+        agents = agents_of_coordinator()
+        if all(agents.get(n, {}).get("registered") for n in names) or time.monotonic() > deadline:
+            return agents
+        time.sleep(3)
+
+
+def windows(vm: str) -> dict[str, tuple[str, int]]:
+    """window name -> (tmux window id, pane pid): both change when an agent's window is recreated."""
+    out = HOSTS[vm].check_output(
+        f"runuser -u agent -- tmux list-windows -t ={SESSION} -F '#{{window_name}} #{{window_id}} #{{pane_pid}}'"
+    )
+    return {name: (wid, int(pid)) for name, wid, pid in (line.split() for line in out.splitlines())}
+
+
+def main_pid(vm: str, unit: str) -> int:
+    return int(HOSTS[vm].check_output(f"systemctl show -p MainPID --value {unit}"))
+
+
+def probe(vm: str, script: str, *args: str, python: str = "python3") -> dict:
+    """Run one of this directory's probe scripts inside a VM container; it prints one JSON document."""
+    run = subprocess.run(
+        ["podman", "exec", "-i", vm, python, "-", *args],
+        input=(HERE / script).read_text(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_all_eight_agents_registered_each_with_its_own_token():
+    agents = wait_registered([n for names in FLEET.values() for n in names])
+    assert {name: (a["host"], a["registered"]) for name, a in agents.items()} == {
+        name: (vm, True) for vm, names in FLEET.items() for name in names
+    }
+    # Each agent's CLI holds its own bearer token (the coordinator knows it by its sha256 only).
+    tokens = []
+    for vm, names in FLEET.items():
+        for name in names:
+            config = HOSTS[vm].check_output(f"cat /home/agent/.central-mcp/{name}/.claude.json")
+            header = json.loads(config)["mcpServers"]["central-mcp"]["headers"]["Authorization"]
+            tokens.append(header)
+    assert len(set(tokens)) == 8
+
+
+def test_vm2_agents_reach_vm1_over_the_network_with_tokens_only():
+    url = HOSTS[VM2].check_output("grep -h ^CENTRAL_MCP_URL= /etc/central-mcp/agents/E.env")
+    assert url == f"CENTRAL_MCP_URL=http://{VM1}:3000/mcp"
+    listening = HOSTS[VM1].check_output("ss -Htln")
+    assert "0.0.0.0:3000" in listening  # the MCP port, for the agents on VM 2
+    assert "127.0.0.1:8000" in listening and "0.0.0.0:8000" not in listening  # the dashboard stays local
+    # From VM 2 without a token: /mcp and /api refuse; /health alone answers (probes).
+    seen = probe(VM2, "http_probe.py", f"http://{VM1}:3000")
+    assert (seen["mcp"], seen["api"]) == (401, 401) and seen["health"] in (200, 503)
+
+
+def test_vm2_relay_refuses_clients_without_its_token():
+    tries = probe(VM1, "relay_probe.py", VM2, "8765")
+    for name, lines in tries.items():
+        assert lines[0]["type"] == "challenge", name
+        assert [line["type"] for line in lines[1:]] == ["error"], (name, lines)  # then closed: no pane listed
+        assert "unauthorized" in lines[1]["message"]
+    log = HOSTS[VM2].check_output("journalctl -u central-mcp-relay.service --no-pager -n 50")
+    assert "no valid answer to the relay's challenge" in log
+
+
+def test_vm2_terminals_through_vm1_dashboard():
+    python = "/opt/central-mcp/current/bin/python"
+    deadline = time.monotonic() + 60
+    while True:
+        seen = probe(VM1, "dashboard_probe.py", "E", python=python)
+        agents = {a["name"]: a for a in seen["state"]["agents"]}
+        if all(agents[n]["terminal"] for names in FLEET.values() for n in names) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert {n: (a["host"], a["terminal"]) for n, a in agents.items()} == {
+        name: (vm, True) for vm, names in FLEET.items() for name in names
+    }
+    assert seen["state"]["relay"]["error"] is None
+    assert f"tcp:{VM2}:8765" in seen["state"]["relay"]["address"]
+    hello, snapshot = seen["terminal"][:2]
+    assert hello == {"type": "hello", "agent": "E", "input": False}
+    pane = HOSTS[VM2].check_output(f"runuser -u agent -- tmux display-message -p -t ={SESSION}:E '#{{pane_id}}'")
+    assert snapshot["type"] == "snapshot" and snapshot["pane"] == pane
+    assert "agent E" in snapshot["data"]  # E's own window, which exists on VM 2 only
+
+
+def test_status_playbook_asks_the_coordinator_from_both_vms():
+    run = run_playbook(INVENTORY, playbook="playbooks/status.yml")
+    assert run.rc == 0, run.failed
+    status = {host: res for host, _, res in run.results if "summary" in res}
+    for vm, names in FLEET.items():
+        assert {a["name"]: (a["alive"], a["registered"]) for a in status[vm]["agents"]} == dict.fromkeys(
+            names, (True, True)
+        ), vm  # VM 2 asks VM 1's coordinator over the network
+
+
+def test_adding_agent_i_to_vm2_starts_only_i(tmp_path_factory: pytest.TempPathFactory):
+    before = {vm: windows(vm) for vm in FLEET}
+    pids = {
+        "coordinator": main_pid(VM1, "central-mcp.service"),
+        "relay1": main_pid(VM1, "central-mcp-relay.service"),
+        "relay2": main_pid(VM2, "central-mcp-relay.service"),
+    }
+    inventory = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp())) / "inventory"
+    shutil.copytree(INVENTORY, inventory)
+    host_vars = inventory / "host_vars" / VM2
+    data = yaml.safe_load(host_vars.read_text())
+    data["central_mcp_agents"].append({"name": "I", "role": "review"})
+    host_vars.write_text(yaml.safe_dump(data))
+
+    run = run_playbook(inventory)
+    assert run.rc == 0, run.failed
+    after = {vm: windows(vm) for vm in FLEET}
+    # Every agent keeps its window and process on both VMs. The Control window
+    # (a status view, not an agent) is redrawn on VM 2: its command names the
+    # agents it expects, and that list just grew by I.
+    assert after[VM1] == before[VM1]  # VM 1: same windows, same ids, same processes
+    assert {k: v for k, v in after[VM2].items() if k not in ("I", "Control")} == {
+        k: v for k, v in before[VM2].items() if k != "Control"
+    }
+    assert list(after[VM2]) == ["Control", *FLEET[VM2], "I", "Logs"]
+    assert pids == {
+        "coordinator": main_pid(VM1, "central-mcp.service"),
+        "relay1": main_pid(VM1, "central-mcp-relay.service"),
+        "relay2": main_pid(VM2, "central-mcp-relay.service"),
+    }
+    agents = wait_registered(["I"])
+    assert agents["I"]["host"] == VM2 and agents["I"]["registered"]
