@@ -63,3 +63,15 @@ def test_db_commands_act_on_the_file(tmp_path: Path) -> None:
     assert backup.returncode == 0 and (tmp_path / "backups").is_dir()
     missing = cli("db", "check", CENTRAL_MCP_DB=str(tmp_path / "none.db"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_every_command_prints_its_help() -> None:
+    """--help of each command and subcommand, as an operator would try them."""
+    from central_mcp.cli import parser
+
+    commands = [[], ["serve"], ["relay"], ["task"], ["task", "add"], ["tasks"], ["agents"], ["notes"], ["note"],
+                ["status"], ["backup"], ["reload"], ["db"]]  # fmt: skip
+    for command in commands:
+        proc = subprocess.run([sys.executable, "-m", "central_mcp", *command, "--help"], capture_output=True, text=True)
+        assert proc.returncode == 0 and "usage: central-mcp" in proc.stdout, (command, proc.stderr[-300:])
+    assert parser().prog == "central-mcp"

@@ -241,7 +241,8 @@ def _common(top: bool) -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     url = os.environ.get("CENTRAL_MCP_URL", DEFAULT_URL)
-    common.add_argument("--url", default=default(url), help="coordinator base URL (default: %(default)s)")
+    # No %(default)s: a subcommand's suppressed default has none to show (argparse would raise).
+    common.add_argument("--url", default=default(url), help=f"coordinator base URL (default: {url})")
     common.add_argument(
         "--token-file", default=default(None), help="file holding the API token (default: $CENTRAL_MCP_API_TOKEN)"
     )
