@@ -5,16 +5,20 @@ SHELL := /bin/bash
 export CONTAINERS_CONF := $(CURDIR)/tests/testbed/containers.conf
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# The demo's two "VMs" (systemd containers on one podman network): the first
+# runs the coordinator (its dashboard published on 127.0.0.1:8000) and A-D, the second E-H.
 DEMO_VM ?= central-mcp-vm1
+DEMO_VMS ?= $(DEMO_VM) central-mcp-vm2
+DEMO_NET ?= central-mcp-demo
 IMAGE ?= localhost/debian-systemd:bookworm
 
 .PHONY: help setup test unit coordinator e2e browser lint molecule reliability demo demo-down bench
 
 help:
 	@echo "make test       unit tests, lint, Molecule (prepares the test bed first)"
-	@echo "make demo       a local VM container running the agent fleet"
+	@echo "make demo       two local VM containers running the agent fleet (8 agents, one coordinator)"
 	@echo "                (MODEL=scripted: agents driven by a scripted model, no API key)"
-	@echo "make demo-down  remove the demo VM"
+	@echo "make demo-down  remove the demo VMs"
 	@echo "make reliability  hostile inputs, faults, security and load on a VM container (not in make test: time)"
 	@echo "make bench      print the benchmark figures"
 
@@ -56,24 +60,26 @@ EMULATOR_PID := .cache/gce-emulator.pid
 MODEL_PID := .cache/scripted-model.pid
 # make demo MODEL=scripted: the agents' model is the scripted stand-in (no API key needed).
 MODEL ?=
-BRIDGE = $$(podman network inspect podman --format '{{range .Subnets}}{{.Gateway}}{{end}}')
+BRIDGE = $$(podman network inspect $(DEMO_NET) --format '{{range .Subnets}}{{.Gateway}}{{end}}')
 DEMO_VARS = $(if $(filter scripted,$(MODEL)),-e @inventories/local/scripted-model.yml -e demo_model_address=$(BRIDGE))
 
 demo: setup
 	@mkdir -p .cache
 	@if ! { [ -f $(EMULATOR_PID) ] && kill -0 $$(cat $(EMULATOR_PID)) 2>/dev/null; }; then \
-	    echo "starting the Compute API emulator on 127.0.0.1:8089 (the demo VM starts as e2-micro)"; \
+	    echo "starting the Compute API emulator on 127.0.0.1:8089 (the demo VMs start as e2-micro)"; \
 	    nohup python -m tests.gce_emulator --port 8089 --state .cache/gce-emulator.json \
-	        --instance demo-project/us-central1-a/$(DEMO_VM)=e2-micro --stop-s 3 --start-s 5 \
+	        $(foreach vm,$(DEMO_VMS),--instance demo-project/us-central1-a/$(vm)=e2-micro) --stop-s 3 --start-s 5 \
 	        >.cache/gce-emulator.log 2>&1 & echo $$! > $(EMULATOR_PID); sleep 1; fi
-	@podman container exists $(DEMO_VM) || podman run -d --name $(DEMO_VM) --hostname $(DEMO_VM) \
-	    --systemd=always -p 127.0.0.1:8000:8000 $(IMAGE) /sbin/init >/dev/null
+	@podman network exists $(DEMO_NET) || podman network create $(DEMO_NET) >/dev/null
+	@for vm in $(DEMO_VMS); do podman container exists $$vm || podman run -d --name $$vm --hostname $$vm \
+	    --network $(DEMO_NET) --systemd=always $$([ $$vm = $(DEMO_VM) ] && echo -p 127.0.0.1:8000:8000) \
+	    $(IMAGE) /sbin/init >/dev/null; done
 	@if [ "$(MODEL)" = scripted ] && ! { [ -f $(MODEL_PID) ] && kill -0 $$(cat $(MODEL_PID)) 2>/dev/null; }; then \
-	    echo "starting the scripted model on $(BRIDGE):8090 (reachable from the demo VM only)"; \
+	    echo "starting the scripted model on $(BRIDGE):8090 (reachable from the demo VMs only)"; \
 	    nohup python -m tests.model_api --host $(BRIDGE) --port 8090 --script worker --poll-s 5 --idle-polls 720 \
 	        >.cache/scripted-model.log 2>&1 & echo $$! > $(MODEL_PID); sleep 1; fi
-	@for i in $$(seq 30); do podman exec $(DEMO_VM) systemctl is-system-running 2>/dev/null \
-	    | grep -qE 'running|degraded' && break; sleep 1; done
+	@for vm in $(DEMO_VMS); do for i in $$(seq 30); do podman exec $$vm systemctl is-system-running 2>/dev/null \
+	    | grep -qE 'running|degraded' && break; sleep 1; done; done
 	python tools/run_playbook.py site.yml -i inventories/local $(DEMO_VARS)
 	@if [ "$(MODEL)" = scripted ]; then for n in 1 2 3 4 5 6 7 8; do \
 	    podman exec $(DEMO_VM) /opt/central-mcp/current/bin/central-mcp --token-file /etc/central-mcp/api.token \
@@ -85,12 +91,15 @@ demo: setup
 	@echo "                         ~/.config/central-mcp/credentials/$(DEMO_VM)/coordinator.api.token)"
 	@echo "The coordinator:       podman exec -it $(DEMO_VM) /opt/central-mcp/current/bin/central-mcp --token-file \\"
 	@echo "                         /etc/central-mcp/api.token status   (also: agents, tasks, task add TITLE --role R)"
-	@echo "Attach to the agents:  podman exec -it $(DEMO_VM) runuser -u agent -- tmux attach -t central-mcp-agents"
+	@echo "The dashboard lists all 8 agents, with live terminals from both VMs."
+	@for vm in $(DEMO_VMS); do \
+	    echo "Attach to $$vm's agents: podman exec -it $$vm runuser -u agent -- tmux attach -t central-mcp-agents"; done
 	@echo "  (Ctrl-b n / p: next / previous window; Ctrl-b d: detach and leave them running)"
 	@echo "Tear it down:          make demo-down"
 
 demo-down:
-	podman rm -f --time 10 $(DEMO_VM) >/dev/null 2>&1 || true
+	podman rm -f --time 10 $(DEMO_VMS) >/dev/null 2>&1 || true
+	podman network rm -f $(DEMO_NET) >/dev/null 2>&1 || true
 	@if [ -f $(EMULATOR_PID) ]; then kill $$(cat $(EMULATOR_PID)) 2>/dev/null || true; rm -f $(EMULATOR_PID); fi
 	@if [ -f $(MODEL_PID) ]; then kill $$(cat $(MODEL_PID)) 2>/dev/null || true; rm -f $(MODEL_PID); fi
 	rm -f .cache/gce-emulator.json
