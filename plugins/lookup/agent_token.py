@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 name: agent_token
-author: Central-MCP maintainers
+author: Central-MCP maintainers (@central-mcp)
 version_added: "0.1.0"
 short_description: An agent's coordinator token, generated once and kept on the controller
 description:

@@ -39,7 +39,7 @@ description:
     window - C(python3 agent_probe.py --session S --watch 5) (see
     C(--help)); it prints the table that C(playbooks/status.yml) prints.
 author:
-  - Central-MCP maintainers
+  - Central-MCP maintainers (@central-mcp)
 options:
   session:
     description:
@@ -113,9 +113,11 @@ attributes:
     description: The module never changes anything; check mode runs it as usual.
   diff_mode:
     support: none
+    description: Reports, never changes anything, so there is nothing to diff.
   platform:
     support: full
     platforms: posix
+    description: Runs on the target, a Linux VM.
 notes:
   - Linux only (reads C(/proc)); needs tmux 3.2 or later (tested with 3.3a).
   - Run it as the user that owns the tmux server (C(become_user)), which can

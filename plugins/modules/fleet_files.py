@@ -28,7 +28,7 @@ description:
   - O(files[].content) is never shown in results, diffs or logs (it is a
     C(no_log) option, since env files and CLI settings carry tokens).
 author:
-  - Central-MCP maintainers
+  - Central-MCP maintainers (@central-mcp)
 options:
   directories:
     description: Directories to create (with parents) and keep at their attributes, in order.

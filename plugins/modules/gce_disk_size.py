@@ -33,7 +33,7 @@ description:
   - "Runs on the controller (use C(delegate_to: localhost)); needs the Python
     libraries C(google-auth) and C(requests) there."
 author:
-  - Central-MCP maintainers
+  - Central-MCP maintainers (@central-mcp)
 # project, zone, auth_kind, service_account_file, access_token, api_endpoint, requirements
 extends_documentation_fragment:
   - central_mcp.agents.gce
@@ -81,6 +81,7 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Runs wherever google-auth is installed; the vm_upgrade role runs it on the controller.
 notes:
   - The account needs C(compute.disks.get) and C(compute.disks.resize), and
     C(compute.instances.get) with O(instance); e.g. the role

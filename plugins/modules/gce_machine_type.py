@@ -32,7 +32,7 @@ description:
   - "Runs on the controller (use C(delegate_to: localhost)); needs the Python
     libraries C(google-auth) and C(requests) there."
 author:
-  - Central-MCP maintainers
+  - Central-MCP maintainers (@central-mcp)
 # project, zone, auth_kind, service_account_file, access_token, api_endpoint, requirements
 extends_documentation_fragment:
   - central_mcp.agents.gce
@@ -77,6 +77,7 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Runs wherever google-auth is installed; the vm_upgrade role runs it on the controller.
 notes:
   - The account needs C(compute.instances.get), C(stop), C(start),
     C(setMachineType) and C(compute.machineTypes.get), e.g. the role

@@ -30,7 +30,7 @@ description:
   - Names are checked before any tmux command runs, and tmux is always run
     from an argument list, never through a shell.
 author:
-  - Central-MCP maintainers
+  - Central-MCP maintainers (@central-mcp)
 options:
   session:
     description:
@@ -117,10 +117,11 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Runs on the target, a Linux VM.
 notes:
   - Needs tmux 3.2 or later on the target (tested with 3.3a).
   - The lists in the return values name agents only; a change to the C(Control)
-    or C(Logs) window shows in RV(changed) and in the diff.
+    or C(Logs) window shows in C(changed) and in the diff.
   - Agents run as the user the module runs as; use C(become_user) to pick it.
 seealso:
   - name: tmux manual

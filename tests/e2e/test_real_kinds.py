@@ -65,10 +65,13 @@ def test_codex_and_gemini_agents_register_and_complete_tasks_with_no_prompt(kind
     fleet, model = kinds_fleet
     try:
         registered = {name: fleet.wait_registered(name, 90) for name in fleet.items}
-        polled = lambda name: any(  # noqa: E731
-            e.get("agent") == name and e.get("reply", {}).get("tool", "").endswith("get_available_tasks")
-            for e in list(model.requests)
-        )
+
+        def polled(name: str) -> bool:
+            return any(
+                e.get("agent") == name and e.get("reply", {}).get("tool", "").endswith("get_available_tasks")
+                for e in list(model.requests)
+            )
+
         wait_for(lambda: all(polled(n) for n in fleet.items), 90, "both agents poll their task board")
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n{diagnose(fleet, model)}") from None
