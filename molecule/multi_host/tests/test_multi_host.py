@@ -135,6 +135,12 @@ def test_status_playbook_asks_the_coordinator_from_both_vms():
         ), vm  # VM 2 asks VM 1's coordinator over the network
 
 
+def test_check_mode_on_both_vms_reports_nothing():
+    run = run_playbook(INVENTORY, check=True, diff=True)
+    assert run.rc == 0, run.failed
+    assert run.changed == [], run.changed
+
+
 def test_adding_agent_i_to_vm2_starts_only_i(tmp_path_factory: pytest.TempPathFactory):
     before = {vm: windows(vm) for vm in FLEET}
     pids = {
