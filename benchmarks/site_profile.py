@@ -42,7 +42,7 @@ def podman(*args: str) -> str:
 def write_inventory(path: Path, hosts: list[str], ssh: dict[str, str] | None = None) -> Path:
     """An inventory of the given hosts; with ssh ({host: port}, plus "key"), reached over SSH."""
     host_vars = {
-        name: {"central_mcp_agents": [{"name": a, "role": "bench", "model": "claude-sonnet-4-5"} for a in HOSTS[name]]}
+        name: {"central_mcp_agents": [{"name": a, "role": "bench", "model": "claude-sonnet-5-5"} for a in HOSTS[name]]}
         for name in hosts
     }
     connection = {"ansible_connection": "containers.podman.podman"}

@@ -50,7 +50,7 @@ class Fleet:
         self.tokens: dict[str, str] = {}
         self.specs: dict[str, dict[str, str]] = {}
 
-    def add(self, name: str, role: str = "backend", model: str = "claude-sonnet-4-5", kind: str = "claude") -> str:
+    def add(self, name: str, role: str = "backend", model: str = "claude-sonnet-5-5", kind: str = "claude") -> str:
         token = secrets.token_urlsafe(32)
         self.tokens[name] = token
         self.specs[name] = {"name": name, "role": role, "model": model, "kind": kind, "host": "vm1"}

@@ -25,7 +25,7 @@ async def test_whoami_identity_comes_from_token(shared: Server) -> None:
     async with mcp_session(shared.url, shared.fleet.tokens["rev"]) as s:
         error, me = await call(s, "whoami")
         assert not error
-        assert (me["name"], me["role"], me["model"]) == ("rev", "review", "claude-sonnet-4-5")
+        assert (me["name"], me["role"], me["model"]) == ("rev", "review", "claude-sonnet-5-5")
         assert me["next_step"]
         error, text = await call(s, "agent_connect", agent="w01")
         assert error and "'agent'" in text and "'rev'" in text

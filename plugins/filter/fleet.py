@@ -36,7 +36,7 @@ AGENT_KEYS = (
 UNATTENDED_MODES = ("dontAsk", "bypassPermissions")
 FIELD_RE = re.compile(r"\{([a-z_]+)\}")
 TOOL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\([^()\n\r\0]{1,200}\))?$")
-# Model names as providers spell them: claude-sonnet-4-5, glm-4.6, org/model:tag.
+# Model names as providers spell them: claude-sonnet-5-5, glm-4.6, org/model:tag.
 MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
 ROLE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/-]{0,63}")
 # Coordinator tools as an agent's grant names them (the coordinator enforces it).

@@ -135,10 +135,10 @@ EXAMPLES = r"""
     socket_name: central-mcp
     agents:
       - name: A
-        command: claude --model claude-sonnet-4-5
+        command: claude --model claude-sonnet-5-5
         workdir: /srv/agents/A
       - name: B
-        command: claude --model claude-sonnet-4-5
+        command: claude --model claude-sonnet-5-5
         workdir: /srv/agents/B
       - name: C
         # The API key is read from a 0600 file, never passed in env.

@@ -63,7 +63,7 @@ class Fleet:
             loop = f'i=0; while true; do i=$((i+1)); echo "agent {name} working, step $i"; sleep 3; done'
             self.tmux("new-window", "-d", "-t", SESSION, "-n", name, "sh", "-c", loop)
         agents = [
-            {"name": n, "role": ROLES[n], "model": "claude-sonnet-4-5", "kind": KINDS.get(n, "claude"), "host": "vm1",
+            {"name": n, "role": ROLES[n], "model": "claude-sonnet-5-5", "kind": KINDS.get(n, "claude"), "host": "vm1",
              "token_sha256": hashlib.sha256(t.encode()).hexdigest()}
             for n, t in self.tokens.items()
         ]  # fmt: skip

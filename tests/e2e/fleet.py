@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 CLAUDE_VERSION = "2.1.332"
 CLAUDE_PACKAGE = "@anthropic-ai/claude-code-linux-x64"
 SERVER = "central-mcp"  # the MCP server name the launcher registers (tools are mcp__central-mcp__*)
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-5-5"
 PROMPT = (
     "You are a coding agent in a fleet coordinated by the central-mcp server. Work through its task board: "
     "whoami, get_available_tasks, claim_task, update_task_progress, complete_task; repeat until none is left."

@@ -24,7 +24,7 @@ from tests.model_api import ModelApi, ModelApiServer, Policy
 
 pytestmark = pytest.mark.e2e
 AGENTS = [
-    {"name": "A", "role": "backend", "model": "claude-sonnet-4-5", "tools": GRANT},
+    {"name": "A", "role": "backend", "model": "claude-sonnet-5-5", "tools": GRANT},
     {"name": "E", "role": "review", "kind": "codex", "model": "gpt-5-codex", "tools": GRANT},
     {"name": "F", "role": "docs", "kind": "gemini", "model": "gemini-2.5-pro", "tools": GRANT},
 ]

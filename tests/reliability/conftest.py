@@ -47,8 +47,8 @@ SECRETS = {
     "glm": "rel-glm-auth-token-Mn2Bv4Cx6Zl8Kj0",
 }
 FLEET = [
-    {"name": "A", "role": "backend", "model": "claude-sonnet-4-5"},
-    {"name": "B", "role": "review", "model": "claude-sonnet-4-5"},
+    {"name": "A", "role": "backend", "model": "claude-sonnet-5-5"},
+    {"name": "B", "role": "review", "model": "claude-sonnet-5-5"},
     {
         "name": "C",
         "role": "backend",

@@ -20,7 +20,7 @@ SETTINGS = {
     "home": "/home/agent",
     "workspace_root": "/home/agent/workspaces",
     "coordinator_url": "http://127.0.0.1:3000/mcp",
-    "default_model": "claude-sonnet-4-5",
+    "default_model": "claude-sonnet-5-5",
     "backoff_s": 5,
     "backoff_max_s": 300,
     "healthy_after_s": 60,
@@ -194,7 +194,7 @@ def test_agent_permissions_override_the_defaults():
         "allow": ["mcp__central-mcp", "Bash(git:*)"],
     }
     argv = shlex.split(a["command"])
-    assert argv[-3:] == ["/usr/local/bin/claude", "--model", "claude-sonnet-4-5"]  # no prompt
+    assert argv[-3:] == ["/usr/local/bin/claude", "--model", "claude-sonnet-5-5"]  # no prompt
 
 
 def test_command_override_is_split_never_shell_run():

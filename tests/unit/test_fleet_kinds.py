@@ -30,7 +30,7 @@ SETTINGS = {
     "home": "/home/agent",
     "workspace_root": "/home/agent/workspaces",
     "coordinator_url": "http://127.0.0.1:3000/mcp",
-    "default_model": "claude-sonnet-4-5",
+    "default_model": "claude-sonnet-5-5",
     "backoff_s": 5,
     "backoff_max_s": 300,
     "healthy_after_s": 60,
@@ -87,7 +87,7 @@ def test_the_three_kind_files_are_there_with_pinned_packages():
 
 COMMANDS = [
     # (agent, the CLI's argv after agent-run's "--")
-    ("A", ["/usr/local/bin/claude", "--model", "claude-sonnet-4-5", "You are A (backend)."]),
+    ("A", ["/usr/local/bin/claude", "--model", "claude-sonnet-5-5", "You are A (backend)."]),
     (
         "E",
         [

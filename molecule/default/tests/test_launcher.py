@@ -205,7 +205,7 @@ def test_agents_come_back_after_the_vm_reboots(host):
 
 def test_adding_agent_e_restarts_none_of_the_others(host):
     before = dict(windows(host))
-    fleet = host_vars(host)["central_mcp_agents"] + [{"name": "E", "role": "review", "model": "claude-sonnet-4-5"}]
+    fleet = host_vars(host)["central_mcp_agents"] + [{"name": "E", "role": "review", "model": "claude-sonnet-5-5"}]
     run = run_playbook(INVENTORY, extravars={"central_mcp_agents": fleet})
     assert run.rc == 0, run.failed
     for secret in secrets(host):
