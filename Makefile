@@ -66,7 +66,7 @@ MODEL_PID := .cache/scripted-model.pid
 # make demo MODEL=scripted: the agents' model is the scripted stand-in (no API key needed).
 MODEL ?=
 BRIDGE = $$(podman network inspect $(DEMO_NET) --format '{{range .Subnets}}{{.Gateway}}{{end}}')
-DEMO_VARS = $(if $(filter scripted,$(MODEL)),-e @inventories/local/scripted-model.yml -e demo_model_address=$(BRIDGE))
+DEMO_VARS = $(if $(filter scripted,$(MODEL)),-e @playbooks/vars/scripted-model.yml -e demo_model_address=$(BRIDGE))
 
 demo: setup
 	@mkdir -p .cache
