@@ -43,6 +43,8 @@ def fleet_status(hostvars: Any, hosts: list[str], var: str = "__status_agents") 
         if not isinstance(result, dict) or "summary" not in result:
             errors += 1
             reason = result.get("msg") if isinstance(result, dict) else None
+            if isinstance(result, dict) and result.get("skipped"):
+                reason = "not checked: nothing installed to look at yet (check mode)"
             per_host[host] = {"error": str(reason or "no result: the host was unreachable or the task did not run")}
             continue
         result = _plain({"agents": result["agents"], "summary": result["summary"], "disk": result.get("disk") or []})

@@ -492,3 +492,9 @@ def test_kind_and_cli_process_of_an_agent(tmp_path, env_kind, script, kind):
         wrapper.kill()
         subprocess.run(["pkill", "-P", str(wrapper.pid)], check=False)
         wrapper.wait()
+
+
+def test_a_host_skipped_in_check_mode_is_named_as_not_checked():
+    skipped = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
+    fleet = fleet_status({"vm1": {"r": skipped}}, ["vm1"], "r")
+    assert fleet["hosts"]["vm1"] == {"error": "not checked: nothing installed to look at yet (check mode)"}
