@@ -247,7 +247,10 @@ def _purge(module: AnsibleModule, entry: dict, wanted: set[str], result: dict) -
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    # no_log: the module's invocation is not written to the target's journal. Ansible would log
+    # the files list as one string, in which a content's newlines are escaped, so a one-line
+    # secret such as a token file would not match the no_log value it is masked by.
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, no_log=True)
     params = module.params
     for kind in ("directories", "files", "purge"):
         for entry in params[kind]:
