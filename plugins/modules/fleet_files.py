@@ -25,8 +25,12 @@ description:
     the same directory, given its owner, group and mode, then renamed over
     the old one, so no reader ever sees a partial file or a secret with
     wider permissions.
-  - O(files[].content) is never shown in results, diffs or logs (it is a
-    C(no_log) option, since env files and CLI settings carry tokens).
+  - O(files[].content) is never shown in results or diffs (it is a C(no_log)
+    option, since env files and CLI settings carry tokens). Set the task
+    variable C(ansible_no_target_syslog=true) too, as this collection's roles
+    do. Ansible logs a module's arguments to the target's journal as one
+    string, in which a content's newline is escaped. A one-line secret, such
+    as a token file, then no longer matches the value it is masked by.
 author:
   - Central-MCP maintainers (@central-mcp)
 options:
@@ -99,6 +103,8 @@ notes:
 
 EXAMPLES = r"""
 - name: Write every agent's env file and remove those of agents that left
+  vars:
+    ansible_no_target_syslog: true  # see the description
   central_mcp.agents.fleet_files:
     directories:
       - {path: /etc/central-mcp/agents, owner: root, group: agent, mode: "0750"}
@@ -247,10 +253,7 @@ def _purge(module: AnsibleModule, entry: dict, wanted: set[str], result: dict) -
 
 
 def main() -> None:
-    # no_log: the module's invocation is not written to the target's journal. Ansible would log
-    # the files list as one string, in which a content's newlines are escaped, so a one-line
-    # secret such as a token file would not match the no_log value it is masked by.
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, no_log=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
     for kind in ("directories", "files", "purge"):
         for entry in params[kind]:
