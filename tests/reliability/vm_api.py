@@ -12,6 +12,7 @@ token never appears on a command line. Prints one JSON document.
                   (at most N), then 3 more: {"acked": [...], "answers": [[status, body], ...]}
 """
 
+import http.client
 import json
 import sys
 import time
@@ -32,7 +33,7 @@ def call(method, path, body=None, timeout=5):
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
-    except OSError as error:  # refused or reset: the service is down or restarting
+    except (OSError, http.client.HTTPException) as error:  # refused, reset or cut mid-answer: down or restarting
         return 0, str(error)
 
 
