@@ -27,16 +27,6 @@ from tests.e2e.fleet import REPO, Coordinator, Unavailable, wait_for
 KIND_DIR = REPO / "roles" / "launcher" / "vars" / "kinds"
 GRANT = ["whoami", "get_available_tasks", "claim_task", "update_task_progress", "complete_task"]
 UNGRANTED = "get_agent_dashboard"  # a coordinator tool outside GRANT: the coordinator must refuse it
-# What the CLIs show when they stop for a person (none may ever appear in an agent's window).
-PROMPT_MARKERS = (
-    "Allow execution",
-    "Do you trust",
-    "A potential loop was detected",
-    "Approve",
-    "Waiting for user confirmation",
-    "Press enter to continue",
-    "Sign in with ChatGPT",
-)
 
 _RENDER = """
 import json, sys, yaml
@@ -124,7 +114,7 @@ class KindFleet:
             "prompt": prompt,
             "agent_env": {
                 "ANTHROPIC_BASE_URL": self.model_url,
-                "OPENAI_API_KEY": "sk-e2e-openai-key-0000",
+                "OPENAI_API_KEY": "fake-e2e-openai-key-0000",
                 "OPENAI_BASE_URL": self.model_url + "/v1",
                 "GEMINI_API_KEY": "e2e-gemini-key-0000",
                 "GOOGLE_GEMINI_BASE_URL": self.model_url,
@@ -135,7 +125,7 @@ class KindFleet:
             "trees": {k: str(v) for k, v in trees.items()},
             "agents": self.agents,
             "settings": settings,
-            "secrets": {"tokens": self.coordinator.tokens, "api_key": "sk-ant-api03-e2e-role-key-0000"},
+            "secrets": {"tokens": self.coordinator.tokens, "api_key": "fake-e2e-role-key-0000"},
         }
         for item in _render(payload):
             if claude is not None:  # the binary the tests extracted, where the launcher links /usr/local/bin/claude

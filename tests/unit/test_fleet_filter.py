@@ -6,26 +6,15 @@ produce a message that names it, before any task changes the host.
 """
 
 import shlex
-from pathlib import Path
 
 import pytest
-import yaml
 from ansible_collections.central_mcp.agents.plugins.filter.fleet import fleet_errors, launcher_fleet
+from launcher_settings import SETTINGS as BASE_SETTINGS
+from launcher_settings import kinds
 
-REPO = Path(__file__).resolve().parents[2]
-KINDS = {"claude": yaml.safe_load((REPO / "roles/launcher/vars/kinds/claude.yml").read_text())["claude"]}
+KINDS = kinds("claude")
 SETTINGS = {
-    "libexec_dir": "/usr/local/libexec/central-mcp",
-    "config_dir": "/etc/central-mcp/agents",
-    "home": "/home/agent",
-    "workspace_root": "/home/agent/workspaces",
-    "coordinator_url": "http://127.0.0.1:3000/mcp",
-    "default_model": "claude-sonnet-5-5",
-    "backoff_s": 5,
-    "backoff_max_s": 300,
-    "healthy_after_s": 60,
-    "permission_mode": "dontAsk",
-    "allowed_tools": ["Read", "Edit"],
+    **BASE_SETTINGS,
     "prompt": "You are {name} ({role}); {braces} stay",
     "agent_env": {"SHARED": "1", "ANTHROPIC_BASE_URL": "http://shared.invalid"},
 }

@@ -13,37 +13,17 @@ import importlib.util
 import json
 import shlex
 import tomllib
-from pathlib import Path
 
 import pytest
-import yaml
 from ansible_collections.central_mcp.agents.plugins.filter.fleet import fleet_errors, launcher_fleet
+from launcher_settings import REPO, SETTINGS, kinds
 
-REPO = Path(__file__).resolve().parents[2]
-KINDS = {
-    path.stem: yaml.safe_load(path.read_text())[path.stem]
-    for path in (REPO / "roles/launcher/vars/kinds").glob("*.yml")
-}
-SETTINGS = {
-    "libexec_dir": "/usr/local/libexec/central-mcp",
-    "config_dir": "/etc/central-mcp/agents",
-    "home": "/home/agent",
-    "workspace_root": "/home/agent/workspaces",
-    "coordinator_url": "http://127.0.0.1:3000/mcp",
-    "default_model": "claude-sonnet-5-5",
-    "backoff_s": 5,
-    "backoff_max_s": 300,
-    "healthy_after_s": 60,
-    "permission_mode": "dontAsk",
-    "allowed_tools": ["Read", "Edit"],
-    "prompt": "You are {name} ({role}).",
-    "agent_env": {},
-}
+KINDS = kinds()
 TOKENS = {"A": "tok-A-secret-0123456789", "E": "tok-E-secret-0123456789", "F": "tok-F-secret-0123456789"}
-SECRETS = {"tokens": TOKENS, "api_key": "sk-ant-role-key-0123456789abcdef"}
+SECRETS = {"tokens": TOKENS, "api_key": "fake-role-key-0123456789abcdef"}
 FLEET = [
     {"name": "A", "role": "backend"},
-    {"name": "E", "role": "review", "kind": "codex", "model": "gpt-5-codex", "env": {"OPENAI_API_KEY": "sk-oa-E"}},
+    {"name": "E", "role": "review", "kind": "codex", "model": "gpt-5-codex", "env": {"OPENAI_API_KEY": "fake-oa-E"}},
     {"name": "F", "role": "docs", "kind": "gemini", "model": "gemini-2.5-pro", "env": {"GEMINI_API_KEY": "g-F"}},
 ]
 
@@ -134,7 +114,7 @@ ENVS = [
             "AGENT_KIND": "codex",
             "CODEX_HOME": "/home/agent/.central-mcp/E",
             "CENTRAL_MCP_AGENT_TOKEN": TOKENS["E"],
-            "OPENAI_API_KEY": "sk-oa-E",
+            "OPENAI_API_KEY": "fake-oa-E",
         },
         ["ANTHROPIC_API_KEY"],  # the role's Anthropic key is not given to another vendor's CLI
     ),
@@ -161,10 +141,10 @@ def test_env_file_of_each_kind(name, wanted, absent):
 def test_secrets_only_in_env_files_never_in_commands_or_codex_gemini_configs():
     for name, item in rendered().items():
         text = item["command"] + item["revision"]
-        assert TOKENS[name] not in text and "sk-oa-E" not in text and "g-F" not in text
+        assert TOKENS[name] not in text and "fake-oa-E" not in text and "g-F" not in text
         if name != "A":  # Claude Code takes its header from .claude.json only; the others read the env
             assert TOKENS[name] not in json.dumps(item["configs"])
-            assert "sk-oa-E" not in json.dumps(item["configs"]) and "g-F" not in json.dumps(item["configs"])
+            assert "fake-oa-E" not in json.dumps(item["configs"]) and "g-F" not in json.dumps(item["configs"])
 
 
 def test_codex_config_toml_names_the_token_variable_and_approves_the_coordinator():
@@ -236,9 +216,9 @@ def test_two_agents_of_a_kind_never_share_a_home():
 
 
 def test_role_api_keys_per_kind():
-    secrets = {**SECRETS, "api_keys": {"codex": "sk-role-openai"}}
+    secrets = {**SECRETS, "api_keys": {"codex": "fake-role-openai"}}
     items = {i["name"]: i for i in launcher_fleet([FLEET[0], {**FLEET[1], "env": {}}], KINDS, SETTINGS, secrets)}
-    assert env_of(items["E"])["OPENAI_API_KEY"] == "sk-role-openai"
+    assert env_of(items["E"])["OPENAI_API_KEY"] == "fake-role-openai"
     assert env_of(items["A"])["ANTHROPIC_API_KEY"] == SECRETS["api_key"]
 
 

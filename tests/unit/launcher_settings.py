@@ -1,0 +1,32 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the launcher role hands to `launcher_fleet`, for the unit tests of the fleet filters."""
+
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+KINDS_DIR = REPO / "roles/launcher/vars/kinds"
+
+# The role's layout and defaults, as tasks/configure.yml passes them.
+SETTINGS = {
+    "libexec_dir": "/usr/local/libexec/central-mcp",
+    "config_dir": "/etc/central-mcp/agents",
+    "home": "/home/agent",
+    "workspace_root": "/home/agent/workspaces",
+    "coordinator_url": "http://127.0.0.1:3000/mcp",
+    "default_model": "claude-sonnet-5-5",
+    "backoff_s": 5,
+    "backoff_max_s": 300,
+    "healthy_after_s": 60,
+    "permission_mode": "dontAsk",
+    "allowed_tools": ["Read", "Edit"],
+    "prompt": "You are {name} ({role}).",
+    "agent_env": {},
+}
+
+
+def kinds(*names: str) -> dict:
+    """The role's kind files by name (all of them when no name is given)."""
+    paths = [KINDS_DIR / f"{name}.yml" for name in names] if names else sorted(KINDS_DIR.glob("*.yml"))
+    return {path.stem: yaml.safe_load(path.read_text())[path.stem] for path in paths}
