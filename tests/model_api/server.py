@@ -135,6 +135,16 @@ def message_blocks(step: Step) -> tuple[list[dict[str, Any]], str]:
     return [{"type": "text", "text": step.text}], "end_turn"
 
 
+def _record_reply(api: Any, entry: dict[str, Any], step: Any) -> bool:
+    """Record the script's answer to one request (whatever its wire format); False when the
+    server closes during the step's delay, so nothing more is sent."""
+    entry["reply"] = {"tool": step.tool, "input": step.input} if step.tool else {"text": step.text}
+    if step.stall:
+        entry["reply"] = {"stall": True}
+    api.record(entry)
+    return not (step.delay_s and api.closing.wait(step.delay_s))
+
+
 class Handler(BaseHTTPRequestHandler):
     """One request; the server's ``api`` holds the script and the records."""
 
@@ -208,11 +218,7 @@ class Handler(BaseHTTPRequestHandler):
             api.record({**entry, "error": f"{type(exc).__name__}: {exc}"})
             self._error(400, "invalid_request_error", f"scripted model: {exc}")
             return
-        entry["reply"] = {"tool": step.tool, "input": step.input} if step.tool else {"text": step.text}
-        if step.stall:
-            entry["reply"] = {"stall": True}
-        api.record(entry)
-        if step.delay_s and api.closing.wait(step.delay_s):
+        if not _record_reply(api, entry, step):
             return
         model = body.get("model", "")
         blocks, stop_reason = message_blocks(step)
@@ -263,11 +269,7 @@ class Handler(BaseHTTPRequestHandler):
             api.record({**entry, "kind": wire_name, "error": f"{type(exc).__name__}: {exc}"})
             self._json(400, {"error": {"code": 400, "message": f"scripted model: {exc}", "status": "INVALID_ARGUMENT"}})
             return
-        entry["reply"] = {"tool": step.tool, "input": step.input} if step.tool else {"text": step.text}
-        if step.stall:
-            entry["reply"] = {"stall": True}
-        api.record(entry)
-        if step.delay_s and api.closing.wait(step.delay_s):
+        if not _record_reply(api, entry, step):
             return
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
