@@ -19,7 +19,8 @@ import pytest
 
 from plugins.module_utils.agent_probe import Options, probe
 from tests.e2e.fleet import claude_binary, wait_for
-from tests.e2e.kinds import GRANT, PROMPT_MARKERS, UNGRANTED, KindFleet, Unavailable, cli_tree, kind_files
+from tests.e2e.kinds import GRANT, UNGRANTED, KindFleet, Unavailable, cli_tree, kind_files
+from tests.e2e.prompt_markers import PROMPT_MARKERS
 from tests.model_api import ModelApi, ModelApiServer, Policy
 
 pytestmark = pytest.mark.e2e

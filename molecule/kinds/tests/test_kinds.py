@@ -8,25 +8,21 @@ CLIs, their configs, the coordinator with each agent's grant.
 
 import json
 import shlex
+import sys
 import time
+from pathlib import Path
 
 import pytest
+
+# Shared with the end-to-end tests (stdlib only, so this venv can read it).
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "e2e"))
+from prompt_markers import PROMPT_MARKERS  # noqa: E402
 
 testinfra_hosts = ["podman://central-mcp-molecule-kinds"]
 CLI = "/opt/central-mcp/current/bin/central-mcp --token-file /etc/central-mcp/api.token --json"
 SESSION = "central-mcp-agents"
 AGENTS = {"A": ("claude", "backend"), "E": ("codex", "review"), "F": ("gemini", "docs")}
 UNGRANTED = "get_agent_dashboard"
-# What the CLIs show when they stop for a person (none may ever appear in an agent's window).
-PROMPT_MARKERS = (
-    "Allow execution",
-    "Do you trust",
-    "A potential loop was detected",
-    "Approve",
-    "Waiting for user confirmation",
-    "Press enter to continue",
-    "Sign in with ChatGPT",
-)
 
 
 def cli(host, *args):
