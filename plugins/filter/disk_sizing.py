@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.central_mcp.agents.plugins.filter.sizing import _count, machine_type_monthly_cost
@@ -164,9 +165,10 @@ def _gb(n: int) -> str:
 def agents_disk_room(df_output, agents, workspace_root, per_agent_gb=None, growth_gb=0) -> dict:
     """Whether the filesystem of the workspace root has room for the agents that are new on this host.
 
-    ``df_output`` is what ``LC_ALL=C df --block-size=1 --output=avail,file``
-    printed for :func:`disk_paths_for_agents`: one line per path that exists
-    (a missing path is only an error on stderr). An agent whose workdir is
+    ``df_output`` is the free bytes of each path of :func:`disk_paths_for_agents`
+    that exists: the ``free_bytes`` mapping of the host_info module, or what
+    ``LC_ALL=C df --block-size=1 --output=avail,file`` printed for them (one
+    line per path that exists; a missing path is only an error on stderr). An agent whose workdir is
     listed is already here and needs nothing new; each other one needs
     ``per_agent_gb`` (None or "": the sizing default). The free space is that
     of the workspace root or, before the first run, of its nearest existing
@@ -181,15 +183,18 @@ def agents_disk_room(df_output, agents, workspace_root, per_agent_gb=None, growt
         per_agent = _number(per_agent_gb, "vm_upgrade_disk_per_agent_gb")
     growth = _number(growth_gb or 0, "growth_gb")
     free_at = {}
-    for line in str(df_output or "").splitlines():
-        avail, _, path = line.strip().partition(" ")
-        if avail.isdigit():
-            free_at[path.strip()] = int(avail)
+    if isinstance(df_output, Mapping):  # host_info's free_bytes
+        free_at = {str(path): int(free) for path, free in df_output.items()}
+    else:
+        for line in str(df_output or "").splitlines():
+            avail, _, path = line.strip().partition(" ")
+            if avail.isdigit():
+                free_at[path.strip()] = int(avail)
     measured = next((p for p in disk_paths_for_agents([], root) if p in free_at), None)
     if measured is None:
         raise AnsibleFilterError(
-            f"df printed no free space for {root} or any of its parents: {str(df_output)[:160]!r} "
-            "(the launcher reads `df --output=avail,file` with LC_ALL=C)"
+            f"no free space was measured for {root} or any of its parents: {str(df_output)[:160]!r} "
+            "(give host_info's free_bytes, or what `df --output=avail,file` printed with LC_ALL=C)"
         )
     new = [name for name, workdir in _workdirs(agents, root) if workdir not in free_at]
     need = int(len(new) * per_agent * 2**30)

@@ -298,6 +298,65 @@ def fleet_by_host(hostvars, hosts):
     ]
 
 
+def _text(value) -> str:
+    return str(value)  # a Vault-encrypted value decrypts to its text
+
+
+def coordinator_agents(fleet, hostvars, generated_tokens, default_model):
+    """What the coordinator is told of each agent of fleet_by_host's list, its token only as sha256.
+
+    An agent's token is its host's launcher_agent_tokens entry (Vault) or, else,
+    the generated one at the same position in ``generated_tokens``; its model
+    its own, else its host's launcher_default_model, else ``default_model``.
+    """
+    records = []
+    for entry, generated in zip(fleet, generated_tokens, strict=True):
+        host, agent = entry["host"], entry["agent"]
+        host_vars = hostvars[host]
+        given = host_vars.get("launcher_agent_tokens") or {}
+        token = given[agent["name"]] if agent["name"] in given else generated
+        records.append(
+            {
+                "name": agent["name"],
+                "role": agent.get("role", ""),
+                "model": agent.get("model") or host_vars.get("launcher_default_model") or default_model,
+                "kind": agent.get("kind", "claude"),
+                "tools": agent.get("tools"),
+                "host": host,
+                "token_sha256": hashlib.sha256(_text(token).encode()).hexdigest(),
+            }
+        )
+    return records
+
+
+def coordinator_relays(hosts, hostvars, generated_tokens, port_default):
+    """How the coordinator reaches the pane relay of each other VM: {host, address (tcp:host:port), token}.
+
+    The address is the host's central_mcp_private_address, else ansible_host,
+    else its name; the token its launcher_relay_token (Vault) or, else, the
+    generated one at the same position in ``generated_tokens``.
+    """
+    relays = []
+    for host, generated in zip(hosts, generated_tokens, strict=True):
+        host_vars = hostvars[host]
+        address = str(host_vars.get("central_mcp_private_address") or host_vars.get("ansible_host") or host)
+        port = host_vars.get("launcher_relay_port", port_default)
+        relays.append(
+            {
+                "host": host,
+                "address": f"tcp:{'[' + address + ']' if ':' in address else address}:{port}",
+                "token": _text(host_vars.get("launcher_relay_token") or generated),
+            }
+        )
+    return relays
+
+
 class FilterModule:
     def filters(self):
-        return {"fleet_errors": fleet_errors, "launcher_fleet": launcher_fleet, "fleet_by_host": fleet_by_host}
+        return {
+            "fleet_errors": fleet_errors,
+            "launcher_fleet": launcher_fleet,
+            "fleet_by_host": fleet_by_host,
+            "coordinator_agents": coordinator_agents,
+            "coordinator_relays": coordinator_relays,
+        }

@@ -102,12 +102,13 @@ def _install_task_pip_args() -> list[str]:
     def flat(tasks: list[dict]) -> list[dict]:  # the tasks, those inside blocks included
         return [leaf for t in tasks for leaf in (flat(t["block"]) if "block" in t else [t])]
 
-    tasks = flat(yaml.safe_load((TOP / "roles/coordinator/tasks/install.yml").read_text()))
+    tasks = flat(yaml.safe_load((TOP / "roles/coordinator/tasks/install_release.yml").read_text()))
     [task] = [t for t in tasks if "/bin/pip install" in str(t.get("ansible.builtin.shell", ""))]
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters["quote"] = shlex.quote
     values = {"_coordinator_venv": "/opt/central-mcp/venvs/R", "coordinator_install_dir": "/opt/central-mcp"}
     values["_coordinator_release"] = "R"
+    values["_coordinator_target"] = {"python_path": "/usr/bin/python3"}  # what host_info found
     for name, value in task.get("vars", {}).items():
         values[name] = env.from_string(value).render(values)
     cmd = env.from_string(task["ansible.builtin.shell"]["cmd"]).render(values)

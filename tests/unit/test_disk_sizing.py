@@ -293,6 +293,17 @@ def test_agents_disk_room(df, fleet, args, ok, new, need_gb, free_gb, path):
         assert missing in room["message"] and f"({', '.join(new)})" in room["message"]
 
 
+def free_bytes(df: str) -> dict:
+    """The same measure as host_info returns it (its free_bytes): {path: free bytes}."""
+    return {line.split()[1]: int(line.split()[0]) for line in df.splitlines()[1:]}
+
+
+@pytest.mark.parametrize("df", [DF_FRESH, DF_AB])
+@pytest.mark.parametrize("fleet", [FLEET[:2], FLEET])
+def test_agents_disk_room_reads_host_info_as_df(df, fleet):
+    assert d.agents_disk_room(free_bytes(df), fleet, ROOT) == d.agents_disk_room(df, fleet, ROOT)
+
+
 def test_agents_disk_room_message():
     room = d.agents_disk_room(DF_AB, FLEET, ROOT)
     assert room["message"] == (
@@ -329,7 +340,7 @@ def test_agents_disk_room_reads_real_df(tmp_path):
 @pytest.mark.parametrize(
     ("df", "args", "message"),
     [
-        ("df: /x: No such file or directory", (FLEET, ROOT), "df printed no free space for /home/agent/workspaces"),
+        ("df: /x: No such file or directory", (FLEET, ROOT), "no free space was measured for /home/agent/workspaces"),
         (DF_AB, (FLEET, "relative"), "workspace root 'relative' must be an absolute path"),
         (DF_AB, ("A,B", ROOT), "agents must be a list of dicts with a name"),
         (DF_AB, (FLEET, ROOT, -1), "vm_upgrade_disk_per_agent_gb must be 0 or more, got -1"),

@@ -356,7 +356,7 @@ def role_run(emu, tmp_path, machine_type: str, check: bool = False):
 
 
 REPORT = ("vm1", "Show the machine type change and what it costs")
-SKIPPED = ("plain", "Say why a host that is not a known GCE VM is skipped")
+SKIPPED = ("plain", "Say why the machine type and boot disk of this host are left alone")
 
 
 def test_role_plans_resizes_and_then_changes_nothing(emu, tmp_path):

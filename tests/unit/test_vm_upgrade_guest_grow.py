@@ -214,7 +214,7 @@ def test_role_grows_disk_and_filesystem_and_then_changes_nothing(tmp_path, loops
         assert messages[DISK] == "vm1: would change: boot disk 10 GB → 28 GB, +$1.80/month, online, no restart"
         assert messages[COST].startswith("vm1: once changed, boot disk 28 GB pd-balanced $2.80/month")
         assert "would grow into the disk once it has grown (df: " in messages[DF], messages[DF]
-        assert ("plain", "Say why a host that is not a known GCE VM is skipped") in messages
+        assert ("plain", "Say why the machine type and boot disk of this host are left alone") in messages
         assert int(emu.disk(PROJECT, ZONE, VM)["sizeGb"]) == 10 and xfs_blocks(mount) == start_bytes
         assert [e for e in emu.log() if e["verb"] != "GET"] == []
 

@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The roles' preflight checks: every inventory value argument specs cannot judge, in one pass.
+
+Each filter takes the role's settings as a dict (named as in the inventory)
+and returns a list of messages, one per bad value, each naming the value
+and what to do; an empty list means all is well. A role asserts the list is
+empty in one task, before it changes anything, so a wrong inventory is told
+every mistake at once (and a re-run that changes nothing pays for one task,
+not one per setting). The values may be anything an inventory can hold,
+hostile ones included: nothing here trusts a type.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+
+from ansible_collections.central_mcp.agents.plugins.filter.fleet import ENV_KEY_RE, fleet_errors
+
+TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]{16,256}")
+ADDRESS_RE = re.compile(r"[A-Za-z0-9.:-]{1,253}")
+BIND_HOST_RE = re.compile(r"[A-Za-z0-9.:-]+")
+PORT_RE = re.compile(r"[0-9]{1,5}")
+PERCENT_RE = re.compile(r"[0-9]+([.][0-9]+)?")
+EXTRA_ENV_RE = re.compile(r"CENTRAL_MCP_[A-Z0-9_]+")
+DATA_DIR_RE = re.compile(r"/(var/lib|srv|opt|data)(/[A-Za-z0-9._-]+)+")
+SESSION_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+URL_RE = re.compile(r"https?://[A-Za-z0-9.:\[\]_-]+(/[A-Za-z0-9._~/-]*)?")
+
+
+def _shown(value, width: int = 80) -> str:
+    """A value as a message shows it: as text, cut to width, quoted as JSON (so control characters show)."""
+    text = str(value)
+    return json.dumps(text if len(text) <= width else text[: width - 3] + "...")
+
+
+def _text(value) -> str | None:
+    """A string value as text (a Vault-encrypted one decrypted); None for anything else."""
+    if isinstance(value, str):
+        return value
+    if type(value).__name__ in ("EncryptedString", "AnsibleVaultEncryptedUnicode"):
+        return str(value)
+    return None
+
+
+def _matches(pattern: re.Pattern, value) -> bool:
+    text = _text(value)
+    return text is not None and pattern.fullmatch(text) is not None
+
+
+def _port(value, smallest: int = 1) -> bool:
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    return PORT_RE.fullmatch(text) is not None and smallest <= int(text) <= 65535
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _one_line(value) -> bool:
+    return not any(c in str(value) for c in "\n\r\0")
+
+
+def coordinator_errors(settings: Mapping) -> list:
+    """The coordinator's own settings: port, addresses, disk threshold, tokens, extra env, data directory."""
+    s, errors = settings, []
+    if not _port(s.get("coordinator_port")):
+        errors.append(f"coordinator_port {_shown(s.get('coordinator_port'), 40)} must be a number from 1 to 65535")
+    if not _matches(BIND_HOST_RE, s.get("coordinator_bind_host")):
+        errors.append(f"coordinator_bind_host {_shown(s.get('coordinator_bind_host'))} must be an address or host name")
+    if not _matches(ADDRESS_RE, s.get("private_address")):
+        errors.append(
+            f"central_mcp_private_address (else ansible_host) {_shown(s.get('private_address'))} must be the "
+            "address or name other VMs reach this one by"
+        )
+    percent = s.get("coordinator_disk_warn_percent")
+    if not (PERCENT_RE.fullmatch(str(percent)) and 0 < float(str(percent)) <= 100) or isinstance(percent, bool):
+        errors.append(
+            f"coordinator_disk_warn_percent {_shown(percent, 40)} must be a percentage above 0 and at most 100, like 85"
+        )
+    for name in ("coordinator_api_token", "coordinator_dashboard_token"):
+        token = s.get(name)
+        if token not in ("", None) and not _matches(TOKEN_RE, token):
+            errors.append(
+                f"{name} must be 16-256 characters of letters, digits and . _ ~ + / = - (or empty to generate one)"
+            )
+    extra = s.get("coordinator_extra_env")
+    if not isinstance(extra, Mapping):
+        errors.append(
+            f"coordinator_extra_env must be a mapping of CENTRAL_MCP_* names to one-line values, got {_shown(extra)}"
+        )
+    else:
+        bad = [key for key, value in extra.items() if not _matches(EXTRA_ENV_RE, key) or not _one_line(value)]
+        if bad:
+            errors.append(
+                f"coordinator_extra_env: {', '.join(_shown(key, 40) for key in bad)} must be CENTRAL_MCP_* names "
+                "with one-line values"
+            )
+    data_dir = s.get("coordinator_data_dir")
+    if not _matches(DATA_DIR_RE, data_dir) or ".." in data_dir:
+        errors.append(
+            f"coordinator_data_dir {_shown(data_dir)} must be a directory below /var/lib, /srv, /opt or /data"
+        )
+    return errors
+
+
+def coordinator_fleet_errors(hostvars, hosts, kinds, coordinator_host, relay_port_default) -> list:
+    """The whole fleet as the coordinator sees it: each host's agents, names and Vault tokens unique across
+    hosts, and how the coordinator reaches each other VM's pane relay (its port, token and private address)."""
+    errors, names, tokens = [], {}, {}
+    for host in hosts:
+        host_vars = hostvars[host]
+        agents = host_vars.get("central_mcp_agents", [])
+        found = fleet_errors(agents, kinds)
+        if found:
+            errors.append(f"Fix central_mcp_agents of {host} in the inventory: {' | '.join(found)}")
+        elif isinstance(agents, list):
+            for agent in agents:
+                names.setdefault(str(agent["name"]).lower(), []).append(host)
+        given = host_vars.get("launcher_agent_tokens", {})
+        for name, token in given.items() if isinstance(given, Mapping) else ():
+            tokens.setdefault(_text(token), []).append(f"{host}/{name}")
+        if host == coordinator_host:
+            continue
+        port = host_vars.get("launcher_relay_port", relay_port_default)
+        token = host_vars.get("launcher_relay_token", "")
+        address = host_vars.get("central_mcp_private_address", "")
+        if (
+            not _port(port)
+            or (token not in ("", None) and not _matches(TOKEN_RE, token))
+            or (address not in ("", None) and not _matches(ADDRESS_RE, address))
+        ):
+            errors.append(
+                f"Fix the inventory of {host} (its agents connect to this coordinator from another VM): "
+                f"launcher_relay_port {_shown(port, 40)} must be a number from 1 to 65535, launcher_relay_token "
+                "16-256 letters, digits or . _ ~ + / = - (or empty to generate one), and central_mcp_private_address "
+                f"{_shown(address)} an address or host name"
+            )
+    twice = [name for name, where in names.items() if len(where) > 1]
+    if twice:
+        errors.append(
+            "Agent names must be unique across all hosts of the agents group (the coordinator knows agents by "
+            f"name); used more than once: {', '.join(twice)}"
+        )
+    # Tokens not given are generated, each its own; those given in Vault must differ across hosts too.
+    shared = [" and ".join(agents) for token, agents in tokens.items() if token is not None and len(agents) > 1]
+    if shared:
+        errors.append(
+            f"Two agents have the same coordinator token in launcher_agent_tokens ({'; '.join(shared)}): "
+            "the coordinator knows an agent by its token, so give each agent its own, or leave it out to have "
+            "one generated"
+        )
+    return errors
+
+
+def launcher_errors(settings: Mapping, kinds, host: str) -> list:
+    """The launcher's settings and this host's agents: names, models, env, API keys, session, back-off, tokens."""
+    s, errors = settings, []
+    found = fleet_errors(s.get("central_mcp_agents"), kinds)
+    if found:
+        errors.append(f"Fix central_mcp_agents of {host} in the inventory: {' | '.join(found)}")
+    env = s.get("launcher_agent_env")
+    if not isinstance(env, Mapping):
+        errors.append(f"launcher_agent_env must be a mapping of variable names to one-line values, got {_shown(env)}")
+    else:
+        bad = [key for key, value in env.items() if not _matches(ENV_KEY_RE, key) or not _one_line(value)]
+        if bad:
+            errors.append(
+                f"launcher_agent_env: {', '.join(_shown(key, 40) for key in bad)} must be variable names "
+                "([A-Za-z_][A-Za-z0-9_]*) with one-line values"
+            )
+    keys = s.get("launcher_api_keys")
+    if not isinstance(keys, Mapping):
+        errors.append(f"launcher_api_keys must be a mapping of agent kinds to keys, got {_shown(keys)}")
+    else:
+        bad = [kind for kind, key in keys.items() if kind not in kinds or _text(key) is None or not _one_line(key)]
+        if bad:
+            errors.append(
+                f"launcher_api_keys: the keys {', '.join(_shown(kind, 40) for kind in bad)} must be agent kinds "
+                f"({', '.join(kinds)}) with one-line string values"
+            )
+    session = s.get("launcher_session")
+    if not _matches(SESSION_RE, session):
+        errors.append(
+            f"launcher_session {_shown(session)} is not allowed: use 1-32 letters, digits, '_' or '-', "
+            "starting with a letter"
+        )
+    backoff = _number(s.get("launcher_restart_backoff_s"))
+    backoff_max = _number(s.get("launcher_restart_backoff_max_s"))
+    if backoff is None or backoff_max is None or backoff < 1 or backoff_max < backoff:
+        errors.append(
+            f"launcher_restart_backoff_s ({s.get('launcher_restart_backoff_s')}) must be at least 1 and "
+            f"launcher_restart_backoff_max_s ({s.get('launcher_restart_backoff_max_s')}) at least as large: "
+            "an agent that keeps failing must never restart in a tight loop"
+        )
+    user = s.get("launcher_user")
+    if not _matches(USER_RE, user) or user == "root":
+        errors.append(f"launcher_user {_shown(user, 40)} must be an unprivileged user name (not root)")
+    url = s.get("launcher_coordinator_url")
+    if not _matches(URL_RE, url):
+        errors.append(f"launcher_coordinator_url {_shown(url)} must be an http(s) URL")
+    tokens = s.get("launcher_agent_tokens")
+    if not isinstance(tokens, Mapping):
+        errors.append(f"launcher_agent_tokens must be a mapping of agent names to tokens, got {_shown(tokens)}")
+    else:
+        bad = [name for name, token in tokens.items() if not _matches(TOKEN_RE, token)]
+        values = [_text(token) for token in tokens.values()]
+        if bad or len(set(values)) != len(values):
+            errors.append(
+                "each token in launcher_agent_tokens must be 16-256 characters of letters, digits and . _ ~ + / = -, "
+                f"one token per agent (agents {', '.join(str(name) for name in bad)} have a bad one)"
+            )
+    return errors
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "coordinator_errors": coordinator_errors,
+            "coordinator_fleet_errors": coordinator_fleet_errors,
+            "launcher_errors": launcher_errors,
+        }

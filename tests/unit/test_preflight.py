@@ -1,0 +1,194 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The roles' preflight filters: good settings pass, each bad value is named, all at once.
+
+The whole-site checks with hostile values run against a real VM in the
+reliability suite (tests/reliability/bad_inputs.yml); these pin each
+message and the types an inventory can give.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import yaml
+from ansible_collections.central_mcp.agents.plugins.filter import fleet
+from ansible_collections.central_mcp.agents.plugins.filter.preflight import (
+    coordinator_errors,
+    coordinator_fleet_errors,
+    launcher_errors,
+)
+from launcher_settings import REPO, kinds
+
+COORDINATOR = {
+    "coordinator_port": 3000,
+    "coordinator_bind_host": "127.0.0.1",
+    "private_address": "10.128.0.2",
+    "coordinator_disk_warn_percent": 85,
+    "coordinator_api_token": "",
+    "coordinator_dashboard_token": "",
+    "coordinator_extra_env": {},
+    "coordinator_data_dir": "/var/lib/central-mcp",
+}
+TOKEN = "tok-0123456789abcdef"
+LAUNCHER = {
+    "central_mcp_agents": [{"name": "A", "role": "backend"}, {"name": "B", "role": "frontend"}],
+    "launcher_agent_env": {"HTTP_PROXY": "http://proxy:3128"},
+    "launcher_api_keys": {"claude": "key-a", "codex": "key-b"},
+    "launcher_session": "central-mcp-agents",
+    "launcher_restart_backoff_s": 5,
+    "launcher_restart_backoff_max_s": 300,
+    "launcher_user": "agent",
+    "launcher_coordinator_url": "http://127.0.0.1:3000/mcp",
+    "launcher_agent_tokens": {"A": TOKEN, "B": TOKEN + "-b"},
+}
+KINDS = sorted(kinds())
+
+
+def test_the_role_defaults_pass():
+    coordinator = yaml.safe_load((REPO / "roles/coordinator/defaults/main.yml").read_text())
+    settings = {key: coordinator[key] for key in COORDINATOR if key in coordinator}
+    assert "{{" in settings.pop("coordinator_bind_host")  # 0.0.0.0 with agents on other VMs, else 127.0.0.1
+    assert coordinator_errors({**settings, "coordinator_bind_host": "0.0.0.0", "private_address": "vm-a"}) == []
+    launcher = yaml.safe_load((REPO / "roles/launcher/defaults/main.yml").read_text())
+    settings = {key: launcher[key] for key in LAUNCHER if key in launcher and key != "launcher_coordinator_url"}
+    assert launcher_errors({**LAUNCHER, **settings}, KINDS, "vm-a") == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("coordinator_port", 0, 'coordinator_port "0"'),
+        ("coordinator_port", "70000", 'coordinator_port "70000"'),
+        ("coordinator_port", "-1", 'coordinator_port "-1"'),
+        ("coordinator_port", True, "coordinator_port"),
+        ("coordinator_port", {"a": 1}, "coordinator_port"),
+        ("coordinator_bind_host", "127.0.0.1; rm -rf /", '"127.0.0.1; rm -rf /"'),
+        ("coordinator_bind_host", "a\nb", r'coordinator_bind_host "a\nb"'),
+        ("coordinator_bind_host", ["x"], "coordinator_bind_host"),
+        ("private_address", "", "central_mcp_private_address"),
+        ("coordinator_disk_warn_percent", 0, "coordinator_disk_warn_percent"),
+        ("coordinator_disk_warn_percent", "101", "coordinator_disk_warn_percent"),
+        ("coordinator_disk_warn_percent", "85%", "coordinator_disk_warn_percent"),
+        ("coordinator_api_token", "short", "coordinator_api_token"),
+        ("coordinator_api_token", TOKEN + "\n", "coordinator_api_token"),
+        ("coordinator_dashboard_token", ["x" * 20], "coordinator_dashboard_token"),
+        ("coordinator_extra_env", "CENTRAL_MCP_X=1", "coordinator_extra_env must be a mapping"),
+        ("coordinator_extra_env", {"PATH": "/tmp"}, '"PATH" must be CENTRAL_MCP_* names'),
+        ("coordinator_extra_env", {"CENTRAL_MCP_X": "1\nExecStart=/bin/sh"}, '"CENTRAL_MCP_X"'),
+        ("coordinator_data_dir", "/", 'coordinator_data_dir "/"'),
+        ("coordinator_data_dir", "/var/lib/../etc", "coordinator_data_dir"),
+        ("coordinator_data_dir", None, "coordinator_data_dir"),
+    ],
+)
+def test_coordinator_names_the_bad_value(key, value, named):
+    errors = coordinator_errors({**COORDINATOR, key: value})
+    assert len(errors) == 1 and named in errors[0], errors
+
+
+def test_coordinator_tells_every_mistake_at_once():
+    errors = coordinator_errors({**COORDINATOR, "coordinator_port": "x", "coordinator_data_dir": "/etc"})
+    assert [e.split()[0] for e in errors] == ["coordinator_port", "coordinator_data_dir"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("central_mcp_agents", None, "Fix central_mcp_agents of vm-a"),
+        ("central_mcp_agents", [{"name": "E; rm -rf /", "role": "x"}], "'E; rm -rf /'"),
+        ("launcher_agent_env", {"BAD-KEY": "1"}, 'launcher_agent_env: "BAD-KEY"'),
+        ("launcher_agent_env", {"X": "1\n2"}, 'launcher_agent_env: "X"'),
+        ("launcher_agent_env", ["X=1"], "launcher_agent_env must be a mapping"),
+        ("launcher_api_keys", {"cursor": "k"}, '"cursor"'),
+        ("launcher_api_keys", {"codex": "k\nx"}, '"codex"'),
+        ("launcher_api_keys", {"claude": {"k": 1}}, '"claude"'),
+        ("launcher_session", "s;reboot", '"s;reboot"'),
+        ("launcher_session", "", "launcher_session"),
+        ("launcher_restart_backoff_s", -1, "launcher_restart_backoff_s (-1"),
+        ("launcher_restart_backoff_s", "soon", "launcher_restart_backoff_s (soon"),
+        ("launcher_restart_backoff_max_s", 2, "launcher_restart_backoff_max_s (2"),
+        ("launcher_user", "root", 'launcher_user "root"'),
+        ("launcher_user", "Agent", 'launcher_user "Agent"'),
+        ("launcher_coordinator_url", "javascript:alert(1)", "launcher_coordinator_url"),
+        ("launcher_agent_tokens", {"A": "short"}, "agents A have a bad one"),
+        ("launcher_agent_tokens", {"A": TOKEN, "B": TOKEN}, "one token per agent"),
+        ("launcher_agent_tokens", "x", "launcher_agent_tokens must be a mapping"),
+    ],
+)
+def test_launcher_names_the_bad_value(key, value, named):
+    errors = launcher_errors({**LAUNCHER, key: value}, KINDS, "vm-a")
+    assert len(errors) == 1 and named in errors[0], errors
+
+
+class HostVars(dict):
+    """hostvars as a filter sees them: a mapping of hosts to their variables."""
+
+
+def test_fleet_checks_every_host_names_and_tokens_across_hosts_and_relays():
+    hostvars = HostVars(
+        {
+            "vm-a": {"central_mcp_agents": [{"name": "A", "role": "r"}], "launcher_agent_tokens": {"A": TOKEN}},
+            "vm-b": {
+                "central_mcp_agents": [{"name": "a", "role": "r"}, {"name": "B", "role": "r"}],
+                "launcher_agent_tokens": {"B": TOKEN},
+                "launcher_relay_port": 70000,
+            },
+            "vm-c": {"central_mcp_agents": "not a list"},
+        }
+    )
+    errors = coordinator_fleet_errors(hostvars, ["vm-a", "vm-b", "vm-c"], KINDS, "vm-a", 8765)
+    assert any(e.startswith("Fix central_mcp_agents of vm-c") for e in errors), errors
+    assert any("Fix the inventory of vm-b" in e and 'launcher_relay_port "70000"' in e for e in errors), errors
+    assert any("used more than once: a" in e for e in errors), errors
+    assert any("vm-a/A and vm-b/B" in e for e in errors), errors
+    assert not any("inventory of vm-a" in e for e in errors)  # the coordinator's own VM has no TCP relay
+    good = HostVars({"vm-a": hostvars["vm-a"], "vm-b": {"central_mcp_agents": [{"name": "B", "role": "r"}]}})
+    assert coordinator_fleet_errors(good, ["vm-a", "vm-b"], KINDS, "vm-a", 8765) == []
+
+
+def test_coordinator_records_hash_tokens_and_fall_back_for_models():
+    hostvars = HostVars(
+        {
+            "vm-a": {"launcher_agent_tokens": {"A": TOKEN}, "launcher_default_model": "glm-4.6"},
+            "vm-b": {},
+        }
+    )
+    entries = [
+        {"host": "vm-a", "agent": {"name": "A", "role": "backend"}},
+        {"host": "vm-b", "agent": {"name": "E", "role": "qa", "model": "m", "kind": "codex", "tools": ["x"]}},
+    ]
+    records = fleet.coordinator_agents(entries, hostvars, ["generated-a", "generated-e"], "claude-sonnet-5-5")
+    assert records == [
+        {
+            "name": "A",
+            "role": "backend",
+            "model": "glm-4.6",
+            "kind": "claude",
+            "tools": None,
+            "host": "vm-a",
+            "token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest(),  # Vault's, not the generated one
+        },
+        {
+            "name": "E",
+            "role": "qa",
+            "model": "m",
+            "kind": "codex",
+            "tools": ["x"],
+            "host": "vm-b",
+            "token_sha256": hashlib.sha256(b"generated-e").hexdigest(),
+        },
+    ]
+
+
+def test_relays_of_the_other_vms():
+    hostvars = HostVars(
+        {
+            "vm-b": {"central_mcp_private_address": "10.0.0.3", "launcher_relay_token": TOKEN},
+            "vm-c": {"ansible_host": "fd00::4", "launcher_relay_port": 9000},
+        }
+    )
+    relays = fleet.coordinator_relays(["vm-b", "vm-c"], hostvars, ["gen-b", "gen-c"], 8765)
+    assert relays == [
+        {"host": "vm-b", "address": "tcp:10.0.0.3:8765", "token": TOKEN},
+        {"host": "vm-c", "address": "tcp:[fd00::4]:9000", "token": "gen-c"},
+    ]
