@@ -5,7 +5,8 @@
 Starts two fresh VM containers (the test bed's image): vm-a runs the
 coordinator and agents A-D, vm-b agents E-H. Prints the ten slowest tasks of
 each run, the time per role, and the no-op re-run divided by `ansible -m
-ping` on the same hosts (1 host, then 2), over two connections:
+ping` on the same hosts (1 host, then 2; each the median of 3 runs), over
+two connections:
 
 - podman: the test bed's own (podman exec; that plugin cannot pipeline, so
   every module run costs several podman calls);
@@ -138,26 +139,39 @@ def changed_tasks(events: list[dict]) -> int:
     )
 
 
-def noop(inventory: Path) -> tuple[float, list[dict]]:
-    """A no-op re-run: a first run settles what this inventory itself says (1 host drops
-    vm-b's agents from the coordinator, for one), the second is measured."""
+ROUNDS = 3  # each figure is the median of this many runs: one run varies by ±15 % on a shared machine
+
+
+def median_run(inventory: Path, **kwargs) -> tuple[float, list[dict], list[float]]:
+    """ROUNDS runs; the median's wall time and events, and every wall time."""
+    runs = sorted((run(inventory, **kwargs) for _ in range(ROUNDS)), key=lambda r: r[0])
+    elapsed, events = runs[len(runs) // 2]
+    return elapsed, events, [r[0] for r in runs]
+
+
+def noop(inventory: Path) -> tuple[float, list[dict], list[float]]:
+    """No-op re-runs: a first run settles what this inventory itself says (1 host drops
+    vm-b's agents from the coordinator, for one), the next ROUNDS are measured."""
     run(inventory, playbook="site.yml")
-    return run(inventory, playbook="site.yml")
+    return median_run(inventory, playbook="site.yml")
 
 
 def noop_ratio(label: str, tmp: str, ssh: dict | None) -> None:
     both = write_inventory(Path(tmp) / f"two-{label}.yml", list(HOSTS), ssh)
     one = write_inventory(Path(tmp) / f"one-{label}.yml", list(HOSTS)[:1], ssh)
-    noop_two, events_two = noop(both)
-    report(f"no-op re-run, 2 hosts, {label}", noop_two, events_two)
-    ping_two, _ = run(both, module="ansible.builtin.ping", host_pattern="all")
-    noop_one, events_one = noop(one)
-    ping_one, _ = run(one, module="ansible.builtin.ping", host_pattern="all")
-    print(f"\nno-op re-run / ping over {label} (goal <= 6x; tasks changed in the re-run, goal 0):")
-    for hosts, noop_s, ping_s, events in (("1 host ", noop_one, ping_one, events_one),
-                                          ("2 hosts", noop_two, ping_two, events_two)):  # fmt: skip
+    noop_two, events_two, all_two = noop(both)
+    report(f"no-op re-run, 2 hosts, {label} (the median of {ROUNDS})", noop_two, events_two)
+    ping_two, _, pings_two = median_run(both, module="ansible.builtin.ping", host_pattern="all")
+    noop_one, events_one, all_one = noop(one)
+    ping_one, _, pings_one = median_run(one, module="ansible.builtin.ping", host_pattern="all")
+    print(f"\nno-op re-run / ping over {label}, medians of {ROUNDS} runs (goal <= 6x; tasks changed, goal 0):")
+    for hosts, noop_s, ping_s, events, noops, pings in (
+        ("1 host ", noop_one, ping_one, events_one, all_one, pings_one),
+        ("2 hosts", noop_two, ping_two, events_two, all_two, pings_two),
+    ):
         print(
-            f"  {hosts}: {noop_s:5.1f} s / {ping_s:4.1f} s = {noop_s / ping_s:4.1f}x  ({changed_tasks(events)} changed)"
+            f"  {hosts}: {noop_s:5.1f} s / {ping_s:4.1f} s = {noop_s / ping_s:4.1f}x  ({changed_tasks(events)} changed;"
+            f" runs {min(noops):.1f}-{max(noops):.1f} s, pings {min(pings):.1f}-{max(pings):.1f} s)"
         )
 
 

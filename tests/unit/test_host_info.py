@@ -177,6 +177,9 @@ def test_url_status(server):
     assert run_module({"url": server + "/busy"})["url_status"] == 503
     closed = run_module({"url": "http://127.0.0.1:9/health", "url_timeout": 1})
     assert closed["url_status"] == 0 and closed["url_error"]
+    for bad in ("ftp://127.0.0.1/health", "http://127.0.0.1:99999/health", "not a url"):
+        answer = run_module({"url": bad})
+        assert answer["url_status"] == 0 and answer["url_error"], bad
 
 
 def test_changes_nothing_and_says_so(tmp_path):
