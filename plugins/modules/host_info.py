@@ -233,7 +233,7 @@ ARGUMENT_SPEC = {
     "url_timeout": {"type": "float", "default": 3},
 }
 
-# The properties read for each unit, in the order systemctl prints them.
+# The properties read for each unit (systemctl prints them as KEY=value lines).
 UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "UnitFileState", "NeedDaemonReload")
 
 
@@ -271,12 +271,19 @@ def missing_packages(module: AnsibleModule, packages: list) -> list:
     return [p for p in packages if p not in installed]
 
 
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:  # a gid with no group entry: nothing to name
+        return ""
+
+
 def user_info(wanted: dict) -> dict:
     try:
         entry = pwd.getpwnam(wanted["name"])
     except KeyError:
         return {"exists": False, "home": "", "shell": "", "groups": [], "in_step": False}
-    groups = sorted({grp.getgrgid(gid).gr_name for gid in os.getgrouplist(entry.pw_name, entry.pw_gid)})
+    groups = sorted(filter(None, (_group_name(gid) for gid in os.getgrouplist(entry.pw_name, entry.pw_gid))))
     in_step = (
         wanted["home"] in (None, entry.pw_dir)
         and wanted["shell"] in (None, entry.pw_shell)
