@@ -283,7 +283,7 @@ def user_info(wanted: dict) -> dict:
         entry = pwd.getpwnam(wanted["name"])
     except KeyError:
         return {"exists": False, "home": "", "shell": "", "groups": [], "in_step": False}
-    groups = sorted(filter(None, (_group_name(gid) for gid in os.getgrouplist(entry.pw_name, entry.pw_gid))))
+    groups = sorted({_group_name(gid) for gid in os.getgrouplist(entry.pw_name, entry.pw_gid)} - {""})
     in_step = (
         wanted["home"] in (None, entry.pw_dir)
         and wanted["shell"] in (None, entry.pw_shell)
