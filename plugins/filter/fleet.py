@@ -298,10 +298,6 @@ def fleet_by_host(hostvars, hosts):
     ]
 
 
-def _text(value) -> str:
-    return str(value)  # a Vault-encrypted value decrypts to its text
-
-
 def coordinator_agents(fleet, hostvars, generated_tokens, default_model):
     """What the coordinator is told of each agent of fleet_by_host's list, its token only as sha256.
 
@@ -323,7 +319,7 @@ def coordinator_agents(fleet, hostvars, generated_tokens, default_model):
                 "kind": agent.get("kind", "claude"),
                 "tools": agent.get("tools"),
                 "host": host,
-                "token_sha256": hashlib.sha256(_text(token).encode()).hexdigest(),
+                "token_sha256": hashlib.sha256(str(token).encode()).hexdigest(),  # str(): a Vault value decrypts
             }
         )
     return records
@@ -345,7 +341,7 @@ def coordinator_relays(hosts, hostvars, generated_tokens, port_default):
             {
                 "host": host,
                 "address": f"tcp:{'[' + address + ']' if ':' in address else address}:{port}",
-                "token": _text(host_vars.get("launcher_relay_token") or generated),
+                "token": str(host_vars.get("launcher_relay_token") or generated),
             }
         )
     return relays

@@ -50,9 +50,9 @@ def _matches(pattern: re.Pattern, value) -> bool:
     return text is not None and pattern.fullmatch(text) is not None
 
 
-def _port(value, smallest: int = 1) -> bool:
+def _port(value) -> bool:
     text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    return PORT_RE.fullmatch(text) is not None and smallest <= int(text) <= 65535
+    return PORT_RE.fullmatch(text) is not None and 1 <= int(text) <= 65535
 
 
 def _number(value) -> float | None:
@@ -66,6 +66,16 @@ def _number(value) -> float | None:
 
 def _one_line(value) -> bool:
     return not any(c in str(value) for c in "\n\r\0")
+
+
+def _env_errors(name: str, env, key_re: re.Pattern, keys: str, keys_rule: str) -> list:
+    """An environment setting: a mapping whose keys match key_re, with one-line values."""
+    if not isinstance(env, Mapping):
+        return [f"{name} must be a mapping of {keys} to one-line values, got {_shown(env)}"]
+    bad = [key for key, value in env.items() if not _matches(key_re, key) or not _one_line(value)]
+    if bad:
+        return [f"{name}: {', '.join(_shown(key, 40) for key in bad)} must be {keys_rule} with one-line values"]
+    return []
 
 
 def coordinator_errors(settings: Mapping) -> list:
@@ -91,18 +101,9 @@ def coordinator_errors(settings: Mapping) -> list:
             errors.append(
                 f"{name} must be 16-256 characters of letters, digits and . _ ~ + / = - (or empty to generate one)"
             )
-    extra = s.get("coordinator_extra_env")
-    if not isinstance(extra, Mapping):
-        errors.append(
-            f"coordinator_extra_env must be a mapping of CENTRAL_MCP_* names to one-line values, got {_shown(extra)}"
-        )
-    else:
-        bad = [key for key, value in extra.items() if not _matches(EXTRA_ENV_RE, key) or not _one_line(value)]
-        if bad:
-            errors.append(
-                f"coordinator_extra_env: {', '.join(_shown(key, 40) for key in bad)} must be CENTRAL_MCP_* names "
-                "with one-line values"
-            )
+    extra_env = s.get("coordinator_extra_env")
+    names = "CENTRAL_MCP_* names"
+    errors += _env_errors("coordinator_extra_env", extra_env, EXTRA_ENV_RE, names, names)
     data_dir = s.get("coordinator_data_dir")
     if not _matches(DATA_DIR_RE, data_dir) or ".." in data_dir:
         errors.append(
@@ -166,16 +167,10 @@ def launcher_errors(settings: Mapping, kinds, host: str) -> list:
     found = fleet_errors(s.get("central_mcp_agents"), kinds)
     if found:
         errors.append(f"Fix central_mcp_agents of {host} in the inventory: {' | '.join(found)}")
-    env = s.get("launcher_agent_env")
-    if not isinstance(env, Mapping):
-        errors.append(f"launcher_agent_env must be a mapping of variable names to one-line values, got {_shown(env)}")
-    else:
-        bad = [key for key, value in env.items() if not _matches(ENV_KEY_RE, key) or not _one_line(value)]
-        if bad:
-            errors.append(
-                f"launcher_agent_env: {', '.join(_shown(key, 40) for key in bad)} must be variable names "
-                "([A-Za-z_][A-Za-z0-9_]*) with one-line values"
-            )
+    errors += _env_errors(
+        "launcher_agent_env", s.get("launcher_agent_env"), ENV_KEY_RE, "variable names",
+        "variable names ([A-Za-z_][A-Za-z0-9_]*)",
+    )  # fmt: skip
     keys = s.get("launcher_api_keys")
     if not isinstance(keys, Mapping):
         errors.append(f"launcher_api_keys must be a mapping of agent kinds to keys, got {_shown(keys)}")
