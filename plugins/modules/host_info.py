@@ -212,6 +212,7 @@ import pwd
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.central_mcp.agents.plugins.module_utils import disk_use
 
 ARGUMENT_SPEC = {
     "paths": {"type": "list", "elements": "path", "default": []},
@@ -322,12 +323,8 @@ def units_info(module: AnsibleModule, units: list) -> dict:
 
 
 def free_bytes(paths: list) -> dict:
-    free = {}
-    for path in paths:
-        if os.path.exists(path):
-            stat = os.statvfs(path)
-            free[path] = stat.f_bavail * stat.f_frsize
-    return free
+    # Measured as the status table measures it (disk_use: the space unprivileged users may fill).
+    return {path: disk_use.measure(path)["free_bytes"] for path in paths if os.path.exists(path)}
 
 
 def ask(url: str, timeout: float) -> tuple[int, str]:
