@@ -150,7 +150,7 @@ def fleet_errors(agents, kinds=None):
                 errors.append(f"{where}: env key {key!r:.80} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)")
             elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 errors.append(f"{where}: env {key} must be a string, got {type(value).__name__}")
-            elif any(ch in str(value) for ch in "\n\r\0"):
+            elif not one_line(value):
                 errors.append(f"{where}: env {key} contains a newline or NUL: env values are one line")
         spec = kinds.get(kind) if isinstance(kinds, dict) and isinstance(kind, str) else None
         managed = {"AGENT_NAME", "AGENT_ROLE", "AGENT_MODEL", "AGENT_KIND", *_managed_env(spec or {})}
@@ -164,6 +164,11 @@ def fleet_errors(agents, kinds=None):
         if base_env and base_env in env and not BASE_URL_RE.fullmatch(str(env[base_env])):
             errors.append(f"{where}: env {base_env} {str(env[base_env])!r:.80} is not an http(s) base URL")
     return errors
+
+
+def one_line(value) -> bool:
+    """Whether a value, as text, has no newline, carriage return or NUL (env files hold one line per value)."""
+    return not any(ch in str(value) for ch in "\n\r\0")
 
 
 def _managed_env(kind):

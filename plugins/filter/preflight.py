@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 
-from ansible_collections.central_mcp.agents.plugins.filter.fleet import ENV_KEY_RE, fleet_errors
+from ansible_collections.central_mcp.agents.plugins.filter.fleet import ENV_KEY_RE, fleet_errors, one_line
 
 TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]{16,256}")
 ADDRESS_RE = re.compile(r"[A-Za-z0-9.:-]{1,253}")
@@ -64,15 +64,11 @@ def _number(value) -> float | None:
         return None
 
 
-def _one_line(value) -> bool:
-    return not any(c in str(value) for c in "\n\r\0")
-
-
 def _env_errors(name: str, env, key_re: re.Pattern, keys: str, keys_rule: str) -> list:
     """An environment setting: a mapping whose keys match key_re, with one-line values."""
     if not isinstance(env, Mapping):
         return [f"{name} must be a mapping of {keys} to one-line values, got {_shown(env)}"]
-    bad = [key for key, value in env.items() if not _matches(key_re, key) or not _one_line(value)]
+    bad = [key for key, value in env.items() if not _matches(key_re, key) or not one_line(value)]
     if bad:
         return [f"{name}: {', '.join(_shown(key, 40) for key in bad)} must be {keys_rule} with one-line values"]
     return []
@@ -175,7 +171,7 @@ def launcher_errors(settings: Mapping, kinds, host: str) -> list:
     if not isinstance(keys, Mapping):
         errors.append(f"launcher_api_keys must be a mapping of agent kinds to keys, got {_shown(keys)}")
     else:
-        bad = [kind for kind, key in keys.items() if kind not in kinds or _text(key) is None or not _one_line(key)]
+        bad = [kind for kind, key in keys.items() if kind not in kinds or _text(key) is None or not one_line(key)]
         if bad:
             errors.append(
                 f"launcher_api_keys: the keys {', '.join(_shown(kind, 40) for kind in bad)} must be agent kinds "
