@@ -131,7 +131,7 @@ def test_start_migrates_old_database_after_backup(tmp_path: Path, fleet: Fleet) 
     try:
         assert [t["title"] for t in srv.json("GET", "/api/tasks")["tasks"]] == ["from v1"]
         backups = sorted(p.name for p in (db.parent / "backups").iterdir())
-        assert any("v1-before-v2" in name for name in backups), backups
+        assert any(f"v1-before-v{MIGRATIONS[-1].version}" in name for name in backups), backups
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == MIGRATIONS[-1].version
     finally:

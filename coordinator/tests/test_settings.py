@@ -20,8 +20,9 @@ def test_defaults() -> None:
         "http://127.0.0.1:3000",
         "http://127.0.0.1:3000/mcp",
     )
-    assert (s.liveness_s, s.assign_s, s.health_s, s.upkeep_s) == (15, 30, 10, 300)
+    assert (s.liveness_s, s.assign_s, s.health_s, s.upkeep_s) == (5, 30, 10, 300)
     assert (s.stale_s, s.offline_s, s.backups_keep) == (120, 600, 7)
+    assert (s.heartbeat_s, s.runtime_offline_s, s.quiet_s, s.task_max_attempts, s.notify_url) == (5, 15, 900, 3, "")
     assert s.agents_file is None and s.api_token == "" and s.loopback
     assert s.disk_warn_percent == 85
     assert Settings.from_env({"CENTRAL_MCP_DISK_WARN_PERCENT": "92.5"}).disk_warn_percent == 92.5
@@ -63,6 +64,9 @@ def test_values_from_environment() -> None:
         ({"CENTRAL_MCP_DISK_WARN_PERCENT": "101"}, "CENTRAL_MCP_DISK_WARN_PERCENT='101'"),
         ({"CENTRAL_MCP_DISK_WARN_PERCENT": "85%"}, "CENTRAL_MCP_DISK_WARN_PERCENT='85%'"),
         ({"CENTRAL_MCP_DISK_WARN_PERCENT": "nan"}, "CENTRAL_MCP_DISK_WARN_PERCENT='nan'"),
+        ({"CENTRAL_MCP_TASK_MAX_ATTEMPTS": "0"}, "CENTRAL_MCP_TASK_MAX_ATTEMPTS='0'"),
+        ({"CENTRAL_MCP_QUIET_S": "never"}, "CENTRAL_MCP_QUIET_S='never'"),
+        ({"CENTRAL_MCP_NOTIFY_URL": "hooks.example/x"}, "CENTRAL_MCP_NOTIFY_URL='hooks.example/x'"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], needle: str) -> None:

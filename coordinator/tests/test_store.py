@@ -40,13 +40,13 @@ def test_older_database_is_backed_up_then_migrated(tmp_path: Path) -> None:
             conn.execute(statement)
         conn.execute("INSERT INTO schema_version VALUES (1, 'v1', 0)")
         conn.execute("INSERT INTO tasks (title, created_at, updated_at) VALUES ('keep me', 0, 0)")
-    assert store.migrate() == [2]
+    assert store.migrate() == [m.version for m in MIGRATIONS[1:]]
     [backup] = store.backups()
-    assert "v1-before-v2" in backup.name
+    assert f"v1-before-v{MIGRATIONS[-1].version}" in backup.name
     with sqlite3.connect(backup) as old:
         assert old.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 1
         assert old.execute("SELECT title FROM tasks").fetchall() == [("keep me",)]
-    assert store.query_one("SELECT suggested_agent FROM tasks")[0] is None
+    assert tuple(store.query_one("SELECT suggested_agent, attempts FROM tasks")) == (None, 0)
     store.close()
 
 

@@ -6,7 +6,9 @@ The agents file (written by the Ansible role) is the source of truth for who
 from the file is retired (its token stops working), never deleted, so its
 finished tasks keep their author.
 
-Liveness is derived from ``last_seen``: any MCP request counts. Writing
+Liveness is derived from the agent's runtime when it has one (its
+heartbeats, see ``runtimes``), else from ``last_seen``: any MCP request
+counts. Writing
 ``last_seen`` on every request would fsync on every call, so it is kept in
 memory and written when it is more than ``TOUCH_WRITE_S`` old or the agent's
 state changes.
@@ -24,11 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from central_mcp.events import EventBus
+from central_mcp.runtimes import Runtimes
 from central_mcp.store import Store
 
 log = logging.getLogger(__name__)
 
-AGENT_STATES = ("starting", "idle", "working", "stale", "offline", "retired")
+AGENT_STATES = ("starting", "idle", "working", "quiet", "waiting", "stale", "offline", "retired")
+# States of an agent that is there and answering (registered, counted as running).
+LIVE_STATES = ("idle", "working", "quiet", "waiting", "stale")
 ACTIVE_TASK_STATES = ("CLAIMED", "IN_PROGRESS")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -113,11 +118,15 @@ def parse_agents_file(path: Path) -> list[AgentSpec]:
 class Roster:
     """Agents in the database plus the in-memory token index and last-seen times."""
 
-    def __init__(self, store: Store, bus: EventBus) -> None:
+    def __init__(self, store: Store, bus: EventBus, runtime_offline_s: float = 15.0, quiet_s: float = 900.0) -> None:
         self.store = store
         self.bus = bus
+        self.runtimes = Runtimes()
+        self.runtime_offline_s = runtime_offline_s
+        self.quiet_s = quiet_s
         self._by_token: dict[str, str] = {}
         self._seen: dict[str, float] = {}
+        self._mcp_at: dict[str, float] = {}  # the last MCP call: what "quiet" measures besides the screen
         self._written: dict[str, float] = {}
         self._grants: dict[str, frozenset[str] | None] = {}
 
@@ -183,8 +192,10 @@ class Roster:
 
     # -- liveness -------------------------------------------------------------
 
-    def touch(self, name: str, *, session_opened: bool = False) -> None:
+    def touch(self, name: str, *, session_opened: bool = False, mcp: bool = True) -> None:
         """Record activity of ``name``; on a new MCP session, count it and mark the agent registered.
+
+        ``mcp``: the activity is an MCP call (not a runtime's heartbeat).
 
         Clients on the stateless 2026-07-28 protocol (Claude Code among them) never send
         ``initialize``, so the first message of an agent this process has not seen yet
@@ -193,11 +204,13 @@ class Roster:
         now = time.time()
         session_opened = session_opened or name not in self._seen
         self._seen[name] = now
+        if mcp:
+            self._mcp_at[name] = now
         row = self.store.query_one("SELECT state, registered_at FROM agents WHERE name = ?", (name,))
         if row is None:
             return
         old = row["state"]
-        new = self._live_state(name) if old in ("starting", "stale", "offline") else old
+        new = self._state_now(name, now) if old in ("starting", "stale", "offline") else old
         due = now - self._written.get(name, 0.0) >= TOUCH_WRITE_S
         if not (session_opened or new != old or due):
             return
@@ -233,22 +246,41 @@ class Roster:
         )
         return "working" if row else "idle"
 
+    def _state_now(self, name: str, now: float) -> str:
+        """A live agent's state: from its runtime's reports when it has one, else idle or working."""
+        live = self._live_state(name)
+        by_runtime = self.runtimes.state(
+            name, live == "working", self._mcp_at.get(name), self.runtime_offline_s, self.quiet_s, now
+        )
+        return by_runtime or live
+
     def recompute(self, name: str) -> None:
-        """After a claim/complete/fail/hand-back: switch between idle and working if the agent is live."""
+        """After a claim/complete/fail/hand-back or a heartbeat: the state of a live agent, now."""
         row = self.store.query_one("SELECT state FROM agents WHERE name = ?", (name,))
-        if row is None or row["state"] not in ("idle", "working"):
+        if row is None or row["state"] not in (*LIVE_STATES, "offline") or row["state"] == "stale":
             return
-        new = self._live_state(name)
+        if row["state"] == "offline" and self.runtimes.get(name) is None:
+            return  # no runtime: only a call of its own brings it back (touch)
+        new = self._state_now(name, time.time())
         if new != row["state"]:
             self._set_states([(name, row["state"], new)])
 
     def refresh(self, stale_s: float, offline_s: float, now: float | None = None) -> list[tuple[str, str, str]]:
-        """The liveness rule: fresh -> idle/working, quiet for ``stale_s`` -> stale, ``offline_s`` -> offline."""
+        """The liveness rule.
+
+        An agent with a runtime: offline after three missed heartbeats, else
+        waiting, quiet, working or idle from its reports (never stale: its
+        model may be silent for hours in a build and still keeps its task).
+        Without one: fresh -> idle/working, silent for ``stale_s`` -> stale,
+        ``offline_s`` -> offline.
+        """
         now = time.time() if now is None else now
         changes: list[tuple[str, str, str]] = []
         for row in self.store.query("SELECT name, state, last_seen FROM agents WHERE state != 'retired'"):
             seen = self.last_seen(row["name"], row["last_seen"])
-            if seen is None:
+            if self.runtimes.get(row["name"]) is not None:
+                new = self._state_now(row["name"], now)
+            elif seen is None:
                 new = "starting"
             elif now - seen >= offline_s:
                 new = "offline"
@@ -309,7 +341,7 @@ class Roster:
                     "kind": r["kind"],
                     "host": r["host"],
                     "state": r["state"],
-                    "registered": r["registered_at"] is not None and r["state"] in ("idle", "working", "stale"),
+                    "registered": r["registered_at"] is not None and r["state"] in LIVE_STATES,
                     "last_seen": iso(seen),
                     "last_seen_s": None if seen is None else round(max(0.0, now - seen), 3),
                     "current_task": (
@@ -319,6 +351,7 @@ class Roster:
                     ),
                     "registered_at": iso(r["registered_at"]),
                     "session_count": r["session_count"],
+                    "runtime": beat.view(now) if (beat := self.runtimes.get(r["name"])) else None,
                 }
             )
         return out

@@ -26,6 +26,8 @@ from central_mcp.api import build_routes
 from central_mcp.dashboard.server import DashboardServer
 from central_mcp.loops import Loops
 from central_mcp.mcp_tools import build_mcp
+from central_mcp.notify import Notifier
+from central_mcp.runtime_api import build_runtime_routes
 from central_mcp.service import Service
 from central_mcp.settings import Settings
 
@@ -62,9 +64,15 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
     """The whole coordinator as an ASGI app; its lifespan opens the store unless ``service`` is already open."""
     svc = service or Service(settings)
     mcp = build_mcp(svc)
-    mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=transport_security(settings))
+    # Stateless: an agent is known by its token, never by an MCP session, so a CLI that still sends
+    # a session id from before a coordinator restart is served like any other call (no 404 "Session
+    # not found", which leaves some CLIs broken until they restart).
+    mcp_app = mcp.streamable_http_app(
+        streamable_http_path="/mcp", transport_security=transport_security(settings), stateless_http=True
+    )
     loops = Loops(svc)
     dashboard = DashboardServer(svc) if settings.dashboard_port else None
+    notifier = Notifier(svc) if settings.notify_url else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -76,6 +84,8 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
         try:
             async with mcp.session_manager.run():
                 loops.start()
+                if notifier is not None:
+                    notifier.start()
                 if dashboard is not None:
                     await dashboard.start()
                 log.info(
@@ -89,6 +99,8 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
                 try:
                     yield
                 finally:
+                    if notifier is not None:
+                        await notifier.stop()
                     if dashboard is not None:
                         await dashboard.stop()
                     await loops.stop()
@@ -99,7 +111,8 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
             svc.close()
             log.info("central-mcp stopped; database closed")
 
-    app = Starlette(routes=[*build_routes(svc), Mount("/", app=mcp_app)], lifespan=lifespan)
+    routes = [*build_routes(svc), *build_runtime_routes(svc), Mount("/", app=mcp_app)]
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.service = svc
     app.state.dashboard = dashboard
     return app

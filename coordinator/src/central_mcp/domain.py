@@ -91,6 +91,7 @@ def task_view(row: Any) -> dict[str, Any]:
         "files_created": json.loads(row["files_created"] or "[]"),
         "created_by": row["created_by"],
         "suggested_agent": row["suggested_agent"],
+        "attempts": row["attempts"],
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
         "claimed_at": iso(row["claimed_at"]),

@@ -39,7 +39,8 @@ def report(svc: Service) -> dict[str, Any]:
         problems.append(svc.agents_file.error)
     problems.extend(svc.system.get("warnings", []))
 
-    agents = {"total": 0, "registered": 0, **dict.fromkeys(("starting", "idle", "working", "stale", "offline"), 0)}
+    states = ("starting", "idle", "working", "quiet", "waiting", "stale", "offline")
+    agents = {"total": 0, "registered": 0, **dict.fromkeys(states, 0)}
     agents["retired"] = 0
     tasks: dict[str, int] = {}
     if db_ok:

@@ -74,21 +74,39 @@ class Loops:
     # -- steps ------------------------------------------------------------------
 
     def liveness(self) -> None:
-        """Re-read a changed agents file, then move agents between idle/working, stale and offline."""
+        """Re-read a changed agents file, then move agents between states; an agent gone offline gives its tasks back.
+
+        The hand-back happens here, at once, not at the next assignment
+        round: a runtime's agent is offline seconds after its last heartbeat.
+        """
         svc = self.service
         svc.reload_agents_file(force=False)
         for name, old, new in svc.roster.refresh(svc.settings.stale_s, svc.settings.offline_s):
             log.info("agent %s: %s -> %s", name, old, new)
+            if new == "offline":
+                self._hand_back_offline(name)
+
+    def _hand_back_offline(self, name: str) -> None:
+        """An offline agent's open tasks go back to the board, each as a failed attempt."""
+        svc = self.service
+        runtime = svc.roster.runtimes.get(name) is not None
+        silent = svc.settings.runtime_offline_s if runtime else svc.settings.offline_s
+        why = f"agent {name} is offline (no {'heartbeat from its runtime' if runtime else 'activity'} for {silent:g} s)"
+        tasks = svc.work.attempt_failed(name, None, why)
+        if tasks:
+            listing = ", ".join(f"#{t['id']} ({t['state']})" for t in tasks)
+            svc.board.post_note("coordinator", f"Handed back {listing}: {why}.")
+            log.info("handed back %s: %s", listing, why)
 
     def assignment(self) -> None:
         """Hand back tasks of offline or retired agents; suggest open tasks to idle agents of the right role."""
         svc = self.service
         agents = svc.roster.list(include_retired=True)
         for agent in agents:
-            if agent["state"] in ("offline", "retired"):
-                why = f"agent {agent['name']} is {agent['state']}"
-                if agent["state"] == "offline":
-                    why += f" (no activity for {svc.settings.offline_s:g} s)"
+            if agent["state"] == "offline":
+                self._hand_back_offline(agent["name"])  # what the liveness step missed (e.g. at start)
+            elif agent["state"] == "retired":
+                why = f"agent {agent['name']} is retired"
                 ids = svc.board.hand_back(agent["name"], why)
                 if ids:
                     listing = ", ".join(f"#{i}" for i in ids)

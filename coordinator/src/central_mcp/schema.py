@@ -93,6 +93,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE tasks ADD COLUMN suggested_at REAL",
         ),
     ),
+    Migration(
+        3,
+        "failed attempts per task (worker runtimes hand tasks back)",
+        ("ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

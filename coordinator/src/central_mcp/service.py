@@ -20,6 +20,7 @@ from central_mcp.domain import Board
 from central_mcp.events import EventBus
 from central_mcp.settings import Settings
 from central_mcp.store import Store
+from central_mcp.work import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,9 @@ class Service:
         self.started_at = time.time()
         self.store = Store(settings.db_path, settings.backup_dir, settings.backups_keep)
         self.bus = EventBus()
-        self.roster = Roster(self.store, self.bus)
+        self.roster = Roster(self.store, self.bus, settings.runtime_offline_s, settings.quiet_s)
         self.board = Board(self.store, self.bus, self.roster)
+        self.work = WorkQueue(self.board, settings.task_max_attempts)
         self.loops: dict[str, LoopStatus] = {}
         self.system: dict[str, Any] = {}
         self.integrity: str | None = None

@@ -45,7 +45,7 @@ class Settings:
     agents_file: Path | None = None
     api_token: str = field(default="", repr=False)
     public_url: str = "http://127.0.0.1:3000"
-    liveness_s: float = 15.0
+    liveness_s: float = 5.0
     assign_s: float = 30.0
     health_s: float = 10.0
     upkeep_s: float = 300.0
@@ -62,11 +62,24 @@ class Settings:
     machine_type: str = ""
     monthly_cost: float | None = None
     disk_warn_percent: float = 85.0  # /health warns when the data directory's filesystem is this full
+    # Worker runtimes (agent-run): how often they heartbeat; three missed beats make an agent offline.
+    heartbeat_s: float = 5.0
+    # A working agent with no coordinator call and no new output on its screen this long is "quiet".
+    quiet_s: float = 900.0
+    # Failed attempts (its CLI ended, its agent went offline) after which a task is FAILED.
+    task_max_attempts: int = 3
+    # Where to POST a one-line JSON message when an agent waits for a person, goes offline or a task fails.
+    notify_url: str = field(default="", repr=False)  # a chat webhook URL is a secret
 
     @property
     def loopback(self) -> bool:
         """True when only this machine can reach the port (the safe default)."""
         return is_loopback(self.host)
+
+    @property
+    def runtime_offline_s(self) -> float:
+        """No heartbeat from an agent's runtime for this long: the agent is offline (three missed beats)."""
+        return 3 * self.heartbeat_s
 
     @property
     def dashboard_login_token(self) -> str:
@@ -102,7 +115,7 @@ class Settings:
             agents_file=Path(agents_raw) if agents_raw else None,
             api_token=api_token,
             public_url=public_url,
-            liveness_s=_float(env, "CENTRAL_MCP_LIVENESS_S", 15.0),
+            liveness_s=_float(env, "CENTRAL_MCP_LIVENESS_S", 5.0),
             assign_s=_float(env, "CENTRAL_MCP_ASSIGN_S", 30.0),
             health_s=_float(env, "CENTRAL_MCP_HEALTH_S", 10.0),
             upkeep_s=_float(env, "CENTRAL_MCP_UPKEEP_S", 300.0),
@@ -119,6 +132,10 @@ class Settings:
             machine_type=_get(env, "CENTRAL_MCP_MACHINE_TYPE", ""),
             monthly_cost=_cost(env, "CENTRAL_MCP_MONTHLY_COST"),
             disk_warn_percent=_percent(env, "CENTRAL_MCP_DISK_WARN_PERCENT", 85.0),
+            heartbeat_s=_float(env, "CENTRAL_MCP_HEARTBEAT_S", 5.0),
+            quiet_s=_float(env, "CENTRAL_MCP_QUIET_S", 900.0),
+            task_max_attempts=_int(env, "CENTRAL_MCP_TASK_MAX_ATTEMPTS", 3, low=1, high=100),
+            notify_url=_url(env, "CENTRAL_MCP_NOTIFY_URL"),
         )
         if settings.dashboard_port and settings.dashboard_port == settings.port:
             raise ConfigError(
@@ -210,6 +227,14 @@ def _relays(env: Mapping[str, str], name: str) -> tuple[RelaySpec, ...]:
             raise ConfigError(f"{where}: host {entry['host']!r} has two relays; keep one")
         specs.append(RelaySpec(entry["host"], address, token))
     return tuple(specs)
+
+
+def _url(env: Mapping[str, str], name: str) -> str:
+    """An optional http(s) URL (a webhook); empty for none."""
+    raw = env.get(name, "").strip()
+    if raw and (not raw.startswith(("http://", "https://")) or any(c.isspace() for c in raw)):
+        raise ConfigError(f"{name}={raw[:80]!r}: expected an http:// or https:// URL, like https://hooks.example/T/B")
+    return raw
 
 
 def _cost(env: Mapping[str, str], name: str) -> float | None:

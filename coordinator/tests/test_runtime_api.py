@@ -1,0 +1,193 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The worker runtime's API against a real coordinator process: claims, heartbeats, failed attempts, webhooks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from conftest import API_TOKEN, Fleet, Server, call, mcp_session
+
+# Fast loops: a runtime is offline after 3 x 0.5 s without a heartbeat; MCP silence alone takes 2 s.
+FAST = {
+    "CENTRAL_MCP_HEARTBEAT_S": "0.5",
+    "CENTRAL_MCP_LIVENESS_S": "0.2",
+    "CENTRAL_MCP_ASSIGN_S": "0.5",
+    "CENTRAL_MCP_STALE_S": "1",
+    "CENTRAL_MCP_OFFLINE_S": "2",
+    "CENTRAL_MCP_QUIET_S": "1",
+    "CENTRAL_MCP_TASK_MAX_ATTEMPTS": "2",
+}
+
+
+class Hook:
+    """A local webhook receiver: the JSON bodies it was sent."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    receiver = Hook()
+    yield receiver
+    receiver.server.shutdown()
+
+
+@pytest.fixture
+def fast(tmp_path: Path, fleet: Fleet, hook: Hook) -> Iterator[Server]:
+    srv = Server(tmp_path, fleet, CENTRAL_MCP_NOTIFY_URL=hook.url, **FAST).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def runtime(srv: Server, name: str, path: str, body: dict[str, Any] | None = None) -> httpx2.Response:
+    return srv.api("POST", "/runtime/" + path, token=srv.fleet.tokens[name], json=body or {})
+
+
+def beat(srv: Server, name: str, **report: Any) -> dict[str, Any]:
+    answer = runtime(srv, name, "heartbeat", {"activity": "idle", **report})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def test_only_agent_tokens_open_the_runtime_api_and_they_open_no_people_route(server: Server) -> None:
+    agent = server.fleet.tokens["A"]
+    assert server.api("POST", "/runtime/heartbeat", token=API_TOKEN, json={"activity": "idle"}).status_code == 401
+    assert server.api("POST", "/runtime/next", token=None, json={}).status_code == 401
+    assert server.api("GET", "/api/tasks", token=agent).status_code == 401
+    bad = server.api("POST", "/runtime/heartbeat", token=agent, json={"activity": "sleeping"})
+    assert bad.status_code == 400 and "activity" in bad.json()["message"]
+    assert server.api("POST", "/runtime/next", token=agent, json={"wait_s": 3600}).status_code == 400
+
+
+def test_a_task_created_while_runtimes_wait_is_claimed_at_once_by_exactly_one(server: Server) -> None:
+    results: dict[str, httpx2.Response] = {}
+
+    def wait(name: str) -> None:
+        results[name] = runtime(server, name, "next", {"wait_s": 5})
+
+    waiters = [threading.Thread(target=wait, args=(name,)) for name in ("A", "B", "R")]
+    for thread in waiters:
+        thread.start()
+    time.sleep(0.5)
+    created = time.monotonic()
+    task = server.json("POST", "/api/tasks", json={"title": "build it", "role": "backend"})
+    for thread in waiters:
+        thread.join(10)
+    winners = [name for name, answer in results.items() if answer.status_code == 200]
+    assert len(winners) == 1 and winners[0] in ("A", "B"), {n: r.status_code for n, r in results.items()}
+    got = results[winners[0]].json()
+    assert got["task"]["id"] == task["id"] and got["task"]["claimed_by"] == winners[0] and not got["resumed"]
+    claimed = server.json("GET", f"/api/tasks/{task['id']}")
+    assert claimed["state"] == "CLAIMED" and claimed["claimed_by"] == winners[0]
+    assert time.monotonic() - created < 6
+    # The review agent's role does not match: it waited its whole wait and got nothing.
+    assert results["R"].status_code == 204
+    # The winner's runtime asks again (it restarted mid-task): it gets the same task back.
+    again = runtime(server, winners[0], "next", {"wait_s": 0}).json()
+    assert again["task"]["id"] == task["id"] and again["resumed"]
+
+
+def test_heartbeat_answers_the_task_state_and_a_cli_exit_hands_the_task_back_then_fails_it(fast: Server) -> None:
+    task = fast.json("POST", "/api/tasks", json={"title": "flaky", "role": "backend"})
+    assert runtime(fast, "A", "next", {"wait_s": 0}).json()["task"]["id"] == task["id"]
+    answer = beat(fast, "A", activity="working", task_id=task["id"], screen=["$ make"], cli_pid=123)
+    assert answer["task"] == {"id": task["id"], "state": "CLAIMED", "claimed_by": "A", "attempts": 0}
+    assert answer["state"] == "working" and answer["interval_s"] == 0.5
+
+    gone = runtime(fast, "A", "exit", {"task_id": task["id"], "exit": "was killed by signal SIGKILL", "screen": ["x"]})
+    [after] = gone.json()["tasks"]
+    assert after["state"] == "AVAILABLE" and after["attempts"] == 1 and after["claimed_by"] is None
+    events = fast.json("GET", f"/api/tasks/{task['id']}")["events"]
+    assert "attempt 1 of 2 failed" in events[-1]["text"] and "SIGKILL" in events[-1]["text"]
+
+    assert runtime(fast, "B", "next", {"wait_s": 0}).json()["task"]["id"] == task["id"]
+    [failed] = runtime(fast, "B", "exit", {"task_id": task["id"], "exit": "exited with status 1"}).json()["tasks"]
+    assert failed["state"] == "FAILED" and failed["attempts"] == 2
+    assert "SIGKILL" in failed["result"] and "status 1" in failed["result"]
+
+
+def test_a_live_runtime_keeps_its_claim_while_its_model_is_silent_and_shows_quiet(fast: Server) -> None:
+    task = fast.json("POST", "/api/tasks", json={"title": "long build", "role": "backend"})
+    assert runtime(fast, "A", "next", {"wait_s": 0}).status_code == 200
+    deadline = time.monotonic() + 3 * 2  # three times the MCP offline time
+    while time.monotonic() < deadline:
+        answer = beat(fast, "A", activity="working", task_id=task["id"], output_age_s=5)
+        time.sleep(0.2)
+    assert answer["state"] == "quiet"
+    held = fast.json("GET", f"/api/tasks/{task['id']}")
+    assert held["state"] == "CLAIMED" and held["claimed_by"] == "A"
+    assert fast.agent("A")["runtime"]["activity"] == "working"
+
+
+def test_a_runtime_that_stops_beating_is_offline_and_its_task_returns_within_seconds(fast: Server, hook: Hook) -> None:
+    task = fast.json("POST", "/api/tasks", json={"title": "orphan", "role": "backend"})
+    assert runtime(fast, "B", "next", {"wait_s": 0}).status_code == 200
+    beat(fast, "B", activity="working", task_id=task["id"])
+    stopped = time.monotonic()
+    wait_for(lambda: fast.json("GET", f"/api/tasks/{task['id']}")["state"] == "AVAILABLE", 5, "hand-back")
+    assert time.monotonic() - stopped < 3  # 3 x 0.5 s of missed beats, plus a liveness round
+    assert fast.agent("B")["state"] == "offline"
+    wait_for(lambda: any(b["event"] == "agent.offline" and b["agent"] == "B" for b in hook.received), 5, "webhook")
+
+
+def test_a_runtime_reporting_a_question_makes_its_agent_waiting_and_tells_a_person(fast: Server, hook: Hook) -> None:
+    question = "Do you trust the files in this folder?"
+    beat(fast, "R", activity="waiting", prompt=question, screen=["Do you trust", "1. Yes"])
+    agent = fast.agent("R")
+    assert agent["state"] == "waiting" and agent["runtime"]["prompt"].startswith("Do you trust")
+    body = wait_for(lambda: [b for b in hook.received if b["event"] == "agent.waiting"], 5, "webhook")[0]
+    assert "agent R is waiting for a person" in body["text"] and body["text"] == body["content"]
+    assert "\n" not in body["text"] and body["screen"] == ["Do you trust", "1. Yes"]
+    assert beat(fast, "R")["state"] == "idle"
+
+
+@pytest.mark.anyio
+async def test_a_session_id_from_before_a_restart_is_served_not_404(server: Server) -> None:
+    async with mcp_session(server.url, server.fleet.tokens["A"]) as session:
+        assert (await call(session, "whoami"))[1]["name"] == "A"
+    server.stop()
+    server.start()
+    headers = {
+        "Authorization": f"Bearer {server.fleet.tokens['A']}",
+        "Mcp-Session-Id": "0123456789abcdef0123456789abcdef",  # what a CLI kept from the old process
+        "Mcp-Protocol-Version": "2025-06-18",
+        "Accept": "application/json, text/event-stream",
+    }
+    body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+    answer = httpx2.post(server.url + "/mcp", headers=headers, json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert '\\"name\\": \\"A\\"' in answer.text or '"name":"A"' in answer.text.replace('\\"', '"').replace(" ", "")
