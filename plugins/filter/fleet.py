@@ -30,7 +30,10 @@ AGENT_KEYS = (
     "allowed_tools",
     "prompt",
     "tools",
+    "mode",
 )
+# worker: the runtime owns the work loop (one CLI run per task); interactive: a long-lived CLI a person talks to.
+MODES = ("worker", "interactive")
 # Modes in which an unattended agent never stops at an approval prompt (the
 # others ask a person, and there is none at a tmux window at 3 a.m.).
 UNATTENDED_MODES = ("dontAsk", "bypassPermissions")
@@ -110,6 +113,9 @@ def fleet_errors(agents, kinds=None):
                 for t in grant
                 if not COORDINATOR_TOOL_RE.fullmatch(t)
             ]
+        run_mode = agent.get("mode")
+        if run_mode is not None and run_mode not in MODES:
+            errors.append(f"{where}: mode {run_mode!r:.40} is not a mode: use worker or interactive")
         mode = agent.get("permission_mode")
         if mode is not None and mode not in UNATTENDED_MODES:
             errors.append(
@@ -153,7 +159,7 @@ def fleet_errors(agents, kinds=None):
             elif not one_line(value):
                 errors.append(f"{where}: env {key} contains a newline or NUL: env values are one line")
         spec = kinds.get(kind) if isinstance(kinds, dict) and isinstance(kind, str) else None
-        managed = {"AGENT_NAME", "AGENT_ROLE", "AGENT_MODEL", "AGENT_KIND", *_managed_env(spec or {})}
+        managed = {"AGENT_NAME", "AGENT_ROLE", "AGENT_MODEL", "AGENT_KIND", TOKEN_ENV, *_managed_env(spec or {})}
         errors += [
             f"{where}: env {key} is set by the launcher (the agent's identity, its own CLI home or its coordinator "
             "token): leave it out"
@@ -164,6 +170,10 @@ def fleet_errors(agents, kinds=None):
         if base_env and base_env in env and not BASE_URL_RE.fullmatch(str(env[base_env])):
             errors.append(f"{where}: env {base_env} {str(env[base_env])!r:.80} is not an http(s) base URL")
     return errors
+
+
+# The agent's coordinator token in its 0600 env file: the runtime's heartbeats and the CLIs that read it from there.
+TOKEN_ENV = "CENTRAL_MCP_AGENT_TOKEN"
 
 
 def one_line(value) -> bool:
@@ -195,11 +205,14 @@ def _fill(value, fields):
 
 
 def launcher_fleet(agents, kinds, settings, secrets):
-    """Per agent: name, kind, command, workdir, state_dir, env_file, configs, revision.
+    """Per agent: name, kind, mode, command, workdir, state_dir, env_file, configs, worker, revision.
 
     settings: libexec_dir, config_dir, home, workspace_root, coordinator_url,
     default_model, backoff_s, backoff_max_s, healthy_after_s, permission_mode,
-    allowed_tools, prompt (the defaults of the agents' own keys).
+    allowed_tools, prompt (the defaults of the agents' own keys), and
+    optionally mode (default interactive) and task_prompt (worker mode's
+    prompt per task, {task_id} {title} {description} {role} {priority} {name}
+    {model} filled in by the runtime).
     secrets: tokens (name -> token), api_key (the role's key, for kinds with
     api_key_from_role), api_keys (kind -> key, optional).
     """
@@ -229,6 +242,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
             env[kind["api_key_env"]] = role_key
         token = secrets.get("tokens", {}).get(name, "")
         managed = {kind["config_dir_env"]: state_dir} if kind.get("config_dir_env") else {}
+        managed[TOKEN_ENV] = token
         managed.update({key: _fill(value, {"token": token}) for key, value in (kind.get("env") or {}).items()})
         env.update(managed)
         for extra in (settings.get("agent_env") or {}, agent.get("env") or {}):  # the fleet's, then the agent's own
@@ -255,8 +269,21 @@ def launcher_fleet(agents, kinds, settings, secrets):
             "allowed_tools": list(agent.get("allowed_tools") or settings["allowed_tools"]),
         }
         config_dir = f"{settings['config_dir']}/{name}"
+        mode = agent.get("mode") or settings.get("mode") or "interactive"
         argv = [_fill(part, fields) for part in kind["argv"]]
-        if agent.get("command"):
+        worker = None
+        if mode == "worker":  # the runtime appends each task's prompt when it starts the CLI for that task
+            worker = {
+                "path": f"{config_dir}.worker.json",
+                "content": {
+                    "prompt": settings.get("task_prompt") or "",
+                    "prompt_flag": kind.get("prompt_flag", ""),
+                    "exit_keys": kind.get("exit_keys", ""),
+                    "grace_s": settings.get("task_grace_s", 30),
+                },
+            }
+            argv = shlex.split(agent["command"]) if agent.get("command") else argv
+        elif agent.get("command"):
             argv = shlex.split(agent["command"])
         else:
             prompt = _fill(agent.get("prompt") if agent.get("prompt") is not None else settings["prompt"], fields)
@@ -270,6 +297,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
             "--backoff-max", str(settings["backoff_max_s"]),
             "--healthy-after", str(settings["healthy_after_s"]),
         ]  # fmt: skip
+        run += ["--worker", worker["path"]] if worker else []
         configs = []
         for doc in kind.get("configs") or []:
             # One flat file per document next to the env file, always *.json (the content is JSON):
@@ -280,16 +308,18 @@ def launcher_fleet(agents, kinds, settings, secrets):
             run += [f"--merge-{doc.get('format', 'json')}", f"{source}:{state_dir}/{doc['file']}"]
         command = shlex.join(run + ["--"] + argv)
         env_file = "".join(f"{key}={value}\n" for key, value in env.items())
-        digest = hashlib.sha256(json.dumps([command, env_file, configs, workdir], sort_keys=True).encode())
+        digest = hashlib.sha256(json.dumps([command, env_file, configs, workdir, worker], sort_keys=True).encode())
         fleet.append(
             {
                 "name": name,
                 "kind": kind_name,
+                "mode": mode,
                 "command": command,
                 "workdir": workdir,
                 "state_dir": state_dir,
                 "env_file": env_file,
                 "configs": configs,
+                "worker": worker,
                 "revision": digest.hexdigest()[:16],
             }
         )

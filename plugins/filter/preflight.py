@@ -25,6 +25,7 @@ PORT_RE = re.compile(r"[0-9]{1,5}")
 PERCENT_RE = re.compile(r"[0-9]+([.][0-9]+)?")
 EXTRA_ENV_RE = re.compile(r"CENTRAL_MCP_[A-Z0-9_]+")
 DATA_DIR_RE = re.compile(r"/(var/lib|srv|opt|data)(/[A-Za-z0-9._-]+)+")
+NOTIFY_URL_RE = re.compile(r"https?://[^\s]{1,2000}")
 SESSION_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 URL_RE = re.compile(r"https?://[A-Za-z0-9.:\[\]_-]+(/[A-Za-z0-9._~/-]*)?")
@@ -97,6 +98,16 @@ def coordinator_errors(settings: Mapping) -> list:
             errors.append(
                 f"{name} must be 16-256 characters of letters, digits and . _ ~ + / = - (or empty to generate one)"
             )
+    attempts = s.get("coordinator_task_max_attempts", 3)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
+        errors.append(f"coordinator_task_max_attempts {_shown(attempts, 40)} must be a whole number from 1 to 100")
+    quiet = s.get("coordinator_quiet_s", 900)
+    if isinstance(quiet, bool) or not isinstance(quiet, int) or not 10 <= quiet <= 86400 * 7:
+        errors.append(f"coordinator_quiet_s {_shown(quiet, 40)} must be a number of seconds from 10 to 604800")
+    url = s.get("coordinator_notify_url") or ""
+    if url and not _matches(NOTIFY_URL_RE, url):
+        # The value is not shown: a chat webhook URL is a secret.
+        errors.append("coordinator_notify_url must be an http:// or https:// URL on one line, without spaces")
     extra_env = s.get("coordinator_extra_env")
     names = "CENTRAL_MCP_* names"
     errors += _env_errors("coordinator_extra_env", extra_env, EXTRA_ENV_RE, names, names)

@@ -1,16 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""What the agent CLIs show when they stop for a person: none may ever appear in an agent's window.
+"""The one list of prompt markers (roles/launcher/files/prompt_markers.py), for tests that import it by this name.
 
 Stdlib only: the end-to-end tests and the Molecule `kinds` scenario's
 testinfra tests (another venv) both read it.
 """
 
-PROMPT_MARKERS = (
-    "Allow execution",
-    "Do you trust",
-    "A potential loop was detected",
-    "Approve",
-    "Waiting for user confirmation",
-    "Press enter to continue",
-    "Sign in with ChatGPT",
-)
+import importlib.util
+from pathlib import Path
+
+_PATH = Path(__file__).resolve().parents[2] / "roles" / "launcher" / "files" / "prompt_markers.py"
+_SPEC = importlib.util.spec_from_file_location("central_mcp_prompt_markers", _PATH)
+_MODULE = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_MODULE)
+PROMPT_MARKERS = _MODULE.PROMPT_MARKERS
+asking = _MODULE.asking

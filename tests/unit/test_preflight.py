@@ -29,6 +29,9 @@ COORDINATOR = {
     "coordinator_dashboard_token": "",
     "coordinator_extra_env": {},
     "coordinator_data_dir": "/var/lib/central-mcp",
+    "coordinator_task_max_attempts": 3,
+    "coordinator_quiet_s": 900,
+    "coordinator_notify_url": "",
 }
 TOKEN = "tok-0123456789abcdef"
 LAUNCHER = {
@@ -79,6 +82,11 @@ def test_the_role_defaults_pass():
         ("coordinator_data_dir", "/", 'coordinator_data_dir "/"'),
         ("coordinator_data_dir", "/var/lib/../etc", "coordinator_data_dir"),
         ("coordinator_data_dir", None, "coordinator_data_dir"),
+        ("coordinator_task_max_attempts", 0, 'coordinator_task_max_attempts "0"'),
+        ("coordinator_task_max_attempts", "3", 'coordinator_task_max_attempts "3"'),
+        ("coordinator_quiet_s", 1, 'coordinator_quiet_s "1"'),
+        ("coordinator_notify_url", "hooks.example/T/B", "coordinator_notify_url must be an http"),
+        ("coordinator_notify_url", "https://hooks.example/T B", "coordinator_notify_url must be an http"),
     ],
 )
 def test_coordinator_names_the_bad_value(key, value, named):
