@@ -191,3 +191,22 @@ async def test_a_session_id_from_before_a_restart_is_served_not_404(server: Serv
     answer = httpx2.post(server.url + "/mcp", headers=headers, json=body, timeout=10)
     assert answer.status_code == 200, answer.text
     assert '\\"name\\": \\"A\\"' in answer.text or '"name":"A"' in answer.text.replace('\\"', '"').replace(" ", "")
+
+
+def test_a_stop_answers_waiting_runtimes_at_once_and_hands_back_nothing(fast: Server) -> None:
+    task = fast.json("POST", "/api/tasks", json={"title": "across a stop", "role": "backend"})
+    assert runtime(fast, "A", "next", {"wait_s": 0}).json()["task"]["id"] == task["id"]
+    beat(fast, "A", activity="working", task_id=task["id"])
+    waiting: dict[str, httpx2.Response] = {}
+    waiter = threading.Thread(target=lambda: waiting.update(B=runtime(fast, "B", "next", {"wait_s": 30})))
+    waiter.start()
+    time.sleep(0.5)
+    began = time.monotonic()
+    fast.stop()
+    stopped_s = time.monotonic() - began
+    waiter.join(5)
+    assert waiting["B"].status_code == 204
+    assert stopped_s < 2.5, f"stop took {stopped_s:.1f}s with a runtime waiting"
+    fast.start()
+    held = fast.json("GET", f"/api/tasks/{task['id']}")
+    assert held["state"] == "CLAIMED" and held["claimed_by"] == "A", held["events"]

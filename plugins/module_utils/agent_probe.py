@@ -155,6 +155,15 @@ def _words(pid: int) -> list[str]:
         return []
 
 
+def _is_worker(pid: int) -> bool:
+    """Whether a wrapper runs in worker mode (``agent-run ... --worker FILE ...``): it starts a CLI per task only."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"\0--worker\0" in fh.read()
+    except OSError:
+        return False
+
+
 def _is_wrapper(pid: int) -> bool:
     """agent-run runs as ``agent-run ...`` or, through its shebang, ``python3 [-opts] .../agent-run ...``."""
     argv = _words(pid)
@@ -263,6 +272,10 @@ def _row(seen: _Seen, after: dict[int, Proc], elapsed: float, uptime: float) -> 
     row = {**_blank(pane.name, pane.window), "wrapper_pid": wrapper.pid if wrapper else None}
     if pane.dead:
         return {**row, "state": "dead", "problem": f"its pane is dead (exit status {pane.dead_status or '?'})"}
+    if agent is None and wrapper is not None and _is_worker(wrapper.pid):
+        # A worker between tasks: its runtime waits for work and no CLI runs (nothing costs a model call).
+        row.update(pid=wrapper.pid, alive=True, rss_bytes=wrapper.rss, cpu_percent=0.0)
+        return {**row, "state": "idle", "problem": None}
     if agent is None:
         what = "its wrapper runs but the agent does not (waiting to restart it)" if wrapper else "no process"
         return {**row, "state": "restarting" if wrapper else "gone", "problem": what}

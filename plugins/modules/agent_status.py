@@ -59,7 +59,7 @@ options:
         The module sends C(GET <coordinator_url>/api/agents) and expects
         C({"agents": [{"name": "A", "state": "idle", "registered": true,
         "last_seen_s": 3.2, "current_task": {"id": 12, "title": "..."}}]})
-        (C(state) is one of V(idle), V(working), V(starting), V(stale), V(offline);
+        (C(state) is one of V(idle), V(working), V(quiet), V(waiting), V(starting), V(stale), V(offline);
         C(current_task) may be null).
       - Redirects are not followed, so the token is only sent to this URL.
       - Omit it to skip the coordinator; RV(agents[].registered) is then null.
@@ -242,9 +242,11 @@ agents:
       type: dict
       sample: {id: 12, title: Add the login page}
     state:
-      description: V(running) (or, once the coordinator answered, its state
-        V(idle), V(working), V(starting), V(stale), V(offline)) when the
-        process is fine; otherwise what is wrong - V(dead) (pane dead),
+      description: V(running) (V(idle) for a worker between tasks, whose
+        runtime runs no CLI; or, once the coordinator answered, its state
+        V(idle), V(working), V(quiet), V(waiting), V(starting), V(stale),
+        V(offline)) when the process is fine; otherwise what is wrong -
+        V(dead) (pane dead),
         V(restarting) (wrapper without agent), V(zombie), V(stopped),
         V(gone), V(missing) (no window), V(unregistered).
       type: str

@@ -15,6 +15,7 @@ import secrets
 import time
 from typing import Any
 
+import httpx2
 import pytest
 from conftest import AGENTS, ARTIFACTS, SESSION, Fleet, call, mcp_session
 
@@ -208,3 +209,19 @@ def test_a_resized_pane_is_redrawn_at_its_new_size(fleet: Fleet, browser: Any) -
         WebDriverWait(browser, 2).until(lambda d: marker in terminal_text(d, "D"), "no output after the resize")
     finally:
         fleet.tmux("resize-window", "-t", f"{SESSION}:D", "-x", "100", "-y", "24")
+
+
+def test_a_waiting_agent_stands_out_with_the_question_and_its_last_lines(fleet: Fleet, browser: Any) -> None:
+    """What C's runtime reports (a question on its screen) shows under its row, and goes once it is answered."""
+    screen = ["Not logged in", "Make auto mode your default permission mode?", "\u276f Yes, set auto mode"]
+    question = {"activity": "waiting", "prompt": screen[1], "screen": screen}
+    headers = {"Authorization": f"Bearer {fleet.tokens['C']}"}
+    answer = httpx2.post(fleet.api_url + "/runtime/heartbeat", json=question, headers=headers, timeout=10)
+    assert answer.status_code == 200 and answer.json()["state"] == "waiting", answer.text
+    login(browser, fleet)
+    row = "return (r => r ? r.textContent : null)(document.querySelector(\"tr.attention[data-attention='C']\"));"
+    text = WebDriverWait(browser, 10).until(lambda d: d.execute_script(row), "no attention row for C")
+    assert "C waiting: asks: Make auto mode your default permission mode?" in text and "Not logged in" in text
+    assert dict((name, state) for name, state, _ in agent_rows(browser))["C"] == "waiting"
+    httpx2.post(fleet.api_url + "/runtime/heartbeat", json={"activity": "idle"}, headers=headers, timeout=10)
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script(row) is None, "C's attention row stayed")

@@ -122,7 +122,7 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 class Coordinator:
     """``central-mcp serve`` as a subprocess on a free loopback port, with an agents file of token hashes."""
 
-    def __init__(self, root: Path, agents: dict[str, str], **settings: float) -> None:
+    def __init__(self, root: Path, agents: dict[str, str], notify_url: str = "", **settings: float) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.tokens = {name: secrets.token_urlsafe(32) for name in agents}
@@ -151,6 +151,7 @@ class Coordinator:
             "CENTRAL_MCP_LOG_LEVEL": "info",
             "CENTRAL_MCP_DASHBOARD_PORT": "0",  # no dashboard: a test must not take the real one's port 8000
             **{f"CENTRAL_MCP_{key.upper()}": f"{value:g}" for key, value in settings.items()},
+            **({"CENTRAL_MCP_NOTIFY_URL": notify_url} if notify_url else {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -219,11 +220,13 @@ class Coordinator:
 class Fleet:
     """Coordinator, scripted model and N agents' homes; agents start in tmux (interactive) or as ``claude -p``."""
 
-    def __init__(self, root: Path, claude: Path, agents: dict[str, str], **coordinator_settings: float) -> None:
+    def __init__(
+        self, root: Path, claude: Path, agents: dict[str, str], notify_url: str = "", **coordinator_settings: float
+    ) -> None:
         self.root = root
         self.claude = claude
         self.names = list(agents)
-        self.coordinator = Coordinator(root, agents, **coordinator_settings)
+        self.coordinator = Coordinator(root, agents, notify_url, **coordinator_settings)
         self.model = ModelApi("worker", log_path=root / "model-requests.jsonl")
         self.model_server = ModelApiServer(self.model)
         self.api_key = "sk-ant-api03-e2e-" + secrets.token_hex(24)  # fake: the stand-in accepts any key
@@ -261,6 +264,10 @@ class Fleet:
         workdir = workdir.resolve()
         managed = {
             "hasCompletedOnboarding": True,
+            # The CLI's own nudges, pre-answered as the launcher's kind file does (claude.yml).
+            "hasSeenAutoDefaultNudge": True,
+            "hasSeenAutoDefaultNotice": True,
+            "hasSeenEffortMediumNudge": True,
             "projects": {str(workdir): {"hasTrustDialogAccepted": True}},
             "customApiKeyResponses": {"approved": [self.api_key[-20:]], "rejected": []},
             "mcpServers": {
@@ -307,12 +314,15 @@ class Fleet:
         if shutil.which("tmux") is None:
             raise Unavailable("tmux is not installed")
         env = self.configure(name, permissions_in_settings=True)
+        self.window(name, env, [str(self.claude), "--model", MODEL, prompt])
+
+    def window(self, name: str, env: dict[str, str], argv: list[str]) -> None:
+        """A tmux window ``name`` running ``argv`` in the agent's workspace with ``env`` (the session on demand)."""
         if not self.tmux_started:
             self.tmux("-f", "/dev/null", "new-session", "-d", "-s", "e2e", "-n", "Control", "-x", "200", "-y", "50")
             self.tmux("set-option", "-g", "remain-on-exit", "on")  # a crashed agent's last screen stays readable
             self.tmux_started = True
         extra = [item for key, value in env.items() for item in ("-e", f"{key}={value}")]
-        argv = [str(self.claude), "--model", MODEL, prompt]
         self.tmux("new-window", "-d", "-t", "e2e", "-n", name, "-c", str(self.workdir(name).resolve()), *extra, *argv)
 
     def pane(self, name: str) -> str:

@@ -13,9 +13,16 @@ The ``worker`` script is an agent's work loop on the coordinator:
     -> update_task_progress(50 %) -> complete_task(notes naming the agent)
     -> get_available_tasks -> ... until none is left -> a final text.
 
-A :class:`Policy`, chosen by the agent name that ``whoami`` returned, lets an
-agent poll while idle, stop after some tasks, or stall right after a claim
-(so a test can kill it while it holds a task).
+When the first prompt names one task (the worker runtime's task prompt:
+"You are agent A, ... Your task is #12: ..."), the script works that task
+only, as a real model would: it loads the tools it needs, reports progress,
+completes the task and ends its turn with a final text. A failed tool call
+is answered like a model answers it: retried once, then reported in a final
+text (never an HTTP error).
+
+A :class:`Policy`, chosen by the agent's name, lets an agent poll while idle,
+stop after some tasks, stall right after a claim (so a test can kill it while
+it holds a task), or work quietly for a while before it reports.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ DEFERRED_MARKER = "deferred tools are now available via ToolSearch"
 CONNECTING_MARKER = "MCP servers are still connecting"
 TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_CALLS = 400  # a conversation longer than this is a runaway loop, not work
+TASK_PROMPT_RE = re.compile(r"You are agent (?P<agent>[A-Za-z][A-Za-z0-9_-]*)\b.*?Your task is #(?P<task>\d+)", re.S)
+TASK_TOOLS = ("update_task_progress", "complete_task")
+RETRIES = 1  # a failed tool call is tried once more, then reported
 
 
 class ScriptError(Exception):
@@ -51,6 +61,10 @@ class Policy:
     that concurrent agents really interleave instead of one taking all).
     ``probe_tool``: right after ``whoami``, call this coordinator tool once (no
     arguments) whatever its answer, e.g. one outside the agent's grant.
+    ``quiet_s``: on a task prompt, work this long in silence (no tool call,
+    as in a long build) before the first progress report.
+    ``complete_task``: on a task prompt, False ends the turn with a text
+    after the progress report, without completing the task.
     """
 
     idle_polls: int = 0
@@ -59,6 +73,8 @@ class Policy:
     stall_after_claim: bool = False
     think_s: float = 0.0
     probe_tool: str = ""
+    quiet_s: float = 0.0
+    complete_task: bool = True
 
 
 @dataclass
@@ -143,6 +159,7 @@ class Conversation:
         # MCP servers still connecting when the turn started: ToolSearch waits for them (the CLI says so).
         self.connecting = [n for m in body["messages"] for n in listed_after(m.get("content"), CONNECTING_MARKER)]
         self.calls: list[ToolCall] = []
+        self.first_text = ""
         by_id: dict[str, ToolCall] = {}
         for message in body["messages"]:
             role, content = message.get("role"), message.get("content")
@@ -151,6 +168,8 @@ class Conversation:
                 raise ScriptError(f"message content of role {role!r} is neither text nor a list of blocks")
             for block in blocks:
                 kind = block.get("type")
+                if role == "user" and kind == "text" and not self.calls:
+                    self.first_text += str(block.get("text", "")) + "\n"
                 if role == "assistant" and kind == "tool_use":
                     call = ToolCall(block["id"], block["name"], block.get("input") or {})
                     by_id[call.id] = call
@@ -180,8 +199,16 @@ class Conversation:
         return self.calls[-1]
 
     @property
+    def task_prompt(self) -> tuple[str, int] | None:
+        """(agent, task id) when the conversation started from a worker runtime's task prompt."""
+        match = TASK_PROMPT_RE.search(self.first_text)
+        return (match["agent"], int(match["task"])) if match else None
+
+    @property
     def agent(self) -> str | None:
         """The agent's name, as the coordinator told it in the answer to ``whoami`` (identity from the token)."""
+        if self.task_prompt:
+            return self.task_prompt[0]
         for call in self.calls:
             if call.short == "whoami" and call.answered and not call.is_error:
                 return str(call.json().get("name"))
@@ -217,7 +244,7 @@ def worker(conv: Conversation, policies: dict[str, Policy], default: Policy) -> 
     """The next step of an agent's work loop (see the module docstring), after the agent's thinking time."""
     agent = conv.agent
     policy = policies.get(agent or "", default)
-    step = work_step(conv, agent, policy)
+    step = task_step(conv, agent, policy) if conv.task_prompt else work_step(conv, agent, policy)
     step.delay_s += policy.think_s
     return step
 
@@ -278,6 +305,39 @@ def work_step(conv: Conversation, agent: str | None, policy: Policy) -> Step:
             return finish(conv, agent)
         return conv.call("get_available_tasks", {})
     raise ScriptError(f"the worker script has no step after a call of {last.name}")
+
+
+def task_step(conv: Conversation, agent: str | None, policy: Policy) -> Step:
+    """One task, as a real model works it: load the tools, report, complete, end the turn with a text."""
+    _, task_id = conv.task_prompt or ("", 0)
+    if len(conv.calls) > MAX_CALLS:
+        raise ScriptError(f"conversation has {len(conv.calls)} tool calls: a runaway loop")
+    wanted = [MCP_PREFIX + t for t in TASK_TOOLS]
+    missing = [n for n in wanted if n not in conv.loaded]
+    last = conv.last
+    if missing:
+        if last is not None and last.name == "ToolSearch":
+            return Step(text=f"I could not load the coordinator's tools ({', '.join(missing)}); stopping.")
+        return conv.call("ToolSearch", {"query": "select:" + ",".join(missing), "max_results": len(missing)})
+    if policy.stall_after_claim:
+        return Step(stall=True)
+    if last is not None and last.is_error:
+        tries = sum(1 for c in conv.calls if c.name == last.name and c.input == last.input)
+        if tries <= RETRIES:
+            return conv.call(last.short, last.input, delay_s=0.5)  # once more, as a model would
+        return Step(text=f"Agent {agent}: {last.short} for task #{task_id} failed twice: {last.text[:300]}. Stopping.")
+    if last is None or last.name == "ToolSearch":
+        notes = f"agent {agent}: half way through task #{task_id}"
+        progress = {"taskId": task_id, "status": "IN_PROGRESS", "completionPercent": 50, "notes": notes}
+        return conv.call("update_task_progress", progress, delay_s=policy.quiet_s)  # silent while it "builds"
+    if last.short == "update_task_progress":
+        if not policy.complete_task:
+            return Step(text=f"Agent {agent}: I worked on task #{task_id} but did not finish it. Ending my turn.")
+        notes = f"Done by agent {agent} through its real agent CLI (worker runtime)."
+        return conv.call("complete_task", {"taskId": task_id, "filesCreated": [], "notes": notes})
+    if last.short == "complete_task":
+        return Step(text=f"Agent {agent}: task #{task_id} is complete. Ending my turn.")
+    raise ScriptError(f"the task script has no step after a call of {last.name}")
 
 
 def finish(conv: Conversation, agent: str | None) -> Step:

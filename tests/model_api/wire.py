@@ -44,8 +44,11 @@ def _output_text(output: Any) -> str:
 class _Translated(Conversation):
     """A Conversation filled from another wire format (no ToolSearch: every offered tool is loaded)."""
 
-    def __init__(self, model: str, schemas: dict[str, dict[str, Any]], calls: list[ToolCall]) -> None:  # noqa: D107
+    def __init__(  # noqa: D107
+        self, model: str, schemas: dict[str, dict[str, Any]], calls: list[ToolCall], first_text: str = ""
+    ) -> None:
         self.model = model
+        self.first_text = first_text  # what the user said before the first tool call (a task prompt?)
         self.schemas = schemas
         self.offered = list(schemas)
         self.loaded = list(schemas)
@@ -68,9 +71,12 @@ def codex_conversation(body: Any) -> Conversation:
             schemas[tool["name"]] = tool.get("parameters") or {}
     calls: list[ToolCall] = []
     by_id: dict[str, ToolCall] = {}
+    first_text = ""
     for item in body["input"]:
         kind = item.get("type")
-        if kind == "function_call":
+        if kind == "message" and item.get("role") == "user" and not calls:
+            first_text += _output_text(item.get("content")) + "\n"
+        elif kind == "function_call":
             name = item.get("name", "")
             if item.get("namespace") == CODEX_NAMESPACE:
                 name = MCP_PREFIX + name
@@ -94,7 +100,7 @@ def codex_conversation(body: Any) -> Conversation:
             call.is_error = bool(isinstance(output, dict) and output.get("success") is False)
             if not call.is_error and call.text.lstrip()[:1] not in ("{", "["):
                 call.is_error = True  # the coordinator answers JSON; anything else is an error text
-    return _Translated(str(body.get("model") or ""), schemas, calls)
+    return _Translated(str(body.get("model") or ""), schemas, calls, first_text)
 
 
 def codex_item(step: Step) -> dict[str, Any]:
@@ -160,9 +166,12 @@ def gemini_conversation(body: Any, model: str) -> Conversation:
         for f in tool.get("functionDeclarations") or []
     }
     calls: list[ToolCall] = []
+    first_text = ""
     for content in body["contents"]:
         for part in content.get("parts") or []:
-            if "functionCall" in part:
+            if content.get("role") == "user" and isinstance(part.get("text"), str) and not calls:
+                first_text += part["text"] + "\n"
+            elif "functionCall" in part:
                 fc = part["functionCall"]
                 calls.append(ToolCall(fc.get("id") or "", canonical(fc.get("name", "")), fc.get("args") or {}))
             elif "functionResponse" in part:
@@ -180,7 +189,7 @@ def gemini_conversation(body: Any, model: str) -> Conversation:
                 call.text = text.removeprefix("<untrusted_context>").removesuffix("</untrusted_context>").strip()
                 if not call.is_error and call.text[:1] not in ("{", "["):
                     call.is_error = True  # the coordinator answers JSON; anything else is an error text
-    return _Translated(model, schemas, calls)
+    return _Translated(model, schemas, calls, first_text)
 
 
 def _gemini_text(value: Any) -> str:

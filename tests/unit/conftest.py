@@ -20,6 +20,11 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # tests/ (the Compute API emulator) is not on the path under plain `pytest`
     sys.path.insert(0, str(REPO))
 
+# agent-run imports its runtime (agent_worker.py, prompt_markers.py) from beside itself, as on the VM.
+LAUNCHER_FILES = REPO / "roles" / "launcher" / "files"
+if str(LAUNCHER_FILES) not in sys.path:
+    sys.path.insert(0, str(LAUNCHER_FILES))
+
 
 # ------------------------------------------------- the gce_* modules' Compute API emulator
 @pytest.fixture(scope="session")

@@ -36,9 +36,7 @@ AGENT_RUN = REPO / "roles" / "launcher" / "files" / "agent-run"
 
 
 def load_agent_run():
-    """Import the script (no .py suffix, so through an explicit source loader), with its modules beside it."""
-    if str(AGENT_RUN.parent) not in sys.path:
-        sys.path.insert(0, str(AGENT_RUN.parent))
+    """Import the script (no .py suffix: an explicit source loader); conftest puts its directory on the path."""
     loader = importlib.machinery.SourceFileLoader("agent_run", str(AGENT_RUN))
     spec = importlib.util.spec_from_loader("agent_run", loader)
     module = importlib.util.module_from_spec(spec)

@@ -259,6 +259,16 @@ def test_unhealthy_agent(socket, wrapper, command, env, state, alive, problem, s
     assert by_name(failed)["B"]["state"] == state  # full results come with the failure
 
 
+def test_a_worker_between_tasks_is_idle_and_healthy(socket, wrapper):
+    """A worker's runtime starts a CLI per task only: no child between tasks is its normal state."""
+    worker = f"{wrapper} --name B --env-file /nonexistent --worker /etc/central-mcp/agents/B.worker.json -- true"
+    build(socket, [("A", "sleep 1000"), ("B", worker, {"FAKE_MODE": "hold", "NO_WRAPPER": "1"})], wrapper)
+    wait_for(lambda: panes(socket)["A"][1] and not children(panes(socket)["B"][0]))
+    b = by_name(run_module({"session": SESSION, "socket_name": socket}))["B"]
+    assert (b["state"], b["alive"], b["healthy"], b["problem"]) == ("idle", True, True, None)
+    assert b["pid"] == b["wrapper_pid"] == panes(socket)["B"][0] and b["rss_bytes"] > 0
+
+
 def test_missing_session(socket):
     result = run_module({"session": SESSION, "socket_name": socket, "expected_agents": ["A"]})
     assert result["rc"] == 0 and result["summary"]["session_found"] is False

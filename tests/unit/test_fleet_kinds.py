@@ -327,3 +327,37 @@ def test_agent_run_keeps_a_broken_toml_aside(tmp_path):
     agent_run.merge_json(str(src), str(dest), "toml")
     assert tomllib.loads(dest.read_text()) == {"a": 1}
     assert [p.read_text() for p in tmp_path.glob("config.toml.corrupt-*")] == ["this is [ not toml"]
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_worker_gets_its_task_prompt_from_the_runtime_not_a_first_prompt(kind):
+    agent = {"name": "W", "role": "backend", "kind": kind, "mode": "worker"}
+    settings = {**SETTINGS, "task_prompt": "Task #{task_id}: {title}", "mode": "interactive"}
+    [item] = launcher_fleet([agent], KINDS, settings, {"tokens": {"W": "tok-W-secret-0123456789"}})
+    argv = shlex.split(item["command"])
+    cli = argv[argv.index("--") + 1 :]
+    assert item["mode"] == "worker" and SETTINGS["prompt"].split(" ")[0] not in " ".join(cli)
+    assert argv[argv.index("--worker") + 1] == item["worker"]["path"] == "/etc/central-mcp/agents/W.worker.json"
+    worker = item["worker"]["content"]
+    assert worker["prompt"] == "Task #{task_id}: {title}" and worker["exit_keys"] == KINDS[kind]["exit_keys"]
+    assert worker["prompt_flag"] == KINDS[kind].get("prompt_flag", "")
+    assert "CENTRAL_MCP_AGENT_TOKEN=tok-W-secret-0123456789\n" in item["env_file"]
+    interactive = launcher_fleet([{**agent, "mode": "interactive"}], KINDS, settings, {"tokens": {"W": "t"}})[0]
+    assert interactive["worker"] is None and "--worker" not in interactive["command"]
+    assert interactive["revision"] != item["revision"]
+
+
+def test_the_role_default_mode_applies_and_a_bad_mode_is_named():
+    [item] = launcher_fleet([{"name": "W", "role": "r"}], KINDS, {**SETTINGS, "mode": "worker"}, {"tokens": {}})
+    assert item["mode"] == "worker"
+    errors = fleet_errors([{"name": "W", "role": "r", "mode": "daemon"}], KINDS)
+    assert errors == ["central_mcp_agents[1]: mode 'daemon' is not a mode: use worker or interactive"]
+
+
+def test_the_end_to_end_task_prompt_is_the_role_default():
+    import yaml
+
+    defaults = yaml.safe_load((REPO / "roles/launcher/defaults/main.yml").read_text())
+    source = (REPO / "tests/e2e/workers.py").read_text()
+    start = source.index('TASK_PROMPT = """\\\n') + len('TASK_PROMPT = """\\\n')
+    assert source[start : source.index('"""', start)] == defaults["launcher_task_prompt"]

@@ -127,6 +127,9 @@ class Roster:
         self._by_token: dict[str, str] = {}
         self._seen: dict[str, float] = {}
         self._mcp_at: dict[str, float] = {}  # the last MCP call: what "quiet" measures besides the screen
+        # A live agent was alive when this process started: its silence counts from then, so a
+        # restart of the coordinator never makes it offline before its runtime could beat again.
+        self.started = time.time()
         self._written: dict[str, float] = {}
         self._grants: dict[str, frozenset[str] | None] = {}
 
@@ -278,6 +281,8 @@ class Roster:
         changes: list[tuple[str, str, str]] = []
         for row in self.store.query("SELECT name, state, last_seen FROM agents WHERE state != 'retired'"):
             seen = self.last_seen(row["name"], row["last_seen"])
+            if seen is not None and row["state"] in LIVE_STATES:
+                seen = max(seen, self.started)
             if self.runtimes.get(row["name"]) is not None:
                 new = self._state_now(row["name"], now)
             elif seen is None:

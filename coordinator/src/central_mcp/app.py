@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -135,6 +136,21 @@ def serve(settings: Settings) -> None:
     svc = Service(settings)
     svc.open()
     app = create_app(settings, svc)
+
+    class Server(uvicorn.Server):
+        """uvicorn, telling the service at once when a stop begins (uvicorn then waits for open requests)."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not svc.stopping:
+                svc.stopping = True
+                try:  # the signal lands in the event loop's thread, mostly while it runs
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    loop = None
+                if loop is not None:  # end event streams and wake waiting long-polls (they answer 204)
+                    loop.call_soon_threadsafe(svc.bus.close_all)
+            super().handle_exit(sig, frame)
+
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -147,4 +163,4 @@ def serve(settings: Settings) -> None:
         proxy_headers=False,
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    Server(config).run()

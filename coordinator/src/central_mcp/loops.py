@@ -55,6 +55,8 @@ class Loops:
     async def _run(self, name: str, interval: float, step: Callable[[], None]) -> None:
         status = self.service.loop_status(name, interval)
         while True:
+            if self.service.stopping:
+                return
             started = time.time()
             try:
                 step()

@@ -108,7 +108,7 @@ def build_runtime_routes(svc: Service) -> list[Route]:
                     log.info("runtime of %s takes task #%d%s", name, task["id"], " again" if resumed else "")
                     return JSONResponse({"task": task, "resumed": resumed})
                 left = deadline - time.monotonic()
-                if left <= 0 or await _woken(sub, left) is None:
+                if left <= 0 or svc.stopping or await _woken(sub, left) is None:
                     return Response(status_code=204)
         finally:
             sub.close()

@@ -96,7 +96,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         3,
         "failed attempts per task (worker runtimes hand tasks back)",
-        ("ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",),
+        (
+            "ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE tasks ADD COLUMN failed_by TEXT",
+            "ALTER TABLE tasks ADD COLUMN failed_at REAL",
+        ),
     ),
 )
 

@@ -87,6 +87,9 @@ class Service:
         self.agents_file = AgentsFileStatus(str(settings.agents_file) if settings.agents_file else None)
         self._last_unknown_check = 0.0
         self.opened = False
+        # Set once a stop was asked for: the loops judge no agent any more (no heartbeat can arrive while
+        # the server stops accepting), and waiting long-polls answer at once.
+        self.stopping = False
 
     def open(self) -> list[int]:
         """Open the database, migrate it, check it, read the agents file; the versions migrated.

@@ -17,9 +17,12 @@ from typing import Any
 from central_mcp.agents import ACTIVE_TASK_STATES
 from central_mcp.domain import Board, Conflict
 
+# A task whose attempt just failed on an agent goes to another agent first: for this long, not back to it.
+RETRY_ELSEWHERE_S = 10.0
 # The suggestion of the assignment loop first, then priority, then age.
 NEXT_SQL = (
     "SELECT id FROM tasks WHERE state = 'AVAILABLE' AND (? IS NULL OR role IN (?, ''))"
+    " AND (failed_by IS NOT ? OR failed_at < ?)"
     " ORDER BY (suggested_agent IS ?) DESC, priority, id LIMIT 1"
 )
 
@@ -36,17 +39,19 @@ class WorkQueue:
 
         An agent that still holds a CLAIMED or IN_PROGRESS task (its runtime restarted mid-task)
         gets that one back; else the most urgent AVAILABLE task of its role
-        (or open to any role) is claimed for it.
+        (or open to any role) is claimed for it; a task whose attempt failed on
+        this agent less than ``RETRY_ELSEWHERE_S`` ago is left to the others.
         """
         held = [t for t in self.board.held_by(agent) if t["state"] in ACTIVE_TASK_STATES]
         if held:
             return held[0], True
-        row = self.board.store.query_one(NEXT_SQL, (role, role, agent))
+        params = (role, role, agent, time.time() - RETRY_ELSEWHERE_S, agent)
+        row = self.board.store.query_one(NEXT_SQL, params)
         while row is not None:
             try:
                 return self.board.claim(row["id"], agent), False
             except Conflict:  # taken in between by a claim_task call: try the next one
-                row = self.board.store.query_one(NEXT_SQL, (role, role, agent))
+                row = self.board.store.query_one(NEXT_SQL, params)
         return None
 
     def attempt_failed(self, agent: str, task_ids: list[int] | None, why: str) -> list[dict[str, Any]]:
@@ -67,7 +72,10 @@ class WorkQueue:
                 if task_ids is not None and row["id"] not in task_ids:
                     continue
                 attempts = row["attempts"] + 1
-                conn.execute("UPDATE tasks SET attempts = ? WHERE id = ?", (attempts, row["id"]))
+                conn.execute(
+                    "UPDATE tasks SET attempts = ?, failed_by = ?, failed_at = ? WHERE id = ?",
+                    (attempts, agent, now, row["id"]),
+                )
                 text = f"attempt {attempts} of {self.max_attempts} failed: {why}"
                 if attempts < self.max_attempts:
                     board._release(conn, [row["id"]], "coordinator", text)

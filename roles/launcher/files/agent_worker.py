@@ -27,6 +27,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -38,6 +39,9 @@ from prompt_markers import asking
 ACTIVE = ("CLAIMED", "IN_PROGRESS")
 NEXT_WAIT_S = 25.0
 BACKOFF_MAX_S = 30.0
+# What counts as new output: the letters on the screen. A spinner, a ticking timer or a token count
+# ("✻ Churning… (12s · 1.2k tokens)") is the CLI waiting, not new work.
+NOT_OUTPUT = re.compile(r"[^A-Za-z]+")
 TASK_FIELDS = ("task_id", "title", "description", "role", "priority", "name", "model")
 # The CLI of the task at hand, for agent-run's signal handler (it ends the CLI when the window stops).
 RUNNING: dict[str, subprocess.Popen | None] = {"child": None}
@@ -82,6 +86,7 @@ class Screen:
     def __init__(self, pane: str | None) -> None:
         self.pane = pane
         self.last: list[str] = []
+        self._letters: list[str] = []
         self.changed_at = time.monotonic()
 
     def look(self) -> list[str]:
@@ -91,8 +96,10 @@ class Screen:
             ["tmux", "capture-pane", "-p", "-t", self.pane], capture_output=True, text=True, check=False, timeout=5
         )
         lines = [line.rstrip() for line in done.stdout.splitlines()] if done.returncode == 0 else self.last
-        if lines != self.last:
-            self.last, self.changed_at = lines, time.monotonic()
+        letters = [NOT_OUTPUT.sub("", line) for line in lines]
+        if letters != self._letters:
+            self._letters, self.changed_at = letters, time.monotonic()
+        self.last = lines
         return lines
 
     def still_for(self) -> float:
@@ -159,7 +166,8 @@ class Heartbeat(threading.Thread):
         pause = 1.0
         while True:
             ok = self.beat() is not None
-            pause = self.interval if ok else min(pause * 2, BACKOFF_MAX_S)
+            # Back in seconds after a coordinator restart: never more than two intervals between tries.
+            pause = self.interval if ok else min(pause * 2, 2 * self.interval)
             self.wake.wait(pause)
             self.wake.clear()
 

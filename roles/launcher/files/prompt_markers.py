@@ -28,9 +28,10 @@ PROMPT_MARKERS = (
 
 
 def asking(lines: list[str], bottom: int = 15) -> str:
-    """The first marker on the last ``bottom`` non-blank lines of a screen, or "" when none shows."""
+    """The lowest line with a marker among the last ``bottom`` non-blank lines of a screen (the question
+    a CLI asks sits at its bottom), or "" when none shows."""
     tail = [line for line in lines if line.strip()][-bottom:]
-    for line in tail:
+    for line in reversed(tail):
         for marker in PROMPT_MARKERS:
             if marker in line:
                 return line.strip()

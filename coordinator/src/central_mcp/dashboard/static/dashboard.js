@@ -106,11 +106,25 @@ function renderFleet(fleet) {
   document.getElementById('problems').replaceChildren(...problems.map((p) => el('li', { text: p, class: p === disk.warning ? 'disk-warning' : '' })));
 }
 
+// States in which an agent needs a person's eyes: its screen's last lines are shown under its row.
+const ATTENTION = ['waiting', 'quiet', 'offline'];
+
+function attention(a) {
+  const runtime = a.runtime;
+  if (!ATTENTION.includes(a.state) || !runtime) return [];
+  const why = a.state === 'waiting' ? `asks: ${runtime.prompt || '?'}`
+    : a.state === 'quiet' ? `no call and no new output for ${Math.round(runtime.output_s)} s`
+      : `no heartbeat for ${Math.round(runtime.heartbeat_s)} s`;
+  return [el('tr', { class: 'attention ' + a.state, 'data-attention': a.name },
+    el('td', { colspan: '10' }, el('strong', { text: `${a.name} ${a.state}: ${why}` }),
+      el('pre', { class: 'screen', text: (runtime.screen || []).filter((l) => l.trim()).slice(-8).join('\n') })))];
+}
+
 function renderAgents(agents) {
   const body = document.querySelector('#agents tbody');
   document.getElementById('agent-count').textContent =
-    `${agents.filter((a) => ['idle', 'working'].includes(a.state)).length} active of ${agents.length}`;
-  body.replaceChildren(...agents.map((a) => el('tr', { 'data-agent': a.name, class: 'agent' },
+    `${agents.filter((a) => ['idle', 'working', 'quiet', 'waiting'].includes(a.state)).length} active of ${agents.length}`;
+  body.replaceChildren(...agents.flatMap((a) => [el('tr', { 'data-agent': a.name, class: 'agent' },
     el('td', { text: a.name, class: 'name' }),
     el('td', { text: a.kind || DASH, class: 'kind' }),
     el('td', { text: a.role || DASH }),
@@ -121,7 +135,7 @@ function renderAgents(agents) {
     el('td', { class: 'num', text: a.cpu_percent === null ? DASH : a.cpu_percent.toFixed(1) + ' %' }),
     el('td', { class: 'num', text: bytes(a.rss_bytes) }),
     el('td', { text: ago(a.last_seen) }),
-  )));
+  ), ...attention(a)]));
 }
 
 function renderBoard(tasks) {

@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Worker mode: the runtime owns the work loop. The figures issue #19 names, from real processes.
+
+Four workers as the launcher runs them (agent-run's runtime in a tmux window,
+the real Claude Code CLI started per task, a real coordinator, the scripted
+model playing a model that works its task and ends its turn), with the
+coordinator's DEFAULT liveness timing (heartbeat 5 s, offline after three
+missed beats, liveness loop 5 s). Printed:
+
+* task created while every worker waits -> claimed: p50, p95 (goal p95 < 1 s);
+* model requests while the workers wait, per idle agent-hour (goal 0);
+* kill -9 of a CLI -> its task AVAILABLE again (goal <= 10 s), and of a whole
+  window (runtime and CLI) -> AVAILABLE again (goal <= 30 s);
+* management memory per agent beyond its CLI: the runtime (agent-run, idle)
+  plus its share of the tmux server, as RSS and PSS (goal < 5 MB). The pane
+  relay and the Control window (one process each per VM) do not run here.
+
+Run with the coordinator's venv: ``coordinator/.venv/bin/python
+benchmarks/worker_runtime.py``. About two minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.e2e.fleet import Fleet, Unavailable, claude_binary  # noqa: E402
+from tests.e2e.scenarios import percentile  # noqa: E402
+from tests.e2e.worker_scenarios import idle_then_tasks, kill_flow  # noqa: E402
+from tests.e2e.workers import start_worker, wait_idle  # noqa: E402
+
+WORKERS = {"A": "backend", "B": "frontend", "C": "backend", "D": "integration"}
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """RSS and PSS of one process (PSS shares the pages it maps with others out between them)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":", 1)
+        fields[key] = int(value.split()[0]) / 1024
+    return fields["Rss"], fields["Pss"]
+
+
+def tmux_server_pid(fleet: Fleet) -> int:
+    return int(fleet.tmux("display-message", "-p", "#{pid}").strip())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of one task per worker")
+    parser.add_argument("--idle-s", type=float, default=30.0, help="seconds the workers wait with no task")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="worker-runtime-") as tmp:
+        root = Path(tmp)
+        try:
+            claude = claude_binary(root)
+            fleet = Fleet(root / "fleet", claude, WORKERS)  # the coordinator's default timing
+        except Unavailable as exc:
+            print(f"worker_runtime: skipped: {exc}")
+            return 0
+        fleet.start()
+        try:
+            for name in WORKERS:
+                start_worker(fleet, name)
+            wait_idle(fleet, list(WORKERS), 60)
+            runtimes = [memory_mb(fleet.pane_pid(name)) for name in WORKERS]
+            server = memory_mb(tmux_server_pid(fleet))
+            idle = idle_then_tasks(fleet, list(WORKERS), rounds=args.rounds, idle_s=args.idle_s, gap_s=0.3)
+            cli_kill = kill_flow(fleet, whole_window=False)
+            window_kill = kill_flow(fleet, whole_window=True)
+        finally:
+            fleet.close()
+    n = len(WORKERS)
+    tasks = len(idle.tasks)
+    done = sum(t["state"] == "COMPLETE" for t in idle.tasks)
+    twice = sum(1 for t in idle.tasks if sum(e["kind"] == "claimed" for e in t["events"]) > 1)
+    per_hour = idle.model_requests_while_idle / (n * idle.idle_s / 3600)
+    p50, p95 = percentile(idle.claim_latencies_s, 0.5), percentile(idle.claim_latencies_s, 0.95)
+    rss = sum(r for r, _ in runtimes) / n
+    pss = sum(p for _, p in runtimes) / n
+    by = dict(Counter(t["claimed_by"] for t in idle.tasks))
+    verdict = "goal p95 < 1 s: " + ("ok" if p95 < 1 else "MISSED")
+    print(f"Worker runtime ({n} workers, claude 2.1.332, scripted model, default heartbeat 5 s)")
+    print(f"  tasks created / COMPLETE / claimed twice: {tasks} / {done} / {twice}; by {by}")
+    print(f"  task created while idle -> claimed: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms ({verdict})")
+    print(
+        f"  model requests while idle: {idle.model_requests_while_idle} in {n} x {idle.idle_s:g} s"
+        f" = {per_hour:.0f} per idle agent-hour (goal 0)"
+    )
+    print(
+        f"  kill -9 of a CLI -> task AVAILABLE: {cli_kill.back_s:.1f} s (goal <= 10 s), done by {cli_kill.completed_by}"
+    )
+    print(
+        f"  kill -9 of a window (runtime + CLI) -> task AVAILABLE: {window_kill.back_s:.1f} s (goal <= 30 s),"
+        f" done by {window_kill.completed_by}"
+    )
+    print(f"  runtime (agent-run, idle) per agent: RSS {rss:.1f} MB, PSS {pss:.1f} MB")
+    print(f"  tmux server: RSS {server[0]:.1f} MB, PSS {server[1]:.1f} MB, {server[1] / n:.1f} MB PSS per agent")
+    total = pss + server[1] / n
+    print(f"  management memory per agent beyond its CLI (runtime PSS + tmux share): {total:.1f} MB (goal < 5 MB)")
+    return 0 if done == tasks and twice == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
