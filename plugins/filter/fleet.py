@@ -308,7 +308,11 @@ def launcher_fleet(agents, kinds, settings, secrets):
             run += [f"--merge-{doc.get('format', 'json')}", f"{source}:{state_dir}/{doc['file']}"]
         command = shlex.join(run + ["--"] + argv)
         env_file = "".join(f"{key}={value}\n" for key, value in env.items())
-        digest = hashlib.sha256(json.dumps([command, env_file, configs, workdir, worker], sort_keys=True).encode())
+        # The revision restarts the agent's window when it changes. A worker's runtime reads its env
+        # file, its CLI's settings and its task prompt again before every task, so those reach it
+        # between tasks by themselves: only its command line restarts it (never mid-task otherwise).
+        revised = [command, workdir] if worker else [command, env_file, configs, workdir]
+        digest = hashlib.sha256(json.dumps(revised, sort_keys=True).encode())
         fleet.append(
             {
                 "name": name,

@@ -30,6 +30,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stall-after-claim", action="append", default=[], metavar="AGENT", help="this agent stalls after a claim"
     )
     parser.add_argument("--probe-tool", default="", help="every agent calls this coordinator tool once after whoami")
+    parser.add_argument(
+        "--quiet",
+        action="append",
+        default=[],
+        metavar="AGENT=SECONDS",
+        help="on a task prompt, this agent works this long in silence before it reports (a long build)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser.parse_args(argv)
 
@@ -43,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         name: Policy(idle_polls=args.idle_polls, poll_s=args.poll_s, stall_after_claim=True)
         for name in args.stall_after_claim
     }
+    for pair in args.quiet:
+        name, _, seconds = pair.partition("=")
+        policies[name] = Policy(idle_polls=args.idle_polls, poll_s=args.poll_s, quiet_s=float(seconds))
     api = ModelApi(args.script, args.log, default, policies)
     server = ModelApiServer(api, args.host, args.port, verbose=args.verbose)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -361,3 +361,17 @@ def test_the_end_to_end_task_prompt_is_the_role_default():
     source = (REPO / "tests/e2e/workers.py").read_text()
     start = source.index('TASK_PROMPT = """\\\n') + len('TASK_PROMPT = """\\\n')
     assert source[start : source.index('"""', start)] == defaults["launcher_task_prompt"]
+
+
+def test_a_worker_gets_env_and_prompt_changes_between_tasks_and_restarts_only_for_its_command_line():
+    def revision(agent, **settings):
+        fleet = launcher_fleet([agent], KINDS, {**SETTINGS, "mode": "worker", **settings}, {"tokens": {"W": "t"}})
+        return fleet[0]["revision"]
+
+    base = {"name": "W", "role": "backend"}
+    same = revision(base, task_prompt="Task #{task_id}")
+    assert revision({**base, "env": {"HTTP_PROXY": "http://proxy:3128"}}, task_prompt="Task #{task_id}") == same
+    assert revision(base, task_prompt="Do #{task_id} well") == same  # agent-run reads it before each task
+    assert revision({**base, "model": "glm-4.6"}, task_prompt="Task #{task_id}") != same  # --model is in argv
+    interactive = {**base, "mode": "interactive"}
+    assert revision(interactive) != revision({**interactive, "env": {"HTTP_PROXY": "http://proxy:3128"}})

@@ -22,6 +22,8 @@ testinfra_hosts = ["podman://central-mcp-molecule-kinds"]
 CLI = "/opt/central-mcp/current/bin/central-mcp --token-file /etc/central-mcp/api.token --json"
 SESSION = "central-mcp-agents"
 AGENTS = {"A": ("claude", "backend"), "E": ("codex", "review"), "F": ("gemini", "docs")}
+# Worker mode (the runtime claims, starts the CLI for the task, ends it): GW's model works 25 s in silence.
+WORKERS = {"CW": ("codex", "review-worker"), "GW": ("gemini", "docs-worker")}
 UNGRANTED = "get_agent_dashboard"
 
 
@@ -55,6 +57,9 @@ def test_every_kind_registers_with_its_own_token(host):
 
     agents = wait(registered, 120, "all three agents registered")
     assert {n: agents[n]["kind"] for n in AGENTS} == {n: kind for n, (kind, _) in AGENTS.items()}
+    # The workers' runtimes register them with their heartbeats, before any CLI of theirs runs.
+    for name in WORKERS:
+        assert agents[name]["registered"] and agents[name]["runtime"]["activity"] == "idle", agents[name]
 
 
 def test_each_kind_claims_and_completes_its_task_with_no_prompt(host):
@@ -72,6 +77,33 @@ def test_each_kind_claims_and_completes_its_task_with_no_prompt(host):
     for name in AGENTS:
         screen = host.check_output(f"runuser -u agent -- tmux capture-pane -p -J -S -300 -t ={SESSION}:{name}")
         assert not [m for m in PROMPT_MARKERS if m in screen], f"window {name} stopped at a prompt:\n{screen}"
+
+
+def test_workers_of_codex_and_gemini_complete_their_tasks_across_a_coordinator_restart(host):
+    ids = {name: cli(host, "task", "add", f"molecule kinds: a worker task for {name}", "--role", role)["id"]
+           for name, (_, role) in WORKERS.items()}  # fmt: skip
+    wait(lambda: cli(host, "task", "show", str(ids["GW"]))["claimed_by"] == "GW", 60, "GW's runtime claims its task")
+    time.sleep(10)  # GW's CLI is up, its model at work for 25 s more
+    assert host.run("systemctl restart central-mcp.service").rc == 0
+
+    def done():
+        tasks = {name: cli(host, "task", "show", str(i)) for name, i in ids.items()}
+        return tasks if all(t["state"] == "COMPLETE" for t in tasks.values()) else None
+
+    tasks = wait(done, 180, "every worker's task COMPLETE")
+    for name, task in tasks.items():
+        assert task["claimed_by"] == name and task["attempts"] == 0, task
+        assert [e["kind"] for e in task["events"]] == ["created", "claimed", "progress", "completed"], task["events"]
+
+    def idle_again():
+        agents = {a["name"]: a for a in cli(host, "agents")["agents"]}
+        return all((agents[n].get("runtime") or {}).get("activity") == "idle" for n in WORKERS)
+
+    wait(idle_again, 60, "both workers end their CLI and wait again")
+    for name in WORKERS:
+        screen = host.check_output(f"runuser -u agent -- tmux capture-pane -p -J -S -300 -t ={SESSION}:{name}")
+        assert not [m for m in PROMPT_MARKERS if m in screen], f"window {name} stopped at a prompt:\n{screen}"
+        assert "its CLI ended" in screen, screen
 
 
 def test_a_tool_outside_the_grant_is_refused_by_the_coordinator(host):

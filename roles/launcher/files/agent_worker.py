@@ -231,15 +231,16 @@ def start_heartbeat(name: str, env: dict, activity: str) -> Heartbeat:
     return hb
 
 
-def work(name: str, command: list[str], prepare, worker: dict, describe, publish_starts) -> None:
+def work(name: str, command: list[str], prepare, settings, describe, publish_starts) -> None:
     """The worker loop, forever: wait for a task, run the CLI on it, end it, report; never a tight loop.
 
-    ``prepare()`` gives the CLI's environment and merges its managed settings, before every start.
+    ``prepare()`` gives the CLI's environment and merges its managed settings, and ``settings()`` the
+    worker's own (task prompt, exit keys), before every start: a change made by a run of the launcher
+    reaches the agent between two tasks, never in the middle of one.
     """
     env = prepare()
     hb = start_heartbeat(name, env, "idle")
     coordinator, screen = hb.coordinator, hb.screen
-    flag = [worker["prompt_flag"]] if worker.get("prompt_flag") else []
     starts, pause = 0, 1.0
     say(name, "worker: waiting for a task (nothing calls the model while it waits)")
     while True:
@@ -259,14 +260,14 @@ def work(name: str, command: list[str], prepare, worker: dict, describe, publish
             continue
         pause = 1.0
         task = answer["task"]
-        fields = {**task, "task_id": task["id"], "name": name, "model": env.get("AGENT_MODEL", "")}
-        prompt = fill(worker["prompt"], fields)
         again = " again (its runtime restarted)" if answer.get("resumed") else ""
         say(name, f"task #{task['id']} \u201c{task['title']}\u201d{again}: starting {command[0]}")
         try:
-            env = prepare()
-            child = RUNNING["child"] = subprocess.Popen([*command, *flag, prompt], env=env)
-        except (OSError, ValueError, SystemExit) as exc:
+            env, worker = prepare(), settings()
+            fields = {**task, "task_id": task["id"], "name": name, "model": env.get("AGENT_MODEL", "")}
+            flag = [worker["prompt_flag"]] if worker.get("prompt_flag") else []
+            child = RUNNING["child"] = subprocess.Popen([*command, *flag, fill(worker["prompt"], fields)], env=env)
+        except (OSError, ValueError, KeyError, SystemExit) as exc:
             say(name, f"cannot start its CLI: {exc}")
             report_exit(hb, task["id"], f"could not start ({exc})")
             time.sleep(pause)
