@@ -282,7 +282,9 @@ class Fleet:
         current = json.loads(state.read_text()) if state.exists() else {}
         state.write_text(json.dumps(deep_merge(current, managed), indent=2))
         state.chmod(0o600)
-        settings: dict[str, Any] = {"env": {"DISABLE_AUTOUPDATER": "1"}}
+        # What the launcher's claude.yml writes: no auto-update; the turn-end hook a worker's runtime reads.
+        turn_hook = {"type": "command", "command": '[ -z "$CENTRAL_MCP_TURN_FILE" ] || touch "$CENTRAL_MCP_TURN_FILE"'}
+        settings: dict[str, Any] = {"env": {"DISABLE_AUTOUPDATER": "1"}, "hooks": {"Stop": [{"hooks": [turn_hook]}]}}
         if permissions_in_settings:
             settings["permissions"] = PERMISSION_SETTINGS
         (config_dir / "settings.json").write_text(json.dumps(settings, indent=2))

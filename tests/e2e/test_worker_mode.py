@@ -134,8 +134,13 @@ def test_a_coordinator_restart_mid_task_loses_nothing(workers: Fleet) -> None:
     try:
         wait_for(lambda: workers.coordinator.task(task_id)["claimed_by"] == "D", 20, "D claims")
         # D's CLI is connected and its model at work (its progress report is on its way, 6 s late).
-        progress = "mcp__central-mcp__update_task_progress"
-        wait_for(lambda: any(e.get("reply", {}).get("tool") == progress for e in workers.requests("D")), 30, "D works")
+        progress = {"tool": "mcp__central-mcp__update_task_progress", "task": task_id}
+
+        def reporting(entry: dict) -> bool:
+            reply = entry.get("reply", {})
+            return {"tool": reply.get("tool"), "task": reply.get("input", {}).get("taskId")} == progress
+
+        wait_for(lambda: any(reporting(e) for e in workers.requests("D")), 30, "D's model at work on the task")
         workers.coordinator.stop()
         time.sleep(1)
         workers.coordinator.start()
@@ -147,6 +152,23 @@ def test_a_coordinator_restart_mid_task_loses_nothing(workers: Fleet) -> None:
         (e["kind"], e["text"]) for e in task["events"]
     ]
     assert workers.model.errors == []
+
+
+def test_a_model_that_ends_its_turn_without_finishing_gives_the_task_back(workers: Fleet) -> None:
+    for name in ("A", "C"):  # the backend workers: report progress, then end the turn
+        workers.model.policies[name] = Policy(complete_task=False)
+    task_id = workers.coordinator.create_task("left half done", "", role="backend")["id"]
+    try:
+        wait_for(lambda: "handed_back" in kinds(workers.coordinator.task(task_id)), 60, "the task handed back")
+    finally:
+        for name in ("A", "C"):
+            workers.model.policies.pop(name, None)
+    wait_for(lambda: workers.coordinator.task(task_id)["state"] == "COMPLETE", 60, "completed on a second attempt")
+    task = workers.coordinator.task(task_id)
+    assert kinds(task) == ["created", "claimed", "progress", "handed_back", "claimed", "progress", "completed"]
+    handed = task["events"][3]["text"]
+    assert "ended its turn without finishing the task" in handed and "attempt 1 of 3" in handed, handed
+    assert task["attempts"] == 1
 
 
 def test_a_cli_stopped_at_a_dialog_shows_waiting_and_a_person_is_told(workers: Fleet, hook: Webhook) -> None:

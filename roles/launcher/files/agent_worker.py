@@ -15,7 +15,9 @@ runtime API with the agent's own token (CENTRAL_MCP_AGENT_TOKEN, from the
   conversation, with the task in its prompt), and ends the CLI once the task
   is final: a grace period to finish its turn, then the CLI's own exit, then
   TERM, then KILL. A CLI that ends before the task is final hands the task
-  back at once, with the reason. While it waits, nothing calls the model.
+  back at once, with the reason; so does a model that ends its turn without
+  finishing the task (the CLI's own turn-end hook touches the file named by
+  CENTRAL_MCP_TURN_FILE). While it waits, nothing calls the model.
 
 Standard library only; every wait is bounded; the coordinator may restart
 at any time (calls are retried with a back-off).
@@ -262,8 +264,12 @@ def work(name: str, command: list[str], prepare, settings, describe, publish_sta
         task = answer["task"]
         again = " again (its runtime restarted)" if answer.get("resumed") else ""
         say(name, f"task #{task['id']} \u201c{task['title']}\u201d{again}: starting {command[0]}")
+        turn_file = os.path.join(os.environ.get("HOME") or "/tmp", f".central-mcp-{name}.turn-ended")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(turn_file)
         try:
             env, worker = prepare(), settings()
+            env["CENTRAL_MCP_TURN_FILE"] = turn_file
             fields = {**task, "task_id": task["id"], "name": name, "model": env.get("AGENT_MODEL", "")}
             flag = [worker["prompt_flag"]] if worker.get("prompt_flag") else []
             child = RUNNING["child"] = subprocess.Popen([*command, *flag, fill(worker["prompt"], fields)], env=env)
@@ -281,10 +287,16 @@ def work(name: str, command: list[str], prepare, settings, describe, publish_sta
             try:
                 how = describe(child.wait(timeout=0.5))
             except subprocess.TimeoutExpired:
+                turn_ended = os.path.exists(turn_file)
+                if turn_ended:
+                    hb.beat()  # the task's state now: a model completes its task before it ends its turn
                 if hb.task_done():
                     ended = end_cli(child, screen, worker.get("exit_keys", ""), float(worker.get("grace_s", 30)))
                     say(name, f"task #{task['id']} is {hb.task['state']}: its CLI ended ({ended})")
                     how = "done"
+                elif turn_ended:
+                    end_cli(child, screen, worker.get("exit_keys", ""), 0.0)
+                    how = "ended its turn without finishing the task"
         if how != "done":
             hb.beat()  # the task's state right now: the CLI may have completed it just before it ended
             if not hb.task_done():
