@@ -272,17 +272,18 @@ def launcher_fleet(agents, kinds, settings, secrets):
         mode = agent.get("mode") or settings.get("mode") or "interactive"
         argv = [_fill(part, fields) for part in kind["argv"]]
         worker = None
-        if mode == "worker":  # the runtime appends each task's prompt when it starts the CLI for that task
+        if mode == "worker":  # the runtime starts this CLI with each task's prompt, read before every task
             worker = {
                 "path": f"{config_dir}.worker.json",
                 "content": {
+                    "command": shlex.split(agent["command"]) if agent.get("command") else argv,
                     "prompt": settings.get("task_prompt") or "",
                     "prompt_flag": kind.get("prompt_flag", ""),
                     "exit_keys": kind.get("exit_keys", ""),
                     "grace_s": settings.get("task_grace_s", 30),
                 },
             }
-            argv = shlex.split(agent["command"]) if agent.get("command") else argv
+            argv = []  # not in the window's command: a new CLI version or model applies at the next task
         elif agent.get("command"):
             argv = shlex.split(agent["command"])
         else:
@@ -306,11 +307,11 @@ def launcher_fleet(agents, kinds, settings, secrets):
             source += "" if source.endswith(".json") else ".json"
             configs.append({"path": source, "content": _fill(doc["content"], fields)})
             run += [f"--merge-{doc.get('format', 'json')}", f"{source}:{state_dir}/{doc['file']}"]
-        command = shlex.join(run + ["--"] + argv)
+        command = shlex.join(run + (["--", *argv] if argv else []))
         env_file = "".join(f"{key}={value}\n" for key, value in env.items())
         # The revision restarts the agent's window when it changes. A worker's runtime reads its env
-        # file, its CLI's settings and its task prompt again before every task, so those reach it
-        # between tasks by themselves: only its command line restarts it (never mid-task otherwise).
+        # file, its CLI's settings, its CLI command and its task prompt again before every task, so a
+        # change to any of them reaches it between two tasks by itself, never in the middle of one.
         revised = [command, workdir] if worker else [command, env_file, configs, workdir]
         digest = hashlib.sha256(json.dumps(revised, sort_keys=True).encode())
         fleet.append(

@@ -49,11 +49,11 @@ def start_worker(fleet: Fleet, name: str, cli: list[str] | None = None, grace_s:
     env_file.write_text("".join(f"{key}={value}\n" for key, value in agent_env.items()))
     env_file.chmod(0o600)
     exit_keys = "/exit" if cli is None else ""
-    worker = {"prompt": TASK_PROMPT, "prompt_flag": "", "exit_keys": exit_keys, "grace_s": grace_s}
-    worker_file.write_text(json.dumps(worker))
     command = cli or [str(fleet.claude), "--model", MODEL]
+    worker = {"command": command, "prompt": TASK_PROMPT, "prompt_flag": "", "exit_keys": exit_keys, "grace_s": grace_s}
+    worker_file.write_text(json.dumps(worker))
     argv = [sys.executable, str(AGENT_RUN), "--name", name, "--env-file", str(env_file)]
-    argv += ["--worker", str(worker_file), "--backoff", "1", "--", *command]
+    argv += ["--worker", str(worker_file), "--backoff", "1"]
     fleet.window(name, {k: env[k] for k in ("PATH", "HOME", "LANG", "TERM")}, argv)
 
 

@@ -335,10 +335,14 @@ def test_a_worker_gets_its_task_prompt_from_the_runtime_not_a_first_prompt(kind)
     settings = {**SETTINGS, "task_prompt": "Task #{task_id}: {title}", "mode": "interactive"}
     [item] = launcher_fleet([agent], KINDS, settings, {"tokens": {"W": "tok-W-secret-0123456789"}})
     argv = shlex.split(item["command"])
-    cli = argv[argv.index("--") + 1 :]
-    assert item["mode"] == "worker" and SETTINGS["prompt"].split(" ")[0] not in " ".join(cli)
-    assert argv[argv.index("--worker") + 1] == item["worker"]["path"] == "/etc/central-mcp/agents/W.worker.json"
     worker = item["worker"]["content"]
+    assert item["mode"] == "worker" and "--" not in argv  # the CLI's command is in the worker's settings
+    # The CLI's command is the interactive one without a first prompt.
+    bare = launcher_fleet([{**agent, "mode": "interactive", "prompt": ""}], KINDS, settings, {"tokens": {}})[0]
+    bare_argv = shlex.split(bare["command"])
+    assert worker["command"] == bare_argv[bare_argv.index("--") + 1 :]
+    assert SETTINGS["prompt"].split(" ")[0] not in " ".join(worker["command"])  # no first prompt: one per task
+    assert argv[argv.index("--worker") + 1] == item["worker"]["path"] == "/etc/central-mcp/agents/W.worker.json"
     assert worker["prompt"] == "Task #{task_id}: {title}" and worker["exit_keys"] == KINDS[kind]["exit_keys"]
     assert worker["prompt_flag"] == KINDS[kind].get("prompt_flag", "")
     assert "CENTRAL_MCP_AGENT_TOKEN=tok-W-secret-0123456789\n" in item["env_file"]
@@ -363,7 +367,7 @@ def test_the_end_to_end_task_prompt_is_the_role_default():
     assert source[start : source.index('"""', start)] == defaults["launcher_task_prompt"]
 
 
-def test_a_worker_gets_env_and_prompt_changes_between_tasks_and_restarts_only_for_its_command_line():
+def test_a_worker_gets_every_change_of_its_cli_between_tasks_and_restarts_only_for_another_kind():
     def revision(agent, **settings):
         fleet = launcher_fleet([agent], KINDS, {**SETTINGS, "mode": "worker", **settings}, {"tokens": {"W": "t"}})
         return fleet[0]["revision"]
@@ -372,6 +376,7 @@ def test_a_worker_gets_env_and_prompt_changes_between_tasks_and_restarts_only_fo
     same = revision(base, task_prompt="Task #{task_id}")
     assert revision({**base, "env": {"HTTP_PROXY": "http://proxy:3128"}}, task_prompt="Task #{task_id}") == same
     assert revision(base, task_prompt="Do #{task_id} well") == same  # agent-run reads it before each task
-    assert revision({**base, "model": "glm-4.6"}, task_prompt="Task #{task_id}") != same  # --model is in argv
+    assert revision({**base, "model": "glm-4.6"}, task_prompt="Task #{task_id}") == same  # so is its CLI command
+    assert revision({**base, "kind": "codex"}, task_prompt="Task #{task_id}") != same  # other files to merge
     interactive = {**base, "mode": "interactive"}
     assert revision(interactive) != revision({**interactive, "env": {"HTTP_PROXY": "http://proxy:3128"}})

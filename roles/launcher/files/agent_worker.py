@@ -237,8 +237,9 @@ def work(name: str, command: list[str], prepare, settings, describe, publish_sta
     """The worker loop, forever: wait for a task, run the CLI on it, end it, report; never a tight loop.
 
     ``prepare()`` gives the CLI's environment and merges its managed settings, and ``settings()`` the
-    worker's own (task prompt, exit keys), before every start: a change made by a run of the launcher
-    reaches the agent between two tasks, never in the middle of one.
+    worker's own (the CLI's command, else ``command``; the task prompt; the exit keys), before every
+    start: a change made by a run of the launcher reaches the agent between two tasks, never in the
+    middle of one.
     """
     env = prepare()
     hb = start_heartbeat(name, env, "idle")
@@ -263,17 +264,18 @@ def work(name: str, command: list[str], prepare, settings, describe, publish_sta
         pause = 1.0
         task = answer["task"]
         again = " again (its runtime restarted)" if answer.get("resumed") else ""
-        say(name, f"task #{task['id']} \u201c{task['title']}\u201d{again}: starting {command[0]}")
         turn_file = os.path.join(os.environ.get("HOME") or "/tmp", f".central-mcp-{name}.turn-ended")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(turn_file)
         try:
             env, worker = prepare(), settings()
+            command = worker.get("command") or command
+            say(name, f"task #{task['id']} \u201c{task['title']}\u201d{again}: starting {command[0]}")
             env["CENTRAL_MCP_TURN_FILE"] = turn_file
             fields = {**task, "task_id": task["id"], "name": name, "model": env.get("AGENT_MODEL", "")}
             flag = [worker["prompt_flag"]] if worker.get("prompt_flag") else []
             child = RUNNING["child"] = subprocess.Popen([*command, *flag, fill(worker["prompt"], fields)], env=env)
-        except (OSError, ValueError, KeyError, SystemExit) as exc:
+        except (OSError, ValueError, KeyError, IndexError, SystemExit) as exc:
             say(name, f"cannot start its CLI: {exc}")
             report_exit(hb, task["id"], f"could not start ({exc})")
             time.sleep(pause)
