@@ -196,14 +196,16 @@ def end_cli(child: subprocess.Popen, screen: Screen, exit_keys: str, grace_s: fl
         if screen.still_for() >= 2.0:
             break
         time.sleep(0.5)
-    steps = [("its own exit", lambda: screen.type(exit_keys), 5.0)] if exit_keys else []
-    steps += [("TERM", lambda: child.send_signal(signal.SIGTERM), 5.0), ("KILL", child.kill, 5.0)]
-    for how, act, wait in steps:
-        if child.poll() is not None:
-            return how
+    if child.poll() is not None:
+        return "by itself"
+    steps = [("its own exit", lambda: screen.type(exit_keys)), ("TERM", lambda: child.send_signal(signal.SIGTERM))]
+    for how, act in steps[0 if exit_keys else 1 :]:
         act()
         with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(wait)
+            child.wait(5.0)
+            return how
+    child.kill()
+    child.wait()
     return "KILL"
 
 
@@ -216,7 +218,7 @@ def report_exit(hb: Heartbeat, task_id: int, how: str) -> None:
             status, answer = hb.coordinator.post("exit", body)
             if status == 200:
                 for task in (answer or {}).get("tasks", []):
-                    say(hb.agent, f"task #{task['id']} is {task['state']} again (attempt {task['attempts']})")
+                    say(hb.agent, f"task #{task['id']} is {task['state']} now ({task['attempts']} failed attempts)")
                 return
             say(hb.agent, f"the coordinator refused the exit report: HTTP {status} {answer}")
             return
