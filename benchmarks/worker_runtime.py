@@ -29,21 +29,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from real_cli_tasks import memory_mb  # noqa: E402 (beside this script: RSS and PSS of one process)
+
 from tests.e2e.fleet import Fleet, Unavailable, claude_binary  # noqa: E402
 from tests.e2e.scenarios import percentile  # noqa: E402
 from tests.e2e.worker_scenarios import idle_then_tasks, kill_flow  # noqa: E402
 from tests.e2e.workers import start_worker, wait_idle  # noqa: E402
 
 WORKERS = {"A": "backend", "B": "frontend", "C": "backend", "D": "integration"}
-
-
-def memory_mb(pid: int) -> tuple[float, float]:
-    """RSS and PSS of one process (PSS shares the pages it maps with others out between them)."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        key, value = line.split(":", 1)
-        fields[key] = int(value.split()[0]) / 1024
-    return fields["Rss"], fields["Pss"]
 
 
 def tmux_server_pid(fleet: Fleet) -> int:

@@ -260,8 +260,8 @@ class Roster:
     def recompute(self, name: str) -> None:
         """After a claim/complete/fail/hand-back or a heartbeat: the state of a live agent, now."""
         row = self.store.query_one("SELECT state FROM agents WHERE name = ?", (name,))
-        if row is None or row["state"] not in (*LIVE_STATES, "offline") or row["state"] == "stale":
-            return
+        if row is None or row["state"] not in ("idle", "working", "quiet", "waiting", "offline"):
+            return  # stale, starting and retired change only with a call of the agent's own (touch)
         if row["state"] == "offline" and self.runtimes.get(name) is None:
             return  # no runtime: only a call of its own brings it back (touch)
         new = self._state_now(name, time.time())
