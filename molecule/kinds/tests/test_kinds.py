@@ -85,6 +85,7 @@ def test_workers_of_codex_and_gemini_complete_their_tasks_across_a_coordinator_r
     wait(lambda: cli(host, "task", "show", str(ids["GW"]))["claimed_by"] == "GW", 60, "GW's runtime claims its task")
     time.sleep(10)  # GW's CLI is up, its model at work for 25 s more
     assert host.run("systemctl restart central-mcp.service").rc == 0
+    wait(lambda: host.run(f"{CLI} status").rc == 0, 60, "the coordinator answers again")
 
     def done():
         tasks = {name: cli(host, "task", "show", str(i)) for name, i in ids.items()}
