@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -52,7 +51,8 @@ def start_worker(fleet: Fleet, name: str, cli: list[str] | None = None, grace_s:
     command = cli or [str(fleet.claude), "--model", MODEL]
     worker = {"command": command, "prompt": TASK_PROMPT, "prompt_flag": "", "exit_keys": exit_keys, "grace_s": grace_s}
     worker_file.write_text(json.dumps(worker))
-    argv = [sys.executable, str(AGENT_RUN), "--name", name, "--env-file", str(env_file)]
+    # Through its shebang, as on the VM: the system python3 (what the memory figures are about).
+    argv = [str(AGENT_RUN), "--name", name, "--env-file", str(env_file)]
     argv += ["--worker", str(worker_file), "--backoff", "1"]
     fleet.window(name, {k: env[k] for k in ("PATH", "HOME", "LANG", "TERM")}, argv)
 

@@ -5,8 +5,11 @@ The runtime as a whole (claims, heartbeats, hand-backs with the real CLI)
 is tested end to end in tests/e2e/test_worker_mode.py.
 """
 
+import json
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import agent_worker
 import pytest
@@ -75,3 +78,49 @@ def test_a_cli_that_already_ended_is_left_alone():
 )
 def test_a_question_is_the_lowest_marker_on_the_bottom_of_the_screen(screen, question):
     assert asking(screen) == question
+
+
+@pytest.fixture
+def answering():
+    """A local HTTP server answering POSTs as the coordinator would: JSON, 204, or a chunked JSON body."""
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802 (the stdlib's name)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, self.headers["Authorization"], body))
+            if self.path.endswith("/next"):
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            data = json.dumps({"echo": body, "state": "idle"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if self.path.endswith("/exit"):
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data[:5]), data[:5]))
+                return
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/fleet/mcp", seen
+    server.shutdown()
+
+
+def test_the_runtime_talks_http_with_its_token(answering):
+    url, seen = answering
+    coordinator = agent_worker.Coordinator(url, "agent-token-A")
+    assert coordinator.post("heartbeat", {"activity": "idle"}) == (200, {"echo": {"activity": "idle"}, "state": "idle"})
+    assert coordinator.post("next", {"wait_s": 1}) == (204, None)
+    assert seen[0] == ("/fleet/runtime/heartbeat", "Bearer agent-token-A", {"activity": "idle"})
+    assert agent_worker._unchunk(b'5\r\n{"a":\r\n3\r\n 1}\r\n0\r\n\r\n') == b'{"a": 1}'

@@ -26,11 +26,11 @@ at any time (calls are retried with a back-off).
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -54,7 +54,13 @@ def say(name: str, text: str) -> None:
 
 
 class Coordinator:
-    """JSON POSTs to the coordinator's /runtime routes with the agent's token."""
+    """JSON POSTs to the coordinator's /runtime routes with the agent's token.
+
+    One request per connection (``Connection: close``), written and read over
+    a plain socket: http.client would import email and ssl, about 4 MB more in
+    every agent's runtime for the one request shape this needs. ssl is
+    imported only for an https URL.
+    """
 
     def __init__(self, mcp_url: str, token: str) -> None:
         parts = urllib.parse.urlsplit(mcp_url)
@@ -64,22 +70,49 @@ class Coordinator:
         self.token = token
 
     def post(self, route: str, body: dict, timeout: float = 10.0) -> tuple[int, dict | None]:
-        """(status, JSON answer or None); OSError when the coordinator cannot be reached."""
-        kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-        conn = kind(self.host, self.port, timeout=timeout)
+        """(status, JSON answer or None); OSError when the coordinator cannot be reached or answers garbage."""
+        payload = json.dumps(body).encode()
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        request = (
+            f"POST {self.base}/runtime/{route} HTTP/1.1\r\nHost: {host}:{self.port}\r\n"
+            f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+        ).encode() + payload
+        with socket.create_connection((self.host, self.port), timeout=timeout) as raw_sock:
+            sock = raw_sock
+            if self.https:
+                import ssl  # noqa: PLC0415 (only for https, see the class docstring)
+
+                sock = ssl.create_default_context().wrap_socket(raw_sock, server_hostname=self.host)
+            sock.sendall(request)
+            answer = bytearray()
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head, _, data = bytes(answer).partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
         try:
-            headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
-            conn.request("POST", f"{self.base}/runtime/{route}", json.dumps(body), headers)
-            answer = conn.getresponse()
-            raw = answer.read()
-        except http.client.HTTPException as exc:
-            raise OSError(f"bad answer from the coordinator: {exc}") from None
-        finally:
-            conn.close()
+            status = int(lines[0].split(" ", 2)[1])
+        except (IndexError, ValueError):
+            raise OSError(f"bad answer from the coordinator: {lines[0][:80]!r}") from None
+        if any(line.lower().replace(" ", "") == "transfer-encoding:chunked" for line in lines[1:]):
+            data = _unchunk(data)
         try:
-            return answer.status, json.loads(raw) if raw else None
+            return status, json.loads(data) if data.strip() else None
         except ValueError:
-            return answer.status, None
+            return status, None
+
+
+def _unchunk(data: bytes) -> bytes:
+    """The body of a chunked HTTP/1.1 answer."""
+    out = bytearray()
+    while data:
+        size_line, _, rest = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        data = rest[size + 2 :]
+    return bytes(out)
 
 
 class Screen:
