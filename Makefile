@@ -117,3 +117,4 @@ bench: setup
 	python benchmarks/gce_disk_resize.py
 	coordinator/.venv/bin/python benchmarks/coordinator_load.py
 	coordinator/.venv/bin/python benchmarks/agent_kinds.py
+	coordinator/.venv/bin/python benchmarks/worker_runtime.py
