@@ -233,6 +233,19 @@ def test_bad_env_file_backs_off_without_starting(tmp_path, wrapper):
     assert 2 <= run.output.count("cannot prepare its start") <= 3
 
 
+def test_a_worker_without_a_coordinator_says_so_and_starts_nothing(tmp_path, wrapper):
+    """Worker mode asks the coordinator for work: without its URL the window says what is missing, slowly."""
+    env_file, worker = tmp_path / "agent.env", tmp_path / "worker.json"
+    env_file.write_text("AGENT_NAME=W\n", encoding="utf-8")
+    stamps = tmp_path / "stamps"
+    worker.write_text(json.dumps({"command": [sys.executable, "-c", STAMP_AND_EXIT, str(stamps), "0", "0"]}))
+    run = wrapper("--name", "W", "--env-file", str(env_file), "--worker", str(worker), "--backoff", "1")
+    run.wait_for_output(r"agent W: worker mode needs CENTRAL_MCP_URL in its env file")
+    time.sleep(1.5)
+    assert not stamps.exists(), "a worker started its CLI with no task"
+    assert 2 <= run.output.count("worker mode needs CENTRAL_MCP_URL") <= 3
+
+
 # ----------------------------------------------------------------- merge-json
 MANAGED = {
     "hasCompletedOnboarding": True,
