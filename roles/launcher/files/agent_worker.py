@@ -88,7 +88,7 @@ class Coordinator:
             answer = bytearray()
             while chunk := sock.recv(65536):
                 answer += chunk
-        head, _, data = bytes(answer).partition(b"\r\n\r\n")
+        head, _blank, data = bytes(answer).partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         try:
             status = int(lines[0].split(" ", 2)[1])
@@ -106,7 +106,7 @@ def _unchunk(data: bytes) -> bytes:
     """The body of a chunked HTTP/1.1 answer."""
     out = bytearray()
     while data:
-        size_line, _, rest = data.partition(b"\r\n")
+        size_line, _crlf, rest = data.partition(b"\r\n")
         size = int(size_line.split(b";")[0] or b"0", 16)
         if size == 0:
             break
