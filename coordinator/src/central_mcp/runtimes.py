@@ -94,9 +94,6 @@ class Runtimes:
     def get(self, name: str) -> Beat | None:
         return self._beats.get(name)
 
-    def forget(self, name: str) -> None:
-        self._beats.pop(name, None)
-
     def state(
         self, name: str, holds_task: bool, mcp_at: float | None, offline_s: float, quiet_s: float, now: float
     ) -> str | None:
