@@ -66,13 +66,19 @@ def test_values_from_environment() -> None:
         ({"CENTRAL_MCP_DISK_WARN_PERCENT": "nan"}, "CENTRAL_MCP_DISK_WARN_PERCENT='nan'"),
         ({"CENTRAL_MCP_TASK_MAX_ATTEMPTS": "0"}, "CENTRAL_MCP_TASK_MAX_ATTEMPTS='0'"),
         ({"CENTRAL_MCP_QUIET_S": "never"}, "CENTRAL_MCP_QUIET_S='never'"),
-        ({"CENTRAL_MCP_NOTIFY_URL": "hooks.example/x"}, "CENTRAL_MCP_NOTIFY_URL='hooks.example/x'"),
+        ({"CENTRAL_MCP_NOTIFY_URL": "hooks.example/x"}, "CENTRAL_MCP_NOTIFY_URL: expected an http:// or https://"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=None) as info:
         Settings.from_env(env)
     assert needle in str(info.value)
+
+
+def test_a_bad_notify_url_is_not_shown_it_is_a_secret() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"CENTRAL_MCP_NOTIFY_URL": "hooks.example/T000/B000/s3cr3t"})
+    assert "CENTRAL_MCP_NOTIFY_URL" in str(info.value) and "s3cr3t" not in str(info.value)
 
 
 @pytest.mark.parametrize(

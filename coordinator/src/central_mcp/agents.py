@@ -316,19 +316,24 @@ class Roster:
     # -- views ----------------------------------------------------------------
 
     def get(self, name: str) -> dict[str, Any] | None:
-        """One agent as :meth:`list` shows it."""
-        found = [a for a in self.list(include_retired=True) if a["name"] == name]
+        """One agent as :meth:`list` shows it (read by its name alone: every heartbeat asks)."""
+        found = self.list(include_retired=True, name=name)
         return found[0] if found else None
 
-    def list(self, include_retired: bool = False, now: float | None = None) -> list[dict[str, Any]]:
-        """Agents in the shape of ``GET /api/agents`` (plus ``session_count`` and ``registered_at``)."""
+    def list(
+        self, include_retired: bool = False, now: float | None = None, name: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Agents in the shape of ``GET /api/agents`` (plus ``session_count`` and ``registered_at``); ``name``: one."""
         now = time.time() if now is None else now
-        where = "" if include_retired else "WHERE a.state != 'retired'"
+        where = [] if include_retired else ["a.state != 'retired'"]
+        where += [] if name is None else ["a.name = ?"]
         marks = ",".join("?" * len(ACTIVE_TASK_STATES))
         rows = self.store.query(
             "SELECT a.*, (SELECT t.id FROM tasks t WHERE t.claimed_by = a.name AND t.state IN"
-            f" ({marks}) ORDER BY t.claimed_at DESC LIMIT 1) AS task_id FROM agents a {where} ORDER BY a.name",
-            ACTIVE_TASK_STATES,
+            f" ({marks}) ORDER BY t.claimed_at DESC LIMIT 1) AS task_id FROM agents a"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY a.name",
+            (*ACTIVE_TASK_STATES, *([] if name is None else [name])),
         )
         titles: dict[int, str] = {}
         ids = [r["task_id"] for r in rows if r["task_id"] is not None]

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from central_mcp import __version__
-from central_mcp.agents import iso
+from central_mcp.agents import AGENT_STATES, iso
 from central_mcp.service import Service
 
 
@@ -39,7 +39,7 @@ def report(svc: Service) -> dict[str, Any]:
         problems.append(svc.agents_file.error)
     problems.extend(svc.system.get("warnings", []))
 
-    states = ("starting", "idle", "working", "quiet", "waiting", "stale", "offline")
+    states = [s for s in AGENT_STATES if s != "retired"]
     agents = {"total": 0, "registered": 0, **dict.fromkeys(states, 0)}
     agents["retired"] = 0
     tasks: dict[str, int] = {}

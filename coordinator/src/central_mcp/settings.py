@@ -230,10 +230,10 @@ def _relays(env: Mapping[str, str], name: str) -> tuple[RelaySpec, ...]:
 
 
 def _url(env: Mapping[str, str], name: str) -> str:
-    """An optional http(s) URL (a webhook); empty for none."""
+    """An optional http(s) URL (a webhook); empty for none. Never shown in a message: a webhook URL is a secret."""
     raw = env.get(name, "").strip()
     if raw and (not raw.startswith(("http://", "https://")) or any(c.isspace() for c in raw)):
-        raise ConfigError(f"{name}={raw[:80]!r}: expected an http:// or https:// URL, like https://hooks.example/T/B")
+        raise ConfigError(f"{name}: expected an http:// or https:// URL on one line, like https://hooks.example/T/B")
     return raw
 
 
