@@ -34,6 +34,8 @@ AGENT_KEYS = (
 )
 # worker: the runtime owns the work loop (one CLI run per task); interactive: a long-lived CLI a person talks to.
 MODES = ("worker", "interactive")
+# Seconds a worker's CLI may go on after its task is final, to finish its turn, before the runtime ends it.
+TASK_GRACE_S = 30
 # Modes in which an unattended agent never stops at an approval prompt (the
 # others ask a person, and there is none at a tmux window at 3 a.m.).
 UNATTENDED_MODES = ("dontAsk", "bypassPermissions")
@@ -280,7 +282,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
                     "prompt": settings.get("task_prompt") or "",
                     "prompt_flag": kind.get("prompt_flag", ""),
                     "exit_keys": kind.get("exit_keys", ""),
-                    "grace_s": settings.get("task_grace_s", 30),
+                    "grace_s": TASK_GRACE_S,
                 },
             }
             argv = []  # not in the window's command: a new CLI version or model applies at the next task

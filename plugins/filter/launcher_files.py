@@ -45,7 +45,7 @@ def launcher_files(fleet: list[dict], layout: dict) -> dict:
         directories += [directory(agent["workdir"], user, "0750"), directory(agent["state_dir"], user, "0700")]
         files.append(private(f"{config_dir}/{agent['name']}.env", agent["env_file"]))
         # Settings documents are JSON whatever the CLI reads: agent-run merges them into its own files.
-        # A worker's file (its task prompt, its CLI's exit) is read by agent-run itself.
+        # A worker's file (its CLI's command line and exit keys, its task prompt) is read by agent-run itself.
         documents = agent["configs"] + ([agent["worker"]] if agent.get("worker") else [])
         files += [private(c["path"], json.dumps(c["content"], indent=4, sort_keys=True) + "\n") for c in documents]
     files.append({"path": f"{config_dir}/fleet.json", "content": layout["spec"], "owner": "root", "group": user,
