@@ -228,6 +228,10 @@ class Conversation:
             count += 1
         return count
 
+    def load(self, tools: list[str]) -> Step:
+        """A ToolSearch for deferred tools by name, as a model loads the MCP tools it needs."""
+        return self.call("ToolSearch", {"query": "select:" + ",".join(tools), "max_results": len(tools)})
+
     def call(self, tool: str, arguments: dict[str, Any], delay_s: float = 0.0) -> Step:
         """A call of ``tool``, checked as a model would: the tool is loaded and the required arguments are there."""
         name = tool if tool == "ToolSearch" else MCP_PREFIX + tool
@@ -242,6 +246,8 @@ class Conversation:
 
 def worker(conv: Conversation, policies: dict[str, Policy], default: Policy) -> Step:
     """The next step of an agent's work loop (see the module docstring), after the agent's thinking time."""
+    if len(conv.calls) > MAX_CALLS:
+        raise ScriptError(f"conversation has {len(conv.calls)} tool calls: a runaway loop")
     agent = conv.agent
     policy = policies.get(agent or "", default)
     step = task_step(conv, agent, policy) if conv.task_prompt else work_step(conv, agent, policy)
@@ -251,8 +257,6 @@ def worker(conv: Conversation, policies: dict[str, Policy], default: Policy) -> 
 
 def work_step(conv: Conversation, agent: str | None, policy: Policy) -> Step:
     """The work loop itself: what to call next, from the last tool call and the result the CLI sent back."""
-    if len(conv.calls) > MAX_CALLS:
-        raise ScriptError(f"conversation has {len(conv.calls)} tool calls: a runaway loop")
     wanted = [MCP_PREFIX + t for t in (*WORKER_TOOLS, *([policy.probe_tool] if policy.probe_tool else []))]
     last = conv.last
     missing = [n for n in wanted if n not in conv.loaded]
@@ -262,7 +266,7 @@ def work_step(conv: Conversation, agent: str | None, policy: Policy) -> Step:
             raise ScriptError(f"the CLI does not offer {not_offered}: is the central-mcp server connected?")
         if last is not None and last.name == "ToolSearch":
             raise ScriptError(f"ToolSearch answered but did not load {missing}: {last.text[:300]!r}")
-        return conv.call("ToolSearch", {"query": "select:" + ",".join(missing), "max_results": len(missing)})
+        return conv.load(missing)
     if last is None or last.name == "ToolSearch":
         return conv.call("whoami", {})
     if last.short == "whoami":
@@ -310,15 +314,13 @@ def work_step(conv: Conversation, agent: str | None, policy: Policy) -> Step:
 def task_step(conv: Conversation, agent: str | None, policy: Policy) -> Step:
     """One task, as a real model works it: load the tools, report, complete, end the turn with a text."""
     _, task_id = conv.task_prompt or ("", 0)
-    if len(conv.calls) > MAX_CALLS:
-        raise ScriptError(f"conversation has {len(conv.calls)} tool calls: a runaway loop")
     wanted = [MCP_PREFIX + t for t in TASK_TOOLS]
     missing = [n for n in wanted if n not in conv.loaded]
     last = conv.last
     if missing:
         if last is not None and last.name == "ToolSearch":
             return Step(text=f"I could not load the coordinator's tools ({', '.join(missing)}); stopping.")
-        return conv.call("ToolSearch", {"query": "select:" + ",".join(missing), "max_results": len(missing)})
+        return conv.load(missing)
     if policy.stall_after_claim:
         return Step(stall=True)
     if last is not None and last.is_error:
