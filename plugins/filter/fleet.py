@@ -36,6 +36,8 @@ AGENT_KEYS = (
 MODES = ("worker", "interactive")
 # Seconds a worker's CLI may go on after its task is final, to finish its turn, before the runtime ends it.
 TASK_GRACE_S = 30
+# What a worker's window runs between tasks (agent_worker.IDLE_COMMAND; agent_probe.py knows it).
+WORKER_IDLE_COMMAND = "exec sleep infinity"
 # Modes in which an unattended agent never stops at an approval prompt (the
 # others ask a person, and there is none at a tmux window at 3 a.m.).
 UNATTENDED_MODES = ("dontAsk", "bypassPermissions")
@@ -207,7 +209,7 @@ def _fill(value, fields):
 
 
 def launcher_fleet(agents, kinds, settings, secrets):
-    """Per agent: name, kind, mode, command, workdir, state_dir, env_file, configs, worker, revision.
+    """Per agent: name, kind, mode, command, workdir, state_dir, env_file, configs, worker, runtime, revision.
 
     settings: libexec_dir, config_dir, home, workspace_root, coordinator_url,
     default_model, backoff_s, backoff_max_s, healthy_after_s, permission_mode,
@@ -300,7 +302,6 @@ def launcher_fleet(agents, kinds, settings, secrets):
             "--backoff-max", str(settings["backoff_max_s"]),
             "--healthy-after", str(settings["healthy_after_s"]),
         ]  # fmt: skip
-        run += ["--worker", worker["path"]] if worker else []
         configs = []
         for doc in kind.get("configs") or []:
             # One flat file per document next to the env file, always *.json (the content is JSON):
@@ -309,11 +310,27 @@ def launcher_fleet(agents, kinds, settings, secrets):
             source += "" if source.endswith(".json") else ".json"
             configs.append({"path": source, "content": _fill(doc["content"], fields)})
             run += [f"--merge-{doc.get('format', 'json')}", f"{source}:{state_dir}/{doc['file']}"]
-        command = shlex.join(run + (["--", *argv] if argv else []))
         env_file = "".join(f"{key}={value}\n" for key, value in env.items())
-        # The revision restarts the agent's window when it changes. A worker's runtime reads its env
-        # file, its CLI's settings, its CLI command and its task prompt again before every task, so a
-        # change to any of them reaches it between two tasks by itself, never in the middle of one.
+        runtime = None
+        if worker:
+            # The host's runtime (agent-runtime) starts `run --task FILE` in the window for each task,
+            # reading the env file, the CLI's settings, its command and the task prompt again each time:
+            # a change to any of them reaches the worker between two tasks, never in the middle of one.
+            # Between tasks the window shows a line and sleeps, so nothing restarts it for such a change.
+            runtime = {
+                "name": name,
+                "run": run,
+                "env_files": [f"{config_dir}.env"],
+                "worker": worker["path"],
+                "workdir": workdir,
+                "task_file": f"{settings['home']}/.central-mcp/{name}.task.json",
+                "turn_file": f"{settings['home']}/.central-mcp/{name}.turn-ended",
+            }
+            waiting = f"[agent-run] agent {name} (worker): waiting for a task from its runtime (agent-runtime)"
+            command = f"printf '%s\\n' {shlex.quote(waiting)}; {WORKER_IDLE_COMMAND}"
+        else:
+            command = shlex.join(run + (["--", *argv] if argv else []))
+        # The revision restarts the agent's window when it changes (never while a worker's task runs).
         revised = [command, workdir] if worker else [command, env_file, configs, workdir]
         digest = hashlib.sha256(json.dumps(revised, sort_keys=True).encode())
         fleet.append(
@@ -327,6 +344,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
                 "env_file": env_file,
                 "configs": configs,
                 "worker": worker,
+                "runtime": runtime,
                 "revision": digest.hexdigest()[:16],
             }
         )

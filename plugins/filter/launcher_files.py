@@ -18,8 +18,8 @@ def launcher_files(fleet: list[dict], layout: dict) -> dict:
     """{'directories': [...], 'files': [...]} for fleet_files, from launcher_fleet's output.
 
     layout: user, home, workspace_root, libexec_dir, config_dir, scripts (a
-    list of {name, content, mode} installed in libexec_dir) and spec (the
-    fleet spec's text).
+    list of {name, content, mode} installed in libexec_dir), spec (the
+    fleet spec's text) and session (the tmux session: the runtime spec's).
     """
     user, config_dir = layout["user"], layout["config_dir"]
 
@@ -50,6 +50,12 @@ def launcher_files(fleet: list[dict], layout: dict) -> dict:
         files += [private(c["path"], json.dumps(c["content"], indent=4, sort_keys=True) + "\n") for c in documents]
     files.append({"path": f"{config_dir}/fleet.json", "content": layout["spec"], "owner": "root", "group": user,
                   "mode": "0640"})  # fmt: skip
+    # What agent-runtime runs: every worker of the host (it reads the file again when it changes).
+    # The fleet spec: where the runtime applies a window change that waited for a task to end.
+    workers = [a["runtime"] for a in fleet if a.get("runtime")]
+    runtime = {"session": layout["session"], "fleet_spec": f"{config_dir}/fleet.json", "workers": workers}
+    files.append({"path": f"{config_dir}/runtime.json", "content": json.dumps(runtime, indent=2) + "\n",
+                  "owner": "root", "group": user, "mode": "0640"})  # fmt: skip
     return {"directories": directories, "files": files}
 
 

@@ -50,6 +50,7 @@ from typing import Any
 DEFAULT_SESSION = "central-mcp-agents"
 RESERVED = ("Control", "Logs")  # the windows around the agents (tmux_fleet.py)
 WRAPPER = "agent-run"
+IDLE_WORKER = ["sleep", "infinity"]  # a worker's window between tasks (agent_worker.IDLE_COMMAND)
 STARTS_OPTION = "@agent_run_starts"
 CPU_INTERVAL_S = 0.2
 MIN_RESTART_GAP_S = 1.0  # agent-run's shortest back-off
@@ -155,13 +156,10 @@ def _words(pid: int) -> list[str]:
         return []
 
 
-def _is_worker(pid: int) -> bool:
-    """Whether a wrapper runs in worker mode (``agent-run ... --worker FILE ...``): it starts a CLI per task only."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"\0--worker\0" in fh.read()
-    except OSError:
-        return False
+def _is_idle_worker(pid: int) -> bool:
+    """Whether the pane's process is a worker's window between tasks: the worker runtime (agent-runtime)
+    leaves ``sleep infinity`` there and starts the next task's CLI in its place."""
+    return _words(pid)[:2] == IDLE_WORKER
 
 
 def _is_wrapper(pid: int) -> bool:
@@ -272,9 +270,9 @@ def _row(seen: _Seen, after: dict[int, Proc], elapsed: float, uptime: float) -> 
     row = {**_blank(pane.name, pane.window), "wrapper_pid": wrapper.pid if wrapper else None}
     if pane.dead:
         return {**row, "state": "dead", "problem": f"its pane is dead (exit status {pane.dead_status or '?'})"}
-    if agent is None and wrapper is not None and _is_worker(wrapper.pid):
+    if agent is not None and wrapper is None and _is_idle_worker(agent.pid):
         # A worker between tasks: its runtime waits for work and no CLI runs (nothing costs a model call).
-        row.update(pid=wrapper.pid, alive=True, rss_bytes=wrapper.rss, cpu_percent=0.0)
+        row.update(pid=agent.pid, alive=True, rss_bytes=agent.rss, cpu_percent=0.0)
         return {**row, "state": "idle", "problem": None}
     if agent is None:
         what = "its wrapper runs but the agent does not (waiting to restart it)" if wrapper else "no process"

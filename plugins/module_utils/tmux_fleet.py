@@ -9,7 +9,10 @@ Hence the standard library only.
 Every window stores its identity in the window option ``@central_mcp_spec``:
 sha256 of the canonical JSON of {command, env, workdir, revision}. A window
 whose identity matches is never touched, so adding one agent restarts none of
-the others, and changing one restarts only that one.
+the others, and changing one restarts only that one. A worker's window
+while its task runs (the worker runtime sets ``@central_mcp_task``) is not
+restarted either: its change is pending, and the runtime reconciles again
+when the task is over.
 
 Names are checked before any tmux command that changes anything, and tmux runs
 from an argv list, never a shell (commands are shell commands by design: tmux
@@ -41,6 +44,7 @@ DEFAULT_CONTROL_COMMAND = (
 DEFAULT_LOGS_COMMAND = "journalctl -f -u central-mcp.service"
 CONTROL, LOGS = "Control", "Logs"
 SPEC_OPTION = "@central_mcp_spec"
+TASK_OPTION = "@central_mcp_task"  # set by the worker runtime while a task's CLI runs in the window
 SPEC_KEYS = ("session", "socket_name", "agents", "control_command", "logs_command")
 AGENT_KEYS = ("name", "command", "env", "workdir", "revision")
 
@@ -48,7 +52,7 @@ _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SOCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # The name goes last: tmux constrains every other field, so only it may hold a tab.
-_FIELDS = ("window_id", "window_index", SPEC_OPTION, "pane_pid", "pane_dead")
+_FIELDS = ("window_id", "window_index", SPEC_OPTION, "pane_pid", "pane_dead", TASK_OPTION)
 _FORMAT = "\t".join("#{" + f + "}" for f in (*_FIELDS, "window_name"))
 # Names stay as given, and a command that exits leaves a dead pane to look at
 # (respawned by the next reconcile) instead of a window that vanishes.
@@ -104,6 +108,7 @@ class Window:
     pane_pid: int
     dead: bool
     name: str
+    busy: bool = False  # a worker's task runs in it
 
 
 @dataclass
@@ -111,7 +116,8 @@ class Plan:
     """What a reconcile does, computed without touching tmux.
 
     ``steps`` follows the desired order: (action, spec, current window), where
-    action is ``add``, ``restart`` or ``keep``.
+    action is ``add``, ``restart``, ``keep`` or ``pending`` (a restart that
+    waits for the worker's task in the window to end).
     """
 
     current: list[Window] | None
@@ -123,7 +129,7 @@ class Plan:
     @property
     def changed(self) -> bool:
         moves = self.remove or self.reorder or self.kill_session
-        return bool(moves or any(a != "keep" for a, _, _ in self.steps))
+        return bool(moves or any(a in ("add", "restart") for a, _, _ in self.steps))
 
     def result(self) -> dict[str, Any]:
         """The module's return values; the lists name agents, not Control/Logs."""
@@ -134,13 +140,15 @@ class Plan:
             "removed": [w.name for w in self.remove if w.name not in (CONTROL, LOGS)],
             "restarted": [n for a, n in agents if a == "restart"],
             "unchanged": [n for a, n in agents if a == "keep"],
+            "pending": [n for a, n in agents if a == "pending"],
             "windows": [s.name for _, s, _ in self.steps],
         }
 
     def diff(self) -> dict[str, str]:
         """Before/after window lists for ``--diff``; dead and restarted are marked."""
         before = [(w.index, w.name, "dead" if w.dead else "") for w in self.current or []]
-        after = [(i, s.name, "restarted" if a == "restart" else "") for i, (a, s, _) in enumerate(self.steps)]
+        notes = {"restart": "restarted", "pending": "restart pending: a task runs"}
+        after = [(i, s.name, notes.get(a, "")) for i, (a, s, _) in enumerate(self.steps)]
         return {"before": render_windows(before), "after": render_windows(after)}
 
 
@@ -246,7 +254,7 @@ def plan(current: list[Window] | None, spec: FleetSpec) -> Plan:
     for ws in spec.windows:
         cur = by_name.get(ws.name)
         stale = cur is not None and (cur.dead or cur.spec != ws.digest)
-        action = "add" if cur is None else "restart" if stale else "keep"
+        action = "add" if cur is None else ("pending" if cur.busy else "restart") if stale else "keep"
         result.steps.append((action, ws, cur))
     wanted = {ws.name for ws in spec.windows}
     for w in windows or []:
@@ -268,7 +276,7 @@ def preflight(p: Plan) -> None:
     """Checks on the target's filesystem, before any change: given a missing
     directory, tmux would silently start the command somewhere else."""
     for action, ws, _ in p.steps:
-        if action != "keep" and ws.workdir and not os.path.isdir(ws.workdir):
+        if action in ("add", "restart") and ws.workdir and not os.path.isdir(ws.workdir):
             where = f"workdir of {ws.name}"
             raise _bad(where, ws.workdir, "it is not a directory; create it first")
 
@@ -314,8 +322,8 @@ class Tmux:
             if self._exec([["has-session", "-t", f"={session}"]]).returncode:
                 return None
             raise TmuxError(f"tmux list-windows failed: {proc.stderr.strip()}")
-        rows = [line.split("\t", 5) for line in proc.stdout.splitlines() if line]
-        return [Window(r[0], int(r[1]), r[2], int(r[3] or 0), r[4] == "1", r[5]) for r in rows]
+        rows = [line.split("\t", 6) for line in proc.stdout.splitlines() if line]
+        return [Window(r[0], int(r[1]), r[2], int(r[3] or 0), r[4] == "1", r[6], r[5] != "") for r in rows]
 
     def server_pid(self, session: str) -> int:
         return int(self.run(["display-message", "-p", "-t", f"={session}:", "#{pid}"]))
@@ -381,7 +389,7 @@ def apply(tmux: Tmux, session: str, p: Plan) -> None:
                 wid, index = tmux.run([*new, *_spawn(ws)], *_options(target, ws)).split()
                 at[int(index)] = wid
                 order.append(wid)
-            if action != "keep":
+            if action in ("add", "restart"):
                 done["added" if action == "add" else "restarted"].append(ws.name)
         # One last call: kills, then moves (renumbering would shift the indices).
         cmds = [["set-option", "-t", f"={s}:", "renumber-windows", "off"]]

@@ -194,6 +194,14 @@ unchanged:
   type: list
   elements: str
   sample: [A, B]
+pending:
+  description: Agents whose window changed while a task of theirs runs in it
+    (the worker runtime marks it with the window option C(@central_mcp_task)).
+    It is left alone; the runtime restarts it when the task ends.
+  returned: always
+  type: list
+  elements: str
+  sample: [D]
 windows:
   description: Window names in their final order, index 0 first (empty when
     O(state=absent)).

@@ -233,6 +233,8 @@ class Fleet:
         self.tmux_socket = root / "tmux.sock"
         self.tmux_started = False
         self.procs: dict[str, subprocess.Popen[str]] = {}
+        self.workers: dict[str, dict[str, Any]] = {}  # worker mode: the runtime's spec (tests/e2e/workers.py)
+        self.runtime: subprocess.Popen[str] | None = None  # worker mode: the host's runtime
 
     def start(self) -> Fleet:
         self.coordinator.start()
@@ -240,7 +242,7 @@ class Fleet:
         return self
 
     def close(self) -> None:
-        for proc in self.procs.values():
+        for proc in [*self.procs.values(), *([self.runtime] if self.runtime else [])]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

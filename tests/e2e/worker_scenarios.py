@@ -4,8 +4,9 @@
 ``idle_then_tasks``: N workers go idle; nothing calls the model while they
 wait; tasks created while they wait are claimed at once and completed.
 ``kill_flow``: a worker claims a task and its model stalls; then either its
-CLI or its whole window (runtime and CLI) is killed with SIGKILL; the task
-is AVAILABLE again and another worker completes it.
+CLI (the whole process tree of its window) or the host's runtime is killed
+with SIGKILL; the task is AVAILABLE again (the runtime is started again, as
+its unit would) and a worker completes it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.model_api import Policy
 
 from .fleet import Fleet, wait_for
 from .scenarios import diagnose, epoch
-from .workers import cli_pid, kill_tree, wait_idle
+from .workers import cli_pid, kill_tree, start_runtime, wait_idle
 
 NORMAL = Policy(think_s=0.1)
 STALL = Policy(stall_after_claim=True)
@@ -112,18 +113,20 @@ def stalled_claim(fleet: Fleet) -> tuple[int, str]:
     return task_id, victim
 
 
-def kill_flow(fleet: Fleet, whole_window: bool) -> KillResult:
-    """kill -9 the stalled worker's CLI (or its whole window); the task comes back and another worker completes it."""
+def kill_flow(fleet: Fleet, runtime: bool) -> KillResult:
+    """kill -9 the stalled worker's CLI (or the runtime); the task comes back and a worker completes it."""
     task_id, victim = stalled_claim(fleet)
-    if whole_window:
-        kill_tree(fleet.pane_pid(victim))
+    if runtime:
+        fleet.runtime.kill()
+        fleet.runtime.wait()
     else:
-        pid = wait_for(lambda: cli_pid(fleet, victim), 10, f"{victim}'s CLI process")
-        kill_tree(pid)
+        kill_tree(wait_for(lambda: cli_pid(fleet, victim), 10, f"{victim}'s CLI process"))
     killed = time.time()
     try:
         wait_for(lambda: fleet.coordinator.task(task_id)["claimed_by"] != victim, 60, "the task is handed back")
-        wait_for(lambda: fleet.coordinator.task(task_id)["state"] == "COMPLETE", 90, "another worker completes it")
+        if runtime:
+            start_runtime(fleet)  # as systemd would (Restart=always): it carries on with the CLIs in the windows
+        wait_for(lambda: fleet.coordinator.task(task_id)["state"] == "COMPLETE", 90, "a worker completes it")
     except TimeoutError as exc:
         raise TimeoutError(f"{exc}\n{diagnose(fleet, [task_id])}") from None
     finally:

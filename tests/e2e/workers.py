@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Agents in worker mode, as the launcher runs them: agent-run's runtime in a tmux window, the real CLI per task.
+"""Agents in worker mode, as the launcher runs them: one runtime for all, the real CLI per task in each window.
 
-Each worker's window runs ``python3 agent-run --name N --env-file F --worker W
--- claude --model M`` from the role's files, with the env file and worker
-settings the launcher writes: the agent's coordinator token and URL, its
-model API, and the role's default task prompt (``TASK_PROMPT``, kept equal to
-``launcher_task_prompt`` by a unit test).
+One ``agent-runtime --spec runtime.json`` process (the role's file, through
+its shebang: the system python3, what the memory figures are about) runs
+every worker's loop; each worker's tmux window shows a line and sleeps
+between tasks, and the runtime starts ``agent-run --name N --env-file F
+--task T`` there per task, which becomes the real CLI. The env file and
+worker settings are the ones the launcher writes: the agent's coordinator
+token and URL, its model API, and the role's default task prompt
+(``TASK_PROMPT``, kept equal to ``launcher_task_prompt`` by a unit test).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 from .fleet import MODEL, REPO, Fleet
 
 AGENT_RUN = REPO / "roles" / "launcher" / "files" / "agent-run"
+AGENT_RUNTIME = REPO / "roles" / "launcher" / "files" / "agent-runtime"
+IDLE = "printf '%s\\n' 'waiting for a task from the runtime'; exec sleep infinity"  # what the launcher's windows run
 # The launcher role's default launcher_task_prompt (tests/unit/test_fleet_kinds.py checks they are the same).
 TASK_PROMPT = """\
 You are agent {name}, role {role}, in a fleet coordinated by the central-mcp MCP server.
@@ -34,10 +39,10 @@ fail_task(taskId={task_id}, reason=<why>) if you cannot. Then end your turn."""
 
 
 def start_worker(fleet: Fleet, name: str, cli: list[str] | None = None, grace_s: float = 5.0) -> None:
-    """Agent ``name`` in worker mode: agent-run's runtime in its window, ``cli`` (default the real claude) per task."""
+    """Agent ``name`` in worker mode: its window, and its entry in the runtime's spec (the runtime on demand)."""
     env = fleet.configure(name, permissions_in_settings=True)
     agent_env = {
-        **{k: v for k, v in env.items() if k not in ("PATH", "HOME", "LANG", "TERM")},
+        **{k: v for k, v in env.items() if k != "TERM"},  # the runtime starts the CLI from the env file alone
         "AGENT_NAME": name,
         "AGENT_MODEL": MODEL,
         "CENTRAL_MCP_URL": fleet.coordinator.url + "/mcp",
@@ -51,10 +56,34 @@ def start_worker(fleet: Fleet, name: str, cli: list[str] | None = None, grace_s:
     command = cli or [str(fleet.claude), "--model", MODEL]
     worker = {"command": command, "prompt": TASK_PROMPT, "prompt_flag": "", "exit_keys": exit_keys, "grace_s": grace_s}
     worker_file.write_text(json.dumps(worker))
-    # Through its shebang, as on the VM: the system python3 (what the memory figures are about).
-    argv = [str(AGENT_RUN), "--name", name, "--env-file", str(env_file)]
-    argv += ["--worker", str(worker_file), "--backoff", "1"]
-    fleet.window(name, {k: env[k] for k in ("PATH", "HOME", "LANG", "TERM")}, argv)
+    fleet.window(name, {k: env[k] for k in ("PATH", "HOME", "LANG", "TERM")}, [IDLE])
+    fleet.workers[name] = {
+        "name": name,
+        "run": [str(AGENT_RUN), "--name", name, "--env-file", str(env_file)],
+        "env_files": [str(env_file)],
+        "worker": str(worker_file),
+        "workdir": str(fleet.workdir(name).resolve()),
+        "task_file": str(home / "task.json"),
+        "turn_file": str(home / "turn-ended"),
+    }
+    write_runtime_spec(fleet)
+    if fleet.runtime is None or fleet.runtime.poll() is not None:
+        start_runtime(fleet)  # else it reads the spec again within seconds, by itself
+
+
+def write_runtime_spec(fleet: Fleet) -> None:
+    spec = {"session": "e2e", "workers": list(fleet.workers.values())}
+    tmp = fleet.root / "runtime.json.tmp"
+    tmp.write_text(json.dumps(spec))
+    tmp.replace(fleet.root / "runtime.json")
+
+
+def start_runtime(fleet: Fleet) -> None:
+    """The host's worker runtime, as its unit runs it; it finds the e2e tmux server through TMUX."""
+    env = {**fleet._tmux_env(), "TMUX": f"{fleet.tmux_socket},0,0"}
+    log = (fleet.root / "runtime.log").open("a")
+    argv = [str(AGENT_RUNTIME), "--spec", str(fleet.root / "runtime.json")]
+    fleet.runtime = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
 
 
 def runtime_of(fleet: Fleet, name: str) -> dict[str, Any] | None:
@@ -63,10 +92,11 @@ def runtime_of(fleet: Fleet, name: str) -> dict[str, Any] | None:
 
 
 def cli_pid(fleet: Fleet, name: str) -> int | None:
-    """The CLI the runtime of ``name`` started (the child of agent-run, the pane's process), or None."""
-    done = subprocess.run(["pgrep", "-P", str(fleet.pane_pid(name))], capture_output=True, text=True, check=False)
-    pids = [int(p) for p in done.stdout.split()]
-    return pids[0] if pids else None
+    """The CLI the runtime started in ``name``'s window (agent-run became it: the child of the pane's shell)."""
+    pid = fleet.pane_pid(name)
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+        children = [int(child) for child in handle.read().split()]
+    return children[0] if children else None
 
 
 def kill_tree(pid: int) -> None:

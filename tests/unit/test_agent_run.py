@@ -233,17 +233,33 @@ def test_bad_env_file_backs_off_without_starting(tmp_path, wrapper):
     assert 2 <= run.output.count("cannot prepare its start") <= 3
 
 
-def test_a_worker_without_a_coordinator_says_so_and_starts_nothing(tmp_path, wrapper):
-    """Worker mode asks the coordinator for work: without its URL the window says what is missing, slowly."""
-    env_file, worker = tmp_path / "agent.env", tmp_path / "worker.json"
+ENV_AND_ARGV = """
+import json, os, sys
+print(json.dumps({"pid": os.getpid(), "argv": sys.argv[1:], "turn": os.environ.get("CENTRAL_MCP_TURN_FILE"),
+                  "name": os.environ.get("AGENT_NAME")}), flush=True)
+"""
+
+
+def test_a_task_makes_agent_run_the_cli_itself_with_the_agents_env_and_its_turn_file(tmp_path, wrapper):
+    """Worker mode: the runtime starts agent-run in the window with a task file; agent-run becomes that CLI."""
+    env_file, task_file = tmp_path / "agent.env", tmp_path / "task.json"
     env_file.write_text("AGENT_NAME=W\n", encoding="utf-8")
-    stamps = tmp_path / "stamps"
-    worker.write_text(json.dumps({"command": [sys.executable, "-c", STAMP_AND_EXIT, str(stamps), "0", "0"]}))
-    run = wrapper("--name", "W", "--env-file", str(env_file), "--worker", str(worker), "--backoff", "1")
-    run.wait_for_output(r"agent W: worker mode needs CENTRAL_MCP_URL in its env file")
-    time.sleep(1.5)
-    assert not stamps.exists(), "a worker started its CLI with no task"
-    assert 2 <= run.output.count("worker mode needs CENTRAL_MCP_URL") <= 3
+    argv = [sys.executable, "-c", ENV_AND_ARGV, "Task #7: fix it"]
+    task_file.write_text(json.dumps({"task_id": 7, "argv": argv, "turn_file": str(tmp_path / "turn")}))
+    run = wrapper("--name", "W", "--env-file", str(env_file), "--task", str(task_file))
+    seen = json.loads(run.wait_for_output(r"\{.*\}").group(0))
+    assert seen == {"pid": run.proc.pid, "argv": ["Task #7: fix it"], "turn": str(tmp_path / "turn"), "name": "W"}
+    assert run.proc.wait(timeout=5) == 0
+    assert "agent W: task #7:" in run.output
+    assert not task_file.exists(), "a task file is read once: a respawned window must not start it again"
+
+
+def test_a_task_file_that_is_gone_ends_the_window_with_127_and_says_why(tmp_path, wrapper):
+    env_file = tmp_path / "agent.env"
+    env_file.write_text("AGENT_NAME=W\n", encoding="utf-8")
+    run = wrapper("--name", "W", "--env-file", str(env_file), "--task", str(tmp_path / "gone.json"))
+    assert run.proc.wait(timeout=5) == 127
+    assert "agent W: cannot start the task's CLI:" in run.output and "gone.json" in run.output
 
 
 # ----------------------------------------------------------------- merge-json

@@ -260,13 +260,16 @@ def test_unhealthy_agent(socket, wrapper, command, env, state, alive, problem, s
 
 
 def test_a_worker_between_tasks_is_idle_and_healthy(socket, wrapper):
-    """A worker's runtime starts a CLI per task only: no child between tasks is its normal state."""
-    worker = f"{wrapper} --name B --env-file /nonexistent --worker /etc/central-mcp/agents/B.worker.json -- true"
-    build(socket, [("A", "sleep 1000"), ("B", worker, {"FAKE_MODE": "hold", "NO_WRAPPER": "1"})], wrapper)
-    wait_for(lambda: panes(socket)["A"][1] and not children(panes(socket)["B"][0]))
-    b = by_name(run_module({"session": SESSION, "socket_name": socket}))["B"]
+    """The worker runtime starts a CLI per task only: between tasks the window sleeps, its normal state."""
+    idle = "printf '%s\\n' 'waiting for a task'; exec sleep infinity"  # what the launcher's worker windows run
+    build(socket, [("A", "sleep 1000"), ("B", idle, {"NO_WRAPPER": "1"})], wrapper)
+    sleeping = b"sleep\0infinity\0"
+    wait_for(lambda: panes(socket)["A"][1] and Path(f"/proc/{panes(socket)['B'][0]}/cmdline").read_bytes() == sleeping)
+    agents = by_name(run_module({"session": SESSION, "socket_name": socket}))
+    b = agents["B"]
     assert (b["state"], b["alive"], b["healthy"], b["problem"]) == ("idle", True, True, None)
-    assert b["pid"] == b["wrapper_pid"] == panes(socket)["B"][0] and b["rss_bytes"] > 0
+    assert b["pid"] == panes(socket)["B"][0] and b["wrapper_pid"] is None and b["rss_bytes"] > 0
+    assert agents["A"]["state"] == "running"  # any other sleep is an agent like any other
 
 
 def test_missing_session(socket):

@@ -6,9 +6,11 @@ is tested end to end in tests/e2e/test_worker_mode.py.
 """
 
 import json
+import shlex
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import agent_worker
@@ -47,18 +49,59 @@ def test_an_unreachable_coordinator_is_an_oserror():
         agent_worker.Coordinator("http://127.0.0.1:9/mcp", "t").post("heartbeat", {}, timeout=2)
 
 
+@pytest.fixture
+def window(tmp_path, monkeypatch):
+    """A worker's window in a tmux server of the test's own (TMUX_TMPDIR), sleeping as the launcher leaves it."""
+    monkeypatch.setenv("TMUX_TMPDIR", str(tmp_path))
+    monkeypatch.delenv("TMUX", raising=False)
+    subprocess.run(["tmux", "-f", "/dev/null", "new-session", "-d", "-s", "S", "-n", "W", "sleep infinity"], check=True)
+    subprocess.run(["tmux", "set-option", "-g", "remain-on-exit", "on"], check=True)
+    window = agent_worker.Window("S", "W")
+    window.status = str(tmp_path)  # where the tests' runs write their status
+    yield window
+    subprocess.run(["tmux", "kill-server"], check=False)
+
+
+def started(window, script: str, task_id: int = 7) -> agent_worker.Run:
+    run = window.start(shlex.join([sys.executable, "-c", script]), None, task_id, f"{window.status}/status")
+    screen = agent_worker.Screen(window.target)
+    deadline = time.monotonic() + 10
+    while "up" not in screen.look() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # its signal handler is in place once it said "up"
+    return run
+
+
 @pytest.mark.parametrize(("script", "how"), [(ENDS_ON_TERM, "TERM"), (IGNORES_TERM, "KILL")])
-def test_a_cli_is_ended_politely_then_not(script, how):
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
-    assert child.stdout.readline() == b"up\n"  # its signal handler is in place
-    assert agent_worker.end_cli(child, agent_worker.Screen(None), "", 0.0) == how
-    assert child.poll() is not None
+def test_a_cli_is_ended_politely_then_not(window, script, how):
+    run = started(window, script)
+    assert agent_worker.end_cli(run, agent_worker.Screen(window.target), "", 0.0) == how
+    assert window.state()["dead"] and run.poll() is not None
 
 
-def test_a_cli_that_already_ended_is_left_alone():
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    assert agent_worker.end_cli(child, agent_worker.Screen(None), "/exit", 0.0) == "by itself"
+def test_a_cli_that_already_ended_is_left_alone(window):
+    run = started(window, "pass")
+    assert run.wait(5) == "exited with status 0"
+    assert agent_worker.end_cli(run, agent_worker.Screen(window.target), "/exit", 0.0) == "by itself"
+
+
+def test_the_window_holds_its_task_while_the_cli_runs_and_tmux_tells_how_it_ended(window):
+    run = started(window, "import os, signal, time; print('up', flush=True); time.sleep(0.5); os.kill(os.getpid(), 9)")
+    assert window.state()["task"] == 7 and window.state()["pid"] == run.pid != run.cli_pid()  # the shell's child
+    assert run.wait(10) == "killed by signal SIGKILL"
+    run = started(window, "print('up'); raise SystemExit(3)", task_id=8)
+    assert run.wait(10) == "exited with status 3" and window.state()["task"] == 8
+    window.idle("task #8 handed back; waiting", None)
+    state = window.state()
+    assert (state["dead"], state["task"]) == (False, None) and run.poll() == "its window was restarted"
+    with open(f"/proc/{state['pid']}/cmdline", "rb") as handle:
+        assert handle.read() == b"sleep\0infinity\0"  # what agent_probe.py knows a worker between tasks by
+
+
+def test_a_window_that_is_not_there_is_none_and_cannot_start_a_task(window):
+    gone = agent_worker.Window("S", "Gone")
+    assert gone.state() is None
+    with pytest.raises(OSError, match="Gone"):
+        gone.start("true", None, 1, f"{window.status}/status")
 
 
 @pytest.mark.parametrize(

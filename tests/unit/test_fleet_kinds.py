@@ -334,20 +334,22 @@ def test_a_worker_gets_its_task_prompt_from_the_runtime_not_a_first_prompt(kind)
     agent = {"name": "W", "role": "backend", "kind": kind, "mode": "worker"}
     settings = {**SETTINGS, "task_prompt": "Task #{task_id}: {title}", "mode": "interactive"}
     [item] = launcher_fleet([agent], KINDS, settings, {"tokens": {"W": "tok-W-secret-0123456789"}})
-    argv = shlex.split(item["command"])
-    worker = item["worker"]["content"]
-    assert item["mode"] == "worker" and "--" not in argv  # the CLI's command is in the worker's settings
+    worker, runtime = item["worker"]["content"], item["runtime"]
+    assert item["mode"] == "worker" and item["command"].endswith("; exec sleep infinity")  # a window between tasks
+    argv = runtime["run"]  # what the runtime starts in the window with each task (plus --task FILE)
+    assert "--" not in argv  # the CLI's command is in the worker's settings
     # The CLI's command is the interactive one without a first prompt.
     bare = launcher_fleet([{**agent, "mode": "interactive", "prompt": ""}], KINDS, settings, {"tokens": {}})[0]
     bare_argv = shlex.split(bare["command"])
     assert worker["command"] == bare_argv[bare_argv.index("--") + 1 :]
     assert SETTINGS["prompt"].split(" ")[0] not in " ".join(worker["command"])  # no first prompt: one per task
-    assert argv[argv.index("--worker") + 1] == item["worker"]["path"] == "/etc/central-mcp/agents/W.worker.json"
+    assert runtime["worker"] == item["worker"]["path"] == "/etc/central-mcp/agents/W.worker.json"
+    assert [a for a in argv if a.startswith("--merge-")] == [a for a in bare_argv if a.startswith("--merge-")]
     assert worker["prompt"] == "Task #{task_id}: {title}" and worker["exit_keys"] == KINDS[kind]["exit_keys"]
     assert worker["prompt_flag"] == KINDS[kind].get("prompt_flag", "")
     assert "CENTRAL_MCP_AGENT_TOKEN=tok-W-secret-0123456789\n" in item["env_file"]
     interactive = launcher_fleet([{**agent, "mode": "interactive"}], KINDS, settings, {"tokens": {"W": "t"}})[0]
-    assert interactive["worker"] is None and "--worker" not in interactive["command"]
+    assert interactive["worker"] is None and interactive["runtime"] is None
     assert interactive["revision"] != item["revision"]
 
 
@@ -367,7 +369,7 @@ def test_the_end_to_end_task_prompt_is_the_role_default():
     assert source[start : source.index('"""', start)] == defaults["launcher_task_prompt"]
 
 
-def test_a_worker_gets_every_change_of_its_cli_between_tasks_and_restarts_only_for_another_kind():
+def test_a_worker_gets_every_change_of_its_cli_between_tasks_and_its_window_never_restarts_for_one():
     def revision(agent, **settings):
         fleet = launcher_fleet([agent], KINDS, {**SETTINGS, "mode": "worker", **settings}, {"tokens": {"W": "t"}})
         return fleet[0]["revision"]
@@ -377,6 +379,7 @@ def test_a_worker_gets_every_change_of_its_cli_between_tasks_and_restarts_only_f
     assert revision({**base, "env": {"HTTP_PROXY": "http://proxy:3128"}}, task_prompt="Task #{task_id}") == same
     assert revision(base, task_prompt="Do #{task_id} well") == same  # agent-run reads it before each task
     assert revision({**base, "model": "glm-4.6"}, task_prompt="Task #{task_id}") == same  # so is its CLI command
-    assert revision({**base, "kind": "codex"}, task_prompt="Task #{task_id}") != same  # other files to merge
+    assert revision({**base, "kind": "codex"}, task_prompt="Task #{task_id}") == same  # the runtime's spec: per task
+    assert revision({**base, "workdir": "/srv/elsewhere"}, task_prompt="Task #{task_id}") != same  # its window's
     interactive = {**base, "mode": "interactive"}
     assert revision(interactive) != revision({**interactive, "env": {"HTTP_PROXY": "http://proxy:3128"}})

@@ -15,6 +15,7 @@ LAYOUT = {
     "config_dir": "/etc/central-mcp/agents",
     "scripts": [{"name": "agent-run", "mode": "0755", "content": "#!/usr/bin/python3\n"}],
     "spec": '{"session": "central-mcp-agents"}\n',
+    "session": "central-mcp-agents",
 }
 
 
@@ -63,4 +64,20 @@ def test_scripts_and_the_spec_are_root_owned_and_readable_by_the_agent_group():
 
 def test_one_path_each():
     paths = [f["path"] for f in files_for(names="ABCDEFGH")["files"]]
-    assert len(paths) == len(set(paths)) == 1 + 8 * 3 + 1
+    assert len(paths) == len(set(paths)) == 1 + 8 * 3 + 2  # agent-run, 3 per agent, fleet.json, runtime.json
+
+
+def test_the_runtime_spec_lists_the_workers_only_and_holds_no_secret():
+    agents = [{"name": "A", "role": "dev"}, {"name": "W", "role": "dev", "mode": "worker"}]
+    fleet = launcher_fleet(agents, KINDS, SETTINGS, SECRETS)
+    by_path = {f["path"]: f for f in launcher_files(fleet, LAYOUT)["files"]}
+    spec = by_path["/etc/central-mcp/agents/runtime.json"]
+    assert (spec["owner"], spec["group"], spec["mode"]) == ("root", "agent", "0640")
+    doc = json.loads(spec["content"])
+    assert doc["session"] == "central-mcp-agents" and doc["fleet_spec"] == "/etc/central-mcp/agents/fleet.json"
+    [worker] = doc["workers"]
+    assert worker["name"] == "W" and worker["env_files"] == ["/etc/central-mcp/agents/W.env"]
+    assert worker["worker"] == "/etc/central-mcp/agents/W.worker.json" in by_path
+    assert worker["run"][:3] == ["/usr/local/libexec/central-mcp/agent-run", "--name", "W"]
+    assert worker["task_file"] == "/home/agent/.central-mcp/W.task.json"
+    assert not any(token in spec["content"] for token in SECRETS["tokens"].values())

@@ -163,6 +163,23 @@ def test_logs_command_change_restarts_only_logs(fleet):
     assert all(after[n] == before[n] for n in ["Control", *AGENTS])
 
 
+def test_a_window_with_a_task_waits_for_its_end_before_it_restarts(fleet):
+    """The worker runtime marks a window whose task's CLI runs: its change is pending, never cut short."""
+    before = pids(fleet)
+    assert tmux(fleet, "set-option", "-w", "-t", f"={SESSION}:=C", "@central_mcp_task", "12").returncode == 0
+    changed = args_for(fleet)
+    changed["agents"] = [agent(n, revision="2") if n in "BC" else agent(n) for n in AGENTS]
+    result = run_module(changed, diff=True)
+    assert (result["restarted"], result["pending"]) == (["B"], ["C"]) and "restart pending" in result["diff"]["after"]
+    assert pids(fleet)["C"] == before["C"] and pids(fleet)["B"] != before["B"]
+    os.killpg(before["C"], signal.SIGKILL)  # a dead pane with a task is the runtime's to look at, too
+    time.sleep(0.3)
+    assert run_module(changed)["pending"] == ["C"]
+    tmux(fleet, "set-option", "-w", "-u", "-t", f"={SESSION}:=C", "@central_mcp_task")  # the task ended
+    result = run_module(changed)
+    assert (result["restarted"], result["pending"]) == (["C"], [])
+
+
 def test_dead_pane_is_respawned(fleet):
     before = pids(fleet)
     os.killpg(before["B"], signal.SIGKILL)

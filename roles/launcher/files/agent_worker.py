@@ -1,26 +1,31 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The agent's runtime: heartbeats, and in worker mode the work loop itself (agent-run imports this).
+"""The agents' runtime: heartbeats, and for worker agents the work loop itself.
 
 The runtime, not the model, owns the loop. It talks to the coordinator's
-runtime API with the agent's own token (CENTRAL_MCP_AGENT_TOKEN, from the
-0600 env file) and:
+runtime API with each agent's own token (CENTRAL_MCP_AGENT_TOKEN, from the
+agent's 0600 env file) and:
 
 * heartbeats every few seconds (the interval the coordinator answers), with
-  what it sees in its tmux window: whether the screen changed, its last
-  lines, and a question for a person on it (prompt_markers), so a live agent
-  keeps its task however long its model is silent, and a dead one's task
-  returns within seconds;
-* in worker mode, waits for the next task as a long-poll that claims it for
-  this agent, starts the agent's CLI in the window for that one task (a fresh
-  conversation, with the task in its prompt), and ends the CLI once the task
-  is final: a grace period to finish its turn, then the CLI's own exit, then
-  TERM, then KILL. A CLI that ends before the task is final hands the task
-  back at once, with the reason; so does a model that ends its turn without
-  finishing the task (the CLI's own turn-end hook touches the file named by
-  CENTRAL_MCP_TURN_FILE). While it waits, nothing calls the model.
+  what it sees in the agent's tmux window: whether the screen changed, its
+  last lines, and a question for a person on it (prompt_markers), so a live
+  agent keeps its task however long its model is silent, and a dead one's
+  task returns within seconds;
+* for a worker (``Worker``), waits for the next task as a long-poll that
+  claims it for this agent, starts the agent's CLI in its window for that one
+  task (a fresh conversation, with the task in its prompt), and ends the CLI
+  once the task is final: a grace period to finish its turn, then the CLI's
+  own exit, then TERM, then KILL. A CLI that ends before the task is final
+  hands the task back at once, with the reason; so does a model that ends its
+  turn without finishing the task (the CLI's own turn-end hook touches the
+  file named by CENTRAL_MCP_TURN_FILE). While it waits, nothing calls the
+  model, and nothing but a ``sleep`` runs in the window.
 
-Standard library only; every wait is bounded; the coordinator may restart
-at any time (calls are retried with a back-off).
+One process runs every worker of a host (``agent-runtime``, its own systemd
+unit): the CLIs are tmux's children, so restarting that process (an upgrade)
+cuts no task short; the next one finds each CLI at work and carries on.
+``agent-run``, the wrapper of an interactive agent, imports this module for
+its heartbeats. Standard library only; every wait is bounded; the
+coordinator may restart at any time (calls are retried with a back-off).
 """
 
 from __future__ import annotations
@@ -29,24 +34,30 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
 import threading
 import time
+import traceback
 import urllib.parse
 
 from prompt_markers import asking
 
 ACTIVE = ("CLAIMED", "IN_PROGRESS")
+# A worker's window between tasks runs this (agent_probe.py knows a worker between tasks by it).
+IDLE_COMMAND = "exec sleep infinity"
+# The window option holding the task whose CLI runs in a worker's window (tmux_fleet.py leaves such a window be).
+TASK_OPTION = "@central_mcp_task"
+ENV_KEY_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 NEXT_WAIT_S = 25.0
 BACKOFF_MAX_S = 30.0
 # What counts as new output: the letters on the screen. A spinner, a ticking timer or a token count
 # ("✻ Churning… (12s · 1.2k tokens)") is the CLI waiting, not new work.
 NOT_OUTPUT = re.compile(r"[^A-Za-z]+")
+RECONCILING = threading.Lock()  # one tmux_fleet run at a time in this process
 TASK_FIELDS = ("task_id", "title", "description", "role", "priority", "name", "model")
-# The CLI of the task at hand, for agent-run's signal handler (it ends the CLI when the window stops).
-RUNNING: dict[str, subprocess.Popen | None] = {"child": None}
 
 
 def say(name: str, text: str) -> None:
@@ -116,7 +127,7 @@ def _unchunk(data: bytes) -> bytes:
 
 
 class Screen:
-    """The agent's tmux pane, read with tmux's own capture-pane."""
+    """The agent's tmux pane, read with tmux's own capture-pane (target: a pane id or "=session:=window")."""
 
     def __init__(self, pane: str | None) -> None:
         self.pane = pane
@@ -147,17 +158,139 @@ class Screen:
                 subprocess.run(["tmux", *argv], capture_output=True, check=False, timeout=5)
 
 
+class Window:
+    """A worker's tmux window. Its one pane runs the CLI of the task at hand, started there with tmux's
+    respawn-pane (so the CLI is tmux's child, not the runtime's: a runtime restart leaves it running),
+    or, between tasks, a line saying so and ``sleep infinity``.
+
+    The task id is kept in the window option TASK_OPTION while its CLI runs: a new runtime finds the
+    CLI it left (adopts it) from there, and tmux_fleet.py never restarts a window with a task.
+    """
+
+    FORMAT = "\t".join("#{" + f + "}" for f in ("pane_pid", "pane_dead", "pane_dead_status", "pane_dead_signal"))
+
+    def __init__(self, session: str, name: str) -> None:
+        self.target = f"={session}:={name}"
+
+    def tmux(self, *commands: list[str]) -> subprocess.CompletedProcess:
+        argv = ["tmux"]
+        for i, command in enumerate(commands):
+            argv += ([";"] if i else []) + command
+        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=10)
+
+    def state(self) -> dict | None:
+        """pid, dead, status, signal and task of its pane; None when the window is not there."""
+        done = self.tmux(["list-panes", "-t", self.target, "-F", self.FORMAT + "\t#{" + TASK_OPTION + "}"])
+        if done.returncode or not done.stdout.strip():
+            return None
+        pid, dead, status, sig, task = (done.stdout.splitlines()[0].split("\t") + [""] * 5)[:5]
+        return {
+            "pid": int(pid or 0),
+            "dead": dead == "1",
+            "status": int(status) if status.isdigit() else None,
+            "signal": int(sig) if sig.isdigit() else None,
+            "task": int(task) if task.isdigit() else None,
+        }
+
+    def _respawn(self, command: str, workdir: str | None) -> list[str]:
+        where = ["-c", workdir.replace("#", "##")] if workdir else []  # -c takes a tmux format
+        return ["respawn-pane", "-k", "-t", self.target, *where, command]
+
+    def start(self, command: str, workdir: str | None, task_id: int, status_file: str) -> Run:
+        """Start ``command`` (a shell command) in the pane for task ``task_id``: its Run, or OSError."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(status_file)
+        mark = ["set-option", "-w", "-t", self.target, TASK_OPTION, str(task_id)]
+        line = f"{command}; echo $? > {shlex.quote(status_file)}"
+        done = self.tmux(self._respawn(line, workdir), mark)
+        state = self.state()
+        if done.returncode or state is None:
+            raise OSError(f"tmux could not start it in {self.target}: {done.stderr.strip() or 'no such window'}")
+        return Run(self, state["pid"], status_file)
+
+    def idle(self, text: str, workdir: str | None) -> None:
+        """Between tasks: the pane says ``text`` and waits (a sleep: nothing runs, nothing calls a model)."""
+        line = f"printf '%s\\n' {shlex.quote(text)}; {IDLE_COMMAND}"
+        self.tmux(self._respawn(line, workdir), ["set-option", "-w", "-u", "-t", self.target, TASK_OPTION])
+
+
+class Run:
+    """The CLI of one task in its window. The pane runs ``sh -c 'COMMAND; echo $? > STATUS'``: the CLI is
+    the shell's child, and the shell writes how it ended (tmux's own pane_dead_status is not always set
+    after a respawn-pane, tmux 3.3). It ended when the pane is dead, or runs another process (its window
+    was restarted or closed)."""
+
+    def __init__(self, window: Window, pid: int, status_file: str) -> None:
+        self.window, self.pid, self.status_file = window, pid, status_file
+        self.cli: int | None = None
+
+    def poll(self) -> str | None:
+        """How it ended, or None while it runs."""
+        state = self.window.state()
+        if state is None:
+            return "its window was closed"
+        if state["pid"] != self.pid:
+            return "its window was restarted"
+        if not state["dead"]:
+            return None
+        try:
+            with open(self.status_file, encoding="ascii") as handle:
+                code = int(handle.read().strip())
+        except (OSError, ValueError):  # the shell itself was killed: what tmux saw, if anything
+            if state["signal"]:
+                return f"killed by signal {signal_name(state['signal'])}"
+            return "ended (how, its window did not say)"
+        return f"killed by signal {signal_name(code - 128)}" if code > 128 else f"exited with status {code}"
+
+    def wait(self, timeout: float) -> str | None:
+        """poll() until it ended or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while (how := self.poll()) is None and time.monotonic() < deadline:
+            time.sleep(0.25)
+        return how
+
+    def cli_pid(self) -> int:
+        """The CLI: the pane's shell's child (the shell itself once that is gone)."""
+        if self.cli is None:
+            try:
+                with open(f"/proc/{self.pid}/task/{self.pid}/children", encoding="ascii") as handle:
+                    children = [int(child) for child in handle.read().split()]
+            except OSError:
+                children = []
+            if not children:
+                return self.pid
+            self.cli = children[0]
+        return self.cli
+
+    def send_signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.cli_pid(), signum)
+
+
+def status_file(spec: dict) -> str:
+    """Where the window's shell writes how the task's CLI ended: beside the task file."""
+    return f"{spec['task_file']}.status"
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
+
+
 class Heartbeat(threading.Thread):
-    """Beats in the background; the main loop sets what it reports and reads the task's state back."""
+    """Beats in the background; the work loop sets what it reports and reads the task's state back."""
 
     def __init__(self, name: str, coordinator: Coordinator, screen: Screen, activity: str) -> None:
-        super().__init__(name="heartbeat", daemon=True)
+        super().__init__(name=f"heartbeat {name}", daemon=True)
         self.agent, self.coordinator, self.screen = name, coordinator, screen
         self.activity, self.task_id, self.cli_pid = activity, None, None
         self.interval = 5.0
         self.task: dict | None = None  # the task's state as the last answer gave it
         self.lock = threading.Lock()
         self.wake = threading.Event()
+        self.stopping = threading.Event()
         self._down_since: float | None = None
 
     def set(self, activity: str, task_id: int | None = None, cli_pid: int | None = None) -> None:
@@ -199,12 +332,16 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         pause = 1.0
-        while True:
+        while not self.stopping.is_set():
             ok = self.beat() is not None
             # Back in seconds after a coordinator restart: never more than two intervals between tries.
             pause = self.interval if ok else min(pause * 2, 2 * self.interval)
             self.wake.wait(pause)
             self.wake.clear()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
 
     def task_done(self) -> bool:
         """The task this runtime works on is final, handed back or someone else's: its CLI must end."""
@@ -221,24 +358,23 @@ def fill(template: str, fields: dict) -> str:
     return out
 
 
-def end_cli(child: subprocess.Popen, screen: Screen, exit_keys: str, grace_s: float) -> str:
+def end_cli(run: Run, screen: Screen, exit_keys: str, grace_s: float) -> str:
     """Let the CLI finish its turn (until its screen is still, at most grace_s), then end it politely, then not."""
     deadline = time.monotonic() + grace_s
-    while child.poll() is None and time.monotonic() < deadline:
+    while run.poll() is None and time.monotonic() < deadline:
         screen.look()
         if screen.still_for() >= 2.0:
             break
         time.sleep(0.5)
-    if child.poll() is not None:
+    if run.poll() is not None:
         return "by itself"
-    steps = [("its own exit", lambda: screen.type(exit_keys)), ("TERM", lambda: child.send_signal(signal.SIGTERM))]
+    steps = [("its own exit", lambda: screen.type(exit_keys)), ("TERM", lambda: run.send_signal(signal.SIGTERM))]
     for how, act in steps[0 if exit_keys else 1 :]:
         act()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(5.0)
+        if run.wait(5.0) is not None:
             return how
-    child.kill()
-    child.wait()
+    run.send_signal(signal.SIGKILL)
+    run.wait(5.0)
     return "KILL"
 
 
@@ -246,7 +382,7 @@ def report_exit(hb: Heartbeat, task_id: int, how: str) -> None:
     """The CLI ended while its task was open: tell the coordinator (retried until it answers)."""
     body = {"task_id": task_id, "exit": how, "screen": hb.screen.look()[-10:]}
     pause = 1.0
-    while True:
+    while not hb.stopping.is_set():
         try:
             status, answer = hb.coordinator.post("exit", body)
             if status == 200:
@@ -256,7 +392,7 @@ def report_exit(hb: Heartbeat, task_id: int, how: str) -> None:
             say(hb.agent, f"the coordinator refused the exit report: HTTP {status} {answer}")
             return
         except OSError:
-            time.sleep(pause)
+            hb.stopping.wait(pause)
             pause = min(pause * 2, BACKOFF_MAX_S)
 
 
@@ -268,76 +404,193 @@ def start_heartbeat(name: str, env: dict, activity: str) -> Heartbeat:
     return hb
 
 
-def work(name: str, command: list[str], prepare, settings, describe, publish_starts) -> None:
-    """The worker loop, forever: wait for a task, run the CLI on it, end it, report; never a tight loop.
+def read_env_file(path: str) -> dict[str, str]:
+    """Read KEY=VALUE lines; blank lines and # comments are skipped. No quoting, no expansion."""
+    env: dict[str, str] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.rstrip("\n")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or not key or not set(key) <= ENV_KEY_CHARS or key[0].isdigit():
+                # The line itself is not shown: it may be a pasted secret.
+                raise SystemExit(f"agent-run: {path}:{number}: expected KEY=VALUE with KEY a variable name")
+            env[key] = value
+    return env
 
-    ``prepare()`` gives the CLI's environment and merges its managed settings, and ``settings()`` the
-    worker's own (the CLI's command, else ``command``; the task prompt; the exit keys), before every
-    start: a change made by a run of the launcher reaches the agent between two tasks, never in the
-    middle of one.
+
+class Worker(threading.Thread):
+    """One worker agent's loop, forever: wait for a task, run its CLI in the agent's window, end it, report.
+
+    ``spec`` (from the runtime's spec file; replaced by ``update`` when the file changes, read again
+    before every task): name, run (agent-run's argv: its env files, its CLI's managed settings and
+    ``--worker FILE``, the worker's settings: the CLI's command, prompt flag and exit keys, the task
+    prompt), env_files, worker, workdir, task_file, turn_file, and optionally fleet_spec. A change
+    made by a run of the launcher reaches the agent between two tasks, never in the middle of one.
     """
-    env = prepare()
-    hb = start_heartbeat(name, env, "idle")
-    coordinator, screen = hb.coordinator, hb.screen
-    starts, pause = 0, 1.0
-    say(name, "worker: waiting for a task (nothing calls the model while it waits)")
-    while True:
-        try:
-            status, answer = coordinator.post("next", {"wait_s": NEXT_WAIT_S}, timeout=NEXT_WAIT_S + 15)
-        except OSError:
-            time.sleep(pause)
-            pause = min(pause * 2, BACKOFF_MAX_S)
-            continue
-        if status == 204:
-            pause = 1.0
-            continue
-        if status != 200 or not answer or "task" not in answer:
-            say(name, f"the coordinator refused the next task: HTTP {status} {answer}; trying again in {pause:.0f}s")
-            time.sleep(pause)
-            pause = min(pause * 2, BACKOFF_MAX_S)
-            continue
+
+    def __init__(self, session: str, spec: dict) -> None:
+        super().__init__(name=f"worker {spec['name']}", daemon=True)
+        self.agent, self.spec = spec["name"], spec
+        self.window = Window(session, self.agent)
+        self.hb: Heartbeat | None = None
+        self.stopping = threading.Event()
+
+    def update(self, spec: dict) -> None:
+        self.spec = spec
+
+    def stop(self) -> None:
+        """No new task (the agent left the fleet); a task at hand goes on until it is final."""
+        self.stopping.set()
+
+    def env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for path in self.spec["env_files"]:
+            env.update(read_env_file(path))
+        return env
+
+    def settings(self) -> dict:
+        with open(self.spec["worker"], encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def run(self) -> None:
         pause = 1.0
-        task = answer["task"]
-        again = " again (its runtime restarted)" if answer.get("resumed") else ""
-        turn_file = os.path.join(os.environ.get("HOME") or "/tmp", f".central-mcp-{name}.turn-ended")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(turn_file)
-        try:
-            env, worker = prepare(), settings()
-            command = worker.get("command") or command
-            say(name, f"task #{task['id']} \u201c{task['title']}\u201d{again}: starting {command[0]}")
-            env["CENTRAL_MCP_TURN_FILE"] = turn_file
-            fields = {**task, "task_id": task["id"], "name": name, "model": env.get("AGENT_MODEL", "")}
-            flag = [worker["prompt_flag"]] if worker.get("prompt_flag") else []
-            child = RUNNING["child"] = subprocess.Popen([*command, *flag, fill(worker["prompt"], fields)], env=env)
-        except (OSError, ValueError, KeyError, IndexError, SystemExit) as exc:
-            say(name, f"cannot start its CLI: {exc}")
-            report_exit(hb, task["id"], f"could not start ({exc})")
-            time.sleep(pause)
+        while True:  # its env file may not be readable yet (a first run of the launcher writes it)
+            try:
+                env = self.env()
+                if env.get("CENTRAL_MCP_URL"):
+                    break
+                problem = "its env file has no CENTRAL_MCP_URL"
+            except (OSError, SystemExit) as exc:
+                problem = f"cannot read its env file: {exc}"
+            say(self.agent, f"{problem}; trying again in {pause:.0f}s")
+            if self.stopping.wait(pause):
+                return
             pause = min(pause * 2, BACKOFF_MAX_S)
-            continue
-        starts += 1
-        publish_starts(starts)
-        hb.set("working", task["id"], child.pid)
+        coordinator = Coordinator(env["CENTRAL_MCP_URL"], env.get("CENTRAL_MCP_AGENT_TOKEN", ""))
+        self.hb = Heartbeat(self.agent, coordinator, Screen(self.window.target), "idle")
+        self.hb.start()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self.adopt()
+                    self.loop()
+                except Exception:  # noqa: BLE001 (a bug must not end this agent's loop for good: said, retried)
+                    say(self.agent, "its loop failed; starting it again in 5s\n" + traceback.format_exc())
+                    self.stopping.wait(5.0)
+        finally:
+            self.hb.stop()
+
+    def adopt(self) -> None:
+        """A CLI this runtime's previous process started is still at work (or ended since): carry on with it."""
+        state = self.window.state()
+        if not state or state["task"] is None:
+            return
+        task = {"id": state["task"], "title": ""}
+        run = Run(self.window, state["pid"], status_file(self.spec))
+        say(self.agent, f"task #{task['id']}: its CLI (pid {run.pid}) started before this runtime; carrying on")
+        self.see_through(task, run, self.settings_or_default())
+
+    def settings_or_default(self) -> dict:
+        try:
+            return self.settings()
+        except (OSError, ValueError):
+            return {}
+
+    def loop(self) -> None:
+        hb, pause = self.hb, 1.0
+        say(self.agent, "worker: waiting for a task (nothing calls the model while it waits)")
+        while not self.stopping.is_set():
+            if self.window.state() is None:  # no session (yet): claim no task it could not start
+                self.stopping.wait(2.0)
+                continue
+            try:
+                status, answer = hb.coordinator.post("next", {"wait_s": NEXT_WAIT_S}, timeout=NEXT_WAIT_S + 15)
+            except OSError:
+                self.stopping.wait(pause)
+                pause = min(pause * 2, BACKOFF_MAX_S)
+                continue
+            if status == 204:
+                pause = 1.0
+                continue
+            if status != 200 or not answer or "task" not in answer:
+                say(self.agent, f"the coordinator refused the next task: HTTP {status} {answer}; again in {pause:.0f}s")
+                self.stopping.wait(pause)
+                pause = min(pause * 2, BACKOFF_MAX_S)
+                continue
+            pause = 1.0
+            task = answer["task"]
+            try:
+                settings, run = self.start_task(task, bool(answer.get("resumed")))
+            except (OSError, ValueError, KeyError, IndexError, SystemExit) as exc:
+                say(self.agent, f"cannot start its CLI: {exc}")
+                report_exit(hb, task["id"], f"could not start ({exc})")
+                self.stopping.wait(pause)
+                pause = min(pause * 2, BACKOFF_MAX_S)
+                continue
+            self.see_through(task, run, settings)
+
+    def start_task(self, task: dict, resumed: bool) -> tuple[dict, Run]:
+        """Start the CLI for ``task`` in the window: agent-run there reads the task file and becomes the CLI."""
+        spec, settings, env = self.spec, self.settings(), self.env()
+        command = settings["command"]
+        fields = {**task, "task_id": task["id"], "name": self.agent, "model": env.get("AGENT_MODEL", "")}
+        flag = [settings["prompt_flag"]] if settings.get("prompt_flag") else []
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(spec["turn_file"])
+        doc = {"task_id": task["id"], "argv": [*command, *flag, fill(settings["prompt"], fields)]}
+        doc["turn_file"] = spec["turn_file"]
+        fd = os.open(spec["task_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(doc, handle)
+        again = " again (its runtime restarted)" if resumed else ""
+        say(self.agent, f"task #{task['id']} \u201c{task['title']}\u201d{again}: starting {command[0]}")
+        command = shlex.join([*spec["run"], "--task", spec["task_file"]])
+        run = self.window.start(command, spec.get("workdir"), task["id"], status_file(spec))
+        return settings, run
+
+    def see_through(self, task: dict, run: Run, settings: dict) -> None:
+        """Watch the task's CLI until the task is final (then end the CLI) or the CLI ends; report; idle again."""
+        hb, turn_file = self.hb, self.spec["turn_file"]
+        exit_keys, grace_s = settings.get("exit_keys", ""), float(settings.get("grace_s", 30))
+        hb.set("working", task["id"], run.cli_pid())
         how = None
         while how is None:
-            try:
-                how = describe(child.wait(timeout=0.5))
-            except subprocess.TimeoutExpired:
-                turn_ended = os.path.exists(turn_file)
-                if turn_ended:
-                    hb.beat()  # the task's state now: a model completes its task before it ends its turn
-                if hb.task_done():
-                    ended = end_cli(child, screen, worker.get("exit_keys", ""), float(worker.get("grace_s", 30)))
-                    say(name, f"task #{task['id']} is {hb.task['state']}: its CLI ended ({ended})")
-                    how = "done"
-                elif turn_ended:
-                    end_cli(child, screen, worker.get("exit_keys", ""), 0.0)
-                    how = "ended its turn without finishing the task"
-        if how != "done":
+            how = run.wait(0.5)
+            if how is not None:
+                break
+            turn_ended = os.path.exists(turn_file)
+            if turn_ended:
+                hb.beat()  # the task's state now: a model completes its task before it ends its turn
+            if hb.task_done():
+                ended = end_cli(run, hb.screen, exit_keys, grace_s)
+                say(self.agent, f"task #{task['id']} is {hb.task['state']}: its CLI ended ({ended})")
+                how = "done"
+            elif turn_ended:
+                end_cli(run, hb.screen, exit_keys, 0.0)
+                how = "ended its turn without finishing the task"
+        final = how == "done"
+        if not final:
             hb.beat()  # the task's state right now: the CLI may have completed it just before it ended
-            if not hb.task_done():
-                say(name, f"its CLI {how} before task #{task['id']} was final: handing it back")
+            final = hb.task_done()
+            if not final:
+                say(self.agent, f"its CLI {how} before task #{task['id']} was final: handing it back")
                 report_exit(hb, task["id"], how)
-        RUNNING["child"] = None
+        state = (hb.task or {}).get("state", "handed back") if final else "handed back"
+        text = f"[agent-run] {time.strftime('%H:%M:%S')} agent {self.agent}: task #{task['id']} {state}; "
+        self.window.idle(
+            text + "waiting for the next task (nothing calls the model while it waits)", self.spec.get("workdir")
+        )
         hb.set("idle")
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        """Apply what waited for the task to end: tmux_fleet.py (beside this file) restarts the windows whose
+        change was pending, from the fleet spec the launcher wrote, as the session's unit does at boot."""
+        if not self.spec.get("fleet_spec"):
+            return
+        import tmux_fleet  # noqa: PLC0415 (only where the launcher installed it, with a fleet spec)
+
+        with RECONCILING:
+            tmux_fleet.main(["--spec", self.spec["fleet_spec"]])
