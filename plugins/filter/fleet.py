@@ -214,7 +214,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
     settings: libexec_dir, config_dir, home, workspace_root, coordinator_url,
     default_model, backoff_s, backoff_max_s, healthy_after_s, permission_mode,
     allowed_tools, prompt (the defaults of the agents' own keys), and
-    optionally mode (default interactive) and task_prompt (worker mode's
+    optionally mode (default worker) and task_prompt (worker mode's
     prompt per task, {task_id} {title} {description} {role} {priority} {name}
     {model} filled in by the runtime).
     secrets: tokens (name -> token), api_key (the role's key, for kinds with
@@ -273,7 +273,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
             "allowed_tools": list(agent.get("allowed_tools") or settings["allowed_tools"]),
         }
         config_dir = f"{settings['config_dir']}/{name}"
-        mode = agent.get("mode") or settings.get("mode") or "interactive"
+        mode = agent.get("mode") or settings.get("mode") or "worker"
         argv = [_fill(part, fields) for part in kind["argv"]]
         worker = None
         if mode == "worker":  # the runtime starts this CLI with each task's prompt, read before every task

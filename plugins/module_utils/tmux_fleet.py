@@ -45,6 +45,7 @@ DEFAULT_LOGS_COMMAND = "journalctl -f -u central-mcp.service"
 CONTROL, LOGS = "Control", "Logs"
 SPEC_OPTION = "@central_mcp_spec"
 TASK_OPTION = "@central_mcp_task"  # set by the worker runtime while a task's CLI runs in the window
+SINCE_OPTION = "@central_mcp_task_since"  # and when that CLI started (seconds since the epoch)
 SPEC_KEYS = ("session", "socket_name", "agents", "control_command", "logs_command")
 AGENT_KEYS = ("name", "command", "env", "workdir", "revision")
 
@@ -52,7 +53,7 @@ _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SOCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # The name goes last: tmux constrains every other field, so only it may hold a tab.
-_FIELDS = ("window_id", "window_index", SPEC_OPTION, "pane_pid", "pane_dead", TASK_OPTION)
+_FIELDS = ("window_id", "window_index", SPEC_OPTION, "pane_pid", "pane_dead", TASK_OPTION, SINCE_OPTION)
 _FORMAT = "\t".join("#{" + f + "}" for f in (*_FIELDS, "window_name"))
 # Names stay as given, and a command that exits leaves a dead pane to look at
 # (respawned by the next reconcile) instead of a window that vanishes.
@@ -109,6 +110,7 @@ class Window:
     dead: bool
     name: str
     busy: bool = False  # a worker's task runs in it
+    busy_since: float | None = None  # since when (seconds since the epoch), when the runtime said
 
 
 @dataclass
@@ -244,8 +246,21 @@ def validate(raw: Any) -> FleetSpec:
 
 
 # ----------------------------------------------------------------------- plan
-def plan(current: list[Window] | None, spec: FleetSpec) -> Plan:
-    """Compare what tmux has (None: no session) with the spec. Pure: no tmux."""
+def plan(
+    current: list[Window] | None, spec: FleetSpec, drain_timeout_s: float | None = None, now: float | None = None
+) -> Plan:
+    """Compare what tmux has (None: no session) with the spec. Pure: no tmux.
+
+    A window with a worker's task waits for it to end (``pending``); with ``drain_timeout_s``, only
+    for that long after its task started (then it restarts, and its task goes back to the board).
+    """
+    now = time.time() if now is None else now
+
+    def draining(w: Window) -> bool:
+        if not w.busy:
+            return False
+        return drain_timeout_s is None or w.busy_since is None or now - w.busy_since < drain_timeout_s
+
     windows = None if current is None else sorted(current, key=lambda w: w.index)
     result = Plan(current=windows)
     by_name: dict[str, Window] = {}
@@ -254,7 +269,7 @@ def plan(current: list[Window] | None, spec: FleetSpec) -> Plan:
     for ws in spec.windows:
         cur = by_name.get(ws.name)
         stale = cur is not None and (cur.dead or cur.spec != ws.digest)
-        action = "add" if cur is None else ("pending" if cur.busy else "restart") if stale else "keep"
+        action = "add" if cur is None else ("pending" if draining(cur) else "restart") if stale else "keep"
         result.steps.append((action, ws, cur))
     wanted = {ws.name for ws in spec.windows}
     for w in windows or []:
@@ -322,8 +337,12 @@ class Tmux:
             if self._exec([["has-session", "-t", f"={session}"]]).returncode:
                 return None
             raise TmuxError(f"tmux list-windows failed: {proc.stderr.strip()}")
-        rows = [line.split("\t", 6) for line in proc.stdout.splitlines() if line]
-        return [Window(r[0], int(r[1]), r[2], int(r[3] or 0), r[4] == "1", r[6], r[5] != "") for r in rows]
+        rows = [line.split("\t", 7) for line in proc.stdout.splitlines() if line]
+        since = [float(r[6]) if r[6].replace(".", "", 1).isdigit() else None for r in rows]
+        return [
+            Window(r[0], int(r[1]), r[2], int(r[3] or 0), r[4] == "1", r[7], r[5] != "", s)
+            for r, s in zip(rows, since, strict=True)
+        ]
 
     def server_pid(self, session: str) -> int:
         return int(self.run(["display-message", "-p", "-t", f"={session}:", "#{pid}"]))

@@ -99,6 +99,17 @@ options:
         changed).
     type: str
     default: journalctl -f -u central-mcp.service
+  drain_timeout_s:
+    description:
+      - A worker's window whose task's CLI runs (the worker runtime marks it
+        with the window options C(@central_mcp_task) and
+        C(@central_mcp_task_since)) is not restarted for a change; it is
+        returned in RV(pending), and the runtime restarts it when the task
+        ends.
+      - With a number, a change waits at most that many seconds after the
+        task started; then the window restarts, and its task goes back to
+        the board. Omit it to never cut a task short.
+    type: int
   state:
     description:
       - V(present) creates or reconciles the session.
@@ -240,6 +251,7 @@ ARGUMENT_SPEC = {
     "agents": {"type": "list", "elements": "dict", "options": AGENT_OPTIONS, "default": []},
     "control_command": {"type": "str", "default": DEFAULT_CONTROL_COMMAND},
     "logs_command": {"type": "str", "default": DEFAULT_LOGS_COMMAND},
+    "drain_timeout_s": {"type": "int"},
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
 }
 
@@ -255,10 +267,10 @@ def main() -> None:
         session, socket_name = validate_session(params["session"], params["socket_name"])
         spec = None
         if params["state"] == "present":
-            spec = validate({key: params[key] for key in ARGUMENT_SPEC if key != "state"})
+            spec = validate({key: params[key] for key in ARGUMENT_SPEC if key not in ("state", "drain_timeout_s")})
         tmux = Tmux(socket_name, binary=binary)
         current = tmux.windows(session)  # the one read
-        todo = plan(current, spec) if spec else plan_absent(current)
+        todo = plan(current, spec, params["drain_timeout_s"]) if spec else plan_absent(current)
         # In check mode a new agent's workdir does not exist yet: the run
         # that really adds it creates it first (the launcher does).
         if not module.check_mode:

@@ -23,6 +23,8 @@ SETTINGS = {
     "allowed_tools": ["Read", "Edit"],
     "prompt": "You are {name} ({role}).",
     "agent_env": {},
+    # The role's default is worker; most filter tests look at an interactive agent's window command.
+    "mode": "interactive",
 }
 
 

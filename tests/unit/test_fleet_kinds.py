@@ -356,6 +356,8 @@ def test_a_worker_gets_its_task_prompt_from_the_runtime_not_a_first_prompt(kind)
 def test_the_role_default_mode_applies_and_a_bad_mode_is_named():
     [item] = launcher_fleet([{"name": "W", "role": "r"}], KINDS, {**SETTINGS, "mode": "worker"}, {"tokens": {}})
     assert item["mode"] == "worker"
+    no_mode = {key: value for key, value in SETTINGS.items() if key != "mode"}
+    assert launcher_fleet([{"name": "W", "role": "r"}], KINDS, no_mode, {"tokens": {}})[0]["mode"] == "worker"
     errors = fleet_errors([{"name": "W", "role": "r", "mode": "daemon"}], KINDS)
     assert errors == ["central_mcp_agents[1]: mode 'daemon' is not a mode: use worker or interactive"]
 

@@ -365,6 +365,18 @@ def test_plan(current, actions, removed, reorder):
     assert p.changed is (actions != ["keep"] * 4 or bool(removed) or reorder)
 
 
+def test_a_change_waits_for_a_task_at_most_the_drain_timeout():
+    spec = tf.validate({"agents": [{"name": "W", "command": "sleep 2"}]})
+    old = tf.WindowSpec("W", "sleep 1")
+    busy = [win(0, "Control", spec.windows[0]), tf.Window("@11", 1, old.digest, 101, False, "W", True, 1000.0),
+            win(2, "Logs", spec.windows[2])]  # fmt: skip
+    actions = lambda p: [a for a, _, _ in p.steps]  # noqa: E731
+    assert actions(tf.plan(busy, spec, None, now=10**9)) == ["keep", "pending", "keep"]  # never cut short
+    assert actions(tf.plan(busy, spec, 600, now=1500.0)) == ["keep", "pending", "keep"]
+    assert actions(tf.plan(busy, spec, 600, now=1600.0)) == ["keep", "restart", "keep"]
+    assert not tf.plan(busy, spec, 600, now=1500.0).changed
+
+
 def test_plan_absent_and_render():
     p = tf.plan_absent(CONVERGED)
     assert p.kill_session and p.result()["removed"] == ["A", "B"] and p.result()["windows"] == []

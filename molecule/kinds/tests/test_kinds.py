@@ -86,6 +86,10 @@ def test_workers_of_codex_and_gemini_complete_their_tasks_across_a_coordinator_r
     time.sleep(10)  # GW's CLI is up, its model at work for 25 s more
     assert host.run("systemctl restart central-mcp.service").rc == 0
     wait(lambda: host.run(f"{CLI} status").rc == 0, 60, "the coordinator answers again")
+    # An upgrade of the runtime restarts its unit: GW's CLI is tmux's child and goes on, the new runtime with it.
+    cli_before = host.check_output(f"runuser -u agent -- tmux display -p -t ={SESSION}:=GW '#{{pane_pid}}'")
+    assert host.run("systemctl restart central-mcp-runtime.service").rc == 0
+    assert host.check_output(f"runuser -u agent -- tmux display -p -t ={SESSION}:=GW '#{{pane_pid}}'") == cli_before
 
     def done():
         tasks = {name: cli(host, "task", "show", str(i)) for name, i in ids.items()}
@@ -104,7 +108,9 @@ def test_workers_of_codex_and_gemini_complete_their_tasks_across_a_coordinator_r
     for name in WORKERS:
         screen = host.check_output(f"runuser -u agent -- tmux capture-pane -p -J -S -300 -t ={SESSION}:{name}")
         assert not [m for m in PROMPT_MARKERS if m in screen], f"window {name} stopped at a prompt:\n{screen}"
-        assert "its CLI ended" in screen, screen
+        assert f"task #{ids[name]} COMPLETE; waiting for the next task" in screen, screen
+    log = host.check_output("journalctl -u central-mcp-runtime.service --no-pager -o cat")
+    assert f"task #{ids['GW']}: its CLI (pid" in log and "started before this runtime; carrying on" in log, log
 
 
 def test_a_tool_outside_the_grant_is_refused_by_the_coordinator(host):

@@ -201,8 +201,9 @@ class Window:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(status_file)
         mark = ["set-option", "-w", "-t", self.target, TASK_OPTION, str(task_id)]
+        since = ["set-option", "-w", "-t", self.target, f"{TASK_OPTION}_since", str(int(time.time()))]
         line = f"{command}; echo $? > {shlex.quote(status_file)}"
-        done = self.tmux(self._respawn(line, workdir), mark)
+        done = self.tmux(self._respawn(line, workdir), mark, since)
         state = self.state()
         if done.returncode or state is None:
             raise OSError(f"tmux could not start it in {self.target}: {done.stderr.strip() or 'no such window'}")
@@ -211,7 +212,8 @@ class Window:
     def idle(self, text: str, workdir: str | None) -> None:
         """Between tasks: the pane says ``text`` and waits (a sleep: nothing runs, nothing calls a model)."""
         line = f"printf '%s\\n' {shlex.quote(text)}; {IDLE_COMMAND}"
-        self.tmux(self._respawn(line, workdir), ["set-option", "-w", "-u", "-t", self.target, TASK_OPTION])
+        unmark = [["set-option", "-w", "-u", "-t", self.target, option] for option in (TASK_OPTION, f"{TASK_OPTION}_since")]
+        self.tmux(self._respawn(line, workdir), *unmark)
 
 
 class Run:
