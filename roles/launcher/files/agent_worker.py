@@ -212,7 +212,9 @@ class Window:
     def idle(self, text: str, workdir: str | None) -> None:
         """Between tasks: the pane says ``text`` and waits (a sleep: nothing runs, nothing calls a model)."""
         line = f"printf '%s\\n' {shlex.quote(text)}; {IDLE_COMMAND}"
-        unmark = [["set-option", "-w", "-u", "-t", self.target, option] for option in (TASK_OPTION, f"{TASK_OPTION}_since")]
+        unmark = [
+            ["set-option", "-w", "-u", "-t", self.target, option] for option in (TASK_OPTION, f"{TASK_OPTION}_since")
+        ]
         self.tmux(self._respawn(line, workdir), *unmark)
 
 
@@ -426,10 +428,10 @@ class Worker(threading.Thread):
     """One worker agent's loop, forever: wait for a task, run its CLI in the agent's window, end it, report.
 
     ``spec`` (from the runtime's spec file; replaced by ``update`` when the file changes, read again
-    before every task): name, run (agent-run's argv: its env files, its CLI's managed settings and
-    ``--worker FILE``, the worker's settings: the CLI's command, prompt flag and exit keys, the task
-    prompt), env_files, worker, workdir, task_file, turn_file, and optionally fleet_spec. A change
-    made by a run of the launcher reaches the agent between two tasks, never in the middle of one.
+    before every task): name, run (agent-run's argv: its env files and its CLI's managed settings),
+    env_files, worker (the worker's settings: the CLI's command, prompt flag, exit keys and grace, the
+    task prompt), workdir, task_file, turn_file, and optionally fleet_spec. A change made by a run of
+    the launcher reaches the agent between two tasks, never in the middle of one.
     """
 
     def __init__(self, session: str, spec: dict) -> None:
@@ -507,6 +509,7 @@ class Worker(threading.Thread):
             if self.window.state() is None:  # no session (yet): claim no task it could not start
                 self.stopping.wait(2.0)
                 continue
+            self.reconnect()
             try:
                 status, answer = hb.coordinator.post("next", {"wait_s": NEXT_WAIT_S}, timeout=NEXT_WAIT_S + 15)
             except OSError:
@@ -532,6 +535,24 @@ class Worker(threading.Thread):
                 pause = min(pause * 2, BACKOFF_MAX_S)
                 continue
             self.see_through(task, run, settings)
+
+    def reconnect(self) -> None:
+        """A new token or coordinator address in the agent's env file (a run of the launcher): use it."""
+        try:
+            env = self.env()
+        except (OSError, SystemExit):
+            return  # being rewritten: the next look reads it whole
+        url, token = env.get("CENTRAL_MCP_URL", ""), env.get("CENTRAL_MCP_AGENT_TOKEN", "")
+        coordinator = Coordinator(url, token) if url else self.hb.coordinator
+        current = self.hb.coordinator
+        if (coordinator.host, coordinator.port, coordinator.base, coordinator.token) != (
+            current.host,
+            current.port,
+            current.base,
+            current.token,
+        ):
+            say(self.agent, "its coordinator address or token changed: using the new one")
+            self.hb.coordinator = coordinator
 
     def start_task(self, task: dict, resumed: bool) -> tuple[dict, Run]:
         """Start the CLI for ``task`` in the window: agent-run there reads the task file and becomes the CLI."""
