@@ -13,8 +13,10 @@ missed beats, liveness loop 5 s). Printed:
   host's runtime (no heartbeats: offline) -> AVAILABLE again (goal <= 30 s);
 * management memory per agent beyond its CLI: its share of the runtime (one
   agent-runtime process for all the workers) and of the tmux server, plus
-  the ``sleep`` in its window between tasks, as PSS (goal < 5 MB). The pane
-  relay and the Control window (one process each per VM) do not run here.
+  the ``sleep`` in its window between tasks, as PSS (goal < 5 MB); then with
+  the pane relay and the Control window's view too (one process each per
+  VM), started here on the same tmux session, spread over these 4 agents
+  and over a VM of 8.
 
 Run with the coordinator's venv: ``coordinator/.venv/bin/python
 benchmarks/worker_runtime.py``. About two minutes.
@@ -23,8 +25,10 @@ benchmarks/worker_runtime.py``. About two minutes.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -42,6 +46,25 @@ WORKERS = {"A": "backend", "B": "frontend", "C": "backend", "D": "integration"}
 
 def tmux_server_pid(fleet: Fleet) -> int:
     return int(fleet.tmux("display-message", "-p", "#{pid}").strip())
+
+
+def per_vm_processes(fleet: Fleet, root: Path) -> dict[str, tuple[float, float]]:
+    """RSS and PSS of the two other processes each VM runs once, as the launcher runs them, on this
+    fleet's tmux server: the pane relay (from the coordinator's venv) and the Control window's view."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(root), "LANG": "C.UTF-8", "TMUX": f"{fleet.tmux_socket},0,0"}
+    relay = [str(REPO / "coordinator/.venv/bin/central-mcp"), "relay", "--socket", str(root / "relay.sock")]
+    control = ["/usr/bin/python3", str(REPO / "plugins/module_utils/agent_probe.py"), "--session", "e2e"]
+    procs = {
+        "pane relay": subprocess.Popen([*relay, "--session", "e2e"], env=env, stdout=subprocess.DEVNULL),
+        "Control window": subprocess.Popen([*control, "--watch", "5"], env=env, stdout=subprocess.DEVNULL),
+    }
+    try:
+        time.sleep(5)  # both up, the relay attached to the session, the view drawn at least once
+        return {name: memory_mb(proc.pid) for name, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(10)
 
 
 def main() -> int:
@@ -65,6 +88,7 @@ def main() -> int:
             idlers = [memory_mb(fleet.pane_pid(name)) for name in WORKERS]  # each window's sleep
             runtime = memory_mb(fleet.runtime.pid)
             server = memory_mb(tmux_server_pid(fleet))
+            per_vm = per_vm_processes(fleet, root)
             idle = idle_then_tasks(fleet, list(WORKERS), rounds=args.rounds, idle_s=args.idle_s, gap_s=0.3)
             cli_kill = kill_flow(fleet, runtime=False)
             window_kill = kill_flow(fleet, runtime=True)
@@ -103,6 +127,13 @@ def main() -> int:
     print(
         f"  management memory per agent beyond its CLI (shares of runtime and tmux, its sleep): {total:.1f} MB"
         " (goal < 5 MB)"
+    )
+    for name, (rss, pss) in per_vm.items():
+        print(f"  {name} (one per VM): RSS {rss:.1f} MB, PSS {pss:.1f} MB")
+    shared = runtime[1] + server[1] + sum(pss for _, pss in per_vm.values())
+    print(
+        f"  with the relay and the Control window too: {shared / n + idle_pss:.1f} MB per agent here,"
+        f" {shared / 8 + idle_pss:.1f} MB on a VM of 8 agents (goal < 5 MB)"
     )
     return 0 if done == tasks and twice == 0 else 1
 

@@ -12,8 +12,10 @@ while the CPU sample runs.
 
 The agent is the pane's process or, when the pane runs the launcher's wrapper
 ``agent-run``, the wrapper's child: the wrapper is what restarts, the child is
-the agent. CPU % and RSS cover the agent and its descendants (the tools it
-runs are its work); CPU % is of one core, as in top.
+the agent. A worker's window between tasks runs ``sleep infinity``: the agent
+is ``idle`` (healthy; its CLI starts with its next task). CPU % and RSS
+cover the agent and its descendants (the tools it runs are its work); CPU %
+is of one core, as in top.
 
 Kinds: the agent's CLI (claude, codex, gemini) comes from AGENT_KIND in the
 agent's environment (agent-run sets it), else from its command line, else
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import http.client
 import importlib.util
 import json
 import os
@@ -41,9 +42,7 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,11 +220,6 @@ def _locate(pane: Pane, procs: dict[int, Proc], kids: dict[int, list[int]]) -> _
 
 
 # ---------------------------------------------------------------- coordinator
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:  # the token must not follow a redirect
-        return None
-
-
 def public_url(url: str) -> str:
     """The URL as it may appear in a message: without user:password@."""
     parts = urllib.parse.urlsplit(url)
@@ -233,11 +227,24 @@ def public_url(url: str) -> str:
 
 
 def fetch_coordinator(url: str, token: str | None = None, timeout: float = 2.0) -> dict[str, dict[str, Any]]:
-    """GET {url}/api/agents: the coordinator's agents by name. Any failure is a CoordinatorError."""
+    """GET {url}/api/agents: the coordinator's agents by name. Any failure is a CoordinatorError.
+
+    urllib.request is imported here, not at the top: with http.client and email it is about 6 MB of
+    every process that loads this file, and the Control window's view, which runs for as long as the
+    session, never asks the coordinator.
+    """
+    import http.client  # noqa: PLC0415 (see above)
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:  # the token must not follow a redirect
+            return None
+
     headers = {"Accept": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
     request = urllib.request.Request(url.rstrip("/") + "/api/agents", headers=headers)
     try:
-        with urllib.request.build_opener(_NoRedirect).open(request, timeout=timeout) as answer:
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=timeout) as answer:
             body = answer.read(MAX_ANSWER_BYTES + 1)  # each read waits at most `timeout`
         if len(body) > MAX_ANSWER_BYTES:
             raise CoordinatorError(f"answered more than {MAX_ANSWER_BYTES} bytes")

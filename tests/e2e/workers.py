@@ -79,8 +79,9 @@ def write_runtime_spec(fleet: Fleet) -> None:
 
 
 def start_runtime(fleet: Fleet) -> None:
-    """The host's worker runtime, as its unit runs it; it finds the e2e tmux server through TMUX."""
-    env = {**fleet._tmux_env(), "TMUX": f"{fleet.tmux_socket},0,0"}
+    """The host's worker runtime, as its unit runs it (MALLOC_ARENA_MAX too); it finds the e2e tmux server
+    through TMUX."""
+    env = {**fleet._tmux_env(), "TMUX": f"{fleet.tmux_socket},0,0", "MALLOC_ARENA_MAX": "1"}
     log = (fleet.root / "runtime.log").open("a")
     argv = [str(AGENT_RUNTIME), "--spec", str(fleet.root / "runtime.json")]
     fleet.runtime = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)

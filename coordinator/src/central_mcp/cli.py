@@ -17,9 +17,7 @@ import argparse
 import json
 import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,11 @@ def _token(args: argparse.Namespace) -> str:
 
 def call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
     """One HTTP request to the coordinator; returns (status, decoded JSON)."""
+    # Imported here: with http.client and email they are about 6 MB of the pane relay, which runs
+    # from this entry point for days and never makes a request.
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
     url = args.url.rstrip("/") + path
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)

@@ -40,7 +40,6 @@ import socket
 import subprocess
 import threading
 import time
-import traceback
 import urllib.parse
 
 from prompt_markers import asking
@@ -481,6 +480,8 @@ class Worker(threading.Thread):
                     self.adopt()
                     self.loop()
                 except Exception:  # noqa: BLE001 (a bug must not end this agent's loop for good: said, retried)
+                    import traceback  # noqa: PLC0415 (only when it failed)
+
                     say(self.agent, "its loop failed; starting it again in 5s\n" + traceback.format_exc())
                     self.stopping.wait(5.0)
         finally:
