@@ -7,11 +7,13 @@ is tested end to end in tests/e2e/test_worker_mode.py.
 
 import json
 import shlex
+import signal
 import subprocess
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import agent_worker
 import pytest
@@ -167,3 +169,40 @@ def test_the_runtime_talks_http_with_its_token(answering):
     assert coordinator.post("next", {"wait_s": 1}) == (204, None)
     assert seen[0] == ("/fleet/runtime/heartbeat", "Bearer agent-token-A", {"activity": "idle"})
     assert agent_worker._unchunk(b'5\r\n{"a":\r\n3\r\n 1}\r\n0\r\n\r\n') == b'{"a": 1}'
+
+
+AGENT_RUNTIME = Path(agent_worker.__file__).with_name("agent-runtime")
+
+
+def test_the_runtime_reads_its_spec_again_when_it_changes_and_says_what_it_cannot_read(tmp_path):
+    env_file, spec = tmp_path / "W.env", tmp_path / "runtime.json"
+    env_file.write_text("AGENT_NAME=W\n")  # no coordinator: its loop says so and waits
+
+    def write(workers):
+        spec.write_text(json.dumps({"session": "S", "workers": workers}))
+
+    worker = {"name": "W", "run": ["true"], "env_files": [str(env_file)], "worker": "w.json",
+              "task_file": str(tmp_path / "W.task"), "turn_file": str(tmp_path / "W.turn")}  # fmt: skip
+    write([worker])
+    log = tmp_path / "runtime.log"
+    with log.open("w") as out:
+        runtime = subprocess.Popen([sys.executable, str(AGENT_RUNTIME), "--spec", str(spec)], stdout=out, stderr=out)
+    try:
+
+        def said(text: str) -> bool:
+            deadline = time.monotonic() + 15
+            while text not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            return text in log.read_text()
+
+        assert said("1 workers: W") and said("agent W: its env file has no CENTRAL_MCP_URL")
+        write([])
+        assert said("agent W: left the fleet: it takes no new task") and said("0 workers:")
+        spec.write_text("{not json")
+        assert said(f"cannot read {spec}")
+        runtime.send_signal(signal.SIGTERM)
+        assert runtime.wait(10) == 0 and said("stopping; the CLIs at work go on")
+    finally:
+        runtime.kill()
+    usage = subprocess.run([sys.executable, str(AGENT_RUNTIME)], capture_output=True, text=True, check=False)
+    assert usage.returncode == 2 and "usage: agent-runtime --spec RUNTIME.json" in usage.stderr
