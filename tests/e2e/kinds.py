@@ -112,6 +112,7 @@ class KindFleet:
             "permission_mode": "dontAsk",
             "allowed_tools": [],
             "prompt": prompt,
+            "mode": "interactive",  # long-lived CLIs that poll the board (worker mode: test_worker_mode.py)
             "agent_env": {
                 "ANTHROPIC_BASE_URL": self.model_url,
                 "OPENAI_API_KEY": "fake-e2e-openai-key-0000",
