@@ -162,6 +162,8 @@ def write_inventory(directory: Path, extra: dict | None = None) -> Path:
         "launcher_agent_tokens": SECRETS["launcher_agent_tokens"],
         "coordinator_credentials_dir": credentials,
         "launcher_credentials_dir": credentials,
+        # Long-lived CLIs, whose processes the faults kill and the checks find (not worker mode's idle windows).
+        "launcher_agent_mode": "interactive",
         **(extra or {}),
     }
     (directory / "host_vars" / f"{VM}.yml").write_text(yaml.safe_dump(host_vars, sort_keys=False))
