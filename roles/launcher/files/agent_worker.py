@@ -55,7 +55,7 @@ BACKOFF_MAX_S = 30.0
 # What counts as new output: the letters on the screen. A spinner, a ticking timer or a token count
 # ("✻ Churning… (12s · 1.2k tokens)") is the CLI waiting, not new work.
 NOT_OUTPUT = re.compile(r"[^A-Za-z]+")
-RECONCILING = threading.Lock()  # one tmux_fleet run at a time in this process
+RECONCILING = threading.Lock()  # a tmux_fleet run in this process, or a CLI's start: one at a time
 TASK_FIELDS = ("task_id", "title", "description", "role", "priority", "name", "model")
 
 
@@ -571,7 +571,8 @@ class Worker(threading.Thread):
         again = " again (its runtime restarted)" if resumed else ""
         say(self.agent, f"task #{task['id']} \u201c{task['title']}\u201d{again}: starting {command[0]}")
         command = shlex.join([*spec["run"], "--task", spec["task_file"]])
-        run = self.window.start(command, spec.get("workdir"), task["id"], status_file(spec))
+        with RECONCILING:  # never while this process restarts windows: it could restart this one as it starts
+            run = self.window.start(command, spec.get("workdir"), task["id"], status_file(spec))
         return settings, run
 
     def see_through(self, task: dict, run: Run, settings: dict) -> None:
