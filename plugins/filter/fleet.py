@@ -273,6 +273,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
             "allowed_tools": list(agent.get("allowed_tools") or settings["allowed_tools"]),
         }
         config_dir = f"{settings['config_dir']}/{name}"
+        env_path = f"{config_dir}.env"  # its env file: agent-run and the worker runtime read it
         mode = agent.get("mode") or settings.get("mode") or "worker"
         argv = [_fill(part, fields) for part in kind["argv"]]
         worker = None
@@ -297,7 +298,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
         run = [
             f"{settings['libexec_dir']}/agent-run",
             "--name", name,
-            "--env-file", f"{config_dir}.env",
+            "--env-file", env_path,
             "--backoff", str(settings["backoff_s"]),
             "--backoff-max", str(settings["backoff_max_s"]),
             "--healthy-after", str(settings["healthy_after_s"]),
@@ -320,7 +321,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
             runtime = {
                 "name": name,
                 "run": run,
-                "env_files": [f"{config_dir}.env"],
+                "env_files": [env_path],
                 "worker": worker["path"],
                 "workdir": workdir,
                 "task_file": f"{settings['home']}/.central-mcp/{name}.task.json",

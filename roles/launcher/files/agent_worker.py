@@ -49,6 +49,7 @@ ACTIVE = ("CLAIMED", "IN_PROGRESS")
 IDLE_COMMAND = "exec sleep infinity"
 # The window option holding the task whose CLI runs in a worker's window (tmux_fleet.py leaves such a window be).
 TASK_OPTION = "@central_mcp_task"
+SINCE_OPTION = "@central_mcp_task_since"  # and since when (tmux_fleet.py's drain time-out counts from it)
 ENV_KEY_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 NEXT_WAIT_S = 25.0
 BACKOFF_MAX_S = 30.0
@@ -200,7 +201,7 @@ class Window:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(status_file)
         mark = ["set-option", "-w", "-t", self.target, TASK_OPTION, str(task_id)]
-        since = ["set-option", "-w", "-t", self.target, f"{TASK_OPTION}_since", str(int(time.time()))]
+        since = ["set-option", "-w", "-t", self.target, SINCE_OPTION, str(int(time.time()))]
         line = f"{command}; echo $? > {shlex.quote(status_file)}"
         done = self.tmux(self._respawn(line, workdir), mark, since)
         state = self.state()
@@ -211,9 +212,7 @@ class Window:
     def idle(self, text: str, workdir: str | None) -> None:
         """Between tasks: the pane says ``text`` and waits (a sleep: nothing runs, nothing calls a model)."""
         line = f"printf '%s\\n' {shlex.quote(text)}; {IDLE_COMMAND}"
-        unmark = [
-            ["set-option", "-w", "-u", "-t", self.target, option] for option in (TASK_OPTION, f"{TASK_OPTION}_since")
-        ]
+        unmark = [["set-option", "-w", "-u", "-t", self.target, option] for option in (TASK_OPTION, SINCE_OPTION)]
         self.tmux(self._respawn(line, workdir), *unmark)
 
 
@@ -226,9 +225,21 @@ class Run:
     def __init__(self, window: Window, pid: int, status_file: str) -> None:
         self.window, self.pid, self.status_file = window, pid, status_file
         self.cli: int | None = None
+        self._started = self._started_at()
+
+    def _started_at(self) -> bytes | None:
+        """The pane's shell's start time (/proc/PID/stat), None once it is gone or a zombie."""
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as handle:
+                fields = handle.read().rpartition(b")")[2].split()
+        except OSError:
+            return None
+        return None if fields[0] == b"Z" else fields[19]
 
     def poll(self) -> str | None:
         """How it ended, or None while it runs."""
+        if self._started is not None and self._started_at() == self._started:
+            return None  # its shell is there: no tmux call (this runs every quarter of a second)
         state = self.window.state()
         if state is None:
             return "its window was closed"
@@ -240,10 +251,8 @@ class Run:
             with open(self.status_file, encoding="ascii") as handle:
                 code = int(handle.read().strip())
         except (OSError, ValueError):  # the shell itself was killed: what tmux saw, if anything
-            if state["signal"]:
-                return f"killed by signal {signal_name(state['signal'])}"
-            return "ended (how, its window did not say)"
-        return f"killed by signal {signal_name(code - 128)}" if code > 128 else f"exited with status {code}"
+            return describe(-state["signal"]) if state["signal"] else "ended (how, its window did not say)"
+        return describe(128 - code if code > 128 else code)  # a shell's $? is 128 + N for signal N
 
     def wait(self, timeout: float) -> str | None:
         """poll() until it ended or ``timeout`` passed."""
@@ -275,11 +284,14 @@ def status_file(spec: dict) -> str:
     return f"{spec['task_file']}.status"
 
 
-def signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return str(signum)
+def describe(returncode: int) -> str:
+    """How a process ended, from its return code as Popen gives it (-N: killed by signal N)."""
+    if returncode < 0:
+        try:
+            return f"killed by signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with status {returncode}"
 
 
 class Heartbeat(threading.Thread):
