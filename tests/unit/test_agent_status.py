@@ -85,7 +85,13 @@ def run_module(args: dict, check: bool = False, env: dict | None = None) -> dict
 
 
 def tmux(socket: str, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["tmux", "-L", socket, *argv], capture_output=True, text=True, check=False)
+    """One tmux call; retried, as tmux_fleet.Tmux does, while a server that lost its last session exits."""
+    for attempt in range(3):
+        done = subprocess.run(["tmux", "-L", socket, *argv], capture_output=True, text=True, check=False)
+        if "server exited unexpectedly" not in done.stderr:
+            break
+        time.sleep(0.1 * (attempt + 1))
+    return done
 
 
 def build(socket: str, windows: list[tuple], wrapper: Path | None = None) -> None:
