@@ -61,11 +61,14 @@ def write_inventory(path: Path, hosts: list[str], ssh: dict[str, str] | None = N
         # The address other VMs reach this one by: the same whatever the connection, so that
         # switching from podman to ssh changes nothing on the VMs.
         host_vars[name]["central_mcp_private_address"] = name
+    credentials = str(path.parent / "credentials")  # generated tokens: in the run's temporary directory
     inventory = {
         "all": {
             "vars": {
                 **connection,
                 "ansible_python_interpreter": "/usr/bin/python3",
+                "coordinator_credentials_dir": credentials,
+                "launcher_credentials_dir": credentials,
             },
             "children": {
                 "coordinator": {"hosts": {hosts[0]: {}}},

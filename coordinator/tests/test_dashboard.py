@@ -181,10 +181,13 @@ def test_process_figures_come_from_proc(rig: Rig) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         agents = rig.http("GET", "/api/state", cookie=sid).json()["agents"]
-        if all(a["cpu_percent"] is not None for a in agents):
+        if agents and all(a["cpu_percent"] is not None for a in agents):
             break
         time.sleep(0.5)
-    assert all(a["terminal"] and a["rss_bytes"] > 0 and a["cpu_percent"] >= 0 for a in agents), agents
+    assert [a["name"] for a in agents] == ["A", "B", "C", "D"], agents
+    for agent in agents:
+        assert agent["terminal"] is True and agent["rss_bytes"] > 0, agent
+        assert agent["cpu_percent"] is not None and agent["cpu_percent"] >= 0, agent
 
 
 def test_create_task_same_origin_only(rig: Rig) -> None:

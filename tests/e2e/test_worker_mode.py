@@ -69,6 +69,7 @@ def test_four_workers_complete_twelve_tasks_created_while_idle_with_no_model_cal
     result = idle_then_tasks(workers, list(WORKERS), rounds=3, idle_s=5.0, gap_s=0.3)
 
     assert result.model_requests_while_idle == 0, "a waiting worker called the model"
+    assert len(result.tasks) == 12, result.tasks
     for task in result.tasks:
         assert task["state"] == "COMPLETE" and task["claimed_by"] in WORKERS, task
         assert kinds(task) == ["created", "claimed", "progress", "completed"], task["events"]

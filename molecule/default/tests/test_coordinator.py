@@ -94,6 +94,7 @@ def test_coordinator_restart_keeps_the_agents_windows(host):
     deadline = time.monotonic() + 30
     while api(host, "/health", token="none")["status"] != 200 and time.monotonic() < deadline:
         time.sleep(1)
+    assert api(host, "/health", token="none")["status"] == 200, "the coordinator did not answer again within 30 s"
     after = host.check_output(
         "runuser -u agent -- tmux list-panes -s -t =central-mcp-agents -F '#{window_name} #{pane_pid}'"
     )

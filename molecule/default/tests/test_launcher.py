@@ -27,6 +27,7 @@ RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
 testinfra_hosts = [f"podman://{name}" for name in RUNNER.get_hosts("agents")]
 SESSION = "central-mcp-agents"
 AGENTS = ["A", "B", "C", "D"]
+FLEET = ["Control", *AGENTS, "Logs"]  # the windows, in order
 
 
 def host_vars(host):
@@ -65,18 +66,38 @@ def proc_list(host, pid, name):
     return out.splitlines()
 
 
-def wait_for_fleet(host, names, timeout=90):
+def started(host, pid):
+    """When a process started (clock ticks since boot): with its pid, what tells a new process from an old one."""
+    stat = host.run(f"cat /proc/{pid}/stat")
+    return int(stat.stdout.rsplit(")", 1)[1].split()[19]) if stat.rc == 0 else None
+
+
+def wait_for_fleet(host, names, timeout=90, replacing=None):
+    """Wait until the windows are ``names`` and each agent's CLI runs; {agent: (pane pid, its start time)}.
+
+    The pane's process is the window's agent-run wrapper, which only a new window replaces (it restarts
+    the CLI itself). With ``replacing`` (such a dict from before a restart), wait until every agent's
+    window runs a new one.
+    """
     deadline = time.monotonic() + timeout
+    found = {}
     while time.monotonic() < deadline:
         cmd = host.run(f"runuser -u agent -- tmux list-windows -t ={SESSION} -F '#{{window_name}} #{{pane_pid}}'")
         if cmd.rc == 0:
             current = [line.split() for line in cmd.stdout.splitlines()]
-            if [n for n, _ in current] == names and all(
-                agent_pid(host, int(p)) for n, p in current if n not in ("Control", "Logs")
+            found = {}
+            for name, pane in current:
+                if name not in ("Control", "Logs"):
+                    start = started(host, pane) if agent_pid(host, int(pane)) else None
+                    found[name] = (int(pane), start) if start else None
+            if (
+                [n for n, _ in current] == names
+                and all(found.values())
+                and not (replacing and any(found.get(n) == old for n, old in replacing.items()))
             ):
-                return
+                return found
         time.sleep(1)
-    pytest.fail(f"the fleet did not come back within {timeout}s: {cmd.stdout or cmd.stderr}")
+    pytest.fail(f"the fleet did not come back within {timeout}s: {cmd.stdout or cmd.stderr}; agents {found}")
 
 
 def test_unit_is_active_and_enabled(host):
@@ -92,10 +113,9 @@ def test_windows_are_control_agents_logs_in_order(host):
 def test_each_agent_runs_claude_as_agent_with_its_env(host):
     hv = host_vars(host)
     by_name = {a["name"]: a for a in hv["central_mcp_agents"]}
-    for name, pane_pid in windows(host):
-        if name not in AGENTS:
-            continue
-        pid = agent_pid(host, pane_pid)
+    panes = dict(windows(host))
+    for name in AGENTS:
+        pid = agent_pid(host, panes[name])
         assert pid, f"no agent process under window {name}"
         assert host.process.get(pid=pid).user == "agent"
         # /proc/PID/environ and cmdline of another user's process: read them as that user.
@@ -188,19 +208,23 @@ def test_check_mode_on_the_converged_host_reports_nothing(host):
 
 
 def test_agents_come_back_after_restarting_the_unit(host):
+    before = wait_for_fleet(host, FLEET)
     assert host.run("systemctl restart central-mcp-agents").rc == 0
-    wait_for_fleet(host, ["Control", *AGENTS, "Logs"])
+    wait_for_fleet(host, FLEET, replacing=before)
 
 
 def test_agents_come_back_after_tmux_is_killed(host):
-    host.run("pkill -KILL -u agent -x tmux")
-    wait_for_fleet(host, ["Control", *AGENTS, "Logs"])
+    before = wait_for_fleet(host, FLEET)
+    killed = host.run("pkill -KILL -u agent -x tmux")
+    assert killed.rc == 0, f"no tmux server of the agent user to kill: {killed.stderr}"
+    wait_for_fleet(host, FLEET, replacing=before)
 
 
 def test_agents_come_back_after_the_vm_reboots(host):
+    before = wait_for_fleet(host, FLEET)
     name = host.backend.get_hostname()
     subprocess.run(["podman", "restart", "--time", "20", name], check=True, capture_output=True)
-    wait_for_fleet(host, ["Control", *AGENTS, "Logs"], timeout=120)
+    wait_for_fleet(host, FLEET, timeout=120, replacing=before)
 
 
 def test_adding_agent_e_restarts_none_of_the_others(host):
