@@ -12,7 +12,7 @@ DEMO_VMS ?= $(DEMO_VM) central-mcp-vm2
 DEMO_NET ?= central-mcp-demo
 IMAGE ?= localhost/debian-systemd:bookworm
 
-.PHONY: help setup test unit coordinator e2e browser lint sanity molecule reliability demo demo-down bench
+.PHONY: help setup test unit coordinator e2e browser lint docs sanity molecule reliability demo demo-down bench
 
 help:
 	@echo "make test       unit tests, lint, Molecule (prepares the test bed first)"
@@ -25,7 +25,7 @@ help:
 setup:
 	@bash tests/testbed/setup.sh >/dev/null
 
-test: setup unit coordinator e2e browser lint sanity molecule
+test: setup unit coordinator e2e browser lint docs sanity molecule
 
 # pytest exits 5 when it collects nothing: that is a failure here, said plainly.
 unit:
@@ -42,6 +42,12 @@ e2e:
 # The dashboard in headless Chromium (Selenium and Debian's chromedriver).
 browser:
 	coordinator/.venv/bin/pytest -q tests/browser
+
+# Every plugin's and role's documentation as the docsite would build it
+# (schema, markup, references between plugins): antsibull-docs lints a copy
+# of the files git knows, in an ansible_collections/ tree of its own.
+docs:
+	antsibull-docs lint-collection-docs --plugin-docs .
 
 # ansible-test sanity (validate-modules, pylint, yamllint, ... 24 tests) on the
 # collection's Ansible content; tests/sanity/ignore-2.19.txt says why each ignore.

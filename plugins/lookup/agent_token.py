@@ -11,11 +11,18 @@ version_added: "0.1.0"
 short_description: An agent's coordinator token, generated once and kept on the controller
 description:
   - Returns the bearer token of each agent named as C(HOST/AGENT). The first call creates a
-    random token (40 letters and digits) in O(dir)/HOST/AGENT.token with mode 0600; later
-    calls, from any role, read the same file. The launcher gives the token to the agent's
-    CLI; the coordinator stores only its sha256.
-  - Tokens set in Vault (C(launcher_agent_tokens)) take precedence; this lookup is the
-    fallback for agents that have none.
+    random token (40 letters and digits) in O(dir)/HOST/AGENT.token with mode 0600 (its
+    directories 0700); later calls, from any role, read the same file. The launcher gives
+    the token to the agent's CLI; the coordinator stores only its sha256.
+  - The same goes for the other generated secrets of the fleet, named like agents - a
+    pane relay's token (C(HOST/launcher.relay)) and the coordinator's API token
+    (C(HOST/coordinator.api)). The fleet plan
+    (P(central_mcp.agents.fleet_plan#filter)) gives each its term as C(token_ref).
+  - Tokens set in Vault (C(launcher_agent_tokens), C(launcher_relay_token),
+    C(coordinator_api_token)) take precedence; this lookup is the fallback for those not set.
+  - A term that is not C(HOST/AGENT) (each part 1-63 letters, digits, C(.), C(_) or C(-),
+    starting with a letter or digit, no C(..)), or a token file that cannot be read, fails
+    the lookup.
 options:
   _terms:
     description: Agents as C(HOST/AGENT), HOST an inventory hostname.
@@ -29,9 +36,14 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Show where agent A's token lives (never the token itself)
+- name: Show how long agent A's token is (never the token itself)
   ansible.builtin.debug:
     msg: "{{ lookup('central_mcp.agents.agent_token', 'vm1/A') | length }} characters"
+
+- name: The tokens of two agents, kept in the roles' credentials directory
+  ansible.builtin.set_fact:
+    tokens: "{{ query('central_mcp.agents.agent_token', 'vm1/A', 'vm2/E', dir=launcher_credentials_dir) }}"
+  no_log: true
 """
 
 RETURN = r"""
