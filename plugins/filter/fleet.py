@@ -352,59 +352,36 @@ def launcher_fleet(agents, kinds, settings, secrets):
     return fleet
 
 
-def fleet_by_host(hostvars, hosts):
-    """Every agent of the given hosts as {host, agent}: the whole fleet, for the coordinator."""
-    return [
-        {"host": host, "agent": agent} for host in hosts for agent in hostvars[host].get("central_mcp_agents") or []
-    ]
+def coordinator_agents(agents, hostvars, generated_tokens):
+    """What the coordinator is told of each agent of the fleet plan's ``agents``, its token only as sha256.
 
-
-def coordinator_agents(fleet, hostvars, generated_tokens, default_model):
-    """What the coordinator is told of each agent of fleet_by_host's list, its token only as sha256.
-
-    An agent's token is its host's launcher_agent_tokens entry (Vault) or, else,
-    the generated one at the same position in ``generated_tokens``; its model
-    its own, else its host's launcher_default_model, else ``default_model``.
+    An agent's token is its host's launcher_agent_tokens entry (Vault) or,
+    else, the generated one at the same position in ``generated_tokens``.
     """
     records = []
-    for entry, generated in zip(fleet, generated_tokens, strict=True):
-        host, agent = entry["host"], entry["agent"]
-        host_vars = hostvars[host]
-        given = host_vars.get("launcher_agent_tokens") or {}
+    for agent, generated in zip(agents, generated_tokens, strict=True):
+        given = hostvars[agent["host"]].get("launcher_agent_tokens") or {}
         token = given[agent["name"]] if agent["name"] in given else generated
         records.append(
             {
-                "name": agent["name"],
-                "role": agent.get("role", ""),
-                "model": agent.get("model") or host_vars.get("launcher_default_model") or default_model,
-                "kind": agent.get("kind", "claude"),
-                "tools": agent.get("tools"),
-                "host": host,
+                **{key: agent[key] for key in ("name", "role", "model", "kind", "tools", "host")},
                 "token_sha256": hashlib.sha256(str(token).encode()).hexdigest(),  # str(): a Vault value decrypts
             }
         )
     return records
 
 
-def coordinator_relays(hosts, hostvars, generated_tokens, port_default):
-    """How the coordinator reaches the pane relay of each other VM: {host, address (tcp:host:port), token}.
+def coordinator_relays(plan, hostvars, generated_tokens):
+    """How the coordinator reaches the pane relay of each other VM of the fleet plan: {host, address, token}.
 
-    The address is the host's central_mcp_private_address, else ansible_host,
-    else its name; the token its launcher_relay_token (Vault) or, else, the
-    generated one at the same position in ``generated_tokens``.
+    The token is the host's launcher_relay_token (Vault) or, else, the
+    generated one at the same position in ``generated_tokens`` (one per
+    host of the plan's coordinator.remote_hosts).
     """
     relays = []
-    for host, generated in zip(hosts, generated_tokens, strict=True):
-        host_vars = hostvars[host]
-        address = str(host_vars.get("central_mcp_private_address") or host_vars.get("ansible_host") or host)
-        port = host_vars.get("launcher_relay_port", port_default)
-        relays.append(
-            {
-                "host": host,
-                "address": f"tcp:{'[' + address + ']' if ':' in address else address}:{port}",
-                "token": str(host_vars.get("launcher_relay_token") or generated),
-            }
-        )
+    for host, generated in zip(plan["coordinator"]["remote_hosts"], generated_tokens, strict=True):
+        token = str(hostvars[host].get("launcher_relay_token") or generated)
+        relays.append({"host": host, "address": plan["hosts"][host]["relay"]["address"], "token": token})
     return relays
 
 
@@ -413,7 +390,6 @@ class FilterModule:
         return {
             "fleet_errors": fleet_errors,
             "launcher_fleet": launcher_fleet,
-            "fleet_by_host": fleet_by_host,
             "coordinator_agents": coordinator_agents,
             "coordinator_relays": coordinator_relays,
         }

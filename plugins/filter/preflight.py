@@ -119,14 +119,16 @@ def coordinator_errors(settings: Mapping) -> list:
     return errors
 
 
-def coordinator_fleet_errors(hostvars, hosts, kinds, coordinator_host, relay_port_default) -> list:
-    """The whole fleet as the coordinator sees it: each host's agents, names and Vault tokens unique across
-    hosts, and how the coordinator reaches each other VM's pane relay (its port, token and private address)."""
+def coordinator_fleet_errors(hostvars, plan) -> list:
+    """The whole fleet as the coordinator sees it (``plan``: the fleet_plan filter's): each host's agents, names
+    and Vault tokens unique across hosts, and how the coordinator reaches each other VM's pane relay (its port,
+    token and private address)."""
     errors, names, tokens = [], {}, {}
-    for host in hosts:
+    remote = set(plan["coordinator"]["remote_hosts"])
+    for host, planned in plan["hosts"].items():
         host_vars = hostvars[host]
         agents = host_vars.get("central_mcp_agents", [])
-        found = fleet_errors(agents, kinds)
+        found = fleet_errors(agents, plan["kinds"])
         if found:
             errors.append(f"Fix central_mcp_agents of {host} in the inventory: {' | '.join(found)}")
         elif isinstance(agents, list):
@@ -135,9 +137,9 @@ def coordinator_fleet_errors(hostvars, hosts, kinds, coordinator_host, relay_por
         given = host_vars.get("launcher_agent_tokens", {})
         for name, token in given.items() if isinstance(given, Mapping) else ():
             tokens.setdefault(_text(token), []).append(f"{host}/{name}")
-        if host == coordinator_host:
+        if host not in remote:
             continue
-        port = host_vars.get("launcher_relay_port", relay_port_default)
+        port = planned["relay"]["port"]
         token = host_vars.get("launcher_relay_token", "")
         address = host_vars.get("central_mcp_private_address", "")
         if (

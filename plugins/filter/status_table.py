@@ -2,7 +2,7 @@
 """Filters that turn the agent_status results of every host into one fleet report.
 
 playbooks/status.yml runs agent_status on each host, then prints, once, the
-whole fleet: ``hostvars | fleet_status(ansible_play_hosts_all, '__status_agents')
+whole fleet: ``hostvars | fleet_status(ansible_play_hosts_all, '__launcher_status')
 | status_table(status_format)``. The table itself is drawn by agent_probe's
 ``render_table`` (the module_utils the module runs), so the playbook and the
 Control window on the target print the same columns.
@@ -32,7 +32,7 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def fleet_status(hostvars: Any, hosts: list[str], var: str = "__status_agents") -> dict[str, Any]:
+def fleet_status(hostvars: Any, hosts: list[str], var: str = "__launcher_status") -> dict[str, Any]:
     """Merge the result registered as ``var`` on each of ``hosts``.
 
     Returns {agents (each with its host), hosts: {host: summary, or {error}}, disks (each with its host), summary}.

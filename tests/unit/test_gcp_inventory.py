@@ -321,7 +321,7 @@ def templated(google, listed, tmp_path_factory):
         "user": "{{ ansible_user }}",
         "id": "{{ gce_id }}",
         "coordinator_url": "{{ launcher_coordinator_url }}",
-        "status_url": "{{ central_mcp_coordinator_url }}",
+        "status_url": "{{ _launcher_here.api_url }}",
         "bind": "{{ coordinator_bind_host }}",
     }
     playbook = tmp_path_factory.mktemp("play") / "probe.yml"
@@ -359,5 +359,5 @@ def test_agents_reach_the_coordinator_over_the_private_network(templated):
     assert templated["central-mcp-vm1"]["coordinator_url"] == "http://127.0.0.1:3000/mcp"
     assert templated["central-mcp-vm2"]["coordinator_url"] == f"http://{coordinator_ip}:3000/mcp"
     assert templated["central-mcp-vm1"]["bind"] in ("0.0.0.0", coordinator_ip)
-    for name in ("central-mcp-vm1", "central-mcp-vm2"):
-        assert templated[name]["status_url"] == f"http://{coordinator_ip}:3000"
+    assert templated["central-mcp-vm1"]["status_url"] == "http://127.0.0.1:3000"  # playbooks/status.yml's
+    assert templated["central-mcp-vm2"]["status_url"] == f"http://{coordinator_ip}:3000"

@@ -13,6 +13,7 @@ import hashlib
 import pytest
 import yaml
 from ansible_collections.central_mcp.agents.plugins.filter import fleet
+from ansible_collections.central_mcp.agents.plugins.filter.fleet_plan import fleet_plan
 from ansible_collections.central_mcp.agents.plugins.filter.preflight import (
     coordinator_errors,
     coordinator_fleet_errors,
@@ -132,6 +133,10 @@ class HostVars(dict):
     """hostvars as a filter sees them: a mapping of hosts to their variables."""
 
 
+def plan_of(hostvars, coordinator="vm-a"):
+    return fleet_plan(hostvars, {"coordinator": [coordinator], "agents": list(hostvars)})
+
+
 def test_fleet_checks_every_host_names_and_tokens_across_hosts_and_relays():
     hostvars = HostVars(
         {
@@ -144,28 +149,30 @@ def test_fleet_checks_every_host_names_and_tokens_across_hosts_and_relays():
             "vm-c": {"central_mcp_agents": "not a list"},
         }
     )
-    errors = coordinator_fleet_errors(hostvars, ["vm-a", "vm-b", "vm-c"], KINDS, "vm-a", 8765)
+    errors = coordinator_fleet_errors(hostvars, plan_of(hostvars))
     assert any(e.startswith("Fix central_mcp_agents of vm-c") for e in errors), errors
     assert any("Fix the inventory of vm-b" in e and 'launcher_relay_port "70000"' in e for e in errors), errors
     assert any("used more than once: a" in e for e in errors), errors
     assert any("vm-a/A and vm-b/B" in e for e in errors), errors
     assert not any("inventory of vm-a" in e for e in errors)  # the coordinator's own VM has no TCP relay
     good = HostVars({"vm-a": hostvars["vm-a"], "vm-b": {"central_mcp_agents": [{"name": "B", "role": "r"}]}})
-    assert coordinator_fleet_errors(good, ["vm-a", "vm-b"], KINDS, "vm-a", 8765) == []
+    assert coordinator_fleet_errors(good, plan_of(good)) == []
 
 
 def test_coordinator_records_hash_tokens_and_fall_back_for_models():
     hostvars = HostVars(
         {
-            "vm-a": {"launcher_agent_tokens": {"A": TOKEN}, "launcher_default_model": "glm-4.6"},
-            "vm-b": {},
+            "vm-a": {
+                "central_mcp_agents": [{"name": "A", "role": "backend"}],
+                "launcher_agent_tokens": {"A": TOKEN},
+                "launcher_default_model": "glm-4.6",
+            },
+            "vm-b": {
+                "central_mcp_agents": [{"name": "E", "role": "qa", "model": "m", "kind": "codex", "tools": ["x"]}]
+            },
         }
     )
-    entries = [
-        {"host": "vm-a", "agent": {"name": "A", "role": "backend"}},
-        {"host": "vm-b", "agent": {"name": "E", "role": "qa", "model": "m", "kind": "codex", "tools": ["x"]}},
-    ]
-    records = fleet.coordinator_agents(entries, hostvars, ["generated-a", "generated-e"], "claude-sonnet-5-5")
+    records = fleet.coordinator_agents(plan_of(hostvars)["agents"], hostvars, ["generated-a", "generated-e"])
     assert records == [
         {
             "name": "A",
@@ -191,11 +198,12 @@ def test_coordinator_records_hash_tokens_and_fall_back_for_models():
 def test_relays_of_the_other_vms():
     hostvars = HostVars(
         {
+            "vm-a": {},
             "vm-b": {"central_mcp_private_address": "10.0.0.3", "launcher_relay_token": TOKEN},
             "vm-c": {"ansible_host": "fd00::4", "launcher_relay_port": 9000},
         }
     )
-    relays = fleet.coordinator_relays(["vm-b", "vm-c"], hostvars, ["gen-b", "gen-c"], 8765)
+    relays = fleet.coordinator_relays(plan_of(hostvars), hostvars, ["gen-b", "gen-c"])
     assert relays == [
         {"host": "vm-b", "address": "tcp:10.0.0.3:8765", "token": TOKEN},
         {"host": "vm-c", "address": "tcp:[fd00::4]:9000", "token": "gen-c"},

@@ -1,0 +1,175 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The fleet plan: the fleet's topology worked out once, from the inventory.
+
+Every role, the status playbook and the preflight checks read this plan
+instead of working out for themselves where the coordinator is, how a VM
+reaches it, where each pane relay listens and which agents run where.
+
+``fleet_plan(hostvars, groups)`` returns::
+
+    coordinator:  host, port, bind_host, address (as other VMs reach it),
+                  url (its own idea of its MCP URL), health_url,
+                  disk_warn_percent, api_token_ref (the agent_token lookup's
+                  name for a generated token),
+                  remote_hosts (hosts of group agents other than its own)
+    hosts:        {host: coordinator_url (MCP, as this host's agents reach it),
+                   api_url (REST, as this host reaches it), remote (the
+                   coordinator is another VM), relay {listen, address,
+                   port, token_ref}, agents [names]}
+    agents:       every agent of the fleet: name, host, role, kind, model,
+                  tools, token_ref
+    relay_socket: where the pane relay of the coordinator's own VM listens
+    kinds:        the agent kinds the launcher knows (one file each)
+    defaults:     the shared defaults the plan fell back on
+
+The plan holds no secret (it is a fact, shown with -v): a token given in
+the inventory (Vault) is read where it is used, under no_log; the plan
+names the generated one that stands in for it (``token_ref``).
+Ansible's hostvars hold no role defaults, so the plan reads the literal
+values of the roles' own ``defaults/main.yml`` (the one place each is set)
+for a host whose inventory does not set them. Nothing here trusts a type:
+bad values are the preflight checks' to report, and the plan still returns.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from ansible.module_utils.common.yaml import yaml_load
+
+COLLECTION = Path(__file__).resolve().parents[2]
+REPO_ROLES = COLLECTION / "roles"
+# The role defaults other hosts need to know (hostvars do not carry them).
+SHARED_DEFAULTS = {
+    "coordinator": ("coordinator_port", "coordinator_disk_warn_percent"),
+    "launcher": ("launcher_relay_port", "launcher_relay_bind_host", "launcher_default_model"),
+}
+ALL_ADDRESSES = ("0.0.0.0", "::")
+LOOPBACK = "127.0.0.1"
+# Where the pane relay of the coordinator's own VM listens: the coordinator's dashboard connects there.
+RELAY_SOCKET = "/run/central-mcp-relay/relay.sock"
+
+
+@functools.cache
+def shared_defaults() -> dict:
+    """The literal role defaults other hosts rely on, read from the roles' defaults files."""
+    found = {}
+    for role, names in SHARED_DEFAULTS.items():
+        with open(COLLECTION / "roles" / role / "defaults" / "main.yml", encoding="utf-8") as handle:
+            defaults = yaml_load(handle) or {}
+        found.update({name: defaults[name] for name in names})
+    return found
+
+
+@functools.cache
+def agent_kinds() -> tuple:
+    """The agent kinds: one file each in the launcher's vars/kinds (adding a kind is adding a file)."""
+    return tuple(sorted(path.stem for path in (COLLECTION / "roles" / "launcher" / "vars" / "kinds").glob("*.yml")))
+
+
+def bracketed(address: str) -> str:
+    """An address as it goes before ':port' in a URL (IPv6 in brackets)."""
+    return f"[{address}]" if ":" in address else address
+
+
+def private_address(host_vars, host: str) -> str:
+    """How other VMs reach a host: central_mcp_private_address, else ansible_host, else its inventory name."""
+    return str(host_vars.get("central_mcp_private_address") or host_vars.get("ansible_host") or host)
+
+
+def _setting(host_vars, name: str):
+    value = host_vars.get(name)
+    return shared_defaults()[name] if value in (None, "") else value
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value)  # str(): a Vault value decrypts
+
+
+def fleet_plan(hostvars, groups) -> dict:
+    """The fleet's topology from the inventory: see the module's docstring."""
+    agent_hosts = list(groups.get("agents") or [])
+    coordinators = list(groups.get("coordinator") or [])
+    coord = coordinators[0] if coordinators else None
+    remote_hosts = [host for host in agent_hosts if host != coord]
+
+    coordinator = None
+    if coord is not None:
+        cv = hostvars[coord]
+        port = _setting(cv, "coordinator_port")
+        bind = _text(cv.get("coordinator_bind_host")) or (ALL_ADDRESSES[0] if remote_hosts else LOOPBACK)
+        address = private_address(cv, coord)
+        advertised = address if bind in ALL_ADDRESSES else bind
+        local = LOOPBACK if bind in ALL_ADDRESSES else bind  # how its own VM reaches it
+        coordinator = {
+            "host": coord,
+            "port": port,
+            "bind_host": bind,
+            "address": address,
+            "url": _text(cv.get("coordinator_url")) or f"http://{bracketed(advertised)}:{port}/mcp",
+            "local_url": f"http://{bracketed(local)}:{port}",
+            "health_url": f"http://{bracketed(local)}:{port}/health",
+            "disk_warn_percent": _setting(cv, "coordinator_disk_warn_percent"),
+            "api_token_ref": f"{coord}/coordinator.api",
+            "remote_hosts": remote_hosts,
+        }
+
+    hosts, agents = {}, []
+    for host in agent_hosts:
+        hv = hostvars[host]
+        remote = coordinator is not None and host != coord
+        if coordinator is None:  # no group coordinator: the agents' own VM, unless launcher_coordinator_url says
+            base = f"http://{LOOPBACK}:{shared_defaults()['coordinator_port']}"
+        elif remote:
+            base = f"http://{bracketed(coordinator['address'])}:{coordinator['port']}"
+        else:
+            base = coordinator["local_url"]
+        relay_port = _setting(hv, "launcher_relay_port")
+        relay_bind = _text(_setting(hv, "launcher_relay_bind_host"))
+        declared = hv.get("central_mcp_agents")
+        declared = declared if isinstance(declared, list) else []
+        default_model = _setting(hv, "launcher_default_model")
+        names = []
+        for agent in declared:
+            if not isinstance(agent, dict) or not isinstance(agent.get("name"), str):
+                continue  # the preflight checks name it
+            name = agent["name"]
+            names.append(name)
+            agents.append(
+                {
+                    "name": name,
+                    "host": host,
+                    "role": agent.get("role", ""),
+                    "kind": agent.get("kind", "claude"),
+                    "model": agent.get("model") or default_model,
+                    "tools": agent.get("tools"),
+                    "token_ref": f"{host}/{name}",
+                }
+            )
+        hosts[host] = {
+            "remote": remote,
+            "coordinator_url": _text(hv.get("launcher_coordinator_url")) or f"{base}/mcp",
+            "api_url": base,
+            "relay": {
+                # TCP with a token on a VM without the coordinator, else a unix socket for the coordinator's group.
+                "listen": f"{bracketed(relay_bind)}:{relay_port}" if remote else RELAY_SOCKET,
+                "address": f"tcp:{bracketed(private_address(hv, host))}:{relay_port}" if remote else "",
+                "port": relay_port,
+                "token_ref": f"{host}/launcher.relay",
+            },
+            "agents": names,
+        }
+    return {
+        "coordinator": coordinator,
+        "hosts": hosts,
+        "agents": agents,
+        "relay_socket": RELAY_SOCKET,
+        "kinds": list(agent_kinds()),
+        "defaults": shared_defaults(),
+    }
+
+
+class FilterModule:
+    def filters(self):
+        return {"fleet_plan": fleet_plan}

@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The fleet plan: what an inventory with one or several VMs makes of the fleet's topology.
+
+One call of the fleet_plan filter per inventory of a table: where the
+coordinator listens, which URL each VM's agents get, where each pane relay
+listens and how the coordinator reaches it. Adding a case is one row.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from ansible_collections.central_mcp.agents.plugins.filter.fleet_plan import REPO_ROLES, fleet_plan
+
+TOKEN = "t" * 32
+
+# Inventory groups and host vars -> what the plan says of each host.
+CASES = {
+    "one VM": (
+        {"coordinator": {"vm1": {}}, "agents": {"vm1": {}}},
+        {
+            "coordinator": {"bind_host": "127.0.0.1", "url": "http://127.0.0.1:3000/mcp",
+                            "health_url": "http://127.0.0.1:3000/health"},
+            "vm1": {"coordinator_url": "http://127.0.0.1:3000/mcp", "remote": False,
+                    "relay": "/run/central-mcp-relay/relay.sock", "relay_address": ""},
+        },
+    ),
+    "two VMs by private address": (
+        {
+            "coordinator": {"vm1": {"central_mcp_private_address": "10.0.0.5", "coordinator_port": 3100}},
+            "agents": {"vm1": {}, "vm2": {"central_mcp_private_address": "10.0.0.6"}},
+        },
+        {
+            "coordinator": {"bind_host": "0.0.0.0", "url": "http://10.0.0.5:3100/mcp", "remote_hosts": ["vm2"],
+                            "health_url": "http://127.0.0.1:3100/health"},
+            "vm1": {"coordinator_url": "http://127.0.0.1:3100/mcp", "api_url": "http://127.0.0.1:3100"},
+            "vm2": {"coordinator_url": "http://10.0.0.5:3100/mcp", "relay": "0.0.0.0:8765", "remote": True,
+                    "relay_address": "tcp:10.0.0.6:8765", "api_url": "http://10.0.0.5:3100"},
+        },
+    ),
+    "ansible_host, else the name; an explicit URL wins; IPv6": (
+        {
+            "coordinator": {"vm1": {"ansible_host": "192.168.1.10"}},
+            "agents": {
+                "vm2": {},
+                "vm3": {"launcher_coordinator_url": "http://coord.example:3000/mcp"},
+                "vm4": {"launcher_relay_bind_host": "fd00::4", "launcher_relay_port": 9000, "ansible_host": "fd00::4"},
+            },
+        },
+        {
+            "coordinator": {"bind_host": "0.0.0.0", "remote_hosts": ["vm2", "vm3", "vm4"]},  # not an agents host
+            "vm2": {"coordinator_url": "http://192.168.1.10:3000/mcp", "relay_address": "tcp:vm2:8765"},
+            "vm3": {"coordinator_url": "http://coord.example:3000/mcp"},
+            "vm4": {"coordinator_url": "http://192.168.1.10:3000/mcp", "relay": "[fd00::4]:9000",
+                    "relay_address": "tcp:[fd00::4]:9000"},
+        },
+    ),
+    "the coordinator named by host name, bound to one address": (
+        {"coordinator": {"coord": {"coordinator_bind_host": "10.1.1.1"}}, "agents": {"coord": {}, "vm2": {}}},
+        {
+            "coordinator": {"bind_host": "10.1.1.1", "url": "http://10.1.1.1:3000/mcp",
+                            "health_url": "http://10.1.1.1:3000/health"},
+            "coord": {"coordinator_url": "http://10.1.1.1:3000/mcp"},
+            "vm2": {"coordinator_url": "http://coord:3000/mcp"},
+        },
+    ),
+    "an IPv6 coordinator": (
+        {"coordinator": {"vm1": {"central_mcp_private_address": "fd00::1"}}, "agents": {"vm2": {}}},
+        {"coordinator": {"url": "http://[fd00::1]:3000/mcp"}, "vm2": {"coordinator_url": "http://[fd00::1]:3000/mcp"}},
+    ),
+    "no coordinator group: agents reach one on their own VM": (
+        {"agents": {"vm1": {}}},
+        {"vm1": {"coordinator_url": "http://127.0.0.1:3000/mcp", "remote": False}},
+    ),
+}  # fmt: skip
+
+
+def plan_of(groups: dict) -> dict:
+    hostvars = {}
+    for members in groups.values():
+        for host, vars_ in members.items():
+            hostvars.setdefault(host, {}).update(vars_)
+    return fleet_plan(hostvars, {name: list(members) for name, members in groups.items()})
+
+
+def seen(plan: dict, host: str, key: str):
+    if host == "coordinator":
+        return plan["coordinator"][key]
+    if key in ("relay", "relay_address"):
+        return plan["hosts"][host]["relay"]["listen" if key == "relay" else "address"]
+    return plan["hosts"][host][key]
+
+
+@pytest.mark.parametrize(
+    ("case", "host", "key"),
+    [(case, host, key) for case, (_, wanted) in CASES.items() for host, keys in wanted.items() for key in keys],
+)
+def test_topology(case, host, key):
+    groups, wanted = CASES[case]
+    assert seen(plan_of(groups), host, key) == wanted[host][key]
+
+
+def test_agents_with_their_host_model_and_token_reference():
+    plan = plan_of(
+        {
+            "coordinator": {"vm1": {}},
+            "agents": {
+                "vm1": {
+                    "central_mcp_agents": [{"name": "A", "role": "backend"}],
+                    "launcher_agent_tokens": {"A": TOKEN},
+                    "launcher_default_model": "glm-4.6",
+                },
+                "vm2": {"central_mcp_agents": [{"name": "E", "role": "qa", "kind": "codex", "tools": ["x"]}, "bad"]},
+            },
+        }
+    )
+    assert plan["agents"] == [
+        {"name": "A", "host": "vm1", "role": "backend", "kind": "claude", "model": "glm-4.6", "tools": None,
+         "token_ref": "vm1/A"},
+        {"name": "E", "host": "vm2", "role": "qa", "kind": "codex", "model": "claude-sonnet-5-5", "tools": ["x"],
+         "token_ref": "vm2/E"},
+    ]  # fmt: skip
+    assert plan["hosts"]["vm2"]["agents"] == ["E"]  # the bad entry is the preflight's to name
+    assert plan["hosts"]["vm2"]["relay"]["token_ref"] == "vm2/launcher.relay"
+    assert plan["coordinator"]["api_token_ref"] == "vm1/coordinator.api"
+    assert TOKEN not in repr(plan)  # a fact, shown with -v: no secret in it
+
+
+def test_the_shared_defaults_are_the_roles_own():
+    """The plan's fall-backs are read from the roles' defaults files, not restated."""
+    plan = plan_of({"coordinator": {"vm1": {}}, "agents": {"vm1": {}}})
+    for role in ("coordinator", "launcher"):
+        defaults = yaml.safe_load((REPO_ROLES / role / "defaults" / "main.yml").read_text(encoding="utf-8"))
+        for name, value in plan["defaults"].items():
+            if name in defaults:
+                assert value == defaults[name], name
+    assert plan["coordinator"]["port"] == plan["defaults"]["coordinator_port"]
+    assert plan["kinds"] == sorted(p.stem for p in (REPO_ROLES / "launcher" / "vars" / "kinds").glob("*.yml"))
