@@ -24,11 +24,15 @@ description:
     C(podman exec)).
   - It reads only. It also runs in check mode, so check mode sees what a
     real run would do.
+  - RV(paths), RV(users) and RV(units) are keyed by the path, user or unit
+    asked for, and what each value holds is listed under them (so
+    RV(paths.link_target) is C(paths[PATH].link_target)). RV(free_bytes) is
+    keyed by path too.
 author:
   - Central-MCP maintainers (@central-mcp)
 options:
   paths:
-    description: Paths to look at (links are not followed for RV(paths[].link_target)).
+    description: Paths to look at (links are not followed for RV(paths.link_target)).
     type: list
     elements: path
     default: []
@@ -80,8 +84,19 @@ options:
     description: Seconds to wait for O(url).
     type: float
     default: 3
-notes:
-  - Supports check mode; it changes nothing in either mode.
+attributes:
+  check_mode:
+    support: full
+    description: It only reads, so it runs in check mode as in a real run and gives the same answers.
+  diff_mode:
+    support: none
+    description: It changes nothing, so there is nothing to diff.
+  platform:
+    support: full
+    platforms: posix
+    description:
+      - Runs on the target. O(packages) needs C(dpkg-query) (Debian, Ubuntu);
+        O(units) needs systemd's C(systemctl).
 """
 
 EXAMPLES = r"""

@@ -99,23 +99,65 @@ def test_purge_removes_files_of_agents_that_left_and_nothing_else(tmp_path):
     assert (tmp_path / "work" / "C").is_dir()  # workspaces are not in a purge list: they stay
 
 
-def test_check_mode_reports_and_changes_nothing(tmp_path):
+def tree(root) -> dict:
+    """Every path under root with its mode, owner, content and mtime: what a check-mode run must leave alone."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        st = os.lstat(path)
+        found[str(path)] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, path.is_file() and path.read_bytes())
+    return found
+
+
+def drift(tmp_path) -> None:
+    """A converged fleet of A and C, then edited by hand: what the next run of A and B has to put right."""
     run_module(fleet(tmp_path, names=("A", "C")))
-    env = tmp_path / "agents" / "A.env"
-    env.write_text("old\n")
-    result, _ = run_module(fleet(tmp_path, names=("A", "B")), check=True, diff=True)
+    (tmp_path / "agents" / "A.env").write_text("old\n")
+    os.chmod(tmp_path / "agents" / "fleet.json", 0o666)
+    os.chmod(tmp_path / "work" / "A", 0o755)
+
+
+def test_check_mode_reports_the_same_changes_and_changes_nothing(tmp_path):
+    drift(tmp_path)
+    before = tree(tmp_path)
+    checked, _ = run_module(fleet(tmp_path, names=("A", "B")), check=True, diff=True)
+    assert tree(tmp_path) == before  # not a byte, mode or mtime
     conf = tmp_path / "agents"
-    assert result["changed"] is True
-    assert str(conf / "B.env") in result["created"] and str(tmp_path / "work" / "B") in result["created"]
-    assert str(env) in result["updated"] and result["removed"] == [str(conf / "C.env")]
-    assert env.read_text() == "old\n" and (conf / "C.env").exists()
-    assert not (conf / "B.env").exists() and not (tmp_path / "work" / "B").exists()
-    assert f"created {conf / 'B.env'}" in result["diff"]["prepared"]
+    assert checked["changed"] is True
+    assert checked["created"] == [str(tmp_path / "work" / "B"), str(conf / "B.env")]
+    assert checked["updated"] == [str(tmp_path / "work" / "A"), str(conf / "A.env"), str(conf / "fleet.json")]
+    assert checked["removed"] == [str(conf / "C.env")]
+    diff = by_header(checked["diff"])
+    assert diff[f"{tmp_path / 'work' / 'A'} (attributes)"] == (
+        "state: directory\nmode: 0755\n",
+        "state: directory\nmode: 0700\n",
+    )
+    assert diff[f"{conf / 'C.env'} (attributes)"] == ("state: file\n", "state: absent\n")
+    applied, _ = run_module(fleet(tmp_path, names=("A", "B")), diff=True)
+    for key in ("changed", "created", "updated", "removed", "changed_paths", "diff"):
+        assert checked[key] == applied[key], key
+
+
+def test_check_mode_on_a_host_where_the_owner_is_not_there_yet(tmp_path):
+    """An earlier task (skipped in check mode) makes the user: check mode reports the change; a run fails first."""
+    run_module(fleet(tmp_path))
+    args = fleet(tmp_path)
+    args["files"][-1]["owner"] = "central-mcp-no-such-user"
+    before = tree(tmp_path)
+    checked, _ = run_module(args, check=True, diff=True)
+    assert not checked.get("failed") and tree(tmp_path) == before
+    assert checked["updated"] == [str(tmp_path / "agents" / "fleet.json")]
+    assert "owner: central-mcp-no-such-user" in checked["diff"][0]["after"]
+    (tmp_path / "agents" / "A.env").write_text("old\n")  # a change listed before the bad entry
+    before = tree(tmp_path)
+    failed, _ = run_module(args)
+    assert failed["failed"] is True and "'central-mcp-no-such-user' does not exist" in failed["msg"]
+    assert "nothing was written" in failed["msg"] and tree(tmp_path) == before
 
 
 def test_content_never_appears_in_the_result(tmp_path):
     _, raw = run_module(fleet(tmp_path), diff=True)
     assert SECRET not in raw
+    drift(tmp_path)
     _, raw = run_module(fleet(tmp_path), check=True, diff=True)
     assert SECRET not in raw
 
@@ -134,6 +176,10 @@ def test_new_file_without_mode_is_private(tmp_path):
             {"files": [{"path": "/tmp/x", "content": "one text"}, {"path": "/tmp/x", "content": "another"}]},
             "/tmp/x more than once",
         ),
+        (
+            {"files": [{"path": "/central-mcp-not-here/x", "content": "some text", "mode": "u=rw"}]},
+            "mode 'u=rw' of /central-mcp-not-here/x is not an octal mode",
+        ),
     ],
 )
 def test_bad_arguments_fail_before_anything_is_written(args, message):
@@ -150,6 +196,140 @@ def test_a_file_where_a_directory_should_be_is_refused(tmp_path):
     (tmp_path / "d").write_text("x")
     result, _ = run_module({"directories": [{"path": str(tmp_path / "d")}]})
     assert result["failed"] is True and "is not a directory" in result["msg"]
+
+
+# ------------------------------------------------------------------ a failure half-way
+def refuse(monkeypatch, function: str, suffix: str) -> None:
+    """os.<function> fails with EACCES for a path ending in suffix (as a read-only mount or an immutable file)."""
+    real = getattr(os, function)
+
+    def refused(path, *args, **kwargs):
+        target = args[0] if function == "rename" else path  # rename(tmp, path): the path it replaces
+        if str(target).endswith(suffix):
+            raise PermissionError(13, "Permission denied", str(target))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, function, refused)
+
+
+@pytest.mark.parametrize(
+    ("converged", "function", "suffix", "written"),
+    [
+        # The first change fails: nothing was written, and the run says so.
+        (False, "makedirs", "/agents", []),
+        # B.env fails after the directories and A.env: those are listed, B.env and what follows are not.
+        (False, "rename", "/B.env", ["agents", "work/A", "work/B", "agents/A.env"]),
+        # The directory was made, then refused its mode: it changed, so it is listed.
+        (False, "chmod", "/work/B", ["agents", "work/A", "work/B"]),
+        # On a host with agents A, B, C and A.env edited by hand: A.env and the fleet (A, B) are written,
+        # then C's purge fails.
+        (True, "unlink", "/C.env", ["agents/A.env", "agents/fleet.json"]),
+    ],
+)
+def test_a_failure_half_way_lists_what_was_written(tmp_path, monkeypatch, converged, function, suffix, written):
+    if converged:
+        run_module(fleet(tmp_path, names=("A", "B", "C")))
+        (tmp_path / "agents" / "A.env").write_text("edited by hand\n")
+    refuse(monkeypatch, function, suffix)
+    result, raw = run_module(fleet(tmp_path), diff=True)
+    monkeypatch.undo()
+    paths = [str(tmp_path / path) for path in written]
+    assert result["failed"] is True and result["changed"] is bool(paths)
+    assert result["changed_paths"] == paths  # all created here, or all updated
+    assert result["created" if not converged else "updated"] == paths
+    assert suffix in result["msg"] and "Permission denied" in result["msg"]
+    assert ("Nothing was written" in result["msg"]) is (not paths)
+    assert SECRET not in raw
+    # What the failure left is what it said: a second run finishes the rest and changes nothing else.
+    assert [p for p in paths if not os.path.exists(p)] == []
+    again, _ = run_module(fleet(tmp_path))
+    assert not set(again["changed_paths"]) & (set(paths) - {str(tmp_path / "work" / "B")})
+    assert (tmp_path / "agents" / "B.env").read_text() == f"TOKEN={SECRET}-B\n"
+    assert not [name for name in os.listdir(tmp_path / "agents") if name.startswith(".fleet_files.")]
+
+
+# ------------------------------------------------------------------ the diff
+def public_and_secret(tmp_path) -> dict:
+    conf = tmp_path / "agents"
+    return {
+        "directories": [{"path": str(conf), "mode": "0750"}],
+        "files": [
+            {"path": str(conf / "unit.service"), "content": "[Service]\nExecStart=/bin/true\n", "mode": "0644"},
+            {"path": str(conf / "A.env"), "content": f"TOKEN={SECRET}\n", "mode": "0600"},
+            {"path": str(conf / "agents.json"), "content": f'{{"hash": "{SECRET}"}}\n', "mode": "0640"},
+        ],
+        "purge": [{"path": str(conf), "patterns": ["*.env", "*.txt"]}],
+    }
+
+
+def by_header(diff: list) -> dict:
+    return {entry["before_header"]: (entry["before"], entry["after"]) for entry in diff}
+
+
+def test_no_diff_without_diff_mode(tmp_path):
+    for check in (False, True):
+        result, _ = run_module(public_and_secret(tmp_path / str(check)), check=check)
+        assert result["changed"] is True and "diff" not in result
+
+
+def test_diff_shows_public_content_and_never_a_secret(tmp_path):
+    conf = tmp_path / "agents"
+    result, raw = run_module(public_and_secret(tmp_path), diff=True)
+    diff = by_header(result["diff"])
+    assert diff[str(conf / "unit.service")] == ("", "[Service]\nExecStart=/bin/true\n")  # no longer masked as no_log
+    assert diff[f"{conf / 'unit.service'} (attributes)"] == ("state: absent\n", "state: file\nmode: 0644\n")
+    assert diff[f"{conf} (attributes)"] == ("state: absent\n", "state: directory\nmode: 0750\n")
+    for secret in ("A.env", "agents.json"):  # 0600 and 0640: not readable by every user
+        before, after = diff[str(conf / secret)]
+        assert before == "" and "is not shown; it changes" in after
+    assert SECRET not in raw
+
+    # Changed: the unit's old and new text; the secrets' only a line; a removed file's old text if it was public.
+    args = public_and_secret(tmp_path)
+    args["files"][0]["content"] = "[Service]\nExecStart=/bin/false\n"
+    args["files"][1]["content"] = f"TOKEN={SECRET}-new\n"
+    (conf / "old.txt").write_text("public notes\n")
+    os.chmod(conf / "old.txt", 0o644)
+    (conf / "B.env").write_text(f"TOKEN={SECRET}-B\n")
+    os.chmod(conf / "B.env", 0o600)
+    result, raw = run_module(args, check=True, diff=True)
+    diff = by_header(result["diff"])
+    assert diff[str(conf / "unit.service")] == ("[Service]\nExecStart=/bin/true\n", "[Service]\nExecStart=/bin/false\n")
+    before, after = diff[str(conf / "A.env")]
+    assert "is not shown" in before and "is not shown; it changes" in after and before != after
+    assert diff[str(conf / "old.txt")] == ("public notes\n", "")
+    assert "is not shown" in diff[str(conf / "B.env")][0] and diff[str(conf / "B.env")][1] == ""
+    assert diff[f"{conf / 'B.env'} (attributes)"] == ("state: file\n", "state: absent\n")
+    assert result["removed"] == [str(conf / "B.env"), str(conf / "old.txt")]
+    assert SECRET not in raw
+
+
+def test_a_file_made_private_shows_neither_its_old_nor_its_new_content(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text('{"public": "once"}\n')
+    os.chmod(path, 0o644)
+    result, raw = run_module({"files": [{"path": str(path), "content": f"{SECRET}\n", "mode": "0600"}]}, diff=True)
+    diff = by_header(result["diff"])
+    assert "once" not in raw and SECRET not in raw
+    assert diff[f"{path} (attributes)"] == ("state: file\nmode: 0644\n", "state: file\nmode: 0600\n")
+
+
+def test_public_content_equal_to_a_secret_stays_masked(tmp_path):
+    same = f"{SECRET}\n"
+    files = [{"path": str(tmp_path / "public"), "content": same, "mode": "0644"},
+             {"path": str(tmp_path / "private"), "content": same, "mode": "0600"}]  # fmt: skip
+    result, raw = run_module({"files": files}, diff=True)
+    assert SECRET not in raw
+    masked = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"  # as Ansible masks a no_log value
+    assert by_header(result["diff"])[str(tmp_path / "public")] == ("", masked)
+
+
+def test_a_rewrite_keeps_the_mode_its_entry_leaves_out(tmp_path):
+    path = tmp_path / "script"
+    path.write_text("old\n")
+    os.chmod(path, 0o755)
+    result, _ = run_module({"files": [{"path": str(path), "content": "new\n"}]})
+    assert result["updated"] == [str(path)] and path.read_text() == "new\n" and mode(path) == "0o755"
 
 
 def _shape(options: dict, nested: str) -> dict:
@@ -171,3 +351,10 @@ def test_documentation_matches_the_argument_spec():
     documented = _shape(yaml.safe_load(fleet_files.DOCUMENTATION)["options"], "suboptions")
     assert documented == _shape(fleet_files.ARGUMENT_SPEC, "options")
     assert fleet_files.ARGUMENT_SPEC["files"]["options"]["content"]["no_log"] is True
+
+
+def test_documentation_says_what_check_and_diff_mode_do():
+    attributes = yaml.safe_load(fleet_files.DOCUMENTATION)["attributes"]
+    assert attributes["check_mode"]["support"] == "full"
+    assert attributes["diff_mode"]["support"] == "full"
+    assert attributes["platform"]["platforms"] == "posix"

@@ -18,11 +18,13 @@ import io
 import json
 import os
 import pwd
+import re
 import shutil
 import sys
 import threading
 
 import pytest
+import yaml
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.central_mcp.agents.plugins.modules import host_info
 
@@ -186,3 +188,41 @@ def test_changes_nothing_and_says_so(tmp_path):
     result = run_module({"paths": [str(tmp_path)]})
     assert result["changed"] is False
     assert "url_status" not in result  # only asked for a URL
+
+
+# ------------------------------------------------------------------ ansible-doc
+STANDARD_RETURNS = {"changed", "failed", "msg"}  # every module's; RETURN does not list them
+
+
+def resolves(documented: dict, name: str) -> bool:
+    """Whether RV(name) or O(name) names a documented entry, by the rule antsibull-docs lints with.
+
+    Parts are separated by dots; `[]` marks the elements of a list and may follow nothing else
+    (antsibull also allows it after a dict as the very last part: not needed here). A dict keyed
+    by path, such as paths, documents its values' keys directly: paths.link_target.
+    """
+    node = {"type": "dict", "contains": documented}
+    for part in name.split("=", 1)[0].split("."):
+        key, listed = part.removesuffix("[]"), part.endswith("[]")
+        node = (node.get("contains") or node.get("suboptions") or {}).get(key)
+        if node is None or (listed and node.get("type") != "list"):
+            return False
+    return True
+
+
+def test_every_reference_in_the_documentation_resolves():
+    """antsibull-docs lint-collection-docs --plugin-docs, for this module's O() and RV()."""
+    returns = {**yaml.safe_load(host_info.RETURN), **{name: {"type": "raw"} for name in STANDARD_RETURNS}}
+    options = yaml.safe_load(host_info.DOCUMENTATION)["options"]
+    text = host_info.DOCUMENTATION + host_info.RETURN
+    for kind, documented in (("RV", returns), ("O", options)):
+        names = re.findall(rf"\b{kind}\(([^)]+)\)", text)
+        assert names, kind
+        assert [name for name in names if not resolves(documented, name)] == [], kind
+
+
+def test_documentation_says_what_check_and_diff_mode_do():
+    attributes = yaml.safe_load(host_info.DOCUMENTATION)["attributes"]
+    assert attributes["check_mode"]["support"] == "full"  # it only reads
+    assert attributes["diff_mode"]["support"] == "none"  # nothing changes, nothing to diff
+    assert attributes["platform"]["platforms"] == "posix"
