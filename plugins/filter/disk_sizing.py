@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Filters that size the boot disk for the fleet, price it, and decide what the guest can grow.
+"""Filters that size the boot disk for the fleet, price it, and check the room for new agents.
 
 Sizing. The seed measured about 100 MB per agent, on a fresh workspace. That
 is the floor, not what an agent uses after a week: its checkout grows a
@@ -23,17 +23,13 @@ the free space where their workspaces go (one ``df``) and refuses when the
 agents that are new there (their workspace does not exist yet) need more
 than that, at the same per-agent allowance as the sizing above.
 
-The guest. Whether the root partition and filesystem can grow is decided
-from what the tools themselves print (``findmnt``, ``lsblk``,
-``growpart --dry-run``, ``dumpe2fs -h``, ``xfs_info``), parsed here rather
-than in Jinja so that the decisions are unit-tested against real output.
+The guest's side of a bigger disk (growing the partition and filesystem of
+/) is the module grow_root_fs, with its parsers in module_utils/root_fs.py.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
@@ -45,11 +41,6 @@ MIN_BOOT_DISK_GB = 10
 DEFAULT_DISK_TYPE = "pd-balanced"
 # US dollars per GB-month, on-demand, us-central1.
 DEFAULT_DISK_PRICES = {"pd-standard": 0.04, "pd-balanced": 0.10, "pd-ssd": 0.17}
-GROWABLE = ("ext2", "ext3", "ext4", "xfs")
-_GROWPART_CHANGE = re.compile(r"CHANGED?: partition=(\d+) start=\d+ old: size=(\d+) end=\d+ new: size=(\d+)")
-_EXT_COUNT = re.compile(r"^Block count:\s+(\d+)", re.M)
-_EXT_SIZE = re.compile(r"^Block size:\s+(\d+)", re.M)
-_XFS_DATA = re.compile(r"^data\s+=.*?\bbsize=(\d+)\s+blocks=(\d+)", re.M)
 
 
 def _number(value, what: str) -> float:
@@ -220,83 +211,8 @@ def agents_disk_room(df_output, agents, workspace_root, per_agent_gb=None, growt
             "ok": not missing, "message": message}  # fmt: skip
 
 
-# ----------------------------------------------------------------- the guest's decisions
-def _json(text, tool: str) -> dict:
-    if isinstance(text, dict):
-        return text
-    try:
-        return json.loads(text or "{}")
-    except ValueError:
-        raise AnsibleFilterError(f"{tool} printed something that is not JSON: {str(text)[:120]!r}") from None
-
-
-def root_fs_layout(findmnt_json, lsblk_json="") -> dict:
-    """Where / lives, from `findmnt --json` and `lsblk --json --paths` of its source, and whether it can grow.
-
-    Returns mount, source, fstype, disk and partition (None for a filesystem
-    on a whole disk), grow (true when this role can grow it) and why (when not).
-    """
-    found = (_json(findmnt_json, "findmnt").get("filesystems") or [{}])[0]
-    source = re.sub(r"\[.*\]$", "", found.get("source") or "")  # btrfs subvolumes: /dev/sda1[/@]
-    layout = {"mount": found.get("target"), "source": source, "fstype": found.get("fstype") or "unknown"}
-    layout.update(disk=None, partition=None, grow=False, why="")
-    if layout["fstype"] == "overlay":
-        return {**layout, "why": "it is an overlay filesystem (a container): there is no disk to grow under it"}
-    if layout["fstype"] not in GROWABLE:
-        return {**layout, "why": f"it is {layout['fstype']}: this role grows ext2/3/4 and XFS only"}
-    device = (_json(lsblk_json, "lsblk").get("blockdevices") or [None])[0] if lsblk_json else None
-    if not source.startswith("/dev/") or not device:
-        return {**layout, "why": f"its source {source or '(none)'} is not a block device lsblk knows"}
-    kind, parent = device.get("type"), device.get("pkname")
-    if kind in ("disk", "loop"):  # a filesystem on the whole device: only the filesystem grows
-        return {**layout, "grow": True}
-    number = device.get("name", "").removeprefix(parent or "\0").removeprefix("p")
-    if kind == "part" and parent and number.isdigit():
-        return {**layout, "disk": parent, "partition": int(number), "grow": True}
-    return {
-        **layout,
-        "why": f"it is on a {kind} device ({device.get('name')}): grow what is under it by hand "
-        "(e.g. pvresize and lvextend), then the filesystem",
-    }
-
-
-def growpart_plan(stdout, rc, sector_bytes=512) -> dict:
-    """What `growpart --dry-run DISK N` says: grow (bool), from_bytes, to_bytes, and why (in its words)."""
-    text = (stdout or "").strip()
-    found = _GROWPART_CHANGE.search(text)
-    if int(rc) == 0 and found:
-        number, old, new = (int(found.group(i)) for i in (1, 2, 3))
-        size = int(sector_bytes)
-        return {"grow": True, "from_bytes": old * size, "to_bytes": new * size, "why": f"partition {number} can grow"}
-    why = text.split("NOCHANGE: ", 1)[1] if "NOCHANGE: " in text else (text or f"growpart exited {rc}")
-    return {"grow": False, "from_bytes": None, "to_bytes": None, "why": why.splitlines()[0]}
-
-
-def filesystem_room(info, fstype, device_bytes, min_room_mb=16) -> dict:
-    """Whether the filesystem is smaller than its device by at least min_room_mb (from dumpe2fs -h / xfs_info).
-
-    A grown filesystem can end a few blocks short of its device (resize2fs
-    rounds), so "room" means more than a rounding: min_room_mb.
-    """
-    text = info or ""
-    if str(fstype).startswith("ext"):
-        count, size = _EXT_COUNT.search(text), _EXT_SIZE.search(text)
-        fs_bytes = int(count.group(1)) * int(size.group(1)) if count and size else None
-    elif fstype == "xfs":
-        data = _XFS_DATA.search(text)
-        fs_bytes = int(data.group(1)) * int(data.group(2)) if data else None
-    else:
-        raise AnsibleFilterError(f"filesystem_room knows ext2/3/4 and xfs, not {fstype!r:.40}")
-    if fs_bytes is None:
-        raise AnsibleFilterError(f"no block count and size in what was read for {fstype}: {text[:160]!r}")
-    device = int(_number(device_bytes, "device_bytes"))
-    room = device - fs_bytes
-    grow = room >= _number(min_room_mb, "min_room_mb") * 2**20
-    return {"grow": grow, "fs_bytes": fs_bytes, "device_bytes": device, "room_bytes": max(room, 0)}
-
-
 class FilterModule:
-    """Disk sizing, disk cost and guest filesystem filters of central_mcp.agents."""
+    """Disk sizing, disk cost and agent room filters of central_mcp.agents."""
 
     def filters(self):
         return {
@@ -304,9 +220,6 @@ class FilterModule:
             "disk_monthly_cost": disk_monthly_cost,
             "disk_size_change": disk_size_change,
             "vm_monthly_cost": vm_monthly_cost,
-            "root_fs_layout": root_fs_layout,
-            "growpart_plan": growpart_plan,
-            "filesystem_room": filesystem_room,
             "disk_paths_for_agents": disk_paths_for_agents,
             "agents_disk_room": agents_disk_room,
         }

@@ -1,15 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Disk sizing, disk cost and the guest's grow decisions, driven by case tables (one line per case).
+"""Disk sizing, disk cost and the room for new agents, driven by case tables (one line per case).
 
-The guest-side cases are fed what the real tools print: the growpart,
-dumpe2fs and xfs_info texts below were captured on Debian 12 from an image
-file and loop devices (tests/unit/test_vm_upgrade_guest_grow.py produces the
-same output live, where the machine allows it).
+The guest's grow decisions (the module grow_root_fs) are tested in test_grow_root_fs.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -123,132 +119,12 @@ def test_vm_monthly_cost(args, expected):
     assert expected in d.vm_monthly_cost(*args)
 
 
-# ----------------------------------------------------------------- where / lives
-def findmnt(source: str, fstype: str, target: str = "/") -> str:
-    return json.dumps({"filesystems": [{"source": source, "fstype": fstype, "target": target}]})
-
-
-def lsblk(name: str, kind: str, parent: str | None = None, size: int = 50 * GIB) -> str:
-    return json.dumps({"blockdevices": [{"name": name, "pkname": parent, "type": kind, "size": size}]})
-
-
-@pytest.mark.parametrize(
-    ("mounted", "device", "expected"),
-    [
-        # a GCE Debian image: SCSI disk, partition 1
-        (findmnt("/dev/sda1", "ext4"), lsblk("/dev/sda1", "part", "/dev/sda"), ("/dev/sda", 1, True)),
-        # NVMe (C3 and newer machine types): the partition suffix is p1
-        (findmnt("/dev/nvme0n1p1", "ext4"), lsblk("/dev/nvme0n1p1", "part", "/dev/nvme0n1"), ("/dev/nvme0n1", 1, True)),
-        (findmnt("/dev/sda2", "xfs"), lsblk("/dev/sda2", "part", "/dev/sda"), ("/dev/sda", 2, True)),
-        # this test bed: ext4 on the whole disk, only the filesystem grows
-        (findmnt("/dev/vda", "ext4"), lsblk("/dev/vda", "disk"), (None, None, True)),
-        (findmnt("/dev/loop0", "xfs", "/mnt/x"), lsblk("/dev/loop0", "loop"), (None, None, True)),
-    ],
-    ids=["scsi", "nvme", "xfs-part2", "whole-disk", "loop"],
-)
-def test_root_fs_layout_finds_disk_and_partition(mounted, device, expected):
-    layout = d.root_fs_layout(mounted, device)
-    assert (layout["disk"], layout["partition"], layout["grow"]) == expected and layout["why"] == ""
-
-
-@pytest.mark.parametrize(
-    ("mounted", "device", "why"),
-    [
-        (findmnt("overlay", "overlay"), "", "overlay filesystem (a container)"),
-        (findmnt("/dev/sda1[/@]", "btrfs"), "", "it is btrfs: this role grows ext2/3/4 and XFS only"),
-        (findmnt("/dev/mapper/vg-root", "ext4"), lsblk("/dev/mapper/vg-root", "lvm"), "on a lvm device"),
-        (findmnt("/dev/md0", "ext4"), lsblk("/dev/md0", "raid1"), "on a raid1 device (/dev/md0)"),
-        (findmnt("/dev/root", "ext4"), "", "its source /dev/root is not a block device lsblk knows"),
-        (findmnt("rootfs", "ext4"), "", "its source rootfs is not a block device"),
-    ],
-    ids=["overlay", "btrfs", "lvm", "raid", "dev-root", "not-dev"],
-)
-def test_root_fs_layout_says_why_it_will_not_grow(mounted, device, why):
-    layout = d.root_fs_layout(mounted, device)
-    assert layout["grow"] is False and why in layout["why"], layout
-
-
-def test_root_fs_layout_refuses_garbage():
-    with pytest.raises(AnsibleFilterError, match="findmnt printed something that is not JSON"):
-        d.root_fs_layout("TARGET SOURCE\n/ /dev/sda1")
-
-
-# ----------------------------------------------------------------- growpart --dry-run
-GROWPART = {  # (stdout, rc) as growpart 0.33 prints them
-    "change": ("CHANGE: partition=1 start=2048 old: size=40960 end=43007 new: size=128991 end=131038\n", 0),
-    "changed": ("CHANGED: partition=1 start=2048 old: size=40960 end=43007 new: size=260063 end=262110\n", 0),
-    "full": ("NOCHANGE: partition 1 is size 260063. it cannot be grown\n", 1),
-    "fudge": ("NOCHANGE: partition 1 could only be grown by 2015 [fudge=20480]\n", 1),
-    "failed": ("FAILED: failed to get start and end for disk.img3 in disk.img\n", 2),
-}
-
-
-@pytest.mark.parametrize(
-    ("case", "grow", "sizes", "why"),
-    [
-        ("change", True, (40960 * 512, 128991 * 512), "partition 1 can grow"),
-        ("changed", True, (40960 * 512, 260063 * 512), "partition 1 can grow"),
-        ("full", False, (None, None), "partition 1 is size 260063. it cannot be grown"),
-        ("fudge", False, (None, None), "could only be grown by 2015 [fudge=20480]"),
-        ("failed", False, (None, None), "FAILED: failed to get start and end"),
-    ],
-)
-def test_growpart_plan(case, grow, sizes, why):
-    plan = d.growpart_plan(*GROWPART[case])
-    assert (plan["grow"], (plan["from_bytes"], plan["to_bytes"])) == (grow, sizes) and why in plan["why"]
-
-
-def test_growpart_plan_without_growpart():
-    """In check mode growpart may not be installed yet: no plan, and a reason."""
-    assert d.growpart_plan("", 2) == {"grow": False, "from_bytes": None, "to_bytes": None, "why": "growpart exited 2"}
-
-
-# ----------------------------------------------------------------- filesystem vs device
-DUMPE2FS = "Filesystem volume name:   <none>\nBlock count:              20480\nBlock size:               1024\n"
-XFS_SAMPLE = """meta-data=/dev/loop0             isize=512    agcount=4, agsize=20480 blks
-         =                       sectsz=512   attr=2, projid32bit=1
-         =                       crc=1        finobt=1, sparse=1, rmapbt=0
-data     =                       bsize=4096   blocks=81920, imaxpct=25
-         =                       sunit=0      swidth=0 blks
-naming   =version 2              bsize=4096   ascii-ci=0, ftype=1
-log      =internal log           bsize=4096   blocks=16384, version=2
-realtime =none                   extsz=4096   blocks=0, rtextents=0
-"""
-
-
-@pytest.mark.parametrize(
-    ("info", "fstype", "device", "grow", "fs_bytes"),
-    [
-        (DUMPE2FS, "ext4", 20480 * 1024, False, 20480 * 1024),  # fills its partition
-        (DUMPE2FS, "ext4", 20480 * 1024 + 3584, False, 20480 * 1024),  # resize2fs rounding, not room
-        (DUMPE2FS, "ext4", 128991 * 512, True, 20480 * 1024),  # the partition grew
-        (XFS_SAMPLE, "xfs", 320 * 2**20, False, 81920 * 4096),
-        (XFS_SAMPLE, "xfs", 400 * 2**20, True, 81920 * 4096),
-    ],
-)
-def test_filesystem_room(info, fstype, device, grow, fs_bytes):
-    room = d.filesystem_room(info, fstype, device)
-    assert (room["grow"], room["fs_bytes"], room["device_bytes"]) == (grow, fs_bytes, device)
-    assert room["room_bytes"] == max(device - fs_bytes, 0)
-
-
-@pytest.mark.parametrize(
-    ("info", "fstype", "message"),
-    [
-        ("", "ext4", "no block count and size in what was read for ext4"),
-        ("garbage", "xfs", "no block count and size in what was read for xfs"),
-        (DUMPE2FS, "btrfs", "knows ext2/3/4 and xfs, not 'btrfs'"),
-    ],
-)
-def test_filesystem_room_errors(info, fstype, message):
-    with pytest.raises(AnsibleFilterError, match=message):
-        d.filesystem_room(info, fstype, GIB)
-
-
 def test_filters_are_registered_under_their_documented_names():
     names = set(d.FilterModule().filters())
     docs = {p.stem for p in Path(d.__file__).parent.glob("*.yml")}
     assert names <= docs, f"filters without a documentation file: {sorted(names - docs)}"
+    moved = {"root_fs_layout", "growpart_plan", "filesystem_room"}  # into module_utils/root_fs.py (grow_root_fs)
+    assert not moved & (names | docs), "a parser of grow_root_fs is still a filter or documented as one"
 
 
 # ----------------------------------------------------------------- room for new agents

@@ -8,16 +8,20 @@ What this machine allows decides what is tested how (see the test bed notes):
   "Permission denied to resize filesystem"). So the partition + ext4 path is
   driven step by step: a GPT image with a small ext4 partition (reached with
   ``--offset``/``--sizelimit``) gets a bigger "disk" (the file grows), and at
-  each step the role's own decision filters read what the real tools print
-  (``growpart --dry-run``, ``dumpe2fs -h``); growpart grows the partition in
-  the image, resize2fs the filesystem (offline here; a GCE VM does it online).
-- XFS grows online here. So the whole role runs through ansible-runner
-  against a real XFS on a loop device mounted in a temporary directory: the
-  emulator grows the VM's boot disk, its ``on_disk_resized`` hook grows the
-  loop device the way Compute Engine grows the guest's block device, and the
-  role's guest tasks find, measure and grow that filesystem, and report
-  ``df`` before and after. Check mode before it changes nothing, and a second
-  run changes nothing.
+  each step the parsers of the module grow_root_fs (module_utils/root_fs.py)
+  read what the real tools print (``growpart --dry-run``, ``dumpe2fs -h``);
+  growpart grows the partition in the image, resize2fs the filesystem
+  (offline here; a GCE VM does it online). test_grow_root_fs.py drives the
+  module's whole run on the partition path against a stand-in of the tools.
+- XFS grows online here. So the module runs for real on an XFS on a loop
+  device mounted in a temporary directory (a disk that the kernel sees grow
+  late, check mode with diff, a grow, a no-op), and the whole role runs
+  through ansible-runner against such an XFS: the emulator grows the VM's
+  boot disk, its ``on_disk_resized`` hook grows the loop device the way
+  Compute Engine grows the guest's block device, and the role's one module
+  run finds, measures and grows that filesystem, and reports ``df`` before
+  and after. Check mode before it changes nothing, and a second run changes
+  nothing in one module run of three reads.
 
 Needs root, loop devices, cloud-guest-utils (growpart), fdisk (sfdisk),
 e2fsprogs and xfsprogs; each test says which one it missed when it skips.
@@ -25,15 +29,20 @@ e2fsprogs and xfsprogs; each test says which one it missed when it skips.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
-from ansible_collections.central_mcp.agents.plugins.filter import disk_sizing as d
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.central_mcp.agents.plugins.module_utils import root_fs as d
+from ansible_collections.central_mcp.agents.plugins.modules import grow_root_fs
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -149,6 +158,72 @@ def test_partition_and_ext4_grow_into_a_bigger_disk(tmp_path, loops):
     assert after > before + 90 * MIB and (mount / "workspace.txt").read_text() == "an agent's work\n"
 
 
+# ----------------------------------------------------------------- the module, on XFS
+def run_module(args: dict, check: bool = False, diff: bool = False) -> dict:
+    out = io.StringIO()
+    with patch_module_args({**args, "_ansible_check_mode": check, "_ansible_diff": diff}):
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            grow_root_fs.main()
+    return json.loads(out.getvalue())
+
+
+def test_module_grows_xfs_online_once_the_kernel_sees_the_disk(tmp_path, loops):
+    need("losetup", "mkfs.xfs", "xfs_growfs", "xfs_info", "findmnt", "lsblk")
+    image, mount = tmp_path / "xfs.img", tmp_path / "root"
+    mount.mkdir()
+    sparse_file(image, IMAGE_MIB * MIB)
+    loop = attach(loops, image)
+    sh("mkfs.xfs", "-q", "-f", loop)
+    sh("mount", loop, mount)
+    loops["mounts"].append(mount)
+    first = xfs_blocks(mount)
+    args = {"mount": str(mount)}
+
+    done = run_module(args)
+    assert not done["changed"] and done["commands"] == XFS_READS, done
+    assert done["msg"] == f"{mount} (xfs on {loop}) already fills its disk (df: {d.human(df_bytes(mount))}, " + (
+        f"{d.human(done['df_after']['free_bytes'])} free)"
+    )
+
+    # The disk grows, and the kernel sees it a second later.
+    os.truncate(image, (IMAGE_MIB + 64) * MIB)
+    assert not run_module(args)["changed"]  # not seen yet, and not said to have grown: nothing to wait for
+    later = threading.Timer(1.0, sh, ("losetup", "--set-capacity", loop))
+    later.start()
+    try:
+        grew = run_module({**args, "disk_grew": True, "settle_timeout": 10})
+    finally:
+        later.join()
+    assert grew["changed"] and grew["commands"] == [*XFS_READS, "lsblk", "xfs_growfs"], grew
+    assert xfs_blocks(mount) >= first + 60 * MIB and grew["df_after"]["size_bytes"] == df_bytes(mount)
+    assert grew["msg"].startswith(f"{mount} (xfs on {loop}) grew: filesystem (xfs_growfs) (df: ")
+
+    # Check mode with diff: says what would grow, changes nothing; then the real run; then nothing.
+    os.truncate(image, (IMAGE_MIB + 128) * MIB)
+    sh("losetup", "--set-capacity", loop)
+    size = xfs_blocks(mount)
+    would = run_module(args, check=True, diff=True)
+    assert would["changed"] and would["filesystem_grown"] and xfs_blocks(mount) == size
+    assert would["msg"].startswith(f"would grow {mount} (xfs on {loop}): the filesystem (df: ")
+    assert would["diff"]["before"] == f"xfs filesystem on {loop}: {d.human(size)}\n"
+    assert would["diff"]["after"] == f"xfs filesystem on {loop}: {d.human((IMAGE_MIB + 128) * MIB)}\n"
+    grew = run_module(args, diff=True)
+    assert grew["changed"] and grew["diff"]["after"] == f"xfs filesystem on {loop}: {d.human(xfs_blocks(mount))}\n"
+    assert xfs_blocks(mount) > size + 60 * MIB
+    assert not run_module(args, check=True, diff=True)["changed"]
+
+
+def test_module_fails_on_a_path_that_is_not_a_mount_point(tmp_path):
+    need("findmnt")
+    out = io.StringIO()
+    with patch_module_args({"mount": str(tmp_path)}):
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            grow_root_fs.main()
+    result = json.loads(out.getvalue())
+    assert result["failed"] and result["msg"].startswith(f"findmnt finds no filesystem mounted at {tmp_path}")
+    assert result["changed"] is False and result["commands"] == ["findmnt"]
+
+
 # ----------------------------------------------------------------- the role, end to end, on XFS
 ROLE_PLAY = "- hosts: all\n  gather_facts: false\n  roles: [central_mcp.agents.vm_upgrade]\n"
 IMAGE_MIB = 320  # mkfs.xfs wants 300 MB at least; the file is sparse
@@ -182,6 +257,15 @@ def role_run(emu, tmp_path, mount: Path, check: bool = False, **role_vars):
 DISK = ("vm1", "Show the boot disk change and what it costs")
 COST = ("vm1", "Show what the VM costs a month, machine type plus boot disk")
 DF = ("vm1", "Show / before and after, as df sees it")
+GROW = ("vm1", "Grow the partition and filesystem of / where there is room (growpart, resize2fs, xfs_growfs)")
+INSTALL = ("vm1", "Install growpart (cloud-guest-utils), which grows a partition in place")
+AGAIN = ("vm1", "Grow the partition and filesystem of /, now with growpart")
+XFS_READS = ["findmnt", "lsblk", "xfs_info"]
+
+
+def module_runs(run) -> list[dict]:
+    """vm1's results of grow_root_fs in a role run: what the filesystem part cost, in module runs."""
+    return [res for host, task, res in run.results if (host, task) in (GROW, AGAIN)]
 
 
 def xfs_blocks(mount: Path) -> int:
@@ -214,6 +298,8 @@ def test_role_grows_disk_and_filesystem_and_then_changes_nothing(tmp_path, loops
         assert messages[DISK] == "vm1: would change: boot disk 10 GB → 28 GB, +$1.80/month, online, no restart"
         assert messages[COST].startswith("vm1: once changed, boot disk 28 GB pd-balanced $2.80/month")
         assert "would grow into the disk once it has grown (df: " in messages[DF], messages[DF]
+        assert [res["commands"] for res in module_runs(run)] == [XFS_READS]
+        assert INSTALL in run.skipped and AGAIN in run.skipped
         assert ("plain", "Say why the machine type and boot disk of this host are left alone") in messages
         assert int(emu.disk(PROJECT, ZONE, VM)["sizeGb"]) == 10 and xfs_blocks(mount) == start_bytes
         assert [e for e in emu.log() if e["verb"] != "GET"] == []
@@ -226,11 +312,17 @@ def test_role_grows_disk_and_filesystem_and_then_changes_nothing(tmp_path, loops
         grown = xfs_blocks(mount)
         assert grown >= start_bytes + 70 * MIB, (start_bytes, grown)
         assert f"{mount} (xfs on {loop}) grew: filesystem (xfs_growfs) (df: " in messages[DF], messages[DF]
+        (grew,) = module_runs(run)
+        assert grew["filesystem_grown"] and not grew["partition_grown"] and grew["commands"][-1] == "xfs_growfs"
+        assert grew["df_after"]["size_bytes"] >= grew["df_before"]["size_bytes"] + 70 * MIB
 
         run, messages = role_run(emu, tmp_path, mount)  # converged
         assert run.rc == 0 and run.changed_count("vm1") == 0, run.stdout
         assert messages[DISK] == "vm1: boot disk 28 GB pd-balanced (unchanged, $2.80/month)"
         assert "already fills its disk" in messages[DF] and xfs_blocks(mount) == grown
+        # the no-op: one module run of three reads, no package, no second run
+        assert [res["commands"] for res in module_runs(run)] == [XFS_READS]
+        assert INSTALL in run.skipped and AGAIN in run.skipped
 
 
 def test_role_check_mode_reads_this_machines_root(tmp_path):
@@ -246,6 +338,8 @@ def test_role_check_mode_reads_this_machines_root(tmp_path):
         assert run.rc == 0 and run.changed_count("vm1") == 0, run.stdout
         assert messages[DISK] == "vm1: boot disk 28 GB pd-balanced (unchanged, $2.80/month)"
         assert messages[DF].startswith("vm1: / ") and "(df: " in messages[DF], messages[DF]
+        (looked,) = module_runs(run)
+        assert looked["changed"] is False and looked["commands"][:2] == ["findmnt", "lsblk"], looked
         assert [e for e in emu.log() if e["verb"] != "GET"] == []
 
 

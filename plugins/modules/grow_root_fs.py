@@ -1,0 +1,241 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: Apache-2.0
+"""Ansible module: grow the root partition and filesystem of a VM into a bigger disk, online."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: grow_root_fs
+short_description: Grow the partition and filesystem of / into a bigger disk, online, only when there is room
+version_added: "0.4.0"
+description:
+  - Finds the device and filesystem type of O(mount) (C(findmnt)) and the
+    disk and partition under it (C(lsblk)). When the filesystem is on a
+    partition, asks C(growpart --dry-run) whether the partition can grow
+    into its disk and, if so, grows it with C(growpart). Then compares the
+    filesystem's own size (C(dumpe2fs -h), C(xfs_info)) with its partition
+    or disk and, when it is smaller by at least O(min_room_mb), grows it
+    online with C(resize2fs) (ext2/3/4) or C(xfs_growfs) (XFS).
+  - Nothing grows when there is no room, so a second run changes nothing; a
+    run that finds nothing to grow runs three or four commands that only read.
+  - A filesystem that is not ext2/3/4 or XFS, an overlay (a container) and a
+    filesystem on LVM, RAID or an encrypted device are left alone; the
+    message says why (grow what is under such a filesystem by hand).
+  - C(growpart) comes from the package C(cloud-guest-utils). When it is
+    missing, the partition's room is estimated from sysfs; if the partition
+    has room, the module changes nothing and returns RV(growpart_needed=true),
+    so that the play installs the package and runs the module again. A
+    partition that fills its disk never needs the package.
+  - RV(msg) says in one line what grew (or would grow, or why nothing does),
+    with the sizes as C(df) shows them before and after.
+author:
+  - Central-MCP maintainers (@central-mcp)
+options:
+  mount:
+    description: Mount point of the filesystem to grow.
+    type: path
+    default: /
+  min_room_mb:
+    description:
+      - Least room (MiB) between the filesystem and its device that is worth
+        growing for. A grown filesystem can end a few blocks short of its
+        device (resize2fs rounds), which is not room.
+    type: int
+    default: 16
+  disk_grew:
+    description:
+      - Whether the disk grew in this play (in check mode, whether it would).
+      - When V(true), a partition or disk that shows no room yet is looked at
+        again every 2 seconds for up to O(settle_timeout) seconds (the kernel
+        can see a disk's new size a moment after it grew). In check mode,
+        when nothing would grow yet, the message says that the filesystem
+        would grow once the disk has grown.
+    type: bool
+    default: false
+  settle_timeout:
+    description: Seconds to wait for the kernel to see the new size of a disk that grew (O(disk_grew=true)).
+    type: int
+    default: 10
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Only reads (C(findmnt), C(lsblk), C(growpart --dry-run), C(dumpe2fs -h)
+        or C(xfs_info)), and says what would grow. Without C(growpart) the
+        partition's room is estimated from sysfs.
+  diff_mode:
+    support: full
+    description: Shows the sizes of the partition and of the filesystem before and after (what they would become).
+  platform:
+    support: full
+    platforms: posix
+    description: Linux with util-linux (C(findmnt), C(lsblk)), and e2fsprogs or xfsprogs for the filesystem.
+notes:
+  - Needs root (C(become)).
+  - "Growing is online: no unmount, no restart. Nothing ever shrinks."
+requirements:
+  - util-linux (findmnt, lsblk)
+  - e2fsprogs (dumpe2fs, resize2fs) or xfsprogs (xfs_info, xfs_growfs)
+  - cloud-guest-utils (growpart) when the filesystem is on a partition that has room to grow
+seealso:
+  - module: central_mcp.agents.gce_disk_size
+  - name: Resizing a persistent disk
+    description: Compute Engine grows the disk; the guest grows its partition and filesystem.
+    link: https://cloud.google.com/compute/docs/disks/resize-persistent-disk
+"""
+
+EXAMPLES = r"""
+- name: Grow / into the boot disk
+  central_mcp.agents.grow_root_fs:
+    disk_grew: "{{ boot_disk is changed }}"
+  become: true
+  register: root_fs
+
+- name: Install growpart when the partition of / must grow, and grow it
+  when: root_fs.growpart_needed and not ansible_check_mode
+  become: true
+  block:
+    - name: Install growpart (cloud-guest-utils)
+      ansible.builtin.package:
+        name: cloud-guest-utils
+        state: present
+
+    - name: Grow / into the boot disk, now with growpart
+      central_mcp.agents.grow_root_fs:
+        disk_grew: "{{ boot_disk is changed }}"
+      register: root_fs
+
+- name: Say what grew
+  ansible.builtin.debug:
+    msg: "{{ root_fs.msg }}"
+"""
+
+RETURN = r"""
+msg:
+  description: What grew, would grow, or why nothing does, with C(df)'s sizes before and after.
+  returned: always
+  type: str
+  sample: "/ (ext4 on /dev/sda1) grew: partition 1 of /dev/sda (growpart), filesystem (resize2fs)
+    (df: 9.67 GB → 35.36 GB, 31.52 GB free)"
+mount:
+  description: The mount point looked at (O(mount)).
+  returned: always
+  type: str
+  sample: /
+source:
+  description: The device mounted there, as C(findmnt) names it.
+  returned: always
+  type: str
+  sample: /dev/sda1
+fstype:
+  description: Its filesystem type.
+  returned: always
+  type: str
+  sample: ext4
+disk:
+  description: The disk whose partition holds the filesystem; null for a filesystem on a whole disk or one left alone.
+  returned: always
+  type: str
+  sample: /dev/sda
+partition:
+  description: The number of that partition on RV(disk); null when there is none.
+  returned: always
+  type: int
+  sample: 1
+partition_grown:
+  description: Whether the partition grew (in check mode, would grow).
+  returned: always
+  type: bool
+  sample: true
+filesystem_grown:
+  description: Whether the filesystem grew (in check mode, would grow).
+  returned: always
+  type: bool
+  sample: true
+growpart_needed:
+  description:
+    - The partition has room but C(growpart) is not installed. Nothing was changed (in check mode, the message
+      says what would grow). Install C(cloud-guest-utils) and run the module again.
+  returned: always
+  type: bool
+  sample: false
+df_before:
+  description: The filesystem's size and free bytes, as C(df --block-size=1) shows them, before any change.
+  returned: always
+  type: dict
+  contains:
+    size_bytes:
+      description: Size in bytes.
+      type: int
+      sample: 10383695872
+    free_bytes:
+      description: Bytes free for users that are not root.
+      type: int
+      sample: 7516192768
+df_after:
+  description: The same after the changes (what the module found, when nothing changed).
+  returned: always
+  type: dict
+  contains:
+    size_bytes:
+      description: Size in bytes.
+      type: int
+      sample: 37968470016
+    free_bytes:
+      description: Bytes free for users that are not root.
+      type: int
+      sample: 33844518912
+commands:
+  description: The commands the module ran, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: [findmnt, lsblk, growpart, dumpe2fs]
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.central_mcp.agents.plugins.module_utils.root_fs import GrowError, RootFs  # noqa: E402
+
+ARGUMENT_SPEC = {
+    "mount": {"type": "path", "default": "/"},
+    "min_room_mb": {"type": "int", "default": 16},
+    "disk_grew": {"type": "bool", "default": False},
+    "settle_timeout": {"type": "int", "default": 10},
+}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module.run_command_environ_update = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"}  # the parsers read English
+    p = module.params
+    if p["min_room_mb"] < 0 or p["settle_timeout"] < 0:
+        module.fail_json(msg=f"min_room_mb ({p['min_room_mb']}) and settle_timeout ({p['settle_timeout']}) "
+                         "must be 0 or more")  # fmt: skip
+
+    def run(argv: list) -> tuple:
+        path = module.get_bin_path(argv[0])
+        if path is None:
+            return 127, "", f"{argv[0]}: command not found"
+        return module.run_command([path, *argv[1:]])
+
+    root = RootFs(
+        run,
+        module.get_bin_path,
+        mount=p["mount"],
+        min_room_mb=p["min_room_mb"],
+        disk_grew=p["disk_grew"],
+        settle_timeout=p["settle_timeout"],
+        check_mode=module.check_mode,
+        diff=module._diff,
+    )
+    try:
+        module.exit_json(**root.grow())
+    except GrowError as exc:  # exc.result tells what was already done
+        module.fail_json(msg=exc.msg, **{k: v for k, v in exc.result.items() if k != "msg"})
+    except (OSError, ValueError) as exc:  # a tool printed what the parsers do not know, or sysfs is unreadable
+        module.fail_json(msg=f"could not work out how to grow {p['mount']}: {exc}", **root.result)
+
+
+if __name__ == "__main__":
+    main()
