@@ -152,6 +152,8 @@ def main() -> None:
         print(f"{what}: defined in {len(places)} place(s)")
         for place in places:
             print(f"  {place}")
+    kinds = [name for name in names if name.startswith("roles/launcher/vars/kinds/") and name.endswith(".yml")]
+    print(f"  (and the kinds themselves: one file each in roles/launcher/vars/kinds, {len(kinds)} files)")
 
 
 if __name__ == "__main__":

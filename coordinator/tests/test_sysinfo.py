@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from central_mcp import sysinfo
+from central_mcp.settings import ConfigError, Settings
 
 
 @pytest.mark.parametrize(
@@ -31,7 +34,7 @@ def test_hidden_proc_gives_no_figures_and_no_error(tmp_path: Path) -> None:
     meter = sysinfo.CpuMeter(tmp_path)
     assert meter.percent() is None
     assert sysinfo.meminfo(tmp_path) == {"total_bytes": 0, "available_bytes": 0}
-    assert sysinfo.agent_processes(tmp_path / "none") == {"count": 0, "rss_bytes": 0}
+    assert sysinfo.agent_processes(("claude",), tmp_path / "none") == {"count": 0, "rss_bytes": 0}
 
 
 def test_real_proc() -> None:
@@ -95,3 +98,27 @@ def test_disk_of_the_real_filesystem(tmp_path: Path) -> None:
 def test_small_volume_reads_in_mib() -> None:
     dsk = sysinfo.disk(Path("/var/lib/central-mcp"), statvfs=_statvfs(12288, 1244, 1244))  # 48 MiB, 89.9 % used
     assert "(5 MiB free of 48 MiB)" in sysinfo.disk_warning(dsk, 85)
+
+
+def test_agent_processes_are_the_commands_the_launcher_names(tmp_path: Path) -> None:
+    """A process counts when a basename of its first words is one of the commands (a kind file's `process`)."""
+    cli = tmp_path / "gemini.js"
+    cli.write_text("#!/bin/sh\nsleep 30\n")  # no exec: the script stays the process
+    cli.chmod(0o755)
+    running = subprocess.Popen(["/bin/sh", str(cli)])
+    try:
+        time.sleep(0.2)
+        assert sysinfo.agent_processes(("gemini.js",))["count"] >= 1
+        assert sysinfo.agent_processes(("gemini.js",))["rss_bytes"] > 0
+        assert sysinfo.agent_processes(()) == {"count": 0, "rss_bytes": 0}
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_agent_processes_setting() -> None:
+    env = {"CENTRAL_MCP_AGENT_PROCESSES": "claude, codex,gemini.js"}
+    assert Settings.from_env(env).agent_processes == ("claude", "codex", "gemini.js")
+    assert Settings.from_env({}).agent_processes == ()
+    with pytest.raises(ConfigError, match="'rm -rf' is not a command name"):
+        Settings.from_env({"CENTRAL_MCP_AGENT_PROCESSES": "claude,rm -rf"})

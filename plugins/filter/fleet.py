@@ -163,7 +163,7 @@ def fleet_errors(agents, kinds=None):
             elif not one_line(value):
                 errors.append(f"{where}: env {key} contains a newline or NUL: env values are one line")
         spec = kinds.get(kind) if isinstance(kinds, dict) and isinstance(kind, str) else None
-        managed = {"AGENT_NAME", "AGENT_ROLE", "AGENT_MODEL", "AGENT_KIND", TOKEN_ENV, *_managed_env(spec or {})}
+        managed = {*IDENTITY_ENV, TOKEN_ENV, *_managed_env(spec or {})}
         errors += [
             f"{where}: env {key} is set by the launcher (the agent's identity, its own CLI home or its coordinator "
             "token): leave it out"
@@ -176,6 +176,8 @@ def fleet_errors(agents, kinds=None):
     return errors
 
 
+# The agent's identity in its env file: set by the launcher, never by the inventory.
+IDENTITY_ENV = ("AGENT_NAME", "AGENT_ROLE", "AGENT_MODEL", "AGENT_KIND", "AGENT_PROCESS")
 # The agent's coordinator token in its 0600 env file: the runtime's heartbeats and the CLIs that read it from there.
 TOKEN_ENV = "CENTRAL_MCP_AGENT_TOKEN"
 
@@ -236,6 +238,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
             "AGENT_ROLE": str(agent.get("role", "")),
             "AGENT_MODEL": model,
             "AGENT_KIND": kind_name,
+            "AGENT_PROCESS": kind.get("process", kind_name),  # how its CLI shows in a command line
             "CENTRAL_MCP_URL": settings["coordinator_url"],
         }
         # The role's key for this kind: launcher_anthropic_api_key for claude, api_keys[kind] for any.

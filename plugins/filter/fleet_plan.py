@@ -20,6 +20,7 @@ reaches it, where each pane relay listens and which agents run where.
                   tools, token_ref
     relay_socket: where the pane relay of the coordinator's own VM listens
     kinds:        the agent kinds the launcher knows (one file each)
+    kind_processes: {kind: the word of its CLI's command line}
     defaults:     the shared defaults the plan fell back on
 
 The plan holds no secret (it is a fact, shown with -v): a token given in
@@ -38,8 +39,7 @@ from pathlib import Path
 
 from ansible.module_utils.common.yaml import yaml_load
 
-COLLECTION = Path(__file__).resolve().parents[2]
-REPO_ROLES = COLLECTION / "roles"
+ROLES = Path(__file__).resolve().parents[2] / "roles"  # the collection's own roles
 # The role defaults other hosts need to know (hostvars do not carry them).
 SHARED_DEFAULTS = {
     "coordinator": ("coordinator_port", "coordinator_disk_warn_percent"),
@@ -56,16 +56,21 @@ def shared_defaults() -> dict:
     """The literal role defaults other hosts rely on, read from the roles' defaults files."""
     found = {}
     for role, names in SHARED_DEFAULTS.items():
-        with open(COLLECTION / "roles" / role / "defaults" / "main.yml", encoding="utf-8") as handle:
+        with open(ROLES / role / "defaults" / "main.yml", encoding="utf-8") as handle:
             defaults = yaml_load(handle) or {}
         found.update({name: defaults[name] for name in names})
     return found
 
 
 @functools.cache
-def agent_kinds() -> tuple:
-    """The agent kinds: one file each in the launcher's vars/kinds (adding a kind is adding a file)."""
-    return tuple(sorted(path.stem for path in (COLLECTION / "roles" / "launcher" / "vars" / "kinds").glob("*.yml")))
+def kind_processes() -> dict:
+    """Each agent kind (one file in the launcher's vars/kinds: adding a kind is adding a file) and the word of its
+    command line that shows a process is its CLI (the kind's ``process``)."""
+    found = {}
+    for path in sorted((ROLES / "launcher" / "vars" / "kinds").glob("*.yml")):
+        with open(path, encoding="utf-8") as handle:
+            found.update({name: spec.get("process", name) for name, spec in (yaml_load(handle) or {}).items()})
+    return found
 
 
 def bracketed(address: str) -> str:
@@ -165,7 +170,8 @@ def fleet_plan(hostvars, groups) -> dict:
         "hosts": hosts,
         "agents": agents,
         "relay_socket": RELAY_SOCKET,
-        "kinds": list(agent_kinds()),
+        "kinds": sorted(kind_processes()),
+        "kind_processes": kind_processes(),
         "defaults": shared_defaults(),
     }
 

@@ -17,12 +17,13 @@ is ``idle`` (healthy; its CLI starts with its next task). CPU % and RSS
 cover the agent and its descendants (the tools it runs are its work); CPU %
 is of one core, as in top.
 
-Kinds: the agent's CLI (claude, codex, gemini) comes from AGENT_KIND in the
-agent's environment (agent-run sets it), else from its command line, else
-from the coordinator. ``cli_pid`` is the CLI itself: Codex's Node wrapper
-starts a native ``codex`` binary and Gemini's ``node gemini.js`` starts
-itself again with a larger heap, so it is the youngest process of the tree
-that looks like the CLI.
+Kinds: the agent's CLI kind comes from AGENT_KIND in the agent's environment
+(agent-run sets it from the env file the launcher writes), else from the
+coordinator. ``cli_pid`` is the CLI itself: the youngest process of the tree
+whose command line holds the word AGENT_PROCESS names (the kind file's
+``process``; the kind's name when unset), since Codex's Node wrapper starts
+a native ``codex`` binary and Gemini's ``node gemini.js`` starts itself
+again with a larger heap.
 
 Restarts: a wrapper may publish ``"<its pid>:<starts>"`` in the pane option
 ``@agent_run_starts`` (``tmux set-option -p``) at each start; it comes back in
@@ -53,8 +54,6 @@ STARTS_OPTION = "@agent_run_starts"
 CPU_INTERVAL_S = 0.2
 MIN_RESTART_GAP_S = 1.0  # agent-run's shortest back-off
 MAX_ANSWER_BYTES = 4 * 2**20
-# How each kind's CLI shows in argv (the basename of one of its first words).
-CLI_MARKERS = {"claude": "claude", "codex": "codex", "gemini": "gemini.js"}
 # The name goes last: tmux constrains every other field, so only it may hold a tab.
 _FIELDS = ("window_index", "pane_pid", "pane_dead", "pane_dead_status", STARTS_OPTION)
 _FORMAT = "\t".join("#{" + f + "}" for f in (*_FIELDS, "window_name"))
@@ -172,29 +171,26 @@ class _Seen(NamedTuple):
     tree: tuple[Proc, ...]  # the agent and its descendants, first sample
 
 
-def _env_kind(pid: int) -> str | None:
-    """AGENT_KIND from the agent's environment (readable for its own user and root)."""
+def _env_kind(pid: int) -> tuple[str | None, str | None]:
+    """AGENT_KIND and AGENT_PROCESS from the agent's environment (readable for its own user and root)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as fh:
-            env = fh.read()
+            env = dict(item.partition(b"=")[::2] for item in fh.read().split(b"\0") if item)
     except OSError:
-        return None
-    for item in env.split(b"\0"):
-        if item.startswith(b"AGENT_KIND="):
-            return item[len(b"AGENT_KIND=") :].decode(errors="replace") or None
-    return None
+        return None, None
+    kind, process = (env.get(name, b"").decode(errors="replace") or None for name in (b"AGENT_KIND", b"AGENT_PROCESS"))
+    return kind, process or kind
 
 
 def _kind_and_cli(tree: tuple[Proc, ...]) -> tuple[str | None, int | None]:
-    """The agent's kind and the PID of the CLI itself (the youngest process that looks like it)."""
+    """The agent's kind and the PID of the CLI itself (the youngest process whose command line shows it)."""
     if not tree:
         return None, None
-    kind, cli = _env_kind(tree[0].pid), None
+    kind, process = _env_kind(tree[0].pid)
+    cli = None
     for proc in sorted(tree, key=lambda p: p.start):
-        words = _words(proc.pid)
-        found = [k for k, marker in CLI_MARKERS.items() if marker in words]
-        if found and (kind is None or kind in found):
-            kind, cli = kind or found[0], proc.pid
+        if process and process in _words(proc.pid):
+            cli = proc.pid
     return kind, cli
 
 

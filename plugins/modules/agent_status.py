@@ -180,9 +180,8 @@ agents:
       type: str
       sample: A
     kind:
-      description: The agent's CLI (V(claude), V(codex), V(gemini)), from
-        C(AGENT_KIND) in its environment, else its command line, else the
-        coordinator's record; null when nothing tells.
+      description: The agent's CLI kind (a file of the launcher's vars/kinds, such as V(codex)), from
+        C(AGENT_KIND) in its environment, else the coordinator's record; null when nothing tells.
       type: str
       sample: codex
     window:

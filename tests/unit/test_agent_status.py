@@ -486,15 +486,20 @@ def test_documentation_matches_the_argument_spec():
 
 
 @pytest.mark.parametrize(
-    ("env_kind", "script", "kind"),
-    [("gemini", "gemini.js", "gemini"), (None, "codex", "codex"), ("claude", "claude", "claude"), (None, "sh", None)],
+    ("env", "script", "kind", "found"),
+    [
+        ({"AGENT_KIND": "gemini", "AGENT_PROCESS": "gemini.js"}, "gemini.js", "gemini", True),
+        ({"AGENT_KIND": "codex"}, "codex", "codex", True),  # no AGENT_PROCESS: the kind's name
+        ({"AGENT_KIND": "claude", "AGENT_PROCESS": "claude"}, "sh-helper", "claude", False),
+        ({}, "codex", None, False),  # nothing in the env: no kind, no guess
+    ],
 )
-def test_kind_and_cli_process_of_an_agent(tmp_path, env_kind, script, kind):
-    """The CLI under a wrapper (as Codex's native binary under node): kind from the env, else the argv."""
+def test_kind_and_cli_process_of_an_agent(tmp_path, env, script, kind, found):
+    """The CLI under a wrapper (as Codex's native binary under node): kind and its process's word from the env."""
     cli = tmp_path / script
     cli.write_text("#!/bin/sh\nsleep 30\n")  # no exec: the script stays the process
     cli.chmod(0o755)
-    env = {"PATH": "/usr/bin:/bin", **({"AGENT_KIND": env_kind} if env_kind else {})}
+    env = {"PATH": "/usr/bin:/bin", **env}
     wrapper = subprocess.Popen(["/bin/sh", "-c", f"{cli} & wait"], env=env)
     try:
         for _ in range(50):
@@ -506,7 +511,7 @@ def test_kind_and_cli_process_of_an_agent(tmp_path, env_kind, script, kind):
         tree = (procs[wrapper.pid], *kids)
         found_kind, cli_pid = agent_probe._kind_and_cli(tree)
         assert found_kind == kind
-        assert cli_pid == (kids[0].pid if kind else None)
+        assert cli_pid == (kids[0].pid if found else None)
     finally:
         wrapper.kill()
         subprocess.run(["pkill", "-P", str(wrapper.pid)], check=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from ansible_collections.central_mcp.agents.plugins.filter.fleet_plan import REPO_ROLES, fleet_plan
+from ansible_collections.central_mcp.agents.plugins.filter.fleet_plan import ROLES, fleet_plan
 
 TOKEN = "t" * 32
 
@@ -130,9 +130,10 @@ def test_the_shared_defaults_are_the_roles_own():
     """The plan's fall-backs are read from the roles' defaults files, not restated."""
     plan = plan_of({"coordinator": {"vm1": {}}, "agents": {"vm1": {}}})
     for role in ("coordinator", "launcher"):
-        defaults = yaml.safe_load((REPO_ROLES / role / "defaults" / "main.yml").read_text(encoding="utf-8"))
+        defaults = yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text(encoding="utf-8"))
         for name, value in plan["defaults"].items():
             if name in defaults:
                 assert value == defaults[name], name
     assert plan["coordinator"]["port"] == plan["defaults"]["coordinator_port"]
-    assert plan["kinds"] == sorted(p.stem for p in (REPO_ROLES / "launcher" / "vars" / "kinds").glob("*.yml"))
+    assert plan["kinds"] == sorted(p.stem for p in (ROLES / "launcher" / "vars" / "kinds").glob("*.yml"))
+    assert plan["kind_processes"] == {"claude": "claude", "codex": "codex", "gemini": "gemini.js"}

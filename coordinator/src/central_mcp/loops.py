@@ -141,7 +141,10 @@ class Loops:
         svc = self.service
         agents = sum(1 for a in svc.roster.list() if a["state"] != "retired")
         before = set(svc.system.get("warnings", []))
-        svc.system = sysinfo.snapshot(self._meter, svc.settings.db_path.parent, agents, svc.settings.disk_warn_percent)
+        svc.system = sysinfo.snapshot(
+            self._meter, svc.settings.db_path.parent, agents, svc.settings.disk_warn_percent,
+            svc.settings.agent_processes,
+        )  # fmt: skip
         svc.system["taken_at"] = time.time()
         for warning in svc.system["warnings"]:
             if warning not in before:

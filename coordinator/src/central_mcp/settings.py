@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,9 @@ class Settings:
     machine_type: str = ""
     monthly_cost: float | None = None
     disk_warn_percent: float = 85.0  # /health warns when the data directory's filesystem is this full
+    # How each agent kind's CLI shows in a command line (the launcher's kind files say): the processes the health
+    # panel counts on this VM; none when unset.
+    agent_processes: tuple[str, ...] = ()
     # Worker runtimes (agent-run): how often they heartbeat; three missed beats make an agent offline.
     heartbeat_s: float = 5.0
     # A working agent with no coordinator call and no new output on its screen this long is "quiet".
@@ -100,7 +104,7 @@ class Settings:
             raise ConfigError(f"CENTRAL_MCP_DB={str(db_path)!r}: give an absolute path to the database file")
         backup_dir = Path(_get(env, "CENTRAL_MCP_BACKUP_DIR", str(db_path.parent / "backups")))
         host = _get(env, "CENTRAL_MCP_HOST", "127.0.0.1")
-        port = _int(env, "CENTRAL_MCP_PORT", 3000, low=1, high=65535)
+        port = _int(env, "CENTRAL_MCP_PORT", cls.port, low=1, high=65535)
         agents_raw = _get(env, "CENTRAL_MCP_AGENTS_FILE", "")
         api_token = _secret(env, "CENTRAL_MCP_API_TOKEN")
         url_host = f"[{host}]" if ":" in host else host
@@ -132,6 +136,7 @@ class Settings:
             machine_type=_get(env, "CENTRAL_MCP_MACHINE_TYPE", ""),
             monthly_cost=_cost(env, "CENTRAL_MCP_MONTHLY_COST"),
             disk_warn_percent=_percent(env, "CENTRAL_MCP_DISK_WARN_PERCENT", 85.0),
+            agent_processes=_words(env, "CENTRAL_MCP_AGENT_PROCESSES"),
             heartbeat_s=_float(env, "CENTRAL_MCP_HEARTBEAT_S", 5.0),
             quiet_s=_float(env, "CENTRAL_MCP_QUIET_S", 900.0),
             task_max_attempts=_int(env, "CENTRAL_MCP_TASK_MAX_ATTEMPTS", 3, low=1, high=100),
@@ -261,6 +266,15 @@ def _percent(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value <= 100:
         raise ConfigError(f"{name}={raw!r}: expected a percentage above 0 and at most 100, like {default:g}")
     return value
+
+
+def _words(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of command-line words (file names such as gemini.js)."""
+    words = tuple(word.strip() for word in _get(env, name, "").split(",") if word.strip())
+    bad = [word for word in words if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", word)]
+    if bad:
+        raise ConfigError(f"{name}: {bad[0]!r} is not a command name (letters, digits, . _ -), e.g. claude,gemini.js")
+    return words
 
 
 def _get(env: Mapping[str, str], name: str, default: str) -> str:

@@ -22,7 +22,6 @@ from typing import Any
 CPU_PER_AGENT = 0.5
 MB_PER_AGENT = 500  # the top of the 300-500 MB range: size for the heavy case
 MB_RESERVED = 512  # the OS, the coordinator and tmux
-AGENT_COMMANDS = ("claude", "codex", "gemini")
 
 
 class CpuMeter:
@@ -108,8 +107,9 @@ def rss_bytes(pid: int | str = "self", proc: Path = Path("/proc")) -> int:
     return 0
 
 
-def agent_processes(proc: Path = Path("/proc")) -> dict[str, Any]:
-    """Count and total RSS of visible agent CLI processes (claude, codex, gemini)."""
+def agent_processes(commands: tuple[str, ...], proc: Path = Path("/proc")) -> dict[str, Any]:
+    """Count and total RSS of visible agent CLI processes: those with one of ``commands`` among the basenames of
+    their first words (the launcher's kinds say how each CLI shows: claude, codex, gemini.js)."""
     count = rss = 0
     try:
         entries = list(proc.iterdir())
@@ -123,7 +123,7 @@ def agent_processes(proc: Path = Path("/proc")) -> dict[str, Any]:
         except OSError:
             continue
         words = " ".join(os.path.basename(a.decode(errors="replace")) for a in argv)
-        if any(cmd in words.split() or f"{cmd}.js" in words for cmd in AGENT_COMMANDS):
+        if set(commands) & set(words.split()):
             count += 1
             rss += rss_bytes(entry.name, proc)
     return {"count": count, "rss_bytes": rss}
@@ -145,7 +145,9 @@ def capacity(cpus: int, mem_total_bytes: int, agents: int) -> dict[str, Any]:
     return {"agents": agents, "fits": fits, "by_cpu": by_cpu, "by_ram": by_ram, "warnings": warnings}
 
 
-def snapshot(meter: CpuMeter, db_dir: Path, agents: int, disk_warn_percent: float = 85.0) -> dict[str, Any]:
+def snapshot(
+    meter: CpuMeter, db_dir: Path, agents: int, disk_warn_percent: float = 85.0, commands: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Everything the health loop records, in one dict."""
     cpus = os.cpu_count() or 1  # the VM's vCPUs, even if this process is pinned to fewer
     mem = meminfo()
@@ -166,7 +168,7 @@ def snapshot(meter: CpuMeter, db_dir: Path, agents: int, disk_warn_percent: floa
         "memory": mem,
         "disk": dsk,
         "coordinator_rss_bytes": rss_bytes(),
-        "agent_processes": agent_processes(),
+        "agent_processes": agent_processes(commands),
         "capacity": cap,
         "warnings": warnings,
     }
