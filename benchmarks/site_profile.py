@@ -6,13 +6,17 @@ Starts two fresh VM containers (the test bed's image): vm-a runs the
 coordinator and agents A-D, vm-b agents E-H. Prints the ten slowest tasks of
 each run, the time per role, and the no-op re-run divided by `ansible -m
 ping` on the same hosts (1 host, then 2; each the median of 3 runs), over
-two connections:
+two connections, and then with a Compute identity:
 
 - podman: the test bed's own (podman exec; that plugin cannot pipeline, so
   every module run costs several podman calls);
 - ssh: what a real VM is reached by, with pipelining and a persistent
   control connection as ansible.cfg sets them (sshd is installed in the
-  containers after the converge; root logs in with a throw-away key).
+  containers after the converge; root logs in with a throw-away key);
+- ssh + gce: the same hosts known as Compute Engine VMs, as on GCP and in
+  `make demo` (gce_project, gce_zone, gce_instance; machine type and boot
+  disk `auto`), their API the test bed's Compute API emulator: vm_upgrade's
+  API calls and the guest's filesystem check run on every re-run.
 
 Removes the containers at the end.
 Run it after `make setup`: .venv/bin/python benchmarks/site_profile.py
@@ -32,6 +36,10 @@ import ansible_runner
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.gce_emulator import start as start_emulator  # noqa: E402 (the test bed's stand-in for Google's API)
+
+GCE_PROJECT, GCE_ZONE = "demo-project", "us-central1-a"
 IMAGE = "localhost/debian-systemd:bookworm"
 HOSTS = {"bench-vm-a": "ABCD", "bench-vm-b": "EFGH"}
 
@@ -40,8 +48,9 @@ def podman(*args: str) -> str:
     return subprocess.run(["podman", *args], check=True, capture_output=True, text=True).stdout
 
 
-def write_inventory(path: Path, hosts: list[str], ssh: dict[str, str] | None = None) -> Path:
-    """An inventory of the given hosts; with ssh ({host: port}, plus "key"), reached over SSH."""
+def write_inventory(path: Path, hosts: list[str], ssh: dict[str, str] | None = None, gce: str | None = None) -> Path:
+    """An inventory of the given hosts; with ssh ({host: port}, plus "key"), reached over SSH; with gce (the
+    Compute API's endpoint), known as Compute Engine VMs whose machine type and boot disk follow their fleet."""
     host_vars = {
         name: {"central_mcp_agents": [{"name": a, "role": "bench", "model": "claude-sonnet-5-5"} for a in HOSTS[name]]}
         for name in hosts
@@ -61,6 +70,13 @@ def write_inventory(path: Path, hosts: list[str], ssh: dict[str, str] | None = N
         # The address other VMs reach this one by: the same whatever the connection, so that
         # switching from podman to ssh changes nothing on the VMs.
         host_vars[name]["central_mcp_private_address"] = name
+    if gce:
+        for name in hosts:
+            host_vars[name].update(gce_project=GCE_PROJECT, gce_zone=GCE_ZONE, gce_instance=name)
+        connection.update(
+            vm_upgrade_machine_type="auto", vm_upgrade_disk_size_gb="auto", vm_upgrade_api_endpoint=gce,
+            vm_upgrade_auth_kind="accesstoken", vm_upgrade_access_token="bench-emulator-token",
+        )  # fmt: skip
     credentials = str(path.parent / "credentials")  # generated tokens: in the run's temporary directory
     inventory = {
         "all": {
@@ -159,9 +175,9 @@ def noop(inventory: Path) -> tuple[float, list[dict], list[float]]:
     return median_run(inventory, playbook="site.yml")
 
 
-def noop_ratio(label: str, tmp: str, ssh: dict | None) -> None:
-    both = write_inventory(Path(tmp) / f"two-{label}.yml", list(HOSTS), ssh)
-    one = write_inventory(Path(tmp) / f"one-{label}.yml", list(HOSTS)[:1], ssh)
+def noop_ratio(label: str, tmp: str, ssh: dict | None, gce: str | None = None) -> None:
+    both = write_inventory(Path(tmp) / f"two-{label}.yml", list(HOSTS), ssh, gce)
+    one = write_inventory(Path(tmp) / f"one-{label}.yml", list(HOSTS)[:1], ssh, gce)
     noop_two, events_two, all_two = noop(both)
     report(f"no-op re-run, 2 hosts, {label} (the median of {ROUNDS})", noop_two, events_two)
     ping_two, _, pings_two = median_run(both, module="ansible.builtin.ping", host_pattern="all")
@@ -192,7 +208,13 @@ def main() -> None:
                 *run(write_inventory(Path(tmp) / "two.yml", list(HOSTS)), playbook="site.yml"),
             )
             noop_ratio("podman", tmp, None)
-            noop_ratio("ssh", tmp, enable_ssh(tmp))
+            ssh = enable_ssh(tmp)
+            noop_ratio("ssh", tmp, ssh)
+            # The VMs' first run with a Compute identity resizes them (e2-micro -> auto) and grows their disks.
+            with start_emulator(durations={"stop": 0.5, "start": 0.5, "resize": 0.2}) as emulator:
+                for name in HOSTS:
+                    emulator.add_instance(GCE_PROJECT, GCE_ZONE, name, "e2-micro")
+                noop_ratio("ssh + gce", tmp, ssh, emulator.api_endpoint)
     finally:
         for name in HOSTS:
             subprocess.run(["podman", "rm", "-f", "-t", "3", name], capture_output=True, check=False)

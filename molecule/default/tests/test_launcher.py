@@ -215,7 +215,8 @@ def test_agents_come_back_after_restarting_the_unit(host):
 
 def test_agents_come_back_after_tmux_is_killed(host):
     before = wait_for_fleet(host, FLEET)
-    killed = host.run("pkill -KILL -u agent -x tmux")
+    # The server renames itself: its process name is "tmux: server" (a bare "tmux" is a client).
+    killed = host.run("pkill -KILL -u agent -x 'tmux: server'")
     assert killed.rc == 0, f"no tmux server of the agent user to kill: {killed.stderr}"
     wait_for_fleet(host, FLEET, replacing=before)
 
