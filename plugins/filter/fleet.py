@@ -218,7 +218,8 @@ def launcher_fleet(agents, kinds, settings, secrets):
     allowed_tools, prompt (the defaults of the agents' own keys), and
     optionally mode (default worker) and task_prompt (worker mode's
     prompt per task, {task_id} {title} {description} {role} {priority} {name}
-    {model} filled in by the runtime).
+    {model} filled in by the runtime), install_dirs (kind -> where its CLI
+    is installed, the fleet plan's) and platform (launcher_cli_platform).
     secrets: tokens (name -> token), api_key (the role's key, for kinds with
     api_key_from_role), api_keys (kind -> key, optional).
     """
@@ -260,7 +261,6 @@ def launcher_fleet(agents, kinds, settings, secrets):
         base_url = env.get(kind.get("base_url_env") or "") or kind.get("base_url_default", "")
         if kind.get("base_url_env") and not BASE_URL_RE.fullmatch(base_url):
             raise ValueError(f"agent {name}: {kind['base_url_env']} {base_url!r:.80} is not an http(s) base URL")
-        install = kind.get("install") or {}
         fields = {
             "name": name,
             "role": str(agent.get("role", "")),
@@ -269,7 +269,8 @@ def launcher_fleet(agents, kinds, settings, secrets):
             "url": settings["coordinator_url"],
             "token": token,
             "state_dir": state_dir,
-            "install_dir": f"{install['dir']}/{install['version']}" if install else "",
+            "install_dir": (settings.get("install_dirs") or {}).get(kind_name, ""),
+            "platform": settings.get("platform", ""),
             "model_base_url": base_url,
             "api_key_suffix": api_key[-20:],
             "permission_mode": agent.get("permission_mode") or settings["permission_mode"],
@@ -355,6 +356,21 @@ def launcher_fleet(agents, kinds, settings, secrets):
     return fleet
 
 
+def installs_due(installs, paths):
+    """The agent CLIs of the fleet plan's ``installs`` that a host lacks, from host_info's ``paths``: those whose
+    tree is not complete (no marker) or whose ``bin`` links do not lead to their targets."""
+    due = []
+    for install in installs:
+        seen = {path: paths.get(path) or {} for path in (install["marker"], *install["bin"], *install["bin"].values())}
+        linked = all(
+            seen[target].get("exists") and seen[link].get("realpath") == seen[target].get("realpath")
+            for link, target in install["bin"].items()
+        )
+        if not seen[install["marker"]].get("exists") or not linked:
+            due.append(install)
+    return due
+
+
 def coordinator_agents(agents, hostvars, generated_tokens):
     """What the coordinator is told of each agent of the fleet plan's ``agents``, its token only as sha256.
 
@@ -393,6 +409,7 @@ class FilterModule:
         return {
             "fleet_errors": fleet_errors,
             "launcher_fleet": launcher_fleet,
+            "installs_due": installs_due,
             "coordinator_agents": coordinator_agents,
             "coordinator_relays": coordinator_relays,
         }

@@ -15,7 +15,10 @@ reaches it, where each pane relay listens and which agents run where.
     hosts:        {host: coordinator_url (MCP, as this host's agents reach it),
                    api_url (REST, as this host reaches it), remote (the
                    coordinator is another VM), relay {listen, address,
-                   port, token_ref}, agents [names]}
+                   port, token_ref}, agents [names], platform, installs
+                   [the agent CLIs its agents use: kind, version, path,
+                   packages, bin {link: target}, marker], install_dirs
+                   {kind: path}}
     agents:       every agent of the fleet: name, host, role, kind, model,
                   tools, token_ref
     relay_socket: where the pane relay of the coordinator's own VM listens
@@ -43,12 +46,16 @@ ROLES = Path(__file__).resolve().parents[2] / "roles"  # the collection's own ro
 # The role defaults other hosts need to know (hostvars do not carry them).
 SHARED_DEFAULTS = {
     "coordinator": ("coordinator_port", "coordinator_disk_warn_percent"),
-    "launcher": ("launcher_relay_port", "launcher_relay_bind_host", "launcher_default_model"),
+    "launcher": ("launcher_relay_port", "launcher_relay_bind_host", "launcher_default_model", "launcher_cli_platform"),
 }
 ALL_ADDRESSES = ("0.0.0.0", "::")
 LOOPBACK = "127.0.0.1"
 # Where the pane relay of the coordinator's own VM listens: the coordinator's dashboard connects there.
 RELAY_SOCKET = "/run/central-mcp-relay/relay.sock"
+# Where a kind's `bin` links go: on every user's PATH.
+BIN_DIR = "/usr/local/bin"
+# npm writes this file of an installed tree last: a tree without it was never finished.
+INSTALLED_MARKER = "node_modules/.package-lock.json"
 
 
 @functools.cache
@@ -63,13 +70,45 @@ def shared_defaults() -> dict:
 
 
 @functools.cache
-def kind_processes() -> dict:
-    """Each agent kind (one file in the launcher's vars/kinds: adding a kind is adding a file) and the word of its
-    command line that shows a process is its CLI (the kind's ``process``)."""
+def kind_specs() -> dict:
+    """The agent kinds: one file each in the launcher's vars/kinds (adding a kind is adding a file)."""
     found = {}
     for path in sorted((ROLES / "launcher" / "vars" / "kinds").glob("*.yml")):
         with open(path, encoding="utf-8") as handle:
-            found.update({name: spec.get("process", name) for name, spec in (yaml_load(handle) or {}).items()})
+            found.update(yaml_load(handle) or {})
+    return found
+
+
+def kind_processes() -> dict:
+    """Each kind and the word of its command line that shows a process is its CLI (the kind's ``process``)."""
+    return {name: spec.get("process", name) for name, spec in kind_specs().items()}
+
+
+def installs(kinds, versions, platform: str) -> list:
+    """The agent CLIs of the given kinds, as a host installs them: the kind file's ``install``, its version
+    overridden by ``versions`` (launcher_cli_versions), {version} and {platform} filled in."""
+    found = []
+    for kind in sorted(set(kinds) & set(kind_specs())):
+        spec = kind_specs()[kind].get("install")
+        if not spec:
+            continue
+        version = str(versions.get(kind) or spec["version"])
+        path = f"{spec['dir']}/{version}"
+        links = spec.get("bin") or {}
+
+        def fill(text: str, version=version) -> str:
+            return text.replace("{version}", version).replace("{platform}", platform)
+
+        found.append(
+            {
+                "kind": kind,
+                "version": version,
+                "path": path,
+                "packages": [fill(package) for package in spec["packages"]],
+                "bin": {f"{BIN_DIR}/{name}": f"{path}/{fill(target)}" for name, target in links.items()},
+                "marker": f"{path}/{INSTALLED_MARKER}",
+            }
+        )
     return found
 
 
@@ -135,6 +174,9 @@ def fleet_plan(hostvars, groups) -> dict:
         declared = hv.get("central_mcp_agents")
         declared = declared if isinstance(declared, list) else []
         default_model = _setting(hv, "launcher_default_model")
+        platform = _text(_setting(hv, "launcher_cli_platform"))
+        versions = hv.get("launcher_cli_versions")
+        versions = versions if isinstance(versions, dict) else {}
         names = []
         for agent in declared:
             if not isinstance(agent, dict) or not isinstance(agent.get("name"), str):
@@ -164,7 +206,11 @@ def fleet_plan(hostvars, groups) -> dict:
                 "token_ref": f"{host}/launcher.relay",
             },
             "agents": names,
+            "platform": platform,
         }
+        used = [str(agent.get("kind", "claude")) for agent in declared if isinstance(agent, dict)]
+        hosts[host]["installs"] = installs(used, versions, platform)
+        hosts[host]["install_dirs"] = {install["kind"]: install["path"] for install in hosts[host]["installs"]}
     return {
         "coordinator": coordinator,
         "hosts": hosts,

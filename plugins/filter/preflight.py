@@ -29,6 +29,12 @@ NOTIFY_URL_RE = re.compile(r"https?://[^\s]{1,2000}")
 SESSION_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 URL_RE = re.compile(r"https?://[A-Za-z0-9.:\[\]_-]+(/[A-Za-z0-9._~/-]*)?")
+VERSION_RE = re.compile(r"[0-9][0-9A-Za-z.+-]{0,63}")
+# Settings of earlier releases, and what does their work now: named, never silently ignored.
+RENAMED = {
+    "launcher_claude_code_version": 'set launcher_cli_versions: {claude: "<version>"} instead',
+    "launcher_claude_code_platform": "set launcher_cli_platform instead",
+}
 
 
 def _shown(value, width: int = 80) -> str:
@@ -190,6 +196,17 @@ def launcher_errors(settings: Mapping, kinds, host: str) -> list:
                 f"launcher_api_keys: the keys {', '.join(_shown(kind, 40) for kind in bad)} must be agent kinds "
                 f"({', '.join(kinds)}) with one-line string values"
             )
+    versions = s.get("launcher_cli_versions")
+    if not isinstance(versions, Mapping) or any(
+        kind not in kinds or not _matches(VERSION_RE, versions[kind]) for kind in versions
+    ):
+        errors.append(
+            f"launcher_cli_versions {_shown(versions)} must map agent kinds ({', '.join(kinds)}) to npm versions "
+            "such as 2.1.340"
+        )
+    for gone, instead in RENAMED.items():
+        if s.get(gone) is not None:
+            errors.append(f"{gone} is no longer read: {instead}")
     session = s.get("launcher_session")
     if not _matches(SESSION_RE, session):
         errors.append(
@@ -224,9 +241,68 @@ def launcher_errors(settings: Mapping, kinds, host: str) -> list:
     return errors
 
 
+GCE_NAMES = {  # Compute Engine's own rules for the names
+    "project": re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]"),
+    "zone": re.compile(r"[a-z]+-[a-z]+[0-9]+-[a-z]"),
+    "instance": re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?"),
+}
+MACHINE_TYPE_RE = re.compile(r"[a-z][a-z0-9-]+")
+DISK_GB_RE = re.compile(r"[0-9]+")
+
+
+def vm_upgrade_errors(settings: Mapping, host: str) -> list:
+    """vm_upgrade's settings for a Compute Engine VM with a machine type or a disk size to ensure: the VM's names,
+    the machine type, the disk size, a fleet for `auto`, and the credentials, before any API call."""
+    s, errors = settings, []
+    names = {key: s.get(f"vm_upgrade_{key}") for key in GCE_NAMES}
+    if not all(_matches(GCE_NAMES[key], value) for key, value in names.items()):
+        errors.append(
+            ", ".join(f"vm_upgrade_{key} {_shown(value)}" for key, value in names.items()).replace(
+                ", vm_upgrade_instance", " and vm_upgrade_instance"
+            )
+            + " must be Compute Engine names (e.g. my-project, us-central1-a, agents-1)"
+        )
+    machine_type, known = s.get("vm_upgrade_machine_type"), list(s.get("known_types") or [])
+    if s.get("machine_type_managed"):
+        if not (machine_type == "auto" or machine_type in known or _matches(MACHINE_TYPE_RE, machine_type)):
+            errors.append(
+                f"vm_upgrade_machine_type {_shown(machine_type)} is not a machine type: use auto, one of "
+                f"{', '.join(known)}, or a Compute Engine type name such as n2-standard-4 (lower-case letters, "
+                "digits and '-')"
+            )
+        if machine_type == "auto" and not s.get("has_agents"):
+            errors.append(
+                f"vm_upgrade_machine_type is auto but {host} has no central_mcp_agents: describe its agents in the "
+                "inventory, or name a machine type"
+            )
+    size = s.get("vm_upgrade_disk_size_gb")
+    if s.get("disk_managed"):
+        text = str(size)
+        if text != "auto" and not (DISK_GB_RE.fullmatch(text) and 10 <= int(text) <= 65536):
+            errors.append(
+                f"vm_upgrade_disk_size_gb {_shown(size)} is not a disk size: use auto, or a whole number of GB from "
+                "10 (the smallest boot disk) to 65536, or leave it empty to leave the disk alone"
+            )
+        if text == "auto" and not s.get("has_agents"):
+            errors.append(
+                f"vm_upgrade_disk_size_gb is auto but {host} has no central_mcp_agents: describe its agents in the "
+                "inventory, or give a size in GB"
+            )
+    auth = s.get("vm_upgrade_auth_kind")
+    if (auth == "accesstoken" and not s.get("vm_upgrade_access_token")) or (
+        auth == "serviceaccount" and not s.get("vm_upgrade_service_account_file")
+    ):
+        errors.append(
+            f"vm_upgrade_auth_kind is {auth}: set vm_upgrade_access_token (from Vault) for accesstoken, or "
+            "vm_upgrade_service_account_file (a JSON key on the controller) for serviceaccount"
+        )
+    return errors
+
+
 class FilterModule:
     def filters(self):
         return {
+            "vm_upgrade_errors": vm_upgrade_errors,
             "coordinator_errors": coordinator_errors,
             "coordinator_fleet_errors": coordinator_fleet_errors,
             "launcher_errors": launcher_errors,

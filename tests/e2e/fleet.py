@@ -18,13 +18,13 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -35,8 +35,12 @@ from typing import Any
 from tests.model_api import ModelApi, ModelApiServer, Policy
 
 REPO = Path(__file__).resolve().parents[2]
-CLAUDE_VERSION = "2.1.332"
+# The version the claude kind file pins (read without YAML: this venv is the coordinator's).
+CLAUDE_VERSION = re.search(
+    r'version: "([^"]+)"', (REPO / "roles/launcher/vars/kinds/claude.yml").read_text(encoding="utf-8")
+)[1]
 CLAUDE_PACKAGE = "@anthropic-ai/claude-code-linux-x64"
+PLATFORM = "linux-x64"  # the platform the tests install the CLIs for (launcher_cli_platform's default)
 SERVER = "central-mcp"  # the MCP server name the launcher registers (tools are mcp__central-mcp__*)
 MODEL = "claude-sonnet-5-5"
 PROMPT = (
@@ -73,10 +77,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def claude_binary(dest: Path) -> Path:
-    """The real Claude Code binary, extracted from the npm platform package (fetched with ``npm pack`` if absent).
+def cli_tree(kind: str, install: dict[str, Any]) -> Path:
+    """A kind's npm packages installed into the controller cache (once): the tree the launcher role installs on
+    its hosts, at the same place (<cache>/npm/<kind>-<version>-<platform>), so a test run and a converge share it."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "central-mcp" / "npm"
+    tree = cache / f"{kind}-{install['version']}-{PLATFORM}"
+    if (tree / "node_modules" / ".package-lock.json").exists():  # npm writes it last (the role checks it too)
+        return tree
+    npm = shutil.which("npm")
+    if npm is None:
+        raise Unavailable(f"npm is not installed, so {install['packages']} cannot be fetched")
+    tree.mkdir(parents=True, exist_ok=True)
+    os_name, cpu = PLATFORM.split("-")
+    argv = [npm, "install", "--prefix", str(tree), "--no-audit", "--no-fund", "--omit=dev", f"--os={os_name}",
+            f"--cpu={cpu}", *install["packages"]]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=1200)
+    if done.returncode:
+        raise RuntimeError(f"npm install {' '.join(install['packages'])} failed: {done.stderr.strip()[-1500:]}")
+    return tree
 
-    The same tarball the launcher role installs from, kept in the same cache
+
+def claude_binary(dest: Path) -> Path:
+    """The real Claude Code binary, from the npm platform package the claude kind file pins (installed if absent).
+
+    The same tree the launcher role installs from, kept in the same cache
     directory. ``CENTRAL_MCP_E2E_CLAUDE`` may name an installed binary instead.
     """
     given = os.environ.get("CENTRAL_MCP_E2E_CLAUDE")
@@ -88,22 +112,9 @@ def claude_binary(dest: Path) -> Path:
         raise Unavailable(
             f"the tests use the linux-x64 Claude Code package; this is {sys.platform}/{os.uname().machine}"
         )
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "central-mcp" / "npm"
-    tarball = cache / f"anthropic-ai-claude-code-linux-x64-{CLAUDE_VERSION}.tgz"
-    if not tarball.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise Unavailable(f"npm is not installed, so {CLAUDE_PACKAGE}@{CLAUDE_VERSION} cannot be fetched")
-        cache.mkdir(parents=True, exist_ok=True)
-        spec = f"{CLAUDE_PACKAGE}@{CLAUDE_VERSION}"
-        done = subprocess.run(
-            [npm, "pack", spec, "--pack-destination", str(cache)], capture_output=True, text=True, timeout=900
-        )
-        if done.returncode != 0 or not tarball.exists():
-            raise RuntimeError(f"npm pack {spec} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    tree = cli_tree("claude", {"version": CLAUDE_VERSION, "packages": [f"{CLAUDE_PACKAGE}@{CLAUDE_VERSION}"]})
     binary = dest / "claude"
-    with tarfile.open(tarball) as tar, tar.extractfile("package/claude") as src, binary.open("wb") as out:  # type: ignore[union-attr]
-        shutil.copyfileobj(src, out, 1 << 20)
+    shutil.copyfile(tree / "node_modules" / CLAUDE_PACKAGE / "claude", binary)
     binary.chmod(0o755)
     return binary
 

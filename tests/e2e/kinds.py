@@ -22,25 +22,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.fleet import REPO, Coordinator, Unavailable, wait_for
+from tests.e2e.fleet import PLATFORM, REPO, Coordinator, Unavailable, wait_for
 
 KIND_DIR = REPO / "roles" / "launcher" / "vars" / "kinds"
 GRANT = ["whoami", "get_available_tasks", "claim_task", "update_task_progress", "complete_task"]
 UNGRANTED = "get_agent_dashboard"  # a coordinator tool outside GRANT: the coordinator must refuse it
 
+# The kinds with their installs as the fleet plan resolves them (versions and platform filled in), and the
+# fleet as launcher_fleet renders it with each kind's CLI installed in its cache tree.
 _RENDER = """
 import json, sys, yaml
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from plugins.filter.fleet import launcher_fleet
+from plugins.filter.fleet_plan import installs
 args = json.load(sys.stdin)
 kinds = {p.stem: yaml.safe_load(p.read_text())[p.stem] for p in Path(args["kind_dir"]).glob("*.yml")}
-for kind, tree in args["trees"].items():
-    kinds[kind]["install"].update(dir=str(Path(tree).parent), version=Path(tree).name)
 if args.get("kinds_only"):
+    for install in installs(list(kinds), {}, args["platform"]):
+        kinds[install["kind"]]["install"] = install
     print(json.dumps(kinds))
 else:
-    print(json.dumps(launcher_fleet(args["agents"], kinds, args["settings"], args["secrets"])))
+    settings = {**args["settings"], "install_dirs": args["trees"], "platform": args["platform"]}
+    print(json.dumps(launcher_fleet(args["agents"], kinds, settings, args["secrets"])))
 """
 
 
@@ -58,24 +62,7 @@ def _render(payload: dict[str, Any]) -> Any:
 
 
 def kind_files() -> dict[str, Any]:
-    return _render({"kind_dir": str(KIND_DIR), "trees": {}, "kinds_only": True})
-
-
-def cli_tree(kind: str, install: dict[str, Any]) -> Path:
-    """The kind's npm packages installed into the controller cache (once): the tree the launcher archives for hosts."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "central-mcp" / "npm"
-    tree = cache / f"{kind}-{install['version']}"
-    if (tree / "node_modules" / ".package-lock.json").exists():  # npm writes it last (the role checks it too)
-        return tree
-    npm = shutil.which("npm")
-    if npm is None:
-        raise Unavailable(f"npm is not installed, so {install['packages']} cannot be fetched")
-    tree.mkdir(parents=True, exist_ok=True)
-    argv = [npm, "install", "--prefix", str(tree), "--no-audit", "--no-fund", "--omit=dev", "--os=linux", "--cpu=x64"]
-    done = subprocess.run([*argv, *install["packages"]], capture_output=True, text=True, timeout=1200)
-    if done.returncode:
-        raise RuntimeError(f"npm install {' '.join(install['packages'])} failed: {done.stderr.strip()[-1500:]}")
-    return tree
+    return _render({"kind_dir": str(KIND_DIR), "platform": PLATFORM, "kinds_only": True})
 
 
 class KindFleet:
@@ -124,6 +111,7 @@ class KindFleet:
         payload = {
             "kind_dir": str(KIND_DIR),
             "trees": {k: str(v) for k, v in trees.items()},
+            "platform": PLATFORM,
             "agents": self.agents,
             "settings": settings,
             "secrets": {"tokens": self.coordinator.tokens, "api_key": "fake-e2e-role-key-0000"},

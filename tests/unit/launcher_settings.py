@@ -4,6 +4,7 @@
 from pathlib import Path
 
 import yaml
+from ansible_collections.central_mcp.agents.plugins.filter.fleet_plan import installs
 
 REPO = Path(__file__).resolve().parents[2]
 KINDS_DIR = REPO / "roles/launcher/vars/kinds"
@@ -25,6 +26,9 @@ SETTINGS = {
     "agent_env": {},
     # The role's default is worker; most filter tests look at an interactive agent's window command.
     "mode": "interactive",
+    # The fleet plan's, for a host with agents of every kind.
+    "install_dirs": {i["kind"]: i["path"] for i in installs(["claude", "codex", "gemini"], {}, "linux-x64")},
+    "platform": "linux-x64",
 }
 
 

@@ -57,12 +57,13 @@ def merges(item):
 
 def test_the_three_kind_files_are_there_with_pinned_packages():
     assert set(KINDS) >= {"claude", "codex", "gemini"}
-    assert KINDS["codex"]["install"]["packages"] == ["@openai/codex@0.171.0"]
-    assert "@google/gemini-cli@0.61.0" in KINDS["gemini"]["install"]["packages"]
-    for kind in ("codex", "gemini"):
+    assert KINDS["claude"]["install"]["version"] == "2.1.332"
+    assert KINDS["codex"]["install"]["packages"] == ["@openai/codex@{version}"]
+    assert "@google/gemini-cli@{version}" in KINDS["gemini"]["install"]["packages"]
+    for kind in ("claude", "codex", "gemini"):  # every kind alike: none has an install of its own
         install = KINDS[kind]["install"]
         assert all("@" in p[1:] for p in install["packages"]), f"{kind}: every package pinned"
-        assert install["packages"][0].endswith("@" + install["version"])
+        assert install["packages"][0].endswith("@{version}")
 
 
 COMMANDS = [

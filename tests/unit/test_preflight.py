@@ -18,6 +18,7 @@ from ansible_collections.central_mcp.agents.plugins.filter.preflight import (
     coordinator_errors,
     coordinator_fleet_errors,
     launcher_errors,
+    vm_upgrade_errors,
 )
 from launcher_settings import REPO, kinds
 
@@ -45,6 +46,7 @@ LAUNCHER = {
     "launcher_user": "agent",
     "launcher_coordinator_url": "http://127.0.0.1:3000/mcp",
     "launcher_agent_tokens": {"A": TOKEN, "B": TOKEN + "-b"},
+    "launcher_cli_versions": {"claude": "2.1.340"},
 }
 KINDS = sorted(kinds())
 
@@ -122,6 +124,11 @@ def test_coordinator_tells_every_mistake_at_once():
         ("launcher_agent_tokens", {"A": "short"}, "agents A have a bad one"),
         ("launcher_agent_tokens", {"A": TOKEN, "B": TOKEN}, "one token per agent"),
         ("launcher_agent_tokens", "x", "launcher_agent_tokens must be a mapping"),
+        ("launcher_cli_versions", {"cursor": "1.0.0"}, "launcher_cli_versions"),
+        ("launcher_cli_versions", {"claude": "latest; rm -rf /"}, "must map agent kinds"),
+        ("launcher_cli_versions", ["2.1.340"], "launcher_cli_versions"),
+        ("launcher_claude_code_version", "2.1.340", "set launcher_cli_versions: {claude:"),
+        ("launcher_claude_code_platform", "linux-arm64", "set launcher_cli_platform"),
     ],
 )
 def test_launcher_names_the_bad_value(key, value, named):
@@ -208,3 +215,46 @@ def test_relays_of_the_other_vms():
         {"host": "vm-b", "address": "tcp:10.0.0.3:8765", "token": TOKEN},
         {"host": "vm-c", "address": "tcp:[fd00::4]:9000", "token": "gen-c"},
     ]
+
+
+VM = {
+    "vm_upgrade_project": "demo-project",
+    "vm_upgrade_zone": "us-central1-a",
+    "vm_upgrade_instance": "agents-1",
+    "vm_upgrade_machine_type": "auto",
+    "known_types": ["e2-micro", "e2-standard-2"],
+    "machine_type_managed": True,
+    "disk_managed": True,
+    "vm_upgrade_disk_size_gb": "auto",
+    "has_agents": True,
+    "vm_upgrade_auth_kind": "application",
+    "vm_upgrade_access_token": "",
+    "vm_upgrade_service_account_file": "",
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"vm_upgrade_zone": "us central"}, 'vm_upgrade_zone "us central" and vm_upgrade_instance "agents-1" must be'),
+        ({"vm_upgrade_project": "P"}, 'vm_upgrade_project "P", vm_upgrade_zone'),
+        ({"vm_upgrade_machine_type": "E2 Huge"}, '"E2 Huge" is not a machine type: use auto, one of e2-micro'),
+        ({"has_agents": False, "disk_managed": False}, "vm_upgrade_machine_type is auto but vm-a has no"),
+        ({"vm_upgrade_disk_size_gb": "50GB"}, 'vm_upgrade_disk_size_gb "50GB" is not a disk size'),
+        ({"vm_upgrade_disk_size_gb": 9}, 'vm_upgrade_disk_size_gb "9" is not a disk size'),
+        ({"has_agents": False, "vm_upgrade_machine_type": "e2-micro"}, "vm_upgrade_disk_size_gb is auto but vm-a"),
+        ({"vm_upgrade_auth_kind": "accesstoken"}, "vm_upgrade_auth_kind is accesstoken: set vm_upgrade_access_token"),
+        ({"vm_upgrade_auth_kind": "serviceaccount"}, "vm_upgrade_auth_kind is serviceaccount"),
+    ],
+)
+def test_vm_upgrade_names_the_bad_value(changes, named):
+    errors = vm_upgrade_errors({**VM, **changes}, "vm-a")
+    assert len(errors) == 1 and named in errors[0], errors
+
+
+def test_vm_upgrade_checks_only_what_it_manages():
+    assert vm_upgrade_errors(VM, "vm-a") == []
+    assert vm_upgrade_errors({**VM, "vm_upgrade_disk_size_gb": 65536, "vm_upgrade_machine_type": "n2-standard-4"},
+                             "vm-a") == []  # fmt: skip
+    unmanaged = {**VM, "machine_type_managed": False, "disk_managed": False, "has_agents": False}
+    assert vm_upgrade_errors({**unmanaged, "vm_upgrade_machine_type": "E2", "vm_upgrade_disk_size_gb": "x"}, "a") == []

@@ -45,6 +45,9 @@ from ansible_collections.central_mcp.agents.plugins.module_utils import root_fs 
 from ansible_collections.central_mcp.agents.plugins.modules import grow_root_fs
 
 REPO = Path(__file__).resolve().parents[2]
+# The role's one check of its settings (tasks/preflight.yml), which fails before any API call.
+CHECK_TASK = "Check the VM's names, machine type, disk size and credentials before any API call"
+
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 from tests.gce_emulator import start  # noqa: E402
@@ -366,7 +369,7 @@ def test_role_refuses_a_bad_size_and_a_shrink_before_any_change(tmp_path):
         (tmp_path / "play.yml").write_text(ROLE_PLAY)
         run = run_playbook(tmp_path / "inventory.yml", str(tmp_path / "play.yml"))
         failed = {host: (task, msg) for host, task, msg in run.failed}
-        assert failed["vm1"][0] == "Check the requested boot disk size"
+        assert failed["vm1"][0] == CHECK_TASK
         assert 'vm_upgrade_disk_size_gb "50GB" is not a disk size: use auto, or a whole number' in failed["vm1"][1]
         assert failed["vm2"][0].startswith("Grow the VM's boot disk through the Compute API")
         assert "disk vm2 is 60 GB and size_gb is 30" in failed["vm2"][1] and "never shrink" in failed["vm2"][1]
