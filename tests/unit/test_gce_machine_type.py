@@ -29,7 +29,6 @@ PROJECT, ZONE, VM = "demo-project", "us-central1-a", "vm1"
 CHECK_TASK = "Check the VM's names, machine type, disk size and credentials before any API call"
 
 
-
 # ----------------------------------------------------------------- fixtures
 @pytest.fixture
 def emu(emu, monkeypatch):
