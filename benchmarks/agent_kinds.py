@@ -7,8 +7,8 @@ agent-run, its env file and merged configs), the scripted model speaking
 each CLI's wire format (0.1 s of "thinking" per step), a real coordinator.
 Printed per kind:
 
-* install size on the target: what the launcher unpacks (the npm tree for
-  codex and gemini, the native binary for claude);
+* install size on the target: what the launcher unpacks (each kind's npm
+  tree: for claude, its native binary's platform package);
 * time from the tmux window's start to "registered" at the coordinator;
 * agent RSS while idle at an empty task board (the agent and its processes:
   Node wrappers and the CLI), after start-up settled;
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -33,8 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from plugins.module_utils.agent_probe import Options, probe  # noqa: E402
-from tests.e2e.fleet import CLAUDE_VERSION, Unavailable, claude_binary, wait_for  # noqa: E402
-from tests.e2e.kinds import GRANT, PROMPT_MARKERS, KindFleet, cli_tree, kind_files  # noqa: E402
+from tests.e2e.fleet import Unavailable, claude_binary, cli_tree, wait_for  # noqa: E402
+from tests.e2e.kinds import GRANT, KindFleet, kind_files  # noqa: E402
+from tests.e2e.prompt_markers import PROMPT_MARKERS  # noqa: E402
 from tests.model_api import ModelApi, ModelApiServer, Policy  # noqa: E402
 
 AGENTS = [
@@ -50,12 +50,6 @@ def tree_bytes(path: Path) -> int:
     return int(subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
 
 
-def claude_bytes() -> int:
-    cache = Path.home() / ".cache" / "central-mcp" / "npm"
-    with tarfile.open(cache / f"anthropic-ai-claude-code-linux-x64-{CLAUDE_VERSION}.tgz") as tar:
-        return tar.getmember("package/claude").size
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks-per-agent", type=int, default=2)
@@ -65,12 +59,12 @@ def main() -> int:
         root = Path(tmp)
         try:
             kinds = kind_files()
-            trees = {k: cli_tree(k, kinds[k]["install"]) for k in ("codex", "gemini")}
+            trees = {k: cli_tree(k, kinds[k]["install"]) for k in ("claude", "codex", "gemini")}
             claude = claude_binary(root)
         except Unavailable as exc:
             print(f"agent_kinds: skipped: {exc}")
             return 0
-        sizes = {"claude": claude_bytes(), **{k: tree_bytes(t / "node_modules") for k, t in trees.items()}}
+        sizes = {k: tree_bytes(t / "node_modules") for k, t in trees.items()}
         policy = Policy(idle_polls=400, poll_s=0.5, think_s=0.1)
         model = ModelApi("worker", default=policy)
         server = ModelApiServer(model).start()
@@ -113,7 +107,7 @@ def main() -> int:
     print(f"{'kind':8} {'install size':>13} {'window->registered':>19} {'RSS idle':>9} {'tasks done':>11}  CLI")
     for agent in AGENTS:
         name, kind = agent["name"], agent.get("kind", "claude")
-        version = CLAUDE_VERSION if kind == "claude" else kinds[kind]["install"]["version"]
+        version = kinds[kind]["install"]["version"]
         print(
             f"{kind:8} {sizes[kind] / 2**20:>10.0f} MB {registered[name]:>17.1f} s "
             f"{idle[name]['rss_bytes'] / 2**20:>6.0f} MB {done.count(name):>6}/{args.tasks_per_agent:<4}  {version}"

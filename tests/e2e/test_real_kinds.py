@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from plugins.module_utils.agent_probe import Options, probe
-from tests.e2e.fleet import claude_binary, wait_for
-from tests.e2e.kinds import GRANT, UNGRANTED, KindFleet, Unavailable, cli_tree, kind_files
+from tests.e2e.fleet import claude_binary, cli_tree, wait_for
+from tests.e2e.kinds import GRANT, UNGRANTED, KindFleet, Unavailable, kind_files
 from tests.e2e.prompt_markers import PROMPT_MARKERS
 from tests.model_api import ModelApi, ModelApiServer, Policy
 
