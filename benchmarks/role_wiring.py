@@ -8,7 +8,9 @@ Prints, for the working tree or a git revision (``--rev REV``):
   blank and comment lines left out) and the share that carries Jinja: a line
   inside a ``{{ }}``/``{% %}`` expression or a condition (``when``, ``that``,
   ``changed_when``, ``failed_when``, ``until``), whole and for task files only
-  (prometheus.prometheus' task files: 17-27 %);
+  (prometheus.prometheus' task files: 17-27 %), and, counted the simplest
+  way, the share of all lines (comments and blank ones too) with ``{{`` or
+  ``{%``;
 - the places (file:line, code only: no comment, docstring, message or
   plugin documentation; of argument specs only the defaults and choices)
   that define the coordinator's port (3000), the pane relay's port (8765),
@@ -128,11 +130,14 @@ def main() -> None:
     parser.add_argument("--rev", help="a git revision (default: the working tree)")
     rev = parser.parse_args().rev
     names = files(rev)
-    total = carrying = task_total = task_carrying = 0
+    total = carrying = task_total = task_carrying = raw_total = raw_jinja = 0
     for name in names:
         parts = name.split("/")
         if len(parts) == 4 and parts[0] == "roles" and parts[2] in ROLE_DIRS and name.endswith(".yml"):
-            code, jinja = jinja_lines(read(rev, name))
+            text = read(rev, name)
+            code, jinja = jinja_lines(text)
+            raw_total += len(text.splitlines())
+            raw_jinja += sum(1 for line in text.splitlines() if JINJA.search(line))
             total, carrying = total + len(code), carrying + len(jinja)
             if parts[2] == "tasks":
                 task_total, task_carrying = task_total + len(code), task_carrying + len(jinja)
@@ -140,6 +145,8 @@ def main() -> None:
         f"role YAML ({rev or 'working tree'}): {total} lines, {carrying} carry Jinja ({100 * carrying / total:.0f} %)"
     )
     print(f"  task files: {task_total} lines, {task_carrying} carry Jinja ({100 * task_carrying / task_total:.0f} %)")
+    print(f"  all lines (comments and blank ones too) with {{{{ or {{%: {raw_jinja} of {raw_total} "
+          f"({100 * raw_jinja / raw_total:.0f} %)")  # fmt: skip
     found: dict[str, list[str]] = {what: [] for what in PLACES}
     for name in names:
         if not name.startswith(CODE_ROOTS) or not name.endswith((".py", ".yml", ".j2")):
