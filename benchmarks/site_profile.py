@@ -133,6 +133,12 @@ def report(title: str, elapsed: float, events: list[dict]) -> None:
     print("  time per role (summed over hosts):")
     for role, seconds in roles.most_common():
         print(f"    {seconds:6.1f} s  {role}")
+    ran = collections.Counter(host for _, host, _ in tasks)
+    includes = collections.Counter(e["event_data"].get("host") for e in events if e["event"] == "playbook_on_include")
+    print(f"  tasks per host (run or skipped): {dict(ran)}; includes: {sum(includes.values())}")
+    if os.environ.get("SITE_PROFILE_ALL_TASKS"):  # every task, to compare two trees' runs
+        for duration, host, task in sorted(tasks, key=lambda t: (t[1] or "", -t[0])):
+            print(f"    {duration:6.2f} s  {host:<11} {task}")
 
 
 def enable_ssh(tmp: str) -> dict[str, str]:
@@ -195,6 +201,8 @@ def noop_ratio(label: str, tmp: str, ssh: dict | None, gce: str | None = None) -
 
 
 def main() -> None:
+    # SITE_PROFILE_PARTS: which connections to measure, of podman,ssh,gce (default all three)
+    parts = os.environ.get("SITE_PROFILE_PARTS", "podman,ssh,gce").split(",")
     os.environ.setdefault("CONTAINERS_CONF", str(REPO / "tests/testbed/containers.conf"))
     for name in HOSTS:
         subprocess.run(["podman", "rm", "-f", "-t", "3", name], capture_output=True, check=False)
@@ -207,9 +215,13 @@ def main() -> None:
                 "first converge, 2 hosts",
                 *run(write_inventory(Path(tmp) / "two.yml", list(HOSTS)), playbook="site.yml"),
             )
-            noop_ratio("podman", tmp, None)
+            if "podman" in parts:
+                noop_ratio("podman", tmp, None)
             ssh = enable_ssh(tmp)
-            noop_ratio("ssh", tmp, ssh)
+            if "ssh" in parts:
+                noop_ratio("ssh", tmp, ssh)
+            if "gce" not in parts:
+                return
             # The VMs' first run with a Compute identity resizes them (e2-micro -> auto) and grows their disks.
             with start_emulator(durations={"stop": 0.5, "start": 0.5, "resize": 0.2}) as emulator:
                 for name in HOSTS:

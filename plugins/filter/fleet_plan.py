@@ -24,6 +24,7 @@ reaches it, where each pane relay listens and which agents run where.
     relay_socket: where the pane relay of the coordinator's own VM listens
     kinds:        the agent kinds the launcher knows (one file each)
     kind_processes: {kind: the word of its CLI's command line}
+    kind_specs:   {kind: its file's content} (the launcher renders its agents from them)
     defaults:     the shared defaults the plan fell back on
 
 The plan holds no secret (it is a fact, shown with -v): a token given in
@@ -224,6 +225,7 @@ def fleet_plan(hostvars, groups) -> dict:
         "relay_socket": RELAY_SOCKET,
         "kinds": sorted(kind_processes()),
         "kind_processes": kind_processes(),
+        "kind_specs": kind_specs(),
         "defaults": shared_defaults(),
     }
 

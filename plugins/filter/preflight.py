@@ -84,6 +84,12 @@ def _env_errors(name: str, env, key_re: re.Pattern, keys: str, keys_rule: str) -
 def coordinator_errors(settings: Mapping) -> list:
     """The coordinator's own settings: port, addresses, disk threshold, tokens, extra env, data directory."""
     s, errors = settings, []
+    if "host" in s and s.get("coordinator_host") != s["host"]:
+        errors.append(
+            f"{s['host']} runs the coordinator role but the fleet's coordinator is the first host of group "
+            f"coordinator ({s.get('coordinator_host') or 'none: the group is empty'}): put this host first in that "
+            "group, or run the role there"
+        )
     if not _port(s.get("coordinator_port")):
         errors.append(f"coordinator_port {_shown(s.get('coordinator_port'), 40)} must be a number from 1 to 65535")
     if not _matches(BIND_HOST_RE, s.get("coordinator_bind_host")):

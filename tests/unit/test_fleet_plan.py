@@ -138,6 +138,7 @@ def test_the_shared_defaults_are_the_roles_own():
     assert plan["coordinator"]["port"] == plan["defaults"]["coordinator_port"]
     assert plan["kinds"] == sorted(p.stem for p in (ROLES / "launcher" / "vars" / "kinds").glob("*.yml"))
     assert plan["kind_processes"] == {"claude": "claude", "codex": "codex", "gemini": "gemini.js"}
+    assert set(plan["kind_specs"]) == set(plan["kinds"]) and plan["kind_specs"]["codex"]["process"] == "codex"
 
 
 def test_each_host_installs_the_clis_of_its_agents_kinds_alike():

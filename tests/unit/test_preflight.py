@@ -97,6 +97,14 @@ def test_coordinator_names_the_bad_value(key, value, named):
     assert len(errors) == 1 and named in errors[0], errors
 
 
+def test_coordinator_runs_only_on_the_fleets_coordinator():
+    assert coordinator_errors({**COORDINATOR, "host": "vm-a", "coordinator_host": "vm-a"}) == []
+    (error,) = coordinator_errors({**COORDINATOR, "host": "vm-b", "coordinator_host": "vm-a"})
+    assert error.startswith("vm-b runs the coordinator role but the fleet's coordinator is the first host of group")
+    (error,) = coordinator_errors({**COORDINATOR, "host": "vm-b", "coordinator_host": None})
+    assert "(none: the group is empty)" in error
+
+
 def test_coordinator_tells_every_mistake_at_once():
     errors = coordinator_errors({**COORDINATOR, "coordinator_port": "x", "coordinator_data_dir": "/etc"})
     assert [e.split()[0] for e in errors] == ["coordinator_port", "coordinator_data_dir"]
