@@ -25,6 +25,7 @@ Run it after `make setup`: .venv/bin/python benchmarks/site_profile.py
 from __future__ import annotations
 
 import collections
+import datetime
 import os
 import subprocess
 import sys
@@ -133,6 +134,13 @@ def report(title: str, elapsed: float, events: list[dict]) -> None:
     print("  time per role (summed over hosts):")
     for role, seconds in roles.most_common():
         print(f"    {seconds:6.1f} s  {role}")
+    plays = [(e["created"], e["event_data"].get("play")) for e in events if e["event"] == "playbook_on_play_start"]
+    ends = [e["created"] for e in events if e["event"] == "playbook_on_stats"]
+    if plays and ends:
+        print("  time per play (wall):")
+        for (start, play), end in zip(plays, [p[0] for p in plays[1:]] + ends[:1], strict=True):
+            seconds = datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start)
+            print(f"    {seconds.total_seconds():6.2f} s  {play}")
     ran = collections.Counter(host for _, host, _ in tasks)
     includes = collections.Counter(e["event_data"].get("host") for e in events if e["event"] == "playbook_on_include")
     print(f"  tasks per host (run or skipped): {dict(ran)}; includes: {sum(includes.values())}")
