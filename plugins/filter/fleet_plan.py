@@ -223,7 +223,7 @@ def fleet_plan(hostvars, groups) -> dict:
         "hosts": hosts,
         "agents": agents,
         "relay_socket": RELAY_SOCKET,
-        "kinds": sorted(kind_processes()),
+        "kinds": sorted(kind_specs()),
         "kind_processes": kind_processes(),
         "kind_specs": kind_specs(),
         "defaults": shared_defaults(),

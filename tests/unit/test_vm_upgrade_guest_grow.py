@@ -91,6 +91,18 @@ def attach(loops, image: Path, offset: int = 0, sizelimit: int = 0) -> str:
     return loop
 
 
+def mounted_xfs(tmp_path: Path, loops) -> tuple[Path, Path, str]:
+    """A fresh XFS in a sparse image of IMAGE_MIB, on a loop device, mounted in tmp_path: (image, mount, loop)."""
+    image, mount = tmp_path / "xfs.img", tmp_path / "root"
+    mount.mkdir()
+    sparse_file(image, IMAGE_MIB * MIB)
+    loop = attach(loops, image)
+    sh("mkfs.xfs", "-q", "-f", loop)
+    sh("mount", loop, mount)
+    loops["mounts"].append(mount)
+    return image, mount, loop
+
+
 def sparse_file(path: Path, size: int) -> None:
     with open(path, "wb") as handle:
         handle.truncate(size)
@@ -172,13 +184,7 @@ def run_module(args: dict, check: bool = False, diff: bool = False) -> dict:
 
 def test_module_grows_xfs_online_once_the_kernel_sees_the_disk(tmp_path, loops):
     need("losetup", "mkfs.xfs", "xfs_growfs", "xfs_info", "findmnt", "lsblk")
-    image, mount = tmp_path / "xfs.img", tmp_path / "root"
-    mount.mkdir()
-    sparse_file(image, IMAGE_MIB * MIB)
-    loop = attach(loops, image)
-    sh("mkfs.xfs", "-q", "-f", loop)
-    sh("mount", loop, mount)
-    loops["mounts"].append(mount)
+    image, mount, loop = mounted_xfs(tmp_path, loops)
     first = xfs_blocks(mount)
     args = {"mount": str(mount)}
 
@@ -278,13 +284,7 @@ def xfs_blocks(mount: Path) -> int:
 
 def test_role_grows_disk_and_filesystem_and_then_changes_nothing(tmp_path, loops):
     need("losetup", "mkfs.xfs", "xfs_growfs", "xfs_info", "findmnt", "lsblk")
-    image, mount = tmp_path / "xfs.img", tmp_path / "root"
-    mount.mkdir()
-    sparse_file(image, IMAGE_MIB * MIB)
-    loop = attach(loops, image)
-    sh("mkfs.xfs", "-q", "-f", loop)
-    sh("mount", loop, mount)
-    loops["mounts"].append(mount)
+    image, mount, loop = mounted_xfs(tmp_path, loops)
     start_bytes = xfs_blocks(mount)
 
     def grow_loop(project, zone, disk, size_gb):
