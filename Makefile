@@ -83,7 +83,7 @@ demo: setup
 	        >.cache/gce-emulator.log 2>&1 & echo $$! > $(EMULATOR_PID); sleep 1; fi
 	@podman network exists $(DEMO_NET) || podman network create $(DEMO_NET) >/dev/null
 	@for vm in $(DEMO_VMS); do podman container exists $$vm || podman run -d --name $$vm --hostname $$vm \
-	    --network $(DEMO_NET) --systemd=always $$([ $$vm = $(DEMO_VM) ] && echo -p 127.0.0.1:8000:8000) \
+	    --network $(DEMO_NET) --systemd=always --cap-add NET_ADMIN $$([ $$vm = $(DEMO_VM) ] && echo -p 127.0.0.1:8000:8000) \
 	    $(IMAGE) /sbin/init >/dev/null; done
 	@if [ "$(MODEL)" = scripted ] && ! { [ -f $(MODEL_PID) ] && kill -0 $$(cat $(MODEL_PID)) 2>/dev/null; }; then \
 	    echo "starting the scripted model on $(BRIDGE):8090 (reachable from the demo VMs only)"; \

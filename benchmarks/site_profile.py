@@ -214,8 +214,8 @@ def main() -> None:
     os.environ.setdefault("CONTAINERS_CONF", str(REPO / "tests/testbed/containers.conf"))
     for name in HOSTS:
         subprocess.run(["podman", "rm", "-f", "-t", "3", name], capture_output=True, check=False)
-        podman("run", "-d", "--name", name, "--hostname", name, "--systemd=always", "-p", "127.0.0.1::22",
-               IMAGE, "/sbin/init")  # fmt: skip
+        podman("run", "-d", "--name", name, "--hostname", name, "--systemd=always", "--cap-add", "NET_ADMIN",
+               "-p", "127.0.0.1::22", IMAGE, "/sbin/init")  # fmt: skip
     try:
         time.sleep(5)
         with tempfile.TemporaryDirectory() as tmp:

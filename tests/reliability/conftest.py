@@ -205,6 +205,8 @@ def _boot(data_mount: Path | None) -> None:
         NETWORK,
         *mount,
         "--systemd=always",
+        "--cap-add",  # nftables: the launcher refuses the metadata server to the agents' users
+        "NET_ADMIN",
         IMAGE,
         "/sbin/init",
     )
