@@ -17,8 +17,10 @@ reaches it, where each pane relay listens and which agents run where.
                    coordinator is another VM), relay {listen, address,
                    port, token_ref}, agents [names], platform, installs
                    [the agent CLIs its agents use: kind, version, path,
-                   packages, bin {link: target}, marker], install_dirs
-                   {kind: path}}
+                   packages, bin {link: target}, marker, lock (its
+                   committed npm lock), lock_sha256, tree (the controller's
+                   tree), sha256 {file: pinned sha256}, lock_error],
+                   install_dirs {kind: path}}
     agents:       every agent of the fleet: name, host, role, kind, model,
                   tools, token_ref
     relay_socket: where the pane relay of the coordinator's own VM listens
@@ -39,6 +41,7 @@ bad values are the preflight checks' to report, and the plan still returns.
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 
 from ansible.module_utils.common.yaml import yaml_load
@@ -57,6 +60,8 @@ RELAY_SOCKET = "/run/central-mcp-relay/relay.sock"
 BIN_DIR = "/usr/local/bin"
 # npm writes this file of an installed tree last: a tree without it was never finished.
 INSTALLED_MARKER = "node_modules/.package-lock.json"
+# The committed npm locks the agent CLIs are installed from: <kind>-<version>-<platform>/package-lock.json.
+LOCKS = ROLES / "launcher" / "files" / "npm"
 
 
 @functools.cache
@@ -87,7 +92,8 @@ def kind_processes() -> dict:
 
 def installs(kinds, versions, platform: str) -> list:
     """The agent CLIs of the given kinds, as a host installs them: the kind file's ``install``, its version
-    overridden by ``versions`` (launcher_cli_versions), {version} and {platform} filled in."""
+    overridden by ``versions`` (launcher_cli_versions), {version} and {platform} filled in, with the committed npm
+    lock it is installed from (``lock_error`` says how to make one when there is none)."""
     found = []
     for kind in sorted(set(kinds) & set(kind_specs())):
         spec = kind_specs()[kind].get("install")
@@ -96,6 +102,8 @@ def installs(kinds, versions, platform: str) -> list:
         version = str(versions.get(kind) or spec["version"])
         path = f"{spec['dir']}/{version}"
         links = spec.get("bin") or {}
+        lock = LOCKS / f"{kind}-{version}-{platform}"
+        digest = _sha256(lock / "package-lock.json")
 
         def fill(text: str, version=version) -> str:
             return text.replace("{version}", version).replace("{platform}", platform)
@@ -108,9 +116,37 @@ def installs(kinds, versions, platform: str) -> list:
                 "packages": [fill(package) for package in spec["packages"]],
                 "bin": {f"{BIN_DIR}/{name}": f"{path}/{fill(target)}" for name, target in links.items()},
                 "marker": f"{path}/{INSTALLED_MARKER}",
+                "lock": str(lock),
+                "lock_sha256": digest,
+                # The controller's tree is named for its lock: a new lock is a new tree, never one made otherwise.
+                "tree": f"{lock.name}-{digest[:12]}" if digest else "",
+                "sha256": dict((spec.get("sha256") or {}).get(platform) or {}),
+                "lock_error": "" if digest else _lock_error(kind, version, platform),
             }
         )
     return found
+
+
+def _lock_error(kind: str, version: str, platform: str) -> str:
+    """What to do about a CLI version without a committed lock for the platform."""
+    suffix = f"-{platform}"
+    others = sorted(
+        path.parent.name[len(kind) + 1 : -len(suffix)] for path in LOCKS.glob(f"{kind}-*{suffix}/package-lock.json")
+    )
+    return (
+        f"{kind} {version} has no committed npm lock for {platform} "
+        f"({(LOCKS / f'{kind}-{version}-{platform}').relative_to(ROLES.parent)}), and the launcher installs an "
+        f"agent CLI from its lock only: make it with tools/lock-cli.py {kind} {version}, review and commit it"
+        + (f", or set launcher_cli_versions.{kind} to a locked version ({', '.join(others)})" if others else "")
+    )
+
+
+def _sha256(path: Path) -> str:
+    """A file's sha256 (hex), or "" when there is no such file."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def bracketed(address: str) -> str:

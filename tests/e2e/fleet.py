@@ -77,23 +77,41 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The committed npm locks the launcher installs the CLIs from (<kind>-<version>-<platform>/package-lock.json), and
+# npm ci as its install_kind.yml runs it on the controller: exactly the lock, each tarball checked against the
+# lock's integrity hash, no package's install scripts, the native packages of PLATFORM.
+LOCKS = REPO / "roles" / "launcher" / "files" / "npm"
+NPM_CI = ["ci", "--ignore-scripts", "--omit=dev", "--no-audit", "--no-fund", f"--os={PLATFORM.split('-')[0]}",
+          f"--cpu={PLATFORM.split('-')[1]}", "--libc=glibc"]  # fmt: skip
+
+
 def cli_tree(kind: str, install: dict[str, Any]) -> Path:
-    """A kind's npm packages installed into the controller cache (once): the tree the launcher role installs on
-    its hosts, at the same place (<cache>/npm/<kind>-<version>-<platform>), so a test run and a converge share it."""
+    """A kind's CLI installed into the controller cache (once) from its committed lock, as the launcher role does,
+    in the same tree (<cache>/npm/<kind>-<version>-<platform>-<12 digits of the lock's sha256>), so that a test run
+    and a converge share it; the files the kind file pins by sha256 (``install["sha256"]``) are checked."""
+    version = install["version"]
+    lock = LOCKS / f"{kind}-{version}-{PLATFORM}"
+    if not (lock / "package-lock.json").is_file():
+        raise RuntimeError(
+            f"no committed npm lock {lock.relative_to(REPO)}: make it with tools/lock-cli.py {kind} {version}"
+        )
+    digest = hashlib.sha256((lock / "package-lock.json").read_bytes()).hexdigest()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "central-mcp" / "npm"
-    tree = cache / f"{kind}-{install['version']}-{PLATFORM}"
-    if (tree / "node_modules" / ".package-lock.json").exists():  # npm writes it last (the role checks it too)
-        return tree
-    npm = shutil.which("npm")
-    if npm is None:
-        raise Unavailable(f"npm is not installed, so {install['packages']} cannot be fetched")
-    tree.mkdir(parents=True, exist_ok=True)
-    os_name, cpu = PLATFORM.split("-")
-    argv = [npm, "install", "--prefix", str(tree), "--no-audit", "--no-fund", "--omit=dev", f"--os={os_name}",
-            f"--cpu={cpu}", *install["packages"]]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=1200)
-    if done.returncode:
-        raise RuntimeError(f"npm install {' '.join(install['packages'])} failed: {done.stderr.strip()[-1500:]}")
+    tree = cache / f"{lock.name}-{digest[:12]}"
+    if not (tree / "node_modules" / ".package-lock.json").exists():  # npm writes it last (the role checks it too)
+        npm = shutil.which("npm")
+        if npm is None:
+            raise Unavailable(f"npm is not installed, so {lock.name} cannot be installed")
+        tree.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(lock / name, tree / name)
+        done = subprocess.run([npm, *NPM_CI], cwd=tree, capture_output=True, text=True, timeout=1200)
+        if done.returncode:
+            raise RuntimeError(f"npm ci of {lock.name} failed: {done.stderr.strip()[-1500:]}")
+    for path, pinned in (install.get("sha256") or {}).items():
+        actual = hashlib.sha256((tree / path).read_bytes()).hexdigest()
+        if actual != pinned:
+            raise RuntimeError(f"{tree / path} has sha256 {actual}, the {kind} kind file pins {pinned}")
     return tree
 
 

