@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Codex and Gemini agents started the way the launcher starts them, beside a real coordinator.
 
-The CLIs come from npm (``npm install`` of the packages pinned in the
-launcher's kind files, into the same controller cache the role prepares its
-tarballs from). Each agent is rendered by the launcher's own filter
+The CLIs come from npm (``npm ci --ignore-scripts`` of the launcher's
+committed lock of each kind file's packages, into the same controller cache
+tree the role prepares its tarballs from). Each agent is rendered by the launcher's own filter
 (``launcher_fleet`` over ``roles/launcher/vars/kinds``) and runs in a tmux
 window as ``agent-run --env-file ... --merge-toml/--merge-json ... -- CLI``:
 its 0600 env file, its config documents merged into its own CLI home, its
