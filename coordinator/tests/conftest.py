@@ -29,6 +29,7 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 API_TOKEN = secrets.token_urlsafe(24)
+MB = 2**20
 
 
 @pytest.fixture
@@ -130,6 +131,20 @@ class Server:
 
     def agent(self, name: str) -> dict[str, Any]:
         return next(a for a in self.json("GET", "/api/agents?retired=1")["agents"] if a["name"] == name)
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident memory, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def zeros(total: int, chunk: int = 64 * 1024) -> Iterator[bytes]:
+    """A streamed body without Content-Length (chunked), as `curl --data-binary @/dev/zero` would send."""
+    for _ in range(total // chunk):
+        yield bytes(chunk)
 
 
 @contextlib.asynccontextmanager

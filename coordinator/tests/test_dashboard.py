@@ -7,6 +7,7 @@ a real relay subprocess serves the panes of a private tmux server (``-L``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import shutil
@@ -16,14 +17,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
-from conftest import Fleet, Server, free_port
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from conftest import MB, Fleet, Server, free_port, rss_bytes, zeros
+from starlette.testclient import TestClient
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from central_mcp.dashboard import procstat
-from central_mcp.dashboard.terminals import RelaySource, RelayUnavailable
+from central_mcp.dashboard.terminals import Metrics, RelaySource, RelayUnavailable
+from central_mcp.dashboard.web import build_app
+from central_mcp.service import Service
 from central_mcp.settings import ConfigError, Settings
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -225,6 +230,67 @@ async def test_terminal_streams_a_pane(rig: Rig) -> None:
         async with connect(rig.url.replace("http", "ws") + "/ws/terminal/Control", origin=rig.url,
                            additional_headers={"Cookie": f"cmcp_session={sid}"}):  # fmt: skip
             pass
+
+
+def test_a_huge_login_body_is_refused_unread(rig: Rig) -> None:
+    """`curl --data-binary @/dev/zero` at the login form: 413 at once, and the coordinator does not grow."""
+    assert rig.server.proc is not None
+    before = rss_bytes(rig.server.proc.pid)
+    response = httpx2.post(rig.url + "/login", content=zeros(50 * MB), headers={"Origin": rig.url}, timeout=30)
+    assert response.status_code == 413 and "larger than 4096 bytes, the limit of POST /login" in response.text
+    assert rss_bytes(rig.server.proc.pid) - before < 20 * MB
+    assert rig.login()  # and it still lets people in
+
+
+@pytest.mark.anyio
+async def test_a_sessions_streams_are_bounded_and_end_at_logout(rig: Rig) -> None:
+    sid = rig.login()
+    cookie = {"Cookie": f"cmcp_session={sid}"}
+    ws_url = rig.url.replace("http", "ws") + "/ws/terminal/"
+
+    async def drain(ws: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in ws:
+                pass
+
+    async with httpx2.AsyncClient(headers=cookie, timeout=httpx2.Timeout(10, read=30)) as http:
+        streams = [await http.send(http.build_request("GET", rig.url + "/api/events"), stream=True) for _ in range(8)]
+        assert [s.status_code for s in streams] == [200] * 8
+        ninth = await http.get(rig.url + "/api/events")
+        assert ninth.status_code == 429 and "8 requests to GET /api/events" in ninth.json()["message"]
+        terminals = [await connect(ws_url + "A", origin=rig.url, additional_headers=cookie) for _ in range(4)]
+        with pytest.raises(InvalidStatus) as fifth:
+            await connect(ws_url + "A", origin=rig.url, additional_headers=cookie)
+        assert fifth.value.response.status_code == 429
+        terminals.append(await connect(ws_url + "B", origin=rig.url, additional_headers=cookie))  # per agent
+
+        assert (await http.post(rig.url + "/logout", headers={"Origin": rig.url})).status_code == 303
+        with anyio.fail_after(10):  # every stream and terminal of the session ends
+            for response in streams:
+                async for _ in response.aiter_lines():
+                    pass
+            for ws in terminals:
+                await drain(ws)
+        assert all(ws.close_code == 1000 for ws in terminals)
+        assert (await http.get(rig.url + "/api/events")).status_code == 401
+
+
+def test_the_session_cookie_is_secure_over_tls(tmp_path: Path) -> None:
+    settings = Settings.from_env({"CENTRAL_MCP_DB": str(tmp_path / "c.db"), "CENTRAL_MCP_DASHBOARD_TOKEN": TOKEN})
+    svc = Service(settings)
+    svc.open()
+    source = RelaySource(tmp_path / "relay.sock")
+    app = build_app(svc, Metrics(source), source)
+    try:
+        for base, secure in (("https://127.0.0.1", True), ("http://127.0.0.1", False)):
+            client = TestClient(app, base_url=base, follow_redirects=False)
+            login = client.post("/login", content=f"token={TOKEN}", headers={"Origin": base})
+            logout = client.post("/logout", headers={"Origin": base})
+            assert login.status_code == logout.status_code == 303
+            assert ("; Secure" in login.headers["set-cookie"]) is secure, login.headers["set-cookie"]
+            assert ("; Secure" in logout.headers["set-cookie"]) is secure
+    finally:
+        svc.close()
 
 
 def test_settings_for_the_dashboard(tmp_path: Path) -> None:

@@ -25,6 +25,15 @@ def test_defaults() -> None:
     assert (s.heartbeat_s, s.runtime_offline_s, s.quiet_s, s.task_max_attempts, s.notify_url) == (5, 15, 900, 3, "")
     assert s.agents_file is None and s.api_token == "" and s.loopback
     assert s.disk_warn_percent == 85
+    assert (s.agent_writes_per_minute, s.agent_writes_burst, s.retention_days) == (30, 10, 30)
+    limits = Settings.from_env(
+        {
+            "CENTRAL_MCP_AGENT_WRITES_PER_MINUTE": "0",
+            "CENTRAL_MCP_AGENT_WRITES_BURST": "5",
+            "CENTRAL_MCP_RETENTION_DAYS": "0",
+        }
+    )
+    assert (limits.agent_writes_per_minute, limits.agent_writes_burst, limits.retention_days) == (0, 5, 0)
     assert Settings.from_env({"CENTRAL_MCP_DISK_WARN_PERCENT": "92.5"}).disk_warn_percent == 92.5
     s.check_exposure()
 
@@ -67,6 +76,9 @@ def test_values_from_environment() -> None:
         ({"CENTRAL_MCP_TASK_MAX_ATTEMPTS": "0"}, "CENTRAL_MCP_TASK_MAX_ATTEMPTS='0'"),
         ({"CENTRAL_MCP_QUIET_S": "never"}, "CENTRAL_MCP_QUIET_S='never'"),
         ({"CENTRAL_MCP_NOTIFY_URL": "hooks.example/x"}, "CENTRAL_MCP_NOTIFY_URL: expected an http:// or https://"),
+        ({"CENTRAL_MCP_AGENT_WRITES_PER_MINUTE": "-1"}, "CENTRAL_MCP_AGENT_WRITES_PER_MINUTE='-1'"),
+        ({"CENTRAL_MCP_AGENT_WRITES_BURST": "0"}, "CENTRAL_MCP_AGENT_WRITES_BURST='0'"),
+        ({"CENTRAL_MCP_RETENTION_DAYS": "a month"}, "CENTRAL_MCP_RETENTION_DAYS='a month'"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], needle: str) -> None:

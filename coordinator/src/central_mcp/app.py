@@ -25,6 +25,7 @@ from starlette.routing import Mount
 from central_mcp import __version__
 from central_mcp.api import build_routes
 from central_mcp.dashboard.server import DashboardServer
+from central_mcp.http_limits import BodyLimit, StreamLimit, coordinator_body_limit
 from central_mcp.loops import Loops
 from central_mcp.mcp_tools import build_mcp
 from central_mcp.notify import Notifier
@@ -33,6 +34,10 @@ from central_mcp.service import Service
 from central_mcp.settings import Settings
 
 log = logging.getLogger("central_mcp")
+
+# Long-lived requests one token may hold open at once: an agent's CLI keeps one MCP event stream and its
+# runtime one long-poll; people's tools share the API token.
+STREAMS_PER_TOKEN = {"GET /mcp": 4, "POST /runtime/next": 2, "GET /api/events": 16}
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -114,6 +119,8 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
 
     routes = [*build_routes(svc), *build_runtime_routes(svc), Mount("/", app=mcp_app)]
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(BodyLimit, limit_for=coordinator_body_limit)
+    app.add_middleware(StreamLimit, routes=STREAMS_PER_TOKEN)
     app.state.service = svc
     app.state.dashboard = dashboard
     return app

@@ -31,6 +31,10 @@ FINAL_STATES = ("COMPLETE", "FAILED", "CANCELLED")
 PROGRESS_STATES = ("CLAIMED", "IN_PROGRESS", "BLOCKED", "NEEDS_REVIEW")
 MAX_TEXT = 20_000
 MAX_TITLE = 300
+# A finished task's list of files: enough for any task, small enough that a looping agent cannot fill the disk
+# (and, with a result of MAX_TEXT, within the MCP endpoint's request size).
+MAX_FILES = 200
+MAX_PATH = 500
 
 
 class DomainError(Exception):
@@ -261,6 +265,16 @@ class Board:
             files = [f for f in (p.strip() for p in files.replace("\n", ",").split(",")) if f]
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
             raise DomainError("filesCreated must be a list of file paths (text)")
+        if len(files) > MAX_FILES:
+            raise DomainError(
+                f"filesCreated lists {len(files)} paths; the limit is {MAX_FILES}: list the main ones, or their "
+                "directories"
+            )
+        long = next((f for f in files if len(f) > MAX_PATH), None)
+        if long is not None:
+            raise DomainError(
+                f"filesCreated has a path of {len(long)} characters ({long[:40]!r}...); the limit is {MAX_PATH}"
+            )
         result = _text(notes, "notes")
         now = time.time()
         with self.store.transaction() as conn:
@@ -268,7 +282,7 @@ class Board:
             conn.execute(
                 "UPDATE tasks SET state = 'COMPLETE', progress = 100, result = ?, files_created = ?,"
                 " completed_at = ?, updated_at = ? WHERE id = ?",
-                (result, json.dumps(files[:1000]), now, now, task_id),
+                (result, json.dumps(files), now, now, task_id),
             )
             self._event(conn, task_id, agent, "completed", "COMPLETE", 100, result)
         task = self.get(task_id)

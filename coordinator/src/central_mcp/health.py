@@ -10,6 +10,7 @@ agents file, the fleet larger than the VM fits), else ``ok``.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from central_mcp import __version__
@@ -52,10 +53,8 @@ def report(svc: Service) -> dict[str, Any]:
         tasks = svc.board.counts()
 
     status = "failing" if failing else ("degraded" if problems else "ok")
-    try:
-        size = svc.store.path.stat().st_size
-    except OSError:
-        size = None
+    size, wal = _size(svc.store.path), _size(svc.store.path.with_name(svc.store.path.name + "-wal"))
+    backups = svc.store.backups()
     return {
         "status": status,
         "version": __version__,
@@ -67,7 +66,12 @@ def report(svc: Service) -> dict[str, Any]:
             "integrity_checked_at": iso(svc.integrity_at),
             "path": str(svc.store.path),
             "size_bytes": size,
-            "backups": len(svc.store.backups()),
+            "wal_bytes": wal,
+            "total_bytes": None if size is None else size + (wal or 0),  # what it takes on disk, WAL included
+            "backups": len(backups),
+            "backups_bytes": sum(_size(path) or 0 for path in backups),
+            "retention_days": svc.settings.retention_days or None,  # None: kept forever
+            "pruned": {"events": svc.pruned.get("events", 0), "notes": svc.pruned.get("notes", 0)},
         },
         "loops": loops,
         "agents": agents,
@@ -81,3 +85,10 @@ def report(svc: Service) -> dict[str, Any]:
         "system": svc.system,
         "events": {"subscribers": svc.bus.subscribers, "published": svc.bus.published},
     }
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from central_mcp import sysinfo
+from central_mcp import retention, sysinfo
 from central_mcp.service import Service
 
 log = logging.getLogger(__name__)
@@ -151,8 +151,15 @@ class Loops:
                 log.warning("health: %s", warning)
 
     def upkeep(self) -> None:
-        """WAL checkpoint, full integrity check, a daily backup, backup retention."""
+        """Retention of old events and notes, WAL checkpoint, full integrity check, a daily backup, backup retention."""
         svc = self.service
+        deleted = retention.prune(svc.store, svc.settings.retention_days)
+        if any(deleted.values()):
+            log.info(
+                "retention: deleted %d events and %d notes older than %d days",
+                deleted["events"], deleted["notes"], svc.settings.retention_days,
+            )  # fmt: skip
+        svc.pruned = {key: svc.pruned.get(key, 0) + count for key, count in deleted.items()}
         svc.store.checkpoint()
         svc.integrity = svc.store.integrity_check()
         svc.integrity_at = time.time()

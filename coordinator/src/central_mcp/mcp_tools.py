@@ -164,6 +164,24 @@ def build_mcp(svc: Service) -> MCPServer:
         except DomainError as exc:
             raise ToolError(str(exc)) from None
 
+    def within_rate(name: str) -> None:
+        """Refuse a note or progress report beyond the agent's rate, saying when to try again."""
+        wait = svc.writes.take(name)
+        if not wait:
+            return
+        if svc.writes.refused(name) == 1:  # once per run of refusals: a looping agent must not flood the log
+            log.warning(
+                "agent %s writes notes and progress reports faster than %d a minute: refused for now "
+                "(CENTRAL_MCP_AGENT_WRITES_PER_MINUTE)",
+                name,
+                settings.agent_writes_per_minute,
+            )
+        raise ToolError(
+            f"too many notes and progress reports: the coordinator takes {settings.agent_writes_per_minute} a minute "
+            f"from each agent (up to {svc.writes.burst} at once). Try again in {wait:g} s; meanwhile carry on with "
+            "the work and report less often (one report per finished step is plenty)."
+        )
+
     def whoami_view(name: str) -> dict[str, Any]:
         me = svc.roster.get(name) or {"name": name, "role": "", "state": "unknown"}
         mine = svc.board.held_by(name)
@@ -239,7 +257,10 @@ def build_mcp(svc: Service) -> MCPServer:
         agent: AgentArg = None,
     ) -> dict[str, Any]:
         name = caller(agent)
-        return {"task": run(svc.board.progress, task_id(taskId), name, status, completionPercent, notes)}
+        number = task_id(taskId)
+        if str(status or "").strip().upper() not in ("COMPLETE", "COMPLETED", "FAILED"):  # a final report always goes
+            within_rate(name)
+        return {"task": run(svc.board.progress, number, name, status, completionPercent, notes)}
 
     @server.tool(
         description="Mark a task you claimed as COMPLETE. filesCreated: list of paths you created or changed. "
@@ -278,6 +299,7 @@ def build_mcp(svc: Service) -> MCPServer:
     ) -> dict[str, Any]:
         name = caller(agent)
         linked = None if taskId in (None, "") else task_id(taskId)
+        within_rate(name)
         return {"note": run(svc.board.post_note, name, text, linked)}
 
     @server.tool(description="Status of every agent in the fleet: state, role, model, last seen, current task.")

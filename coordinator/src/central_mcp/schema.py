@@ -102,6 +102,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE tasks ADD COLUMN failed_at REAL",
         ),
     ),
+    Migration(
+        4,
+        "events and notes by time (retention deletes the old ones)",
+        (
+            "CREATE INDEX task_events_at ON task_events(at)",
+            "CREATE INDEX notes_at ON notes(at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -18,6 +18,7 @@ from typing import Any
 from central_mcp.agents import AgentsFileError, Roster, iso, parse_agents_file
 from central_mcp.domain import Board
 from central_mcp.events import EventBus
+from central_mcp.ratelimit import RateLimiter
 from central_mcp.settings import Settings
 from central_mcp.store import Store
 from central_mcp.work import WorkQueue
@@ -80,8 +81,10 @@ class Service:
         self.roster = Roster(self.store, self.bus, settings.runtime_offline_s, settings.quiet_s)
         self.board = Board(self.store, self.bus, self.roster)
         self.work = WorkQueue(self.board, settings.task_max_attempts)
+        self.writes = RateLimiter(settings.agent_writes_per_minute, settings.agent_writes_burst)
         self.loops: dict[str, LoopStatus] = {}
         self.system: dict[str, Any] = {}
+        self.pruned: dict[str, int] = {}  # events and notes the retention deleted since the start
         self.integrity: str | None = None
         self.integrity_at: float | None = None
         self.agents_file = AgentsFileStatus(str(settings.agents_file) if settings.agents_file else None)

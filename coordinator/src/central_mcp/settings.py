@@ -74,6 +74,11 @@ class Settings:
     task_max_attempts: int = 3
     # Where to POST a one-line JSON message when an agent waits for a person, goes offline or a task fails.
     notify_url: str = field(default="", repr=False)  # a chat webhook URL is a secret
+    # Each agent's notes and progress reports: this many a minute on average, up to the burst at once; 0: no limit.
+    agent_writes_per_minute: int = 30
+    agent_writes_burst: int = 10
+    # Events and notes of finished tasks (and notes about no task) older than this are deleted; 0: kept forever.
+    retention_days: int = 30
 
     @property
     def loopback(self) -> bool:
@@ -141,6 +146,9 @@ class Settings:
             quiet_s=_float(env, "CENTRAL_MCP_QUIET_S", 900.0),
             task_max_attempts=_int(env, "CENTRAL_MCP_TASK_MAX_ATTEMPTS", 3, low=1, high=100),
             notify_url=_url(env, "CENTRAL_MCP_NOTIFY_URL"),
+            agent_writes_per_minute=_int(env, "CENTRAL_MCP_AGENT_WRITES_PER_MINUTE", 30, low=0, high=100000),
+            agent_writes_burst=_int(env, "CENTRAL_MCP_AGENT_WRITES_BURST", 10, low=1, high=100000),
+            retention_days=_int(env, "CENTRAL_MCP_RETENTION_DAYS", 30, low=0, high=36500),
         )
         if settings.dashboard_port and settings.dashboard_port == settings.port:
             raise ConfigError(

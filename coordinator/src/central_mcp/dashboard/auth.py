@@ -16,12 +16,15 @@ also covers old browsers and same-site neighbours.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import secrets
 import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 COOKIE = "cmcp_session"
@@ -47,12 +50,17 @@ SECURITY_HEADERS = {
 
 
 class Sessions:
-    """Random session ids -> expiry, checked in constant time against the login token."""
+    """Random session ids -> expiry, checked in constant time against the login token.
+
+    A session's event stream and terminals end with it (logout, expiry, or
+    the oldest session making room for a new login): :meth:`until_ended`.
+    """
 
     def __init__(self, token: str, ttl_s: float = SESSION_TTL_S) -> None:
         self._token = token.encode()
         self.ttl_s = ttl_s
         self._sessions: dict[str, float] = {}
+        self._ended: dict[str, asyncio.Event] = {}  # of the sessions something waits on
 
     @property
     def enabled(self) -> bool:
@@ -63,9 +71,10 @@ class Sessions:
         if not self._token or not hmac.compare_digest(given.strip().encode(), self._token):
             return None
         now = time.monotonic()
-        self._sessions = {sid: exp for sid, exp in self._sessions.items() if exp > now}
+        for sid in [sid for sid, exp in self._sessions.items() if exp <= now]:
+            self._end(sid)
         while len(self._sessions) >= MAX_SESSIONS:  # the oldest go first
-            self._sessions.pop(min(self._sessions, key=self._sessions.__getitem__))
+            self._end(min(self._sessions, key=self._sessions.__getitem__))
         sid = secrets.token_urlsafe(32)
         self._sessions[sid] = now + self.ttl_s
         return sid
@@ -77,13 +86,29 @@ class Sessions:
         if expiry is None:
             return False
         if expiry <= time.monotonic():
-            self._sessions.pop(sid, None)
+            self._end(sid)
             return False
         return True
 
     def logout(self, sid: str | None) -> None:
         if sid:
-            self._sessions.pop(sid, None)
+            self._end(sid)
+
+    def _end(self, sid: str) -> None:
+        self._sessions.pop(sid, None)
+        ended = self._ended.pop(sid, None)
+        if ended is not None:
+            ended.set()
+
+    async def until_ended(self, sid: str) -> None:
+        """Return once the session has ended: at logout, at its expiry, or when a new login pushes it out."""
+        expiry = self._sessions.get(sid)
+        if expiry is None:
+            return
+        ended = self._ended.setdefault(sid, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ended.wait(), expiry - time.monotonic())
+        self.valid(sid)  # an expired session is ended here (and so are the other waits on it)
 
     def cookie_header(self, sid: str, secure: bool) -> str:
         """``Set-Cookie`` for a new session: no Max-Age, so it ends with the browser session too."""
@@ -94,6 +119,12 @@ class Sessions:
     def clear_header(secure: bool) -> str:
         flags = "; Secure" if secure else ""
         return f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{flags}"
+
+
+def session_cookie(scope: Scope) -> bytes:
+    """The credential of a dashboard request: its session id (empty without one), for the per-session limits."""
+    cookies = cookie_parser(dict(scope["headers"]).get(b"cookie", b"").decode("latin-1"))
+    return cookies.get(COOKIE, "").encode()
 
 
 def same_origin(headers: Mapping[str, str]) -> bool:

@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -191,12 +191,19 @@ class Metrics:
         return {"agents": self.agents, "relay_error": self.error, "taken_at": self.taken_at}
 
 
-async def terminal_session(websocket: WebSocket, source: RelaySource, agent: str, allow_input: bool) -> None:
-    """Pump one pane between the relay and an accepted websocket until either side ends.
+async def terminal_session(
+    websocket: WebSocket,
+    source: RelaySource,
+    agent: str,
+    allow_input: bool,
+    until: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Pump one pane between the relay and an accepted websocket until either side ends, or ``until()`` returns.
 
     Relay lines go to the browser unchanged (they are already JSON); from
     the browser only ``{"type": "input", "data"}`` is read, and only passed
     on when typing is enabled on the dashboard (the relay decides as well).
+    ``until`` is the login session's end: a terminal closes at logout.
     """
     try:
         await websocket.send_text(json.dumps({"type": "hello", "agent": agent, "input": allow_input}))
@@ -226,6 +233,8 @@ async def terminal_session(websocket: WebSocket, source: RelaySource, agent: str
                     writer.write(b"\n")
 
     tasks = [asyncio.create_task(relay_to_browser()), asyncio.create_task(browser_to_relay())]
+    if until is not None:
+        tasks.append(asyncio.ensure_future(until()))
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -13,6 +13,7 @@ they cannot be seen.
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import json
 import logging
@@ -30,10 +31,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from central_mcp import __version__, sysinfo
-from central_mcp.dashboard.auth import COOKIE, SecurityHeaders, Sessions, host_allowed, same_origin
+from central_mcp.dashboard.auth import COOKIE, SecurityHeaders, Sessions, host_allowed, same_origin, session_cookie
 from central_mcp.dashboard.terminals import Metrics, Relays, RelaySource, terminal_session
 from central_mcp.domain import DomainError
 from central_mcp.health import report
+from central_mcp.http_limits import BodyLimit, StreamLimit, dashboard_body_limit
 from central_mcp.service import Service
 from central_mcp.settings import is_loopback
 from central_mcp.store import StoreError
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 BOARD_LIMIT = 300
 LOGIN_FAILURE_DELAY_S = 1.0
+# What one login session may hold open at once: an event stream per browser tab, a terminal per agent and tab.
+STREAMS_PER_SESSION = {"GET /api/events": 8, "WEBSOCKET /ws/terminal/*": 4}
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -75,6 +79,7 @@ def fleet_view(svc: Service, health: dict[str, Any]) -> dict[str, Any]:
             key: disk.get(key)
             for key in ("path", "total_bytes", "free_bytes", "used_percent", "warn_percent", "warning")
         },
+        "database": {key: (health.get("database") or {}).get(key) for key in ("total_bytes", "retention_days")},
         "monthly_cost": cost,
         "cost_per_agent": round(cost / agents, 2) if cost is not None and agents else None,
         "status": health["status"],
@@ -195,21 +200,25 @@ def build_app(svc: Service, metrics: Metrics, source: RelaySource | Relays) -> S
         return JSONResponse(task, status_code=201)
 
     async def events(request: Request) -> Response:
-        """Fleet events as they happen, and a ``metrics`` tick when new process figures are in."""
+        """Fleet events as they happen, a ``metrics`` tick when new process figures are in; ends with the session."""
         sub = svc.bus.subscribe()
+        sid = request.cookies.get(COOKIE, "")
 
         async def stream() -> AsyncIterator[dict[str, Any]]:
+            ended = asyncio.ensure_future(sessions.until_ended(sid))
             try:
                 yield {"event": "ready", "data": json.dumps({"version": __version__})}
                 while True:
                     getter = asyncio.ensure_future(sub.queue.get())
                     ticker = asyncio.ensure_future(metrics.changed.wait())
                     try:
-                        done, _ = await asyncio.wait({getter, ticker}, return_when=asyncio.FIRST_COMPLETED)
+                        done, _ = await asyncio.wait({getter, ticker, ended}, return_when=asyncio.FIRST_COMPLETED)
                     finally:  # also when the browser leaves: no orphan task (a queued event stays queued)
                         for waiter in (getter, ticker):
                             if not waiter.done():
                                 waiter.cancel()
+                    if ended in done:
+                        break
                     if getter not in done:
                         yield {"event": "metrics", "data": json.dumps({"taken_at": metrics.taken_at})}
                         continue
@@ -218,6 +227,7 @@ def build_app(svc: Service, metrics: Metrics, source: RelaySource | Relays) -> S
                         break
                     yield {"id": str(event.id), "event": event.type, "data": json.dumps(event.data)}
             finally:
+                ended.cancel()
                 sub.close()
 
         return EventSourceResponse(stream(), ping=15, send_timeout=10, headers={"Cache-Control": "no-store"})
@@ -228,14 +238,16 @@ def build_app(svc: Service, metrics: Metrics, source: RelaySource | Relays) -> S
         if not host_allowed(websocket.headers, loopback) or not same_origin(websocket.headers):
             await websocket.close(code=4403)
             return
-        if not sessions.valid(websocket.cookies.get(COOKIE)):
+        sid = websocket.cookies.get(COOKIE, "")
+        if not sessions.valid(sid):
             await websocket.close(code=4401)
             return
         if agent not in known:
             await websocket.close(code=4404)
             return
         await websocket.accept()
-        await terminal_session(websocket, relays.for_host(known[agent]), agent, settings.dashboard_input)
+        ended = functools.partial(sessions.until_ended, sid)
+        await terminal_session(websocket, relays.for_host(known[agent]), agent, settings.dashboard_input, ended)
 
     routes = [
         Route("/", page(index), methods=["GET"]),
@@ -250,4 +262,6 @@ def build_app(svc: Service, metrics: Metrics, source: RelaySource | Relays) -> S
     ]
     app = Starlette(routes=routes)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, limit_for=dashboard_body_limit)
+    app.add_middleware(StreamLimit, routes=STREAMS_PER_SESSION, credential=session_cookie)
     return app

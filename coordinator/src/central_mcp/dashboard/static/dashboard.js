@@ -33,7 +33,8 @@ function el(tag, props = {}, ...children) {
 function bytes(n) {
   if (n === null || n === undefined) return DASH;
   if (n >= 2 ** 30) return (n / 2 ** 30).toFixed(1) + ' GiB';
-  return Math.round(n / 2 ** 20) + ' MB';
+  if (n >= 2 ** 20) return Math.round(n / 2 ** 20) + ' MB';
+  return Math.round(n / 2 ** 10) + ' KB';
 }
 
 function ago(iso) {
@@ -90,6 +91,8 @@ function renderFleet(fleet) {
   const disk = fleet.disk || {};
   const diskText = disk.used_percent === null || disk.used_percent === undefined ? DASH
     : `${disk.used_percent} % used, ${bytes(disk.free_bytes)} free of ${bytes(disk.total_bytes)}`;
+  const db = fleet.database || {};
+  const dbText = bytes(db.total_bytes) + (db.retention_days ? `, events and notes kept ${db.retention_days} days` : ', kept forever');
   const rows = [
     ['Machine type', fleet.machine_type || DASH],
     ['Capacity used', fits],
@@ -97,6 +100,7 @@ function renderFleet(fleet) {
     ['RAM by the rule', mem + ` (${fleet.rule.mb_per_agent} MB per agent)`],
     ['VM CPU busy', fleet.cpu_percent === null || fleet.cpu_percent === undefined ? DASH : fleet.cpu_percent + ' %'],
     ['Disk', diskText, disk.warning ? 'warn' : ''],
+    ['Database', dbText],
     ['Monthly cost', cost],
     ['Coordinator', fleet.version],
   ];
