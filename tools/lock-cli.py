@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -105,6 +106,8 @@ def main() -> int:
     if not (ROLE / "vars" / "kinds" / f"{args.kind}.yml").is_file():
         kinds = sorted(p.stem for p in (ROLE / "vars" / "kinds").glob("*.yml"))
         parser.error(f"no agent kind {args.kind!r}: use one of {', '.join(kinds)}")
+    if not re.fullmatch(r"[0-9][0-9A-Za-z.+-]{0,63}", args.version):  # as the launcher's preflight allows
+        parser.error(f"{args.version!r} is not an npm version such as 0.172.0")
     npm = shutil.which("npm")
     if npm is None:
         sys.exit("lock-cli: npm is needed (the npm registry, or a mirror of it, must be reachable)")
