@@ -53,6 +53,9 @@ BASE_URL_RE = re.compile(r"https?://[A-Za-z0-9.:\[\]_-]+(/[A-Za-z0-9._~/%+-]*)?"
 MAX_AGENTS_PER_HOST = 16  # the sizing rule's largest VM (e2-standard-8) holds 16
 # Workspaces live where data belongs, never in a system directory the role would chown.
 WORKDIR_RE = re.compile(r"/(home|srv|opt|data|mnt|var/lib|work)(/[A-Za-z0-9._-]+)+")
+# Unix user names as useradd takes them on Debian without --badname: an agent's own user is the prefix and its
+# name in lower case (agent names are unique ignoring case, so their users are too).
+USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
 def fleet_errors(agents, kinds=None):
@@ -177,6 +180,55 @@ def fleet_errors(agents, kinds=None):
 
 
 # The agent's identity in its env file: set by the launcher, never by the inventory.
+def agent_user(name: str, prefix: str) -> str:
+    """The Unix user an agent runs as: the prefix (launcher_agent_user_prefix) and its name in lower case."""
+    return f"{prefix}{name.lower()}"
+
+
+def state_dir(home: str, name: str) -> str:
+    """An agent's CLI home, in the console user's home: its own user's home directory too."""
+    return f"{home}/.central-mcp/{name}"
+
+
+def agent_users(agents, prefix, home):
+    """The Unix user of each agent of a host, as host_info's ``users`` option and the user module take them:
+    name, home (its CLI home), shell (bash: the CLIs run their commands in the user's shell), groups (none)."""
+    return [
+        {"name": agent_user(agent["name"], prefix), "home": state_dir(home, agent["name"]), "shell": "/bin/bash",
+         "groups": []}
+        for agent in agents
+    ]  # fmt: skip
+
+
+def agent_user_errors(agents, prefix, console_user):
+    """What keeps the agents of a host from each running as a Unix user of its own, one message per problem.
+
+    Agents with a bad name are left to fleet_errors, which names them.
+    """
+    if not isinstance(prefix, str) or not USER_RE.fullmatch(prefix or "-") or len(prefix) > 16:
+        return [
+            f"launcher_agent_user_prefix {prefix!r:.40} is not a user name prefix: 1-16 lower-case letters, digits, "
+            "'_' or '-', starting with a letter or '_' (each agent runs as <prefix><its name in lower case>)"
+        ]
+    errors = []
+    for agent in agents if isinstance(agents, list) else []:
+        name = agent.get("name") if isinstance(agent, dict) else None
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            continue
+        user = agent_user(name, prefix)
+        if len(user) > 32:
+            errors.append(
+                f"agent {name}: its Unix user {user!r} is longer than 32 characters: shorten the agent's name "
+                f"to {32 - len(prefix)} characters or launcher_agent_user_prefix"
+            )
+        elif user == console_user:
+            errors.append(
+                f"agent {name}: its Unix user {user!r} is launcher_user, the console user that owns the tmux "
+                "session: rename the agent or change launcher_agent_user_prefix"
+            )
+    return errors
+
+
 IDENTITY_ENV = ("AGENT_NAME", "AGENT_ROLE", "AGENT_MODEL", "AGENT_KIND", "AGENT_PROCESS")
 # The agent's coordinator token in its 0600 env file: the runtime's heartbeats and the CLIs that read it from there.
 TOKEN_ENV = "CENTRAL_MCP_AGENT_TOKEN"
@@ -211,7 +263,9 @@ def _fill(value, fields):
 
 
 def launcher_fleet(agents, kinds, settings, secrets):
-    """Per agent: name, kind, mode, command, workdir, state_dir, env_file, configs, worker, runtime, revision.
+    """Per agent: name, kind, mode, command, workdir, state_dir, user, env_file, configs, worker, runtime, revision.
+
+    user is the agent's own Unix user (None without settings' user_prefix).
 
     settings: libexec_dir, config_dir, home, workspace_root, coordinator_url,
     default_model, backoff_s, backoff_max_s, healthy_after_s, permission_mode,
@@ -219,7 +273,10 @@ def launcher_fleet(agents, kinds, settings, secrets):
     optionally mode (default worker) and task_prompt (worker mode's
     prompt per task, {task_id} {title} {description} {role} {priority} {name}
     {model} filled in by the runtime), install_dirs (kind -> where its CLI
-    is installed, the fleet plan's) and platform (launcher_cli_platform).
+    is installed, the fleet plan's), platform (launcher_cli_platform) and
+    user_prefix (launcher_agent_user_prefix: each agent's CLI runs as
+    <prefix><name in lower case>, started through sudo by agent-run; without
+    it, as the user of the window).
     secrets: tokens (name -> token), api_key (the role's key, for kinds with
     api_key_from_role), api_keys (kind -> key, optional).
     """
@@ -233,7 +290,9 @@ def launcher_fleet(agents, kinds, settings, secrets):
         kind = kinds[kind_name]
         model = agent.get("model") or settings["default_model"]
         workdir = agent.get("workdir") or f"{settings['workspace_root']}/{name}"
-        state_dir = f"{settings['home']}/.central-mcp/{name}"
+        # Its CLI's home: the home directory of its own user, if it has one.
+        cli_home = state_dir(settings["home"], name)
+        user = agent_user(name, settings["user_prefix"]) if settings.get("user_prefix") else None
         env = {
             "AGENT_NAME": name,
             "AGENT_ROLE": str(agent.get("role", "")),
@@ -249,7 +308,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
         if kind.get("api_key_env") and role_key:
             env[kind["api_key_env"]] = role_key
         token = secrets.get("tokens", {}).get(name, "")
-        managed = {kind["config_dir_env"]: state_dir} if kind.get("config_dir_env") else {}
+        managed = {kind["config_dir_env"]: cli_home} if kind.get("config_dir_env") else {}
         managed[TOKEN_ENV] = token
         managed.update({key: _fill(value, {"token": token}) for key, value in (kind.get("env") or {}).items()})
         env.update(managed)
@@ -268,7 +327,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
             "workdir": workdir,
             "url": settings["coordinator_url"],
             "token": token,
-            "state_dir": state_dir,
+            "state_dir": cli_home,
             "install_dir": (settings.get("install_dirs") or {}).get(kind_name, ""),
             "platform": settings.get("platform", ""),
             "model_base_url": base_url,
@@ -306,7 +365,13 @@ def launcher_fleet(agents, kinds, settings, secrets):
             "--backoff", str(settings["backoff_s"]),
             "--backoff-max", str(settings["backoff_max_s"]),
             "--healthy-after", str(settings["healthy_after_s"]),
+            # what the Control window and agent_status read from the command line when they may not read
+            # the agent's environment (an agent of its own user)
+            "--kind", kind_name,
+            "--process", kind.get("process", kind_name),
         ]  # fmt: skip
+        if user:  # its CLI runs as its own user, in its workspace (the window's user may not enter it)
+            run += ["--user", user, "--workdir", workdir]
         configs = []
         for doc in kind.get("configs") or []:
             # One flat file per document next to the env file, always *.json (the content is JSON):
@@ -314,7 +379,7 @@ def launcher_fleet(agents, kinds, settings, secrets):
             source = f"{config_dir}.{doc['file'].lstrip('.').replace('/', '-')}"
             source += "" if source.endswith(".json") else ".json"
             configs.append({"path": source, "content": _fill(doc["content"], fields)})
-            run += [f"--merge-{doc.get('format', 'json')}", f"{source}:{state_dir}/{doc['file']}"]
+            run += [f"--merge-{doc.get('format', 'json')}", f"{source}:{cli_home}/{doc['file']}"]
         env_file = "".join(f"{key}={value}\n" for key, value in env.items())
         runtime = None
         if worker:
@@ -329,7 +394,9 @@ def launcher_fleet(agents, kinds, settings, secrets):
                 "worker": worker["path"],
                 "workdir": workdir,
                 "task_file": f"{settings['home']}/.central-mcp/{name}.task.json",
-                "turn_file": f"{settings['home']}/.central-mcp/{name}.turn-ended",
+                # Written by the CLI's end-of-turn hook, as the agent's user: in a directory it shares with
+                # the runtime (launcher_files), never in the runtime's own.
+                "turn_file": f"{settings['home']}/.central-mcp/{name}.turn/ended",
             }
             waiting = f"[agent-run] agent {name} (worker): waiting for a task from its runtime (agent-runtime)"
             command = f"printf '%s\\n' {shlex.quote(waiting)}; {WORKER_IDLE_COMMAND}"
@@ -345,7 +412,8 @@ def launcher_fleet(agents, kinds, settings, secrets):
                 "mode": mode,
                 "command": command,
                 "workdir": workdir,
-                "state_dir": state_dir,
+                "state_dir": cli_home,
+                "user": user,
                 "env_file": env_file,
                 "configs": configs,
                 "worker": worker,
@@ -408,6 +476,8 @@ class FilterModule:
     def filters(self):
         return {
             "fleet_errors": fleet_errors,
+            "agent_user_errors": agent_user_errors,
+            "agent_users": agent_users,
             "launcher_fleet": launcher_fleet,
             "installs_due": installs_due,
             "coordinator_agents": coordinator_agents,

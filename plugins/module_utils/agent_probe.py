@@ -182,11 +182,33 @@ def _env_kind(pid: int) -> tuple[str | None, str | None]:
     return kind, process or kind
 
 
-def _kind_and_cli(tree: tuple[Proc, ...]) -> tuple[str | None, int | None]:
+def _argv_kind(pid: int) -> tuple[str | None, str | None]:
+    """--kind and --process from agent-run's command line in a process's argv (agent-run itself, or the sudo
+    that starts it as the agent's own user, whose environment no one else may read)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0")]
+    except OSError:
+        return None, None
+    at = next((i for i, a in enumerate(argv) if os.path.basename(a) == WRAPPER), len(argv))
+    found: dict[str, str] = {}
+    for flag, value in zip(argv[at + 1 :], argv[at + 2 :], strict=False):
+        if flag == "--":
+            break
+        if flag in ("--kind", "--process"):
+            found.setdefault(flag, value)
+    kind = found.get("--kind")
+    return kind, found.get("--process") or kind
+
+
+def _kind_and_cli(tree: tuple[Proc, ...], wrapper: Proc | None = None) -> tuple[str | None, int | None]:
     """The agent's kind and the PID of the CLI itself (the youngest process whose command line shows it)."""
     if not tree:
         return None, None
     kind, process = _env_kind(tree[0].pid)
+    for pid in ([wrapper.pid] if wrapper else []) + [tree[0].pid]:
+        if kind is None:
+            kind, process = _argv_kind(pid)
     cli = None
     for proc in sorted(tree, key=lambda p: p.start):
         if process and process in _words(proc.pid):
@@ -277,7 +299,7 @@ def _row(seen: _Seen, after: dict[int, Proc], elapsed: float, uptime: float) -> 
         return {**row, "state": "restarting" if wrapper else "gone", "problem": what}
     pairs = [(p, after[p.pid]) for p in seen.tree if p.pid in after and after[p.pid].start == p.start]
     row["pid"] = agent.pid
-    row["kind"], row["cli_pid"] = _kind_and_cli(seen.tree)
+    row["kind"], row["cli_pid"] = _kind_and_cli(seen.tree, seen.wrapper)
     row["cpu_percent"] = round(sum(b.ticks - a.ticks for a, b in pairs) / _TICK / elapsed * 100, 1)
     row["rss_bytes"] = sum(b.rss for _, b in pairs)  # a reused pid is another process: left out
     row["uptime_s"] = round(max(uptime - agent.start / _TICK, 0.0), 1)

@@ -47,6 +47,11 @@ description:
     it (C(o+r), as in V("0644")), before and after the change. A diff never
     shows a secret's content, only a line that says it changes. Token and
     env files (V("0600")) and group-readable files (V("0640")) are secrets.
+  - Root never follows a link that another user owns. A listed path that is
+    a symbolic link not owned by root fails the run before anything is
+    written (a user could point it at a file of root's, to have root write
+    or chown that file); O(directories[].recurse) changes links themselves,
+    never what they point to.
 author:
   - Central-MCP maintainers (@central-mcp)
 options:
@@ -69,6 +74,15 @@ options:
       mode:
         description: Octal mode as a string, for example V("0750"). Omit it to leave the mode as it is.
         type: str
+      recurse:
+        description:
+          - When the directory's owner or group changes, what is below it and had its old owner (or
+            group) gets the new one too, depth first, without following links; modes are left as they
+            are. Made for a directory that passes to another user with its content (an agent's
+            workspace, given a user of its own).
+          - The directory itself changes last, so that a run that fails half-way is finished by the next.
+        type: bool
+        default: false
   files:
     description: Files to write, in order. Their directory must exist or be listed in O(directories).
     type: list
@@ -96,6 +110,12 @@ options:
           - Octal mode as a string, for example V("0600"). Omit it to leave
             the mode as it is; a new file without one gets V("0600").
           - Decides whether the content may appear in a diff (see the description).
+        type: str
+      validate:
+        description:
+          - A command that checks the new content before it replaces the file, with V(%s) standing for
+            the temporary file, for example V(/usr/sbin/visudo -cqf %s). When it fails, the file is
+            left as it was and the module fails with the command's output. Not run in check mode.
         type: str
   purge:
     description:
@@ -198,7 +218,9 @@ import os  # noqa: E402
 import posixpath  # noqa: E402
 import pwd  # noqa: E402
 import re  # noqa: E402
+import shlex  # noqa: E402
 import stat  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -206,14 +228,20 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 _ATTRS = dict(owner=dict(type="str"), group=dict(type="str"), mode=dict(type="str"))
 ARGUMENT_SPEC = dict(
     directories=dict(
-        type="list", elements="dict", default=[], options=dict(path=dict(type="path", required=True), **_ATTRS)
+        type="list",
+        elements="dict",
+        default=[],
+        options=dict(path=dict(type="path", required=True), recurse=dict(type="bool", default=False), **_ATTRS),
     ),
     files=dict(
         type="list",
         elements="dict",
         default=[],
         options=dict(
-            path=dict(type="path", required=True), content=dict(type="str", required=True, no_log=True), **_ATTRS
+            path=dict(type="path", required=True),
+            content=dict(type="str", required=True, no_log=True),
+            validate=dict(type="str"),
+            **_ATTRS,
         ),
     ),
     purge=dict(
@@ -245,11 +273,20 @@ class Change:
         self.managed = extra.get("managed", {})  # the owner, group and mode the entry sets: the diff shows those
         self.content = extra.get("content")  # the new bytes (write)
         self.old = extra.get("old")  # the bytes found (an existing file's write, a remove), for the diff
+        self.recurse = extra.get("recurse", False)  # a directory's chattr: its tree's owner too
+        self.validate = extra.get("validate")  # a write: the command that checks the new content first
+
+
+class Invalid(OSError):
+    """The validate command refused the new content of a file."""
 
 
 def _found(path: str) -> dict | None:
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) and st.st_uid != 0:  # another user's link: never followed
+            return {"state": "link", "uid": st.st_uid, "gid": st.st_gid, "mode": stat.S_IMODE(st.st_mode)}
+        st = os.stat(path) if stat.S_ISLNK(st.st_mode) else st
     except FileNotFoundError:
         return None
     state = "directory" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
@@ -305,8 +342,18 @@ def _managed(entry: dict) -> dict:
     return {key: entry[key] for key in ("owner", "group", "mode") if entry.get(key) is not None}
 
 
+def _refuse_link(module: AnsibleModule, path: str, found: dict | None) -> None:
+    if found and found["state"] == "link":
+        owner = _name("uid", found["uid"])
+        module.fail_json(
+            msg=f"{path} is a symbolic link owned by {owner}: root does not follow another user's link. "
+            "Find out why it is there, remove it, then run again (nothing was written)"
+        )
+
+
 def plan_directory(module: AnsibleModule, entry: dict) -> Change | None:
     path, found = entry["path"], _found(entry["path"])
+    _refuse_link(module, path, found)
     if found is None and os.path.lexists(path) or found and found["state"] != "directory":
         module.fail_json(
             msg=f"{path} exists and is not a directory; move it away, then run again (nothing was written)"
@@ -315,12 +362,17 @@ def plan_directory(module: AnsibleModule, entry: dict) -> Change | None:
     if found is None:
         return Change("created", "mkdir", path, None, wanted, managed=_managed(entry))
     if _differs(found, wanted):
-        return Change("updated", "chattr", path, found, wanted, managed=_managed(entry))
+        recurse = entry.get("recurse") and (found["uid"], found["gid"]) != (
+            found["uid"] if wanted["uid"] == KEEP else wanted["uid"],
+            found["gid"] if wanted["gid"] == KEEP else wanted["gid"],
+        )
+        return Change("updated", "chattr", path, found, wanted, managed=_managed(entry), recurse=recurse)
     return None
 
 
 def plan_file(module: AnsibleModule, entry: dict, directories: set) -> Change | None:
     path, found = entry["path"], _found(entry["path"])
+    _refuse_link(module, path, found)
     if found is None and os.path.lexists(path) or found and found["state"] != "file":
         module.fail_json(
             msg=f"{path} exists and is not a regular file; move it away, then run again (nothing was written)"
@@ -334,12 +386,31 @@ def plan_file(module: AnsibleModule, entry: dict, directories: set) -> Change | 
                 msg=f"the directory of {path} does not exist; list {directory} in directories (nothing was written)"
             )
         wanted["mode"] = NEW_FILE_MODE if wanted["mode"] == KEEP else wanted["mode"]
-        return Change("created", "write", path, None, wanted, managed={"mode": "0600", **managed}, content=content)
+        return Change(
+            "created",
+            "write",
+            path,
+            None,
+            wanted,
+            managed={"mode": "0600", **managed},
+            content=content,
+            validate=entry.get("validate"),
+        )
     old = _read(path)
     if old != content:
         # A rewrite keeps what the entry leaves out (the new file is the module user's, 0600, until then).
         wanted.update({key: found[key] for key in ("uid", "gid", "mode") if wanted[key] == KEEP})
-        return Change("updated", "write", path, found, wanted, managed=managed, content=content, old=old)
+        return Change(
+            "updated",
+            "write",
+            path,
+            found,
+            wanted,
+            managed=managed,
+            content=content,
+            old=old,
+            validate=entry.get("validate"),
+        )
     if _differs(found, wanted):
         return Change("updated", "chattr", path, found, wanted, managed=managed)
     return None
@@ -360,6 +431,28 @@ def plan_purge(entry: dict, wanted: set) -> list:
     return changes
 
 
+def _check(command: str, path: str) -> None:
+    """Run a file's validate command on its new content (at ``path``); Invalid when it refuses it."""
+    argv = [word.replace("%s", path) for word in shlex.split(command)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    if done.returncode:
+        said = " ".join((done.stdout + done.stderr).split())[:300] or f"exit status {done.returncode}"
+        raise Invalid(f"{shlex.join(argv[:1])} refused the new content ({said}); the file was left as it was")
+
+
+def _chown_tree(top: str, found: dict, wanted: dict) -> None:
+    """What is below ``top`` and had its old owner or group gets the new one; links are changed, not followed."""
+    uid = KEEP if wanted["uid"] in (KEEP, found["uid"]) else wanted["uid"]
+    gid = KEEP if wanted["gid"] in (KEEP, found["gid"]) else wanted["gid"]
+    for root, dirs, files in os.walk(top, topdown=False):  # never follows links to directories
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            new = (uid if st.st_uid == found["uid"] else KEEP, gid if st.st_gid == found["gid"] else KEEP)
+            if new != (KEEP, KEEP):
+                os.lchown(path, *new)
+
+
 def apply(change: Change) -> None:
     """The one place that writes. main() does not call it in check mode."""
     path, wanted = change.path, change.wanted
@@ -374,6 +467,8 @@ def apply(change: Change) -> None:
                 handle.write(change.content)
                 os.fchown(handle.fileno(), wanted["uid"], wanted["gid"])
                 os.fchmod(handle.fileno(), wanted["mode"])
+            if change.validate:
+                _check(change.validate, tmp)
             os.rename(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -382,6 +477,8 @@ def apply(change: Change) -> None:
     else:
         if change.action == "mkdir":
             os.makedirs(path, exist_ok=True)
+        if change.recurse:
+            _chown_tree(path, change.found, wanted)
         if (wanted["uid"], wanted["gid"]) != (KEEP, KEEP):
             os.chown(path, wanted["uid"], wanted["gid"])
         if wanted["mode"] != KEEP:

@@ -482,3 +482,66 @@ def test_a_listening_coordinator_means_no_wait(tmp_path, wrapper):
         )
         run.wait_for_output(r"starting agent W: ", timeout=5)
         assert "waiting for the coordinator" not in run.output
+
+
+# ----------------------------------------------------------------- an agent of its own user
+# Stands in for sudo as the launcher's rule allows it (`sudo -n -u USER --preserve-env=KEYS -- agent-run ...`):
+# it records what it was asked, then runs the command with only the named variables, as sudo's env_reset does.
+FAKE_SUDO = """
+import json, os, sys
+args = sys.argv[1:]
+assert args[:2] == ["-n", "-u"] and args[3].startswith("--preserve-env=") and args[4] == "--", args
+keep = args[3].partition("=")[2].split(",")
+with open(os.environ["FAKE_SUDO_LOG"], "w") as log:
+    json.dump({"user": args[2], "keep": keep, "argv": args[5:]}, log)
+env = {k: os.environ[k] for k in keep if k in os.environ}
+env.update(PATH=os.environ["PATH"], HOME=os.environ["FAKE_SUDO_HOME"])
+os.execve(sys.executable, [sys.executable, *args[5:]], env)
+"""
+CLI_REPORT = """
+import json, os, sys
+print(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "key": os.environ.get("SECRET_KEY"),
+                  "turn": os.environ.get("CENTRAL_MCP_TURN_FILE"), "home": os.environ.get("HOME"),
+                  "settings": json.load(open(os.path.join(os.environ["HOME"], "settings.json")))}), flush=True)
+"""
+
+
+def test_with_user_the_cli_starts_through_sudo_with_its_env_given_and_never_on_a_command_line(tmp_path):
+    """--user: the window's agent-run reads the env file and starts `agent-run --exec` as the agent's user
+    through sudo, which merges the settings into that user's home and becomes the CLI in its workspace."""
+    bin_dir, home, work = tmp_path / "bin", tmp_path / "home", tmp_path / "work"
+    for directory in (bin_dir, home, work):
+        directory.mkdir()
+    (bin_dir / "sudo").write_text(f"#!{sys.executable}\n{FAKE_SUDO}")
+    (bin_dir / "sudo").chmod(0o755)
+    env_file, task_file, src = tmp_path / "w.env", tmp_path / "task.json", tmp_path / "w.settings.json"
+    env_file.write_text("AGENT_NAME=W\nSECRET_KEY=s3cret-value\n", encoding="utf-8")
+    src.write_text(json.dumps({"permissions": {"defaultMode": "dontAsk"}}))
+    argv = [sys.executable, "-c", CLI_REPORT, "Task #9"]
+    task_file.write_text(json.dumps({"task_id": 9, "argv": argv, "turn_file": str(tmp_path / "turn")}))
+    log = tmp_path / "sudo.json"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_SUDO_LOG": str(log),
+           "FAKE_SUDO_HOME": str(home)}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(AGENT_RUN), "--name", "W", "--env-file", str(env_file), "--kind", "claude",
+         "--process", "claude", "--user", "agent-w", "--workdir", str(work),
+         "--merge-json", f"{src}:{home}/settings.json", "--task", str(task_file)],
+        env=env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {
+        "argv": ["Task #9"],
+        "cwd": str(work),
+        "key": "s3cret-value",
+        "turn": str(tmp_path / "turn"),
+        "home": str(home),
+        "settings": {"permissions": {"defaultMode": "dontAsk"}},
+    }
+    asked = json.loads(log.read_text())
+    assert asked["user"] == "agent-w"
+    assert {"AGENT_NAME", "SECRET_KEY", "CENTRAL_MCP_TURN_FILE"} <= set(asked["keep"])
+    assert "s3cret-value" not in json.dumps(asked["argv"]), "a secret on sudo's command line would show in ps"
+    assert asked["argv"][0] == str(AGENT_RUN.resolve()) and "--exec" in asked["argv"]
+    assert asked["argv"][asked["argv"].index("--kind") + 1] == "claude", "agent_status reads the kind from here"
+    assert "--env-file" not in asked["argv"], "the agent's user never reads the env file itself"

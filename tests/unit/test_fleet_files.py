@@ -358,3 +358,54 @@ def test_documentation_says_what_check_and_diff_mode_do():
     assert attributes["check_mode"]["support"] == "full"
     assert attributes["diff_mode"]["support"] == "full"
     assert attributes["platform"]["platforms"] == "posix"
+
+
+# ------------------------------------------------------------ other users' links, recurse, validate
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="gives files to other uids (root only)")
+
+
+@ROOT_ONLY
+def test_recurse_gives_the_tree_of_the_old_owner_to_the_new_one_without_following_links(tmp_path):
+    """A workspace made for the console user passes to the agent's own user with what is in it."""
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    (work / "src").mkdir(parents=True)
+    (work / "src" / "main.py").write_text("print()\n")
+    (work / "theirs").write_text("not the old owner's\n")
+    outside.write_text("root's file\n")
+    (work / "link").symlink_to(outside)
+    for path in (work, work / "src", work / "src" / "main.py", work / "link"):
+        os.lchown(path, 4242, 4242)
+    os.chown(work / "theirs", 4343, 4343)
+    result, _ = run_module({"directories": [{"path": str(work), "owner": "4545", "group": "4545", "recurse": True}]})
+    assert result["changed_paths"] == [str(work)]
+    owners = {p: (os.lstat(work / p).st_uid, os.lstat(work / p).st_gid) for p in ("src", "src/main.py", "link")}
+    assert owners == dict.fromkeys(("src", "src/main.py", "link"), (4545, 4545))
+    assert os.stat(work / "theirs").st_uid == 4343, "only what had the old owner changes hands"
+    assert os.stat(outside).st_uid == 0, "a link is changed itself, never what it points to"
+    assert (os.stat(work).st_uid, os.stat(work).st_gid) == (4545, 4545)
+    again, _ = run_module({"directories": [{"path": str(work), "owner": "4545", "group": "4545", "recurse": True}]})
+    assert again["changed"] is False
+
+
+@ROOT_ONLY
+def test_a_listed_path_that_is_another_users_link_is_refused_before_anything_is_written(tmp_path):
+    target = tmp_path / "shadow"
+    target.write_text("root's\n")
+    link = tmp_path / "agent.env"
+    link.symlink_to(target)
+    os.lchown(link, 4242, 4242)
+    result, _ = run_module({"files": [{"path": str(link), "content": SECRET, "mode": "0600"}]})
+    assert result["failed"] and "is a symbolic link owned by 4242" in result["msg"]
+    assert target.read_text() == "root's\n" and os.path.islink(link)
+
+
+def test_validate_refuses_bad_content_and_keeps_the_old_file(tmp_path):
+    path = tmp_path / "rule"
+    path.write_text("good old\n")
+    check = "/bin/sh -c 'grep -q good %s'"
+    bad, _ = run_module({"files": [{"path": str(path), "content": "bad new\n", "validate": check}]})
+    assert bad["failed"] and "refused the new content" in bad["msg"] and bad["changed_paths"] == []
+    assert path.read_text() == "good old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["rule"], "no temporary file is left behind"
+    good, _ = run_module({"files": [{"path": str(path), "content": "good new\n", "validate": check}]})
+    assert good["changed_paths"] == [str(path)] and path.read_text() == "good new\n"

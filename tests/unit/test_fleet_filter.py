@@ -8,7 +8,12 @@ produce a message that names it, before any task changes the host.
 import shlex
 
 import pytest
-from ansible_collections.central_mcp.agents.plugins.filter.fleet import fleet_errors, launcher_fleet
+from ansible_collections.central_mcp.agents.plugins.filter.fleet import (
+    agent_user_errors,
+    agent_users,
+    fleet_errors,
+    launcher_fleet,
+)
 from launcher_settings import SETTINGS as BASE_SETTINGS
 from launcher_settings import kinds
 
@@ -190,3 +195,39 @@ def test_command_override_is_split_never_shell_run():
     (a,) = launcher_fleet([agent(command="/bin/echo '$(id)' ; rm -rf /")], KINDS, SETTINGS, SECRETS)
     argv = shlex.split(a["command"])
     assert argv[argv.index("--") + 1 :] == ["/bin/echo", "$(id)", ";", "rm", "-rf", "/"]
+
+
+# ------------------------------------------------------------------ one user per agent
+def test_an_agent_of_its_own_user_starts_through_agent_run_as_that_user_in_its_workspace():
+    (agent,) = launcher_fleet([{"name": "Ab_1", "role": "dev"}], KINDS, {**SETTINGS, "user_prefix": "agent-"}, SECRETS)
+    assert agent["user"] == "agent-ab_1"
+    argv = shlex.split(agent["command"])
+    assert argv[argv.index("--user") + 1] == "agent-ab_1"
+    assert argv[argv.index("--workdir") + 1] == agent["workdir"]
+    assert argv[argv.index("--kind") + 1] == "claude" and argv[argv.index("--process") + 1] == "claude"
+    assert agent_users([{"name": "Ab_1"}], "agent-", "/home/agent") == [
+        {"name": "agent-ab_1", "home": "/home/agent/.central-mcp/Ab_1", "shell": "/bin/bash", "groups": []}
+    ]
+
+
+def test_without_a_user_prefix_the_agent_runs_as_the_windows_user():
+    (agent,) = launcher_fleet([{"name": "A", "role": "dev"}], KINDS, SETTINGS, SECRETS)
+    assert agent["user"] is None and "--user" not in shlex.split(agent["command"])
+
+
+@pytest.mark.parametrize(
+    ("agents", "prefix", "message"),
+    [
+        ([{"name": "A"}], "Agent-", "launcher_agent_user_prefix 'Agent-' is not a user name prefix"),
+        ([{"name": "A"}], "", "launcher_agent_user_prefix '' is not a user name prefix"),
+        ([{"name": "a" * 30}], "agent-", "longer than 32 characters: shorten the agent's name to 26 characters"),
+        ([{"name": "Nt"}], "age", "its Unix user 'agent' is launcher_user, the console user"),
+    ],
+)
+def test_agent_user_errors_name_the_bad_value_and_what_to_do(agents, prefix, message):
+    errors = agent_user_errors(agents, prefix, "agent")
+    assert len(errors) == 1 and message in errors[0], errors
+
+
+def test_agent_user_errors_leave_bad_names_to_fleet_errors():
+    assert agent_user_errors([{"name": "1bad"}, "not a dict", {"name": "ok"}], "agent-", "agent") == []

@@ -81,3 +81,52 @@ def test_the_runtime_spec_lists_the_workers_only_and_holds_no_secret():
     assert worker["run"][:3] == ["/usr/local/libexec/central-mcp/agent-run", "--name", "W"]
     assert worker["task_file"] == "/home/agent/.central-mcp/W.task.json"
     assert not any(token in spec["content"] for token in SECRETS["tokens"].values())
+
+
+# ------------------------------------------------------------------ one user per agent
+def own_users_files(names=("A", "W"), modes=("interactive", "worker")) -> dict:
+    agents = [{"name": n, "role": "dev", "mode": m} for n, m in zip(names, modes, strict=True)]
+    fleet = launcher_fleet(agents, KINDS, {**SETTINGS, "user_prefix": "agent-"}, SECRETS)
+    return launcher_files(fleet, LAYOUT)
+
+
+def test_each_agent_of_its_own_user_owns_its_workspace_and_cli_home_and_reads_only_its_settings():
+    result = own_users_files()
+    dirs = {d["path"]: d for d in result["directories"]}
+    by_path = {f["path"]: f for f in result["files"]}
+    for name, user in (("A", "agent-a"), ("W", "agent-w")):
+        for path in (f"/home/agent/workspaces/{name}", f"/home/agent/.central-mcp/{name}"):
+            entry = dirs[path]
+            assert (entry["owner"], entry["group"], entry["mode"], entry["recurse"]) == (user, user, "0700", True)
+        settings = by_path[f"/etc/central-mcp/agents/{name}.settings.json"]
+        assert (settings["owner"], settings["group"], settings["mode"]) == ("root", user, "0640")
+        env = by_path[f"/etc/central-mcp/agents/{name}.env"]  # read by the console user, handed over by sudo
+        assert (env["owner"], env["group"], env["mode"]) == ("agent", "agent", "0600")
+    # The worker's end-of-turn hook (its user) and the runtime (the console user) share one directory.
+    turn = dirs["/home/agent/.central-mcp/W.turn"]
+    assert (turn["owner"], turn["group"], turn["mode"]) == ("agent", "agent-w", "0770")
+    worker = by_path["/etc/central-mcp/agents/W.worker.json"]
+    assert (worker["owner"], worker["mode"]) == ("agent", "0600")
+    # Agents pass through the console user's directories to their own, and list none of them.
+    for path in ("/home/agent", "/home/agent/workspaces", "/home/agent/.central-mcp"):
+        assert dirs[path]["owner"] == "agent" and dirs[path]["mode"] in ("0711", "0751"), path
+    assert dirs["/etc/central-mcp/agents"]["mode"] == "0751"
+
+
+def test_the_sudo_rule_allows_agent_run_only_and_only_as_the_agents_users():
+    rule = {f["path"]: f for f in own_users_files()["files"]}["/etc/sudoers.d/central-mcp-agents"]
+    assert (rule["owner"], rule["group"], rule["mode"]) == ("root", "root", "0440")
+    assert rule["validate"] == "/usr/sbin/visudo -cqf %s"
+    lines = [line for line in rule["content"].splitlines() if not line.startswith("#")]
+    assert lines == [
+        "Defaults!/usr/local/libexec/central-mcp/agent-run !syslog",
+        "agent ALL=(agent-a, agent-w) NOPASSWD:SETENV: /usr/local/libexec/central-mcp/agent-run",
+    ]
+
+
+def test_secrets_of_an_agent_of_its_own_user_are_readable_by_it_or_the_console_user_only():
+    secrets = [*SECRETS["tokens"].values(), SECRETS["api_key"]]
+    for entry in own_users_files()["files"]:
+        if any(secret in entry["content"] for secret in secrets):
+            allowed = {("agent", "agent", "0600"), ("root", "agent-a", "0640"), ("root", "agent-w", "0640")}
+            assert (entry["owner"], entry["group"], entry["mode"]) in allowed, entry["path"]

@@ -79,8 +79,9 @@ def test_every_agent_registers_within_30_seconds(host):
 def test_claude_mcp_list_shows_the_coordinator_connected(host):
     for name in AGENTS:
         out = host.check_output(
-            f"cd /home/agent/workspaces/{name} && runuser -u agent -- env HOME=/home/agent "
-            f"CLAUDE_CONFIG_DIR=/home/agent/.central-mcp/{name} timeout 60 /usr/local/bin/claude mcp list"
+            f"cd /home/agent/workspaces/{name} && runuser -u agent-{name.lower()} -- env "
+            f"HOME=/home/agent/.central-mcp/{name} CLAUDE_CONFIG_DIR=/home/agent/.central-mcp/{name} "
+            "timeout 60 /usr/local/bin/claude mcp list"
         )
         line = next((line for line in out.splitlines() if line.startswith("central-mcp")), "")
         assert "Connected" in line and "✔" in line, out

@@ -55,14 +55,21 @@ def windows(host):
 
 
 def agent_pid(host, pane_pid):
-    """The agent CLI process: the child of the window's agent-run wrapper."""
-    out = host.run(f"cat /proc/{pane_pid}/task/{pane_pid}/children").stdout.split()
-    return int(out[0]) if out else None
+    """The agent CLI process: below the window's agent-run wrapper, the first process that is not root's
+    (the wrapper starts it as the agent's own user through sudo, which runs as root)."""
+    pid = pane_pid
+    while True:
+        out = host.run(f"cat /proc/{pid}/task/{pid}/children").stdout.split()
+        if not out:
+            return None
+        pid = int(out[0])
+        if host.process.get(pid=pid).user != "root":
+            return pid
 
 
-def proc_list(host, pid, name):
-    """A NUL-separated /proc file of an agent process, read as the agent user (root may not)."""
-    out = host.check_output(f"runuser -u agent -- sh -c \"tr '\\\\0' '\\\\n' < /proc/{pid}/{name}\"")
+def proc_list(host, pid, name, user):
+    """A NUL-separated /proc file of an agent process, read as its user (root may not)."""
+    out = host.check_output(f"runuser -u {user} -- sh -c \"tr '\\\\0' '\\\\n' < /proc/{pid}/{name}\"")
     return out.splitlines()
 
 
@@ -117,11 +124,12 @@ def test_each_agent_runs_claude_as_agent_with_its_env(host):
     for name in AGENTS:
         pid = agent_pid(host, panes[name])
         assert pid, f"no agent process under window {name}"
-        assert host.process.get(pid=pid).user == "agent"
+        user = f"agent-{name.lower()}"
+        assert host.process.get(pid=pid).user == user, "each agent runs as its own user"
         # /proc/PID/environ and cmdline of another user's process: read them as that user.
-        argv = proc_list(host, pid, "cmdline")
+        argv = proc_list(host, pid, "cmdline", user)
         assert argv[0] == "/usr/local/bin/claude", argv
-        environ = dict(item.split("=", 1) for item in proc_list(host, pid, "environ") if "=" in item)
+        environ = dict(item.split("=", 1) for item in proc_list(host, pid, "environ", user) if "=" in item)
         assert environ["AGENT_NAME"] == name
         assert environ["AGENT_ROLE"] == by_name[name]["role"]
         assert environ["AGENT_MODEL"] == by_name[name]["model"]
@@ -135,8 +143,9 @@ def test_env_files_are_private(host):
         env_file = host.file(f"/etc/central-mcp/agents/{name}.env")
         assert env_file.mode == 0o600
         assert env_file.user == "agent"
-        state = host.file(f"/home/agent/.central-mcp/{name}")
-        assert state.mode == 0o700
+        for path in (f"/home/agent/.central-mcp/{name}", f"/home/agent/workspaces/{name}"):
+            own = host.file(path)
+            assert (own.user, own.group, own.mode) == (f"agent-{name.lower()}", f"agent-{name.lower()}", 0o700)
 
 
 def test_claude_is_configured_to_start_unattended_with_its_own_token(host):
