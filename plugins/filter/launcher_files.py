@@ -90,8 +90,8 @@ def launcher_files(fleet: list[dict], layout: dict) -> dict:
             for c in agent["configs"]
         ]
         if agent.get("worker"):
-            files.append(private(agent["worker"]["path"], json.dumps(agent["worker"]["content"], indent=4,
-                                                                      sort_keys=True) + "\n"))  # fmt: skip
+            worker = json.dumps(agent["worker"]["content"], indent=4, sort_keys=True) + "\n"
+            files.append(private(agent["worker"]["path"], worker))
     files.append({"path": f"{config_dir}/fleet.json", "content": layout["spec"], "owner": "root", "group": user,
                   "mode": "0640"})  # fmt: skip
     # What agent-runtime runs: every worker of the host (it reads the file again when it changes).
