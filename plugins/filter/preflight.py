@@ -30,6 +30,12 @@ SESSION_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 URL_RE = re.compile(r"https?://[A-Za-z0-9.:\[\]_-]+(/[A-Za-z0-9._~/-]*)?")
 VERSION_RE = re.compile(r"[0-9][0-9A-Za-z.+-]{0,63}")
+# systemd's MemoryMax=: bytes with an optional K, M, G or T suffix (base 1024), or a percentage of the VM's memory.
+MEMORY_RE = re.compile(r"([0-9]{1,15})([KMGT]?)|([0-9]{1,2}|100)%")
+MEMORY_MIN = 256 * 2**20  # the coordinator alone takes about 80 MB; room for its streams and a burst of requests
+# The values vault.yml.example holds for secrets ("replace-with-a-random-token", "your-model-api-key"), and the
+# usual "changeme": copied unchanged, they are secrets anyone who reads this repository knows.
+PLACEHOLDER_RE = re.compile(r"replace[-_ ]?(me|with\b).*|your[-_ ].*|change[-_ ]?me|<[^>]*>", re.IGNORECASE)
 # Settings of earlier releases, and what does their work now: named, never silently ignored.
 RENAMED = {
     "launcher_claude_code_version": 'set launcher_cli_versions: {claude: "<version>"} instead',
@@ -71,6 +77,49 @@ def _number(value) -> float | None:
         return None
 
 
+def _placeholder(value) -> bool:
+    """A secret left as vault.yml.example has it."""
+    text = _text(value)
+    return text is not None and PLACEHOLDER_RE.fullmatch(text.strip()) is not None
+
+
+def _placeholders(settings: Mapping, names) -> list:
+    """The settings among ``names`` (each a secret or a mapping of secrets) that hold a placeholder, as name or
+    name.key."""
+    found = []
+    for name in names:
+        try:
+            value = settings.get(name)
+        except Exception:  # noqa: BLE001 - an undefined Vault variable is reported where it is used, not here
+            continue
+        if isinstance(value, Mapping):
+            found += [f"{name}.{key}" for key, secret in value.items() if _placeholder(secret)]
+        elif _placeholder(value):
+            found.append(name)
+    return found
+
+
+def _placeholder_error(names: list, where: str = "") -> list:
+    """One message naming every setting still holding a placeholder; none when there is none."""
+    if not names:
+        return []
+    return [
+        f"{', '.join(names)}{where} still {'holds' if len(names) == 1 else 'hold'} the placeholder from "
+        "vault.yml.example, which is no secret: put a real one in your vault.yml (a token: the output of "
+        "`openssl rand -hex 32`; an API key: your model provider's), then encrypt it with ansible-vault"
+    ]
+
+
+def _memory_bytes(value) -> int | None:
+    """MemoryMax= as bytes (a percentage: None, judged by the VM), or -1 when it is not a size systemd takes."""
+    match = MEMORY_RE.fullmatch(str(value)) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if match is None:
+        return -1
+    if match.group(3) is not None:
+        return None if int(match.group(3)) >= 1 else -1
+    return int(match.group(1)) * 1024 ** " KMGT".index(match.group(2) or " ")
+
+
 def _env_errors(name: str, env, key_re: re.Pattern, keys: str, keys_rule: str) -> list:
     """An environment setting: a mapping whose keys match key_re, with one-line values."""
     if not isinstance(env, Mapping):
@@ -106,16 +155,32 @@ def coordinator_errors(settings: Mapping) -> list:
         )
     for name in ("coordinator_api_token", "coordinator_dashboard_token"):
         token = s.get(name)
-        if token not in ("", None) and not _matches(TOKEN_RE, token):
+        if token not in ("", None) and not _placeholder(token) and not _matches(TOKEN_RE, token):
             errors.append(
                 f"{name} must be 16-256 characters of letters, digits and . _ ~ + / = - (or empty to generate one)"
             )
+    errors += _placeholder_error(_placeholders(s, ("coordinator_api_token", "coordinator_dashboard_token")))
     attempts = s.get("coordinator_task_max_attempts", 3)
     if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
         errors.append(f"coordinator_task_max_attempts {_shown(attempts, 40)} must be a whole number from 1 to 100")
     quiet = s.get("coordinator_quiet_s", 900)
     if isinstance(quiet, bool) or not isinstance(quiet, int) or not 10 <= quiet <= 86400 * 7:
         errors.append(f"coordinator_quiet_s {_shown(quiet, 40)} must be a number of seconds from 10 to 604800")
+    for name, default, low, high in (
+        ("coordinator_agent_writes_per_minute", 30, 0, 100000),
+        ("coordinator_agent_writes_burst", 10, 1, 100000),
+        ("coordinator_retention_days", 30, 0, 36500),
+        ("coordinator_tasks_max", 256, 64, 100000),
+    ):
+        value = s.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            errors.append(f"{name} {_shown(value, 40)} must be a whole number from {low} to {high}")
+    memory = _memory_bytes(s.get("coordinator_memory_max", "1G"))
+    if memory is not None and memory < MEMORY_MIN:
+        errors.append(
+            f"coordinator_memory_max {_shown(s.get('coordinator_memory_max'), 40)} must be a size systemd's "
+            "MemoryMax= takes, of at least 256M (e.g. 1G, 768M, or 10% of the VM's memory)"
+        )
     url = s.get("coordinator_notify_url") or ""
     if url and not _matches(NOTIFY_URL_RE, url):
         # The value is not shown: a chat webhook URL is a secret.
@@ -131,11 +196,18 @@ def coordinator_errors(settings: Mapping) -> list:
     return errors
 
 
+# The secrets each agents host's inventory may give (a secret or a mapping of them), checked for placeholders.
+HOST_SECRETS = (
+    "launcher_agent_tokens", "launcher_api_keys", "launcher_anthropic_api_key", "launcher_relay_token",
+    "central_mcp_api_token",
+)  # fmt: skip
+
+
 def coordinator_fleet_errors(hostvars, plan) -> list:
     """The whole fleet as the coordinator sees it (``plan``: the fleet_plan filter's): each host's agents, names
     and Vault tokens unique across hosts, and how the coordinator reaches each other VM's pane relay (its port,
     token and private address)."""
-    errors, names, tokens = [], {}, {}
+    errors, names, tokens, placeholders = [], {}, {}, {}
     remote = set(plan["coordinator"]["remote_hosts"])
     for host, planned in plan["hosts"].items():
         host_vars = hostvars[host]
@@ -149,6 +221,8 @@ def coordinator_fleet_errors(hostvars, plan) -> list:
         given = host_vars.get("launcher_agent_tokens", {})
         for name, token in given.items() if isinstance(given, Mapping) else ():
             tokens.setdefault(_text(token), []).append(f"{host}/{name}")
+        for name in _placeholders(host_vars, HOST_SECRETS):
+            placeholders.setdefault(name, []).append(host)
         if host not in remote:
             continue
         port = planned["relay"]["port"]
@@ -179,6 +253,9 @@ def coordinator_fleet_errors(hostvars, plan) -> list:
             "the coordinator knows an agent by its token, so give each agent its own, or leave it out to have "
             "one generated"
         )
+    for hosts in sorted({tuple(hosts) for hosts in placeholders.values()}):  # one message per set of hosts
+        found = [name for name, where in placeholders.items() if tuple(where) == hosts]
+        errors += _placeholder_error(found, f" ({'all hosts' if len(hosts) > 1 else 'host'} {', '.join(hosts)})")
     return errors
 
 
@@ -237,13 +314,15 @@ def launcher_errors(settings: Mapping, kinds, host: str) -> list:
     if not isinstance(tokens, Mapping):
         errors.append(f"launcher_agent_tokens must be a mapping of agent names to tokens, got {_shown(tokens)}")
     else:
-        bad = [name for name, token in tokens.items() if not _matches(TOKEN_RE, token)]
+        bad = [name for name, token in tokens.items() if not _placeholder(token) and not _matches(TOKEN_RE, token)]
         values = [_text(token) for token in tokens.values()]
         if bad or len(set(values)) != len(values):
             errors.append(
                 "each token in launcher_agent_tokens must be 16-256 characters of letters, digits and . _ ~ + / = -, "
                 f"one token per agent (agents {', '.join(str(name) for name in bad)} have a bad one)"
             )
+    secrets = ("launcher_agent_tokens", "launcher_api_keys", "launcher_anthropic_api_key")
+    errors += _placeholder_error(_placeholders(s, secrets))
     return errors
 
 

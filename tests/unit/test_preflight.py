@@ -34,6 +34,11 @@ COORDINATOR = {
     "coordinator_task_max_attempts": 3,
     "coordinator_quiet_s": 900,
     "coordinator_notify_url": "",
+    "coordinator_agent_writes_per_minute": 30,
+    "coordinator_agent_writes_burst": 10,
+    "coordinator_retention_days": 30,
+    "coordinator_memory_max": "1G",
+    "coordinator_tasks_max": 256,
 }
 TOKEN = "tok-0123456789abcdef"
 LAUNCHER = {
@@ -90,11 +95,78 @@ def test_the_role_defaults_pass():
         ("coordinator_quiet_s", 1, 'coordinator_quiet_s "1"'),
         ("coordinator_notify_url", "hooks.example/T/B", "coordinator_notify_url must be an http"),
         ("coordinator_notify_url", "https://hooks.example/T B", "coordinator_notify_url must be an http"),
+        ("coordinator_api_token", "replace-with-a-random-token", "coordinator_api_token still holds the placeholder"),
+        ("coordinator_dashboard_token", "CHANGEME", "coordinator_dashboard_token still holds the placeholder"),
+        ("coordinator_agent_writes_per_minute", -1, 'coordinator_agent_writes_per_minute "-1" must be'),
+        ("coordinator_agent_writes_burst", 0, 'coordinator_agent_writes_burst "0" must be a whole number from 1'),
+        ("coordinator_retention_days", "30", 'coordinator_retention_days "30" must be a whole number'),
+        ("coordinator_retention_days", 99999, 'coordinator_retention_days "99999"'),
+        ("coordinator_tasks_max", 10, 'coordinator_tasks_max "10" must be a whole number from 64'),
+        ("coordinator_memory_max", "1 GB", 'coordinator_memory_max "1 GB" must be a size systemd'),
+        ("coordinator_memory_max", "1G\nExecStartPre=/bin/sh", "coordinator_memory_max"),
+        ("coordinator_memory_max", "100M", 'coordinator_memory_max "100M"'),
+        ("coordinator_memory_max", "0%", 'coordinator_memory_max "0%"'),
+        ("coordinator_memory_max", True, "coordinator_memory_max"),
     ],
 )
 def test_coordinator_names_the_bad_value(key, value, named):
     errors = coordinator_errors({**COORDINATOR, key: value})
     assert len(errors) == 1 and named in errors[0], errors
+
+
+@pytest.mark.parametrize("memory", ["1G", "768M", "262144K", 2**30, "10%", "100%", "1T"])
+def test_coordinator_takes_the_sizes_systemd_takes(memory):
+    assert coordinator_errors({**COORDINATOR, "coordinator_memory_max": memory}) == []
+
+
+def vault_examples():
+    """Every secret of every vault.yml.example, with its inventory, name and value."""
+    for path in sorted(REPO.glob("inventories/*/group_vars/*/vault.yml.example")):
+        for name, value in yaml.safe_load(path.read_text()).items():
+            for key, secret in value.items() if isinstance(value, dict) else [(None, value)]:
+                yield pytest.param(name, key, secret, id=f"{path.parts[-4]}-{name}{'.' + key if key else ''}")
+
+
+@pytest.mark.parametrize(("name", "key", "placeholder"), list(vault_examples()))
+def test_every_placeholder_of_the_vault_examples_is_refused(name, key, placeholder):
+    """Copied unchanged, vault.yml.example gives every secret a value anyone can read: each one is refused."""
+    if name == "vault_central_mcp_api_token":
+        (error,) = coordinator_errors({**COORDINATOR, "coordinator_api_token": placeholder})
+        assert error.startswith("coordinator_api_token still holds the placeholder from vault.yml.example")
+        assert "`openssl rand -hex 32`" in error and "ansible-vault" in error
+        return
+    settings = {
+        "vault_central_mcp_agent_tokens": {"launcher_agent_tokens": {"A": TOKEN, key: placeholder}},
+        "vault_anthropic_api_key": {"launcher_anthropic_api_key": placeholder},
+    }[name]
+    errors = launcher_errors({**LAUNCHER, **settings}, KINDS, "vm-a")
+    assert [e.split(" still holds the placeholder")[0] for e in errors] == [
+        f"launcher_agent_tokens.{key}" if key else "launcher_anthropic_api_key"
+    ], errors
+
+
+def test_the_fleet_check_names_placeholders_on_every_host_once():
+    agents = [{"name": "A", "role": "r"}]
+    secrets = {"launcher_agent_tokens": {"A": "replace-with-a-random-token-for-A"}}
+    hostvars = HostVars(
+        {
+            "vm-a": {"central_mcp_agents": agents, **secrets, "launcher_anthropic_api_key": "your-model-api-key"},
+            "vm-b": {
+                "central_mcp_agents": [{"name": "B", "role": "r"}],
+                "launcher_api_keys": {"codex": "key-b", "gemini": "<your key>"},
+            },
+        }
+    )
+    errors = coordinator_fleet_errors(hostvars, plan_of(hostvars))
+    assert [e.split(" still hold")[0] for e in errors] == [
+        "launcher_agent_tokens.A, launcher_anthropic_api_key (host vm-a)",
+        "launcher_api_keys.gemini (host vm-b)",
+    ], errors
+    shared = HostVars({host: {**vars_, **secrets} for host, vars_ in hostvars.items()})
+    shared["vm-b"]["launcher_agent_tokens"] = {"B": TOKEN}
+    shared["vm-a"]["central_mcp_api_token"] = shared["vm-b"]["central_mcp_api_token"] = "replace-with-a-random-token"
+    errors = coordinator_fleet_errors(shared, plan_of(shared))
+    assert "central_mcp_api_token (all hosts vm-a, vm-b) still holds the placeholder" in " | ".join(errors), errors
 
 
 def test_coordinator_runs_only_on_the_fleets_coordinator():
