@@ -163,7 +163,7 @@ class StreamLimit:
             await self.app(scope, receive, send)
             return
         slots = self.routes[route]
-        key = hashlib.sha256(self.credential(scope)).hexdigest() + scope["path"]
+        key = hashlib.sha256(self.credential(scope)).hexdigest() + scope["path"].rstrip("/")
         with slots.hold(key) as held:
             if held:
                 await self.app(scope, receive, send)
