@@ -175,6 +175,7 @@ def test_cookie_flags_and_session(rig: Rig) -> None:
     disk = doc["fleet"]["disk"]
     assert disk["warn_percent"] == 85 and disk["total_bytes"] > 0 and disk["used_percent"] is not None
     assert (disk["warning"] is None) is (disk["used_percent"] < 85)
+    assert doc["fleet"]["database"]["total_bytes"] > 0 and doc["fleet"]["database"]["retention_days"] == 30
     assert doc["input"] is False
     out = rig.http("POST", "/logout", cookie=sid)
     assert out.status_code == 303 and "Max-Age=0" in out.headers["set-cookie"]
