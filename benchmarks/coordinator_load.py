@@ -87,6 +87,8 @@ def start_server(tmp: Path, tokens: dict[str, str]) -> tuple[subprocess.Popen[by
         "CENTRAL_MCP_AGENTS_FILE": str(tmp / "agents.json"),
         "CENTRAL_MCP_API_TOKEN": API_TOKEN,
         "CENTRAL_MCP_LOG_LEVEL": "warning",
+        # The load is the point here: no per-agent rate on notes and progress (0: no limit).
+        "CENTRAL_MCP_AGENT_WRITES_PER_MINUTE": "0",
     }
     pin = (lambda: os.sched_setaffinity(0, {0})) if hasattr(os, "sched_setaffinity") else None
     started = time.monotonic()

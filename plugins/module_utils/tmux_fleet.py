@@ -429,12 +429,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Reconcile the agents' tmux session.")
     parser.add_argument("--spec", required=True, help="JSON: tmux_agents options")
     parser.add_argument("--pidfile", help="write the tmux server PID to this file")
+    parser.add_argument(
+        "--existing",
+        action="store_true",
+        help="only a session that runs: never start one (the worker runtime's sandbox would be its tmux server's)",
+    )
     args = parser.parse_args(argv)
     try:
         with open(args.spec, encoding="utf-8") as fh:
             spec = validate(json.load(fh))
         tmux = Tmux(spec.socket_name)
-        todo = plan(tmux.windows(spec.session), spec)  # the same steps as the module
+        current = tmux.windows(spec.session)
+        if current is None and args.existing:
+            print(f"tmux_fleet: {spec.session}: no session; its unit starts it", file=sys.stderr)
+            return 0
+        todo = plan(current, spec)  # the same steps as the module
         preflight(todo)
         if todo.changed:
             apply(tmux, spec.session, todo)

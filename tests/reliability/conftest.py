@@ -91,14 +91,35 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 1.0):
     pytest.fail(f"{what}: not within {timeout:.0f}s")
 
 
+# The agent CLI below a window's pane: the first process that is not root's (agent-run starts it as the
+# agent's own user through sudo, which runs as root); the pane's own child for the Control and Logs windows.
+CLI_PID = r"""
+import sys
+pid = first = None
+todo = [int(sys.argv[1])]
+while todo:
+    try:
+        kids = [int(k) for k in open(f"/proc/{todo[0]}/task/{todo[0]}/children").read().split()]
+        uid = next(int(line.split()[1]) for line in open(f"/proc/{kids[0]}/status") if line.startswith("Uid:"))
+    except (OSError, IndexError, StopIteration):
+        break
+    first = first or kids[0]
+    if uid != 0:
+        pid = kids[0]
+        break
+    todo = kids[:1]
+print(pid or first or "")
+"""
+
+
 def agent_pids() -> dict[str, int | None]:
-    """Window name -> pid of the agent CLI (the child of its agent-run wrapper), None while it is down."""
+    """Window name -> pid of the agent CLI, None while it is down."""
     out = tmux("list-windows", "-t", f"={SESSION}", "-F", "#{window_name} #{pane_pid}", check=False)
     pids: dict[str, int | None] = {}
     for line in out.splitlines():
         name, pane = line.split()
-        child = sh(f"cat /proc/{pane}/task/{pane}/children 2>/dev/null", check=False).split()
-        pids[name] = int(child[0]) if child else None
+        found = sh(f"python3 -c {shlex.quote(CLI_PID)} {pane}", check=False).strip()
+        pids[name] = int(found) if found.isdigit() else None
     return pids
 
 
@@ -233,7 +254,7 @@ def rel_vm(tmp_path_factory) -> RelVM:
             run = run_playbook(inventory)
             assert run.rc == 0, run.failed
         wait_fleet(120)
-        for helper in ("vm_api.py", "mcp_identity.py"):  # the in-VM halves of the tests
+        for helper in ("vm_api.py", "mcp_identity.py", "hostile_agent.py"):  # the in-VM halves of the tests
             podman("cp", str(HERE / helper), f"{VM}:/usr/local/sbin/rel_{helper}")
         SUMMARY["converge_s"] = round(time.monotonic() - started)
         yield RelVM(inventory, time.monotonic() - started, data_mount)
@@ -253,6 +274,8 @@ def _table() -> str:
         ("Committed tasks lost", s.get("tasks_lost", "not run")),
         ("Secrets found outside 0600 files, ps, tmux, journal, -vvv output", s.get("secrets_found", "not run")),
         ("`systemd-analyze security central-mcp.service` exposure", s.get("exposure", "not run")),
+        ("Hostile agent: attacks tried / blocked (as agent A's own user)", s.get("hostile", "not run")),
+        ("`systemd-analyze security`: relay, agents' session, worker runtime", s.get("exposure_launcher", "not run")),
         ("Load: 16 MCP agents on loopback", s.get("load", "not run")),
     ]
     lines = ["| Check | Result |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]

@@ -65,6 +65,8 @@ async def main(seconds: float, max_calls: int) -> dict:
             "CENTRAL_MCP_AGENTS_FILE": str(tmp / "agents.json"),
             "CENTRAL_MCP_API_TOKEN": api_token,
             "CENTRAL_MCP_LOG_LEVEL": "warning",
+            # The load is the point here: no per-agent rate on notes and progress (0: no limit).
+            "CENTRAL_MCP_AGENT_WRITES_PER_MINUTE": "0",
         }
         url = f"http://127.0.0.1:{port}"
         with open(tmp / "server.log", "wb") as log:

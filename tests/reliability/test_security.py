@@ -15,7 +15,7 @@ import re
 import shlex
 import subprocess
 
-from conftest import COORD_PY, SECRETS, SESSION, VM, all_secrets, note, record, sh, tmux
+from conftest import AGENTS, COORD_PY, SECRETS, SESSION, VM, all_secrets, note, record, sh, tmux
 
 LISTENERS = r"""
 import glob, os, socket, struct
@@ -41,9 +41,17 @@ for path, family in (('/proc/net/tcp', socket.AF_INET), ('/proc/net/tcp6', socke
 # Where a secret may rest: the env and credential files written for it (the agents'
 # 0600 env files, their CLI configs with the bearer token and the CLI's own backups of
 # them, the 0600 API token file) and systemd's credential copy for the service; never
-# readable by others.
+# readable by others. A 0640 file is allowed where its group is one agent's own user's
+# (the CLI settings it merges into its home: its own token, readable by it alone).
 ALLOWED_DIRS = re.compile(r"^(/etc/central-mcp/|/home/agent/\.central-mcp/|/run/credentials/central-mcp\.service/)")
 ALLOWED_MODES = ("600", "400", "440")
+
+
+def _allowed(path: str, mode: str | None, group: str | None) -> bool:
+    if not ALLOWED_DIRS.match(path):
+        return False
+    agent = re.match(r"^/etc/central-mcp/agents/([A-Za-z][A-Za-z0-9_-]*)\.", path)
+    return mode in ALLOWED_MODES or (mode == "640" and agent is not None and group == f"agent-{agent[1].lower()}")
 
 
 def test_every_service_listens_on_loopback_only():
@@ -117,12 +125,12 @@ def test_secrets_rest_only_in_their_private_files():
         timeout=300,
     )
     files = sorted(set(done.stdout.split()))
-    modes = (
-        dict(line.split(" ", 1)[::-1] for line in sh("stat -c '%a %n' " + " ".join(files)).splitlines())
-        if files
-        else {}
-    )
-    bad = [(f, modes.get(f)) for f in files if not ALLOWED_DIRS.match(f) or modes.get(f) not in ALLOWED_MODES]
+    stats = {}
+    for line in sh("stat -c '%a %G %n' " + " ".join(files)).splitlines() if files else []:
+        mode, group, path = line.split(" ", 2)
+        stats[path] = (mode, group)
+    modes = {path: mode for path, (mode, _) in stats.items()}
+    bad = [(f, modes.get(f)) for f in files if not _allowed(f, *stats.get(f, (None, None)))]
     SECRETS_FOUND.extend(bad)
     note("Files holding a secret: " + ", ".join(f"{f} ({modes.get(f)})" for f in files))
     assert bad == [], bad
@@ -135,7 +143,8 @@ def test_services_run_as_their_own_unprivileged_users():
     assert sh(f"ps -o user= -p {coordinator}").strip() == "central-mcp"
     users = set(sh(f"ps -o user= --ppid {sh('cat /run/central-mcp-agents/tmux.pid').strip()}").split())
     assert users == {"agent"}, users
-    assert set(sh("ps -o user= -C claude").split()) == {"agent"}  # the agent CLIs themselves
+    # The agent CLIs themselves: each agent as its own user.
+    assert set(sh("ps -o user= -C claude").split()) == {f"agent-{name.lower()}" for name in AGENTS}
 
 
 def test_systemd_exposure_of_the_coordinator_is_at_most_4():

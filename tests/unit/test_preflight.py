@@ -209,6 +209,11 @@ def test_coordinator_tells_every_mistake_at_once():
         ("launcher_cli_versions", ["2.1.340"], "launcher_cli_versions"),
         ("launcher_claude_code_version", "2.1.340", "set launcher_cli_versions: {claude:"),
         ("launcher_claude_code_platform", "linux-arm64", "set launcher_cli_platform"),
+        ("launcher_agents_memory_max", "lots", 'launcher_agents_memory_max "lots" must be a size'),
+        ("launcher_agents_memory_max", "32M", "is below 64M"),
+        ("launcher_relay_memory_max", "1.5G", 'launcher_relay_memory_max "1.5G" must be a size'),
+        ("launcher_runtime_memory_max", "0%", 'launcher_runtime_memory_max "0%" must be a size'),
+        ("launcher_agents_tasks_max", 10, "launcher_agents_tasks_max \"10\" must be a whole number"),
     ],
 )
 def test_launcher_names_the_bad_value(key, value, named):

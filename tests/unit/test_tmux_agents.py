@@ -323,6 +323,20 @@ def test_spec_file_script_then_module_agrees(socket, tmp_path):
     assert result["changed"] is False and result["unchanged"] == AGENTS, mod.stdout + mod.stderr
 
 
+def test_spec_file_script_with_existing_never_starts_a_session(socket, tmp_path):
+    """The worker runtime reconciles with --existing: a tmux server it started would live in its sandbox."""
+    spec = tmp_path / "fleet.json"
+    spec.write_text(json.dumps(args_for(socket)))
+    run = [sys.executable, str(SCRIPT), "--spec", str(spec), "--existing"]
+    proc = subprocess.run(run, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and "no session" in proc.stderr, proc.stderr
+    assert not has_session(socket)
+    subprocess.run([sys.executable, str(SCRIPT), "--spec", str(spec)], capture_output=True, check=True)
+    spec.write_text(json.dumps(args_for(socket, names=["A", "B"])))
+    assert subprocess.run(run, capture_output=True, text=True, check=False).returncode == 0
+    assert names(socket) == ["Control", "A", "B", "Logs"], "a session that runs is reconciled as without the flag"
+
+
 def test_spec_file_script_refuses_bad_spec(socket, tmp_path):
     spec = tmp_path / "fleet.json"
     spec.write_text(json.dumps({**args_for(socket), "agents": [agent("A;B")]}))

@@ -630,4 +630,5 @@ class Worker(threading.Thread):
         import tmux_fleet  # noqa: PLC0415 (only where the launcher installed it, with a fleet spec)
 
         with RECONCILING:
-            tmux_fleet.main(["--spec", self.spec["fleet_spec"]])
+            # --existing: a session this process started would run under its unit's sandbox (no sudo in it)
+            tmux_fleet.main(["--spec", self.spec["fleet_spec"], "--existing"])
