@@ -14,7 +14,10 @@ operation is done) rather than polling with sleeps.
 
 These modules run on the controller (``delegate_to: localhost``), where
 google-auth and requests are installed; the import is guarded so a module can
-say so plainly instead of crashing.
+say so plainly instead of crashing. There, their action plugins run the same
+code inside Ansible's own process (module_utils/gce_resize.py, gce_disk.py):
+this module is then imported once per playbook run, by Ansible's main
+process, and every host's run starts with google-auth already loaded.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ GCE_AUTH_ARGUMENT_SPEC = {
     "api_endpoint": {"type": "str", "default": DEFAULT_ENDPOINT},
     "timeout": {"type": "int", "default": 600},
 }
+GCE_REQUIRED_IF = [("auth_kind", "serviceaccount", ["service_account_file"])]
 
 
 class GceError(Exception):
@@ -68,6 +72,18 @@ class GceError(Exception):
     def __init__(self, message: str, status: int | None = None, reason: str | None = None):
         super().__init__(message)
         self.status, self.reason = status, reason
+
+
+class GceFailure(Exception):
+    """A module run that fails: ``msg`` says what and what to do, ``result`` what was already done.
+
+    The module passes both to ``fail_json``; the action plugin that runs the
+    same code on the controller returns them with ``failed: true``.
+    """
+
+    def __init__(self, msg: str, **result):
+        super().__init__(msg)
+        self.msg, self.result = msg, result
 
 
 class GceTimeout(GceError):

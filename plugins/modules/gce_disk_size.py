@@ -31,7 +31,11 @@ description:
     back-off and full jitter, within O(timeout). The resize carries a
     C(requestId), so a retried request is carried out once.
   - "Runs on the controller (use C(delegate_to: localhost)); needs the Python
-    libraries C(google-auth) and C(requests) there."
+    libraries C(google-auth) and C(requests) there. On the controller its
+    action plugin runs it inside Ansible's own process, with the Python
+    that runs Ansible: no module start, no unpacking, no fresh imports.
+    Run elsewhere, with C(become), C(async) or an C(environment), or where
+    Ansible's Python lacks google-auth, it runs as a module in the usual way."
 author:
   - Central-MCP maintainers (@central-mcp)
 # project, zone, auth_kind, service_account_file, access_token, api_endpoint, requirements
@@ -72,6 +76,9 @@ options:
     type: int
     default: 600
 attributes:
+  action:
+    support: full
+    description: On the controller the action plugin runs the module's code in-process (see the description).
   check_mode:
     support: full
     description: Only reads (GET) the instance and the disk, and reports what would change.
@@ -139,6 +146,13 @@ disk:
   returned: when the disk was found
   type: str
   sample: central-mcp-vm1
+disk_id:
+  description:
+    - The disk's numeric ID (a string), unique for the life of the disk; a disk deleted and made again under
+      the same name gets another. The vm_upgrade role keys what it remembers about the filesystem on it by this ID.
+  returned: when the disk was found
+  type: str
+  sample: "4735268364102938571"
 previous_size_gb:
   description: Size of the disk in GB when the module started.
   returned: when the disk was found
@@ -166,210 +180,31 @@ api_calls:
   sample: 5
 """
 
-import re  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 from ansible_collections.central_mcp.agents.plugins.module_utils.gce import (  # noqa: E402
-    GCE_AUTH_ARGUMENT_SPEC,
     GOOGLE_AUTH_IMPORT_ERROR,
     HAS_GOOGLE_AUTH,
-    ComputeApi,
-    GceError,
-    GceOperationError,
-    GceTimeout,
-    link_parts,
-    request_id,
-    session_for,
-    short_name,
+    GceFailure,
 )
-
-ARGUMENT_SPEC = {
-    **GCE_AUTH_ARGUMENT_SPEC,
-    "instance": {"type": "str"},
-    "disk": {"type": "str"},
-    "size_gb": {"type": "int", "required": True},
-    "keep_larger": {"type": "bool", "default": False},
-    "min_growth_gb": {"type": "int", "default": 0},
-}
-NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-MIN_SIZE_GB = 10  # the smallest boot disk
-MAX_SIZE_GB = 65536  # the largest zonal persistent disk
-USER_AGENT = "central-mcp-agents/gce_disk_size"
-
-
-class Grow:
-    """One run: find the disk, compare, and (outside check mode) grow it once."""
-
-    def __init__(self, module: AnsibleModule, api: ComputeApi):
-        self.module, self.api, self.p = module, api, module.params
-        self.result = {"changed": False}
-
-    def report(self, **extra) -> dict:
-        return {**self.result, "api_calls": self.api.calls, **extra}
-
-    def fail(self, msg: str, **extra) -> None:
-        self.module.fail_json(msg=msg, **self.report(**extra))
-
-    def find_disk(self) -> str:
-        """The disk's name: as given, or the instance's boot disk (read from its disks[])."""
-        p = self.p
-        if p["disk"]:
-            return short_name(p["disk"])
-        instance = self.api.get(f"instances/{p['instance']}")
-        boot = [d for d in instance.get("disks") or [] if d.get("boot")]
-        if not boot or not boot[0].get("source"):
-            self.fail(
-                f"instance {p['instance']} has no boot disk in its disks[]: name the disk with the disk option "
-                "(nothing was changed)"
-            )
-        parts = link_parts(boot[0]["source"])
-        name = parts.get("disks") or short_name(boot[0]["source"])
-        if "regions" in parts:
-            self.fail(
-                f"the boot disk {name} of instance {p['instance']} is a regional disk (region {parts['regions']}); "
-                f"this module grows zonal disks: use `gcloud compute disks resize {name} --region "
-                f"{parts['regions']} --size {p['size_gb']}GB` (nothing was changed)"
-            )
-        if parts.get("zones", p["zone"]) != p["zone"]:
-            self.fail(
-                f"the boot disk {name} of instance {p['instance']} is in zone {parts['zones']}, not {p['zone']}: "
-                "run the module with that zone and the disk option (nothing was changed)"
-            )
-        return name
-
-    def run(self) -> dict:
-        p = self.p
-        name = self.find_disk()
-        disk = self.api.get(f"disks/{name}")
-        current, target = int(disk.get("sizeGb") or 0), p["size_gb"]
-        self.result.update(disk=name, previous_size_gb=current, size_gb=current, disk_type=short_name(disk.get("type")))
-        if target < current:
-            if p["keep_larger"]:
-                return self.report()
-            self.fail(
-                f"disk {name} is {current} GB and size_gb is {target}: a Compute Engine disk can only grow, never "
-                f"shrink. Set size_gb to {current} or more (nothing was changed)"
-            )
-        if target - current < max(p["min_growth_gb"], 1):
-            return self.report()
-        if disk.get("status", "READY") != "READY":
-            self.fail(
-                f"disk {name} is {disk['status']}, not READY: wait until it is, then run again (nothing was changed)"
-            )
-        self.result.update(changed=True, size_gb=target)
-        extra = {"diff": self.diff(name, current, target)} if self.module._diff else {}
-        if self.module.check_mode:  # the one change point: nothing above has written
-            return self.report(**extra)
-        try:
-            operation = self.api.post(f"disks/{name}/resize?requestId={request_id()}", {"sizeGb": str(target)})
-            self.api.wait(operation, f"growing disk {name} to {target} GB")
-        except GceError as exc:
-            self.fail(self.failure(name, current, target, exc), **extra)
-        try:
-            final = int(self.api.get(f"disks/{name}").get("sizeGb") or 0)
-        except GceError as exc:
-            self.fail(
-                f"disk {name} was grown to {target} GB but reading it back failed: {exc}; look at it in the console"
-            )
-        if final < target:
-            self.fail(f"disk {name} should be {target} GB but the API shows {final} GB: look at it in the console")
-        self.result["size_gb"] = final
-        return self.report(**extra)
-
-    def diff(self, name: str, current: int, target: int) -> dict:
-        where = f"projects/{self.p['project']}/zones/{self.p['zone']}/disks/{name}"
-        kind = self.result["disk_type"]
-        return {
-            "before_header": where,
-            "after_header": where,
-            "before": f"size_gb: {current}\ndisk_type: {kind}\n",
-            "after": f"size_gb: {target}\ndisk_type: {kind}\n",
-        }
-
-    def failure(self, name: str, current: int, target: int, error: GceError) -> str:
-        """What went wrong, and the size the disk has now (read back, not assumed)."""
-        what = f"growing disk {name} from {current} GB to {target} GB failed"
-        if isinstance(error, GceTimeout):
-            return (
-                f"{what}: {error}. The operation may still finish and grow the disk: run again later to see "
-                "(a second run does not grow it twice)"
-            )
-        cause = str(getattr(error, "details", error)).rstrip(". ")
-        self.api.extend(30)  # one more read, so the message can say what the disk is now
-        try:
-            now = int(self.api.get(f"disks/{name}").get("sizeGb") or 0)
-        except GceError as exc:
-            return f"{what}: {cause}. Reading the disk back failed too ({exc}): look at it in the console"
-        self.result.update(size_gb=now, changed=now > current)
-        if now >= target:
-            self.result["changed"] = True
-            return f"{what} as far as the API answered ({cause}), yet the disk is now {now} GB: run again to confirm"
-        hint = ""
-        if isinstance(error, GceOperationError) and "QUOTA_EXCEEDED" in error.codes:
-            hint = "; ask for more disk quota in the region (IAM & Admin > Quotas) or choose a smaller size"
-        elif error.status == 403:
-            hint = "; the account may not resize disks: grant it roles/compute.instanceAdmin.v1 on the project"
-        return f"{what}: {cause}. The disk is unchanged at {now} GB{hint}"
+from ansible_collections.central_mcp.agents.plugins.module_utils.gce_disk import (  # noqa: E402
+    ARGUMENT_SPEC,
+    SPEC_RULES,
+    grow_disk,
+)
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        supports_check_mode=True,
-        required_one_of=[("instance", "disk")],
-        mutually_exclusive=[("instance", "disk")],
-        required_if=[("auth_kind", "serviceaccount", ["service_account_file"])],
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **SPEC_RULES)
     if not HAS_GOOGLE_AUTH:
         module.fail_json(
             msg=missing_required_lib("google-auth", reason="to call the Compute Engine API")
             + " Install google-auth and requests on the controller (the collection's requirements.txt lists them).",
             exception=GOOGLE_AUTH_IMPORT_ERROR,
         )
-    p = module.params
-    check_options(module)
     try:
-        session = session_for(p["auth_kind"], p["service_account_file"], p["access_token"], USER_AGENT)
-    except GceError as exc:
-        module.fail_json(msg=f"{exc} (auth_kind={p['auth_kind']}; nothing was changed)", api_calls=0, changed=False)
-    api = ComputeApi(session, p["api_endpoint"], p["project"], p["zone"], p["timeout"])
-    try:
-        module.exit_json(**Grow(module, api).run())
-    except GceError as exc:  # only reads can get here: the resize is inside Grow.run's own handling
-        module.fail_json(msg=explain(exc, p), api_calls=api.calls, changed=False)
-
-
-def check_options(module: AnsibleModule) -> None:
-    """Values the API would refuse, refused before any request, each naming the bad value."""
-    p = module.params
-    name = p["instance"] or short_name(p["disk"])
-    option = "instance" if p["instance"] else "disk"
-    if not NAME_RE.match(name):
-        module.fail_json(msg=f"{option} {name!r} is not a Compute Engine resource name (like central-mcp-vm1)")
-    if not MIN_SIZE_GB <= p["size_gb"] <= MAX_SIZE_GB:
-        module.fail_json(
-            msg=f"size_gb {p['size_gb']} is out of range: a boot disk is {MIN_SIZE_GB} to {MAX_SIZE_GB} GB "
-            "(Compute Engine's GB are GiB)"
-        )
-    if p["min_growth_gb"] < 0:
-        module.fail_json(msg=f"min_growth_gb must be 0 or more, got {p['min_growth_gb']}")
-    if p["timeout"] <= 0:
-        module.fail_json(msg=f"timeout must be a positive number of seconds, got {p['timeout']}")
-
-
-def explain(exc: GceError, p: dict) -> str:
-    """What an error before any change means, and what to do about it."""
-    what = f"instance {p['instance']}" if p["instance"] else f"disk {short_name(p['disk'])}"
-    where = f"{what} (project {p['project']}, zone {p['zone']})"
-    if exc.status == 401:
-        hint = "the credentials were refused: an access token may have expired (get a fresh one), or the key is revoked"
-    elif exc.status == 403:
-        hint = "the account may not read it: grant it roles/compute.instanceAdmin.v1 on the project"
-    elif exc.status == 404:
-        hint = "check project, zone and name (`gcloud compute instances list`, `gcloud compute disks list`)"
-    else:
-        return f"reading {where} failed: {exc} (nothing was changed)"
-    return f"reading {where} failed: {exc}; {hint} (nothing was changed)"
+        module.exit_json(**grow_disk(module.params, module.check_mode, module._diff))
+    except GceFailure as failure:
+        module.fail_json(msg=failure.msg, **failure.result)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 import yaml
-from ansible_collections.central_mcp.agents.plugins.module_utils import gce
+from ansible_collections.central_mcp.agents.plugins.module_utils import gce, gce_disk
 from ansible_collections.central_mcp.agents.plugins.modules import gce_disk_size
 from gce_harness import DURATIONS, REPO, assert_doc_matches_spec, calls, posts
 from gce_harness import run_module as run
@@ -62,7 +62,7 @@ def test_documentation_matches_the_argument_spec():
     """ansible-doc is the manual: every option it shows (doc fragment included) is one the module takes."""
     assert_doc_matches_spec("gce_disk_size", gce_disk_size.ARGUMENT_SPEC)
     returned = yaml.safe_load(gce_disk_size.RETURN)
-    assert set(returned) == {"disk", "previous_size_gb", "size_gb", "disk_type", "changed", "api_calls"}
+    assert set(returned) == {"disk", "disk_id", "previous_size_gb", "size_gb", "disk_type", "changed", "api_calls"}
     yaml.safe_load(gce_disk_size.EXAMPLES)
 
 
@@ -236,18 +236,7 @@ def test_module_runs_as_a_process(emu, tmp_path):
     assert "test-token" not in proc.stdout
 
 
-class _Failed(Exception):
-    pass
-
-
-class _StubModule:
-    check_mode, _diff = False, False
-
-    def __init__(self, **params):
-        self.params = {"project": PROJECT, "zone": ZONE, "instance": VM, "disk": None, "size_gb": 50, **params}
-
-    def fail_json(self, msg, **_result):
-        raise _Failed(msg)
+PARAMS = {"project": PROJECT, "zone": ZONE, "instance": VM, "disk": None, "size_gb": 50}
 
 
 class _StubApi:
@@ -278,8 +267,8 @@ class _StubApi:
     ids=["no-disks", "no-boot-disk", "regional", "other-zone"],
 )
 def test_boot_disks_it_cannot_grow_are_refused_by_name(disks, says):
-    with pytest.raises(_Failed) as failure:
-        gce_disk_size.Grow(_StubModule(), _StubApi(disks)).find_disk()
+    with pytest.raises(gce.GceFailure) as failure:
+        gce_disk.Grow(PARAMS, _StubApi(disks)).find_disk()
     assert says in str(failure.value) and "(nothing was changed)" in str(failure.value)
 
 

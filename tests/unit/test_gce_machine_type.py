@@ -19,7 +19,7 @@ import sys
 
 import pytest
 import yaml
-from ansible_collections.central_mcp.agents.plugins.module_utils import gce
+from ansible_collections.central_mcp.agents.plugins.module_utils import gce, gce_resize
 from ansible_collections.central_mcp.agents.plugins.modules import gce_machine_type
 from gce_harness import DURATIONS, REPO, assert_doc_matches_spec, calls, posts
 from gce_harness import run_module as run
@@ -33,7 +33,7 @@ CHECK_TASK = "Check the VM's names, machine type, disk size and credentials befo
 @pytest.fixture
 def emu(emu, monkeypatch):
     """The shared emulator (conftest.py), and short polls of a VM between two states."""
-    monkeypatch.setattr(gce_machine_type, "_POLL_S", 0.05)
+    monkeypatch.setattr(gce_resize, "_POLL_S", 0.05)
     return emu
 
 

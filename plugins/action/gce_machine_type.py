@@ -1,0 +1,21 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Action plugin of gce_machine_type: the module's code in Ansible's process when it runs on the controller.
+
+The manual is the module's (``ansible-doc central_mcp.agents.gce_machine_type``);
+plugin_utils/gce_action.py says when the code runs here and when as a module.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.central_mcp.agents.plugins.module_utils.gce_resize import (
+    ARGUMENT_SPEC,
+    SPEC_RULES,
+    set_machine_type,
+)
+from ansible_collections.central_mcp.agents.plugins.plugin_utils.gce_action import GceAction
+
+
+class ActionModule(GceAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
+    SPEC_RULES = SPEC_RULES
+    run_module_code = staticmethod(set_machine_type)
