@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from certs import FleetCA
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
@@ -71,13 +73,21 @@ class Fleet:
 
 
 class Server:
-    """A coordinator subprocess; ``start`` waits until /health answers."""
+    """A coordinator subprocess; ``start`` waits until /health answers.
 
-    def __init__(self, tmp: Path, fleet: Fleet, **env: str) -> None:
+    With ``tls`` (a CA), it serves HTTPS with a certificate from that CA for 127.0.0.1 and localhost, and
+    the test's clients trust that CA (``verify``).
+    """
+
+    def __init__(self, tmp: Path, fleet: Fleet, tls: FleetCA | None = None, **env: str) -> None:
         self.tmp = tmp
         self.fleet = fleet
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = tls.client_context() if tls else True
+        if tls:
+            cert, key = tls.issue("127.0.0.1", "localhost")
+            env = {"CENTRAL_MCP_TLS_CERT_FILE": str(cert), "CENTRAL_MCP_TLS_KEY_FILE": str(key), **env}
         self.db = tmp / "state" / "central-mcp.db"
         self.log = tmp / "server.log"
         self.env = {
@@ -103,7 +113,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"coordinator exited with {self.proc.returncode}:\n{self.log.read_text()}")
             with contextlib.suppress(httpx2.HTTPError):
-                if httpx2.get(self.url + "/health", timeout=1).status_code == 200:
+                if httpx2.get(self.url + "/health", timeout=1, verify=self.verify).status_code == 200:
                     self.ready_s = time.monotonic() - started
                     return self
             time.sleep(0.05)
@@ -122,7 +132,7 @@ class Server:
 
     def api(self, method: str, path: str, token: str | None = API_TOKEN, **kw: Any) -> httpx2.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx2.request(method, self.url + path, headers=headers, timeout=15, **kw)
+        return httpx2.request(method, self.url + path, headers=headers, timeout=15, verify=self.verify, **kw)
 
     def json(self, method: str, path: str, **kw: Any) -> Any:
         response = self.api(method, path, **kw)
@@ -148,10 +158,12 @@ def zeros(total: int, chunk: int = 64 * 1024) -> Iterator[bytes]:
 
 
 @contextlib.asynccontextmanager
-async def mcp_session(url: str, token: str | None) -> AsyncIterator[ClientSession]:
-    """An initialized MCP session with the official client, as one agent."""
+async def mcp_session(
+    url: str, token: str | None, verify: ssl.SSLContext | bool = True
+) -> AsyncIterator[ClientSession]:
+    """An initialized MCP session with the official client, as one agent (``verify``: the CA it trusts)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http:
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60), verify=verify) as http:
         async with streamable_http_client(url + "/mcp", http_client=http) as (read, write):
             async with ClientSession(read, write) as session:
                 await session.initialize()

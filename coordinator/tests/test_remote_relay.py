@@ -37,9 +37,20 @@ SESSION = "remote-test"
 
 
 class Vm:
-    """A tmux server with one window per agent, and its relay (unix socket, or TCP with a token)."""
+    """A tmux server with one window per agent, and its relay (unix socket, or TCP with a token).
 
-    def __init__(self, tmp: Path, agents: list[str], tcp: bool, token: str = RELAY_TOKEN) -> None:
+    ``tls``: the relay's certificate and key files (TCP only); ``listen``: the TCP address to bind.
+    """
+
+    def __init__(
+        self,
+        tmp: Path,
+        agents: list[str],
+        tcp: bool,
+        token: str = RELAY_TOKEN,
+        tls: tuple[Path, Path] | None = None,
+        listen: str = "127.0.0.1",
+    ) -> None:
         self.tmux_name = f"cmcp-remote-{secrets.token_hex(4)}"
         self.tmux("-f", "/dev/null", "new-session", "-d", "-s", SESSION, "-n", "Control", "-x", "80", "-y", "20", "sh")
         for name in agents:
@@ -47,12 +58,13 @@ class Vm:
         self.port = free_port() if tcp else 0
         self.socket = tmp / f"{self.tmux_name}.sock"
         self.address = f"tcp:127.0.0.1:{self.port}" if tcp else f"unix:{self.socket}"
-        where = ["--listen", f"127.0.0.1:{self.port}"] if tcp else ["--socket", str(self.socket)]
+        where = ["--listen", f"{listen}:{self.port}"] if tcp else ["--socket", str(self.socket)]
         token_file = tmp / f"{self.tmux_name}.token"
         token_file.write_text(token + "\n")
+        certs = ["--tls-cert-file", str(tls[0]), "--tls-key-file", str(tls[1])] if tls else []
         self.relay = subprocess.Popen(
             [sys.executable, "-m", "central_mcp", "relay", *where, "--session", SESSION,
-             "--tmux-socket-name", self.tmux_name, *(["--relay-token-file", str(token_file)] if tcp else [])],
+             "--tmux-socket-name", self.tmux_name, *(["--relay-token-file", str(token_file)] if tcp else []), *certs],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         self._wait()
@@ -75,10 +87,12 @@ class Vm:
     def tmux(self, *args: str) -> str:
         return subprocess.run(["tmux", "-L", self.tmux_name, *args], check=True, capture_output=True, text=True).stdout
 
-    def close(self) -> None:
+    def close(self) -> str:
+        """Stop the relay and the tmux server; what the relay logged."""
         self.relay.terminate()
-        self.relay.wait(5)
+        _, err = self.relay.communicate(timeout=5)
         subprocess.run(["tmux", "-L", self.tmux_name, "kill-server"], capture_output=True)
+        return err.decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -246,28 +260,43 @@ async def test_dashboard_shows_terminals_of_both_vms(vms: tuple[Vm, Vm], tmp_pat
         server.stop()
 
 
-def test_an_exposed_coordinator_serves_agents_that_name_it_by_its_address(tmp_path: Path) -> None:
-    """Agents on VM 2 send ``Host: <VM 1's name>:3000``; only their token decides."""
+def test_an_exposed_coordinator_serves_agents_that_name_it_by_an_allowed_name(tmp_path: Path) -> None:
+    """Agents on VM 2 send ``Host: <VM 1's name>:3000``: a name in CENTRAL_MCP_ALLOWED_HOSTS, then their token decides.
+
+    DNS-rebinding protection stays on beyond loopback: a Host or Origin the fleet does not know is refused.
+    """
     fleet = Fleet(tmp_path / "agents.json")
     token = fleet.add("E")
     fleet.write()
-    server = Server(tmp_path, fleet, CENTRAL_MCP_HOST="0.0.0.0").start()
+    allowed = "central-mcp-vm1,10.0.0.2,fd00::2"
+    server = Server(tmp_path, fleet, CENTRAL_MCP_HOST="0.0.0.0", CENTRAL_MCP_ALLOWED_HOSTS=allowed).start()
     initialize = {
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
                    "clientInfo": {"name": "vm2-agent", "version": "1"}},
     }  # fmt: skip
-    headers = {"Host": f"central-mcp-vm1:{server.port}", "Accept": "application/json, text/event-stream"}
+    accept = {"Accept": "application/json, text/event-stream"}
+    agent = {**accept, "Authorization": f"Bearer {token}"}
+
+    def post(host: str, origin: str | None = None, headers: dict[str, str] = agent) -> httpx2.Response:
+        extra = {"Origin": origin} if origin else {}
+        return httpx2.post(server.url + "/mcp", json=initialize, headers={**headers, "Host": host, **extra}, timeout=10)
+
+    port = server.port
     try:
-        answer = httpx2.post(server.url + "/mcp", json=initialize, timeout=10,
-                             headers={**headers, "Authorization": f"Bearer {token}"})  # fmt: skip
-        assert answer.status_code == 200, answer.text
-        assert "serverInfo" in answer.text
-        refused = httpx2.post(server.url + "/mcp", json=initialize, headers=headers, timeout=10)
-        assert refused.status_code == 401  # no token: nothing
-        wrong = httpx2.post(server.url + "/mcp", json=initialize, timeout=10,
-                            headers={**headers, "Authorization": f"Bearer {API_TOKEN}"})  # fmt: skip
-        assert wrong.status_code == 401  # the API token is not an agent's
-        assert httpx2.get(server.url + "/api/agents", headers={"Host": headers["Host"]}, timeout=10).status_code == 401
+        for host in (f"central-mcp-vm1:{port}", f"10.0.0.2:{port}", f"[fd00::2]:{port}", "central-mcp-vm1"):
+            answer = post(host)
+            assert answer.status_code == 200 and "serverInfo" in answer.text, (host, answer.status_code, answer.text)
+        assert post(f"central-mcp-vm1:{port}", origin=f"https://central-mcp-vm1:{port}").status_code == 200
+        assert post(f"127.0.0.1:{port}", origin=f"http://10.0.0.2:{port}").status_code == 200
+        # A name the fleet does not know: refused before the token is even looked at.
+        assert post(f"rebound.evil.example:{port}").status_code == 421
+        assert post(f"10.0.0.9:{port}").status_code == 421
+        assert post(f"central-mcp-vm1:{port}", origin="https://rebound.evil.example").status_code == 403
+        assert post(f"central-mcp-vm1:{port}", headers=accept).status_code == 401  # no token: nothing
+        wrong = {**accept, "Authorization": f"Bearer {API_TOKEN}"}
+        assert post(f"central-mcp-vm1:{port}", headers=wrong).status_code == 401  # the API token is not an agent's
+        foreign = {"Host": f"central-mcp-vm1:{port}"}
+        assert httpx2.get(server.url + "/api/agents", headers=foreign, timeout=10).status_code == 401
     finally:
         server.stop()

@@ -119,12 +119,18 @@ def test_api_token_from_file(tmp_path: Path) -> None:
         Settings.from_env({"CENTRAL_MCP_API_TOKEN_FILE": str(tmp_path / "empty")})
 
 
-def test_transport_security_follows_the_bind() -> None:
+def test_transport_security_stays_on_with_the_fleets_names() -> None:
     from central_mcp.app import transport_security
 
     loop = transport_security(Settings.from_env({"CENTRAL_MCP_PUBLIC_URL": "https://coord.internal"}))
-    assert loop is not None and loop.enable_dns_rebinding_protection
-    assert {"127.0.0.1:*", "coord.internal:*", "coord.internal"} <= set(loop.allowed_hosts)
-    assert "https://coord.internal" in loop.allowed_origins
-    exposed = transport_security(Settings.from_env({"CENTRAL_MCP_HOST": "0.0.0.0", "CENTRAL_MCP_API_TOKEN": "t"}))
-    assert not exposed.enable_dns_rebinding_protection  # explicitly off: the SDK's own default would be on
+    assert loop.enable_dns_rebinding_protection
+    assert {"127.0.0.1:*", "[::1]:*", "coord.internal:*", "coord.internal"} <= set(loop.allowed_hosts)
+    assert {"https://coord.internal", "http://localhost:*", "https://127.0.0.1:*"} <= set(loop.allowed_origins)
+    exposed = transport_security(
+        Settings.from_env(
+            {"CENTRAL_MCP_HOST": "0.0.0.0", "CENTRAL_MCP_API_TOKEN": "t", "CENTRAL_MCP_ALLOWED_HOSTS": "VM1, fd00::2"}
+        )
+    )
+    assert exposed.enable_dns_rebinding_protection  # beyond loopback too: with the fleet's names
+    assert {"VM1:*", "vm1:*", "[fd00::2]:*", "[fd00::2]"} <= set(exposed.allowed_hosts)
+    assert {"https://vm1:*", "http://[fd00::2]:*"} <= set(exposed.allowed_origins)

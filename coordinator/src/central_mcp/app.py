@@ -22,7 +22,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from central_mcp import __version__
+from central_mcp import __version__, tls
 from central_mcp.api import build_routes
 from central_mcp.dashboard.server import DashboardServer
 from central_mcp.http_limits import BodyLimit, StreamLimit, coordinator_body_limit
@@ -41,28 +41,25 @@ STREAMS_PER_TOKEN = {"GET /mcp": 4, "POST /runtime/next": 2, "GET /api/events": 
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """DNS-rebinding protection for a loopback bind: the loopback names plus the public URL's host.
+    """DNS-rebinding protection, on whatever the bind: clients must call the coordinator by a name it knows.
 
-    A web page must not reach a loopback-only coordinator through a DNS name
-    that points at 127.0.0.1; the SDK checks Host and Origin for that. The
-    public URL's host is added so an SSH tunnel or local proxy under that name
-    still works. On an exposed bind the bearer tokens are the protection, and
-    the check is turned off explicitly: left unset, the SDK would enable it
-    for its own default host (127.0.0.1) and refuse agents on other VMs that
-    name the coordinator by its address (421 "Invalid Host header").
+    A web page must not reach the coordinator through a DNS name of the
+    attacker's that resolves to it; the SDK checks Host and Origin for that
+    (421 or 403). Known names, on any port and for http and https origins:
+    loopback, the public URL's host (an SSH tunnel or local proxy under that
+    name), and ``CENTRAL_MCP_ALLOWED_HOSTS``, the fleet's host names and
+    addresses that agents on other VMs put in their URL.
     """
-    if not settings.loopback:
-        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    public = urlsplit(settings.public_url)
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    if public.hostname:
-        name = f"[{public.hostname}]" if ":" in public.hostname else public.hostname
-        hosts.append(f"{name}:*")
-        origins.append(f"{public.scheme}://{name}:*")
-        if public.port is None:
-            hosts.append(name)
-            origins.append(f"{public.scheme}://{name}")
+    names = ["127.0.0.1", "localhost", "::1"]
+    public = urlsplit(settings.public_url).hostname
+    names += [public] if public else []
+    names += [host for name in settings.allowed_hosts for host in (name, name.lower())]
+    hosts: list[str] = []
+    origins: list[str] = []
+    for name in dict.fromkeys(names):
+        host = f"[{name}]" if ":" in name else name
+        hosts += [host, f"{host}:*"]
+        origins += [f"{scheme}://{host}{port}" for scheme in ("http", "https") for port in ("", ":*")]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
@@ -95,8 +92,9 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
                 if dashboard is not None:
                     await dashboard.start()
                 log.info(
-                    "central-mcp %s serving on %s:%d (MCP at %s, %d agents)",
+                    "central-mcp %s serving %s on %s:%d (MCP at %s, %d agents)",
                     __version__,
+                    "HTTPS" if settings.tls else "plain HTTP",
                     settings.host,
                     settings.port,
                     settings.mcp_url,
@@ -140,6 +138,15 @@ def serve(settings: Settings) -> None:
     if settings.log_level != "debug":
         logging.getLogger("mcp").setLevel(logging.WARNING)  # one line per MCP request is too much for the journal
     settings.check_exposure()
+    if not settings.loopback:
+        names = ", ".join(settings.allowed_hosts) or "none: set CENTRAL_MCP_ALLOWED_HOSTS"
+        log.info("other machines may call this coordinator by its public URL's host and: %s", names)
+        if not settings.tls:
+            log.warning(
+                "CENTRAL_MCP_HOST=%s is reachable from other machines over plain HTTP: bearer tokens and task "
+                "text cross the network unencrypted; set CENTRAL_MCP_TLS_CERT_FILE and CENTRAL_MCP_TLS_KEY_FILE",
+                settings.host,
+            )
     svc = Service(settings)
     svc.open()
     app = create_app(settings, svc)
@@ -169,5 +176,6 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=3,  # open MCP and SSE streams would otherwise hold shutdown forever
         proxy_headers=False,
         server_header=False,
+        **tls.uvicorn_options(settings.tls_cert_file, settings.tls_key_file),
     )
     Server(config).run()

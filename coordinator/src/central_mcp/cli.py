@@ -48,6 +48,7 @@ def call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] 
     """One HTTP request to the coordinator; returns (status, decoded JSON)."""
     # Imported here: with http.client and email they are about 6 MB of the pane relay, which runs
     # from this entry point for days and never makes a request.
+    import ssl  # noqa: PLC0415
     import urllib.error  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
 
@@ -60,8 +61,14 @@ def call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] 
     token = _token(args)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
+    context = None
+    if args.ca_file:  # the fleet CA, for a coordinator serving HTTPS with its certificate
+        try:
+            context = ssl.create_default_context(cafile=args.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise CliError(f"--ca-file {args.ca_file}: cannot load it as a CA certificate ({exc})", 2) from None
     try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+        with urllib.request.urlopen(request, timeout=args.timeout, context=context) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         try:
@@ -104,20 +111,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_relay(args: argparse.Namespace) -> int:
+    from central_mcp import tls
     from central_mcp.relay import run
     from central_mcp.relay_auth import Address, check_token
 
+    if bool(args.tls_cert_file) != bool(args.tls_key_file):
+        raise CliError("relay: give --tls-cert-file and --tls-key-file together (the host's certificate and its key)")
+    if args.tls_cert_file and args.socket:
+        raise CliError("relay: TLS is for --listen; a unix socket (--socket) stays on this machine")
     try:
         listen = Address(path=Path(args.socket)) if args.socket else Address.parse(f"tcp:{args.listen}")
         token = None
         if args.relay_token_file:
             path = args.relay_token_file
             token = check_token(Path(path).read_text(encoding="utf-8"), f"--relay-token-file {path}")
+        context = None
+        if args.tls_cert_file:
+            cert, key = Path(args.tls_cert_file), Path(args.tls_key_file)
+            context = tls.server_context(cert, key, "--tls-cert-file", "--tls-key-file")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise CliError(f"relay: {exc}") from None
     if listen.tcp and token is None:
         raise CliError(f"relay: --listen {args.listen} is reachable from the network: give --relay-token-file")
-    return run(listen, args.session, args.tmux_socket_name, args.allow_input, args.group, args.log_level, token)
+    return run(
+        listen, args.session, args.tmux_socket_name, args.allow_input, args.group, args.log_level, token, context
+    )
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -249,6 +267,12 @@ def _common(top: bool) -> argparse.ArgumentParser:
     common.add_argument(
         "--token-file", default=default(None), help="file holding the API token (default: $CENTRAL_MCP_API_TOKEN)"
     )
+    ca_file = os.environ.get("CENTRAL_MCP_CA_FILE") or None
+    common.add_argument(
+        "--ca-file",
+        default=default(ca_file),
+        help="CA certificate to check an https:// URL against (default: $CENTRAL_MCP_CA_FILE, else the system's CAs)",
+    )
     common.add_argument("--json", action="store_true", default=default(False), help="print JSON for machines")
     common.add_argument("--timeout", type=float, default=default(10.0), help="HTTP timeout in seconds")
     return common
@@ -266,6 +290,8 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--socket", help="unix socket to listen on (created 0660)")
     where.add_argument("--listen", metavar="HOST:PORT", help="TCP address to listen on (needs --relay-token-file)")
     relay.add_argument("--relay-token-file", help="file holding the token every client must prove it knows")
+    relay.add_argument("--tls-cert-file", help="serve TLS (with --listen): this host's certificate from the fleet CA")
+    relay.add_argument("--tls-key-file", help="the key of --tls-cert-file (PEM)")
     relay.add_argument("--session", default="central-mcp-agents", help="tmux session (default: %(default)s)")
     relay.add_argument("--tmux-socket-name", help="tmux -L name of the server (default: tmux's default)")
     relay.add_argument("--group", help="give the socket to this group (the coordinator's user must be in it)")

@@ -6,7 +6,9 @@ talk to it) and serves a unix socket (mode 0660) that the coordinator's group
 can connect to, or, on a VM without the coordinator, a TCP port on the private
 network that only a client knowing the relay's token gets past (the challenge
 in ``central_mcp.relay_auth``: every connection starts with it when a token is
-set, and a TCP relay needs one). The protocol is one JSON object per line in
+set, and a TCP relay needs one). A TCP relay given its host's certificate
+from the fleet CA (``--tls-cert-file``, ``--tls-key-file``) speaks TLS, and
+the challenge runs inside it. The protocol is one JSON object per line in
 both directions:
 
 ``{"op": "list"}``
@@ -42,6 +44,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,7 @@ from central_mcp import relay_auth
 from central_mcp.dashboard import procstat
 from central_mcp.dashboard.tmux_control import ControlClient, TmuxError
 from central_mcp.relay_auth import Address
+from central_mcp.settings import is_loopback
 
 log = logging.getLogger("central_mcp.relay")
 
@@ -88,10 +92,14 @@ class Relay:
 
     def __init__(self, listen: Path | Address, session: str = DEFAULT_SESSION, tmux_socket_name: str | None = None,
                  allow_input: bool = False, group: str | None = None,
-                 history: int = HISTORY_LINES, token: str | None = None) -> None:  # fmt: skip
+                 history: int = HISTORY_LINES, token: str | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
         self.address = listen if isinstance(listen, Address) else Address(path=listen)
         if self.address.tcp and not token:
             raise ValueError(f"a relay on {self.address} is reachable from the network: give it a token")
+        if tls is not None and not self.address.tcp:
+            raise ValueError(f"a relay on {self.address} is local: TLS is for a TCP relay (--listen)")
+        self.tls = tls  # the host's certificate from the fleet CA; the token's challenge runs inside TLS
         self.token = relay_auth.check_token(token, f"relay on {self.address}") if token else None
         self.socket_path = self.address.path
         self.port = self.address.port  # the bound port once serving (port 0 picks a free one)
@@ -303,7 +311,10 @@ class Relay:
 
     async def _listen(self) -> asyncio.Server:
         if self.socket_path is None:
-            server = await asyncio.start_server(self._handle, self.address.host, self.address.port, limit=MAX_LINE)
+            server = await asyncio.start_server(
+                self._handle, self.address.host, self.address.port, limit=MAX_LINE, ssl=self.tls,
+                ssl_handshake_timeout=relay_auth.HANDSHAKE_TIMEOUT_S if self.tls else None,
+            )  # fmt: skip
             self.port = server.sockets[0].getsockname()[1]
             return server
         with contextlib.suppress(FileNotFoundError):
@@ -319,9 +330,12 @@ class Relay:
         server = await self._listen()
         supervisor = asyncio.create_task(self._supervise())
         where = self.socket_path or f"{self.address.host}:{self.port}"
-        log.info("relay for tmux session %s on %s (input %s, token %s)", self.session, where,
-                 "allowed" if self.allow_input else "refused",
-                 "required" if self.token else "not set")  # fmt: skip
+        log.info("relay for tmux session %s on %s (input %s, token %s, %s)", self.session, where,
+                 "allowed" if self.allow_input else "refused", "required" if self.token else "not set",
+                 "TLS" if self.tls else "no TLS")  # fmt: skip
+        if self.address.tcp and self.tls is None and not is_loopback(self.address.host):
+            log.warning("relay on %s serves plain TCP: terminal contents cross the network unencrypted; give it "
+                        "--tls-cert-file and --tls-key-file (a certificate from the fleet CA)", where)  # fmt: skip
         if started is not None:
             started.set()
         try:
@@ -339,10 +353,10 @@ class Relay:
 
 
 def run(listen: Path | Address, session: str, tmux_socket_name: str | None, allow_input: bool, group: str | None,
-        log_level: str = "info", token: str | None = None) -> int:  # fmt: skip
+        log_level: str = "info", token: str | None = None, tls: ssl.SSLContext | None = None) -> int:  # fmt: skip
     """Run the relay until SIGTERM/SIGINT (``central-mcp relay``)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    relay = Relay(listen, session, tmux_socket_name, allow_input, group, token=token)
+    relay = Relay(listen, session, tmux_socket_name, allow_input, group, token=token, tls=tls)
 
     async def main() -> None:
         task = asyncio.current_task()

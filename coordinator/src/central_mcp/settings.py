@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from central_mcp import tls
 from central_mcp.relay_auth import Address, check_token
 
 DEFAULT_DB = "/var/lib/central-mcp/central-mcp.db"
@@ -79,11 +80,30 @@ class Settings:
     agent_writes_burst: int = 10
     # Events and notes of finished tasks (and notes about no task) older than this are deleted; 0: kept forever.
     retention_days: int = 30
+    # The host's certificate (chain) and key from the fleet CA: /mcp and /api serve HTTPS only, and the
+    # dashboard too when it listens beyond loopback. None: plain HTTP.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # Names and addresses clients may call this coordinator by (Host, Origin), besides loopback and the public
+    # URL's host: the fleet's inventory names and addresses.
+    allowed_hosts: tuple[str, ...] = ()
+    # The fleet CA: every TCP relay connection is TLS, its certificate checked against this CA alone.
+    relay_ca_file: Path | None = None
 
     @property
     def loopback(self) -> bool:
         """True when only this machine can reach the port (the safe default)."""
         return is_loopback(self.host)
+
+    @property
+    def tls(self) -> bool:
+        """True when /mcp and /api serve HTTPS (a certificate and key are set)."""
+        return self.tls_cert_file is not None
+
+    @property
+    def dashboard_tls(self) -> bool:
+        """The dashboard serves HTTPS when it listens beyond loopback; on loopback (an SSH tunnel) it stays plain."""
+        return self.tls and not is_loopback(self.dashboard_host)
 
     @property
     def runtime_offline_s(self) -> float:
@@ -112,10 +132,17 @@ class Settings:
         port = _int(env, "CENTRAL_MCP_PORT", cls.port, low=1, high=65535)
         agents_raw = _get(env, "CENTRAL_MCP_AGENTS_FILE", "")
         api_token = _secret(env, "CENTRAL_MCP_API_TOKEN")
+        tls_cert, tls_key = _tls_pair(env)
         url_host = f"[{host}]" if ":" in host else host
-        public_url = _get(env, "CENTRAL_MCP_PUBLIC_URL", f"http://{url_host}:{port}").rstrip("/")
+        scheme = "https" if tls_cert else "http"
+        public_url = _get(env, "CENTRAL_MCP_PUBLIC_URL", f"{scheme}://{url_host}:{port}").rstrip("/")
         if not public_url.startswith(("http://", "https://")):
             raise ConfigError(f"CENTRAL_MCP_PUBLIC_URL={public_url!r}: must start with http:// or https://")
+        if tls_cert and not public_url.startswith("https://"):
+            raise ConfigError(
+                f"CENTRAL_MCP_PUBLIC_URL={public_url!r}: the coordinator serves HTTPS only "
+                "(CENTRAL_MCP_TLS_CERT_FILE is set): give an https:// URL"
+            )
         settings = cls(
             db_path=db_path,
             backup_dir=backup_dir,
@@ -149,6 +176,10 @@ class Settings:
             agent_writes_per_minute=_int(env, "CENTRAL_MCP_AGENT_WRITES_PER_MINUTE", 30, low=0, high=100000),
             agent_writes_burst=_int(env, "CENTRAL_MCP_AGENT_WRITES_BURST", 10, low=1, high=100000),
             retention_days=_int(env, "CENTRAL_MCP_RETENTION_DAYS", 30, low=0, high=36500),
+            tls_cert_file=tls_cert,
+            tls_key_file=tls_key,
+            allowed_hosts=_hosts(env, "CENTRAL_MCP_ALLOWED_HOSTS"),
+            relay_ca_file=_relay_ca(env, "CENTRAL_MCP_RELAY_CA_FILE"),
         )
         if settings.dashboard_port and settings.dashboard_port == settings.port:
             raise ConfigError(
@@ -240,6 +271,52 @@ def _relays(env: Mapping[str, str], name: str) -> tuple[RelaySpec, ...]:
             raise ConfigError(f"{where}: host {entry['host']!r} has two relays; keep one")
         specs.append(RelaySpec(entry["host"], address, token))
     return tuple(specs)
+
+
+def _tls_pair(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:
+    """The server's certificate and key files, both or neither, checked to load as a pair."""
+    cert_name, key_name = "CENTRAL_MCP_TLS_CERT_FILE", "CENTRAL_MCP_TLS_KEY_FILE"
+    cert, key = env.get(cert_name, "").strip(), env.get(key_name, "").strip()
+    if not cert and not key:
+        return None, None
+    if not (cert and key):
+        given, missing = (cert_name, key_name) if cert else (key_name, cert_name)
+        raise ConfigError(
+            f"{given} is set but {missing} is not: set both (the host's certificate from the fleet CA and its key) "
+            "to serve HTTPS, or neither for plain HTTP"
+        )
+    try:
+        tls.server_context(Path(cert), Path(key), cert_name, key_name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return Path(cert), Path(key)
+
+
+def _relay_ca(env: Mapping[str, str], name: str) -> Path | None:
+    """The fleet CA's certificate for the relay client, checked to load; None when unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        tls.client_context(Path(raw), name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return Path(raw)
+
+
+def _hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated host names and IP addresses (IPv6 without brackets), without ports."""
+    hosts = tuple(word.strip() for word in env.get(name, "").split(",") if word.strip())
+    for host in hosts:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not re.fullmatch(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?", host):
+                raise ConfigError(
+                    f"{name}: {host!r} is not a host name or IP address; list names and addresses without ports "
+                    "(any port is allowed), IPv6 without brackets, e.g. vm1,10.0.0.2,fd00::2"
+                ) from None
+    return hosts
 
 
 def _url(env: Mapping[str, str], name: str) -> str:

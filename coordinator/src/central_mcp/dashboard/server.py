@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from central_mcp import tls
 from central_mcp.dashboard.terminals import Metrics, Relays, RelaySource
 from central_mcp.dashboard.web import build_app
 from central_mcp.service import Service
@@ -43,7 +44,9 @@ class DashboardServer:
     def __init__(self, svc: Service) -> None:
         self.svc = svc
         settings = svc.settings
-        remote = [RelaySource(spec.address, spec.token, spec.host) for spec in settings.relays]
+        ca = settings.relay_ca_file
+        relay_tls = tls.client_context(ca, "CENTRAL_MCP_RELAY_CA_FILE") if ca is not None else None
+        remote = [RelaySource(spec.address, spec.token, spec.host, relay_tls) for spec in settings.relays]
         self.source = Relays(RelaySource(settings.relay_socket), remote)
         self.metrics = Metrics(self.source)
         self.server: uvicorn.Server | None = None
@@ -86,14 +89,23 @@ class DashboardServer:
             timeout_graceful_shutdown=2,
             proxy_headers=False,
             server_header=False,
+            **(tls.uvicorn_options(settings.tls_cert_file, settings.tls_key_file) if settings.dashboard_tls else {}),
         )
         self.server = _EmbeddedServer(config)
         self._tasks = [
             asyncio.create_task(self.server.serve(sockets=[sock]), name="central-mcp-dashboard"),
             asyncio.create_task(self.metrics.run(), name="central-mcp-dashboard-metrics"),
         ]
+        plain = [source.address for source in self.source.remote.values() if source.tls is None]
+        if plain:
+            log.warning(
+                "terminals from %s come over plain TCP: set CENTRAL_MCP_RELAY_CA_FILE (the fleet CA) and give "
+                "those relays --tls-cert-file and --tls-key-file",
+                ", ".join(plain),
+            )
         log.info(
-            "dashboard on http://%s:%d (terminals from %s)",
+            "dashboard on %s://%s:%d (terminals from %s)",
+            "https" if settings.dashboard_tls else "http",
             settings.dashboard_host,
             settings.dashboard_port,
             self.source.address,

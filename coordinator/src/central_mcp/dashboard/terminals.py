@@ -7,7 +7,8 @@ serves the panes on a unix socket. Each browser terminal is one websocket
 here and one relay connection behind it; the relay fans one tmux reader out
 to all of them. A :class:`RelaySource` is one relay address: this VM's unix
 socket, or another VM's TCP port (which asks for its token first, see
-``central_mcp.relay_auth``). :class:`Relays` picks the source by the
+``central_mcp.relay_auth``; over TLS when ``CENTRAL_MCP_RELAY_CA_FILE`` names
+the fleet CA). :class:`Relays` picks the source by the
 agent's host, as the agents file names it.
 
 CPU and RAM of an agent are those of its pane's process tree, read from
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -43,11 +45,18 @@ class RelayUnavailable(ConnectionError):
 
 
 class RelaySource:
-    """One pane relay, reached by its unix socket path or TCP address (then always with its token)."""
+    """One pane relay, reached by its unix socket path or TCP address (then always with its token).
 
-    def __init__(self, where: Path | Address, token: str = "", host: str = "") -> None:
+    With ``tls`` (a client context trusting the fleet CA alone), a TCP relay is reached over TLS and
+    must show a certificate naming the host of its address; the token's challenge then runs inside it.
+    """
+
+    def __init__(
+        self, where: Path | Address, token: str = "", host: str = "", tls: ssl.SSLContext | None = None
+    ) -> None:
         self.where = where if isinstance(where, Address) else Address(path=where)
         self.token, self.host = token, host
+        self.tls = tls if self.where.tcp else None
 
     @property
     def address(self) -> str:
@@ -61,12 +70,24 @@ class RelaySource:
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.where.path is not None:
             return await asyncio.open_unix_connection(str(self.where.path), limit=2**22)
-        return await asyncio.open_connection(self.where.host, self.where.port, limit=2**22)
+        # With TLS, the certificate must name self.where.host (server_hostname defaults to it; IPs are matched too).
+        return await asyncio.open_connection(self.where.host, self.where.port, limit=2**22, ssl=self.tls)
 
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A connection past the relay's challenge, when it has a token."""
         try:
             reader, writer = await asyncio.wait_for(self._open(), RELAY_TIMEOUT_S)
+        except ssl.SSLCertVerificationError as exc:
+            raise RelayUnavailable(
+                f"terminal relay at {self.address} refused: its TLS certificate does not verify against "
+                f"CENTRAL_MCP_RELAY_CA_FILE ({exc.verify_message}): it must come from the fleet CA and name "
+                f"{self.where.host}"
+            ) from None
+        except ssl.SSLError as exc:
+            raise RelayUnavailable(
+                f"terminal relay at {self.address}: no TLS handshake ({exc.reason or exc}): is that relay "
+                "started with --tls-cert-file and --tls-key-file?"
+            ) from None
         except (OSError, TimeoutError) as exc:
             hint = (
                 "is central-mcp-relay running on that VM, and its port open to this one?"
@@ -83,7 +104,10 @@ class RelaySource:
             reply = json.loads(await asyncio.wait_for(reader.readline(), RELAY_TIMEOUT_S) or b"{}")
         except (OSError, TimeoutError, ValueError) as exc:
             writer.close()
-            raise RelayUnavailable(f"terminal relay at {self.address}: no handshake ({exc})") from None
+            hint = (
+                " (if that relay serves TLS, set CENTRAL_MCP_RELAY_CA_FILE)" if self.where.tcp and not self.tls else ""
+            )
+            raise RelayUnavailable(f"terminal relay at {self.address}: no handshake ({exc!r}){hint}") from None
         if reply.get("type") != "ok":
             writer.close()
             raise RelayUnavailable(
