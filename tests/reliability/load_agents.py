@@ -11,16 +11,24 @@ task, so a huge backlog would measure the listing, not the service). Bounded in 
 (argv[1] seconds) and in calls (argv[2] per agent). Every tool error, HTTP
 error or exception counts as an error, except a claim lost to a faster agent
 (counted apart). Every call is timed, claims included.
+
+``tls`` (argv[3]; ``plain`` by default) serves the coordinator over HTTPS as
+between VMs: a throwaway CA and a certificate for 127.0.0.1 are made here
+with ``cryptography``, and every client (the agents' MCP SDK client, the
+feeder) trusts that CA alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
+import ipaddress
 import json
 import os
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -29,6 +37,10 @@ from pathlib import Path
 
 import anyio
 import httpx2
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
@@ -41,12 +53,47 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def throwaway_tls(tmp: Path) -> tuple[dict[str, str], ssl.SSLContext]:
+    """A CA and a certificate for 127.0.0.1 signed by it: the coordinator's TLS settings and the clients' trust."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "load test CA")])
+
+    def signed(subject: x509.Name, public_key, extension: x509.ExtensionType, critical: bool) -> x509.Certificate:
+        """A certificate for ``subject`` signed by the CA's key, valid for two hours."""
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=2))
+            .add_extension(extension, critical=critical)
+            .sign(ca_key, hashes.SHA256())
+        )
+
+    ca = signed(ca_name, ca_key.public_key(), x509.BasicConstraints(ca=True, path_length=0), True)
+    server_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    server = signed(server_name, key.public_key(), san, False)
+    pem = serialization.Encoding.PEM
+    (tmp / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tmp / "server.pem").write_bytes(server.public_bytes(pem))
+    (tmp / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    (tmp / "server.key").chmod(0o600)
+    env = {"CENTRAL_MCP_TLS_CERT_FILE": str(tmp / "server.pem"), "CENTRAL_MCP_TLS_KEY_FILE": str(tmp / "server.key")}
+    return env, ssl.create_default_context(cafile=tmp / "ca.pem")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-async def main(seconds: float, max_calls: int) -> dict:
+async def main(seconds: float, max_calls: int, transport: str = "plain") -> dict:
     tokens = {f"load{i:02d}": secrets.token_urlsafe(32) for i in range(AGENTS)}
     api_token = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="central-mcp-load-") as tmpdir:
@@ -68,13 +115,17 @@ async def main(seconds: float, max_calls: int) -> dict:
             # The load is the point here: no per-agent rate on notes and progress (0: no limit).
             "CENTRAL_MCP_AGENT_WRITES_PER_MINUTE": "0",
         }
-        url = f"http://127.0.0.1:{port}"
+        verify: ssl.SSLContext | bool = True
+        if transport == "tls":
+            tls_env, verify = throwaway_tls(tmp)
+            env.update(tls_env)
+        url = f"{'https' if transport == 'tls' else 'http'}://127.0.0.1:{port}"
         with open(tmp / "server.log", "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "central_mcp", "serve"], env=env, stdout=log, stderr=log)
         try:
             for _ in range(600):
                 with contextlib.suppress(httpx2.HTTPError):
-                    if httpx2.get(url + "/health", timeout=1).status_code == 200:
+                    if httpx2.get(url + "/health", timeout=1, verify=verify).status_code == 200:
                         break
                 if proc.poll() is not None:
                     raise SystemExit((tmp / "server.log").read_text())
@@ -86,7 +137,7 @@ async def main(seconds: float, max_calls: int) -> dict:
 
             async def feeder() -> None:
                 headers = {"Authorization": f"Bearer {api_token}"}
-                async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+                async with httpx2.AsyncClient(headers=headers, timeout=30, verify=verify) as http:
                     while time.monotonic() < deadline:
                         if done["posted"] - done["completed"] >= 48:
                             await anyio.sleep(0.02)
@@ -98,7 +149,8 @@ async def main(seconds: float, max_calls: int) -> dict:
 
             async def agent(name: str) -> None:
                 headers = {"Authorization": f"Bearer {tokens[name]}"}
-                async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http:
+                timeout = httpx2.Timeout(30, read=60)
+                async with httpx2.AsyncClient(headers=headers, timeout=timeout, verify=verify) as http:
                     async with streamable_http_client(url + "/mcp", http_client=http) as (read, write):
                         async with ClientSession(read, write) as session:
                             await session.initialize()
@@ -149,6 +201,7 @@ async def main(seconds: float, max_calls: int) -> dict:
             proc.terminate()
             proc.wait(15)
     return {
+        "transport": transport,
         "agents": AGENTS,
         "seconds": round(elapsed, 1),
         "calls": len(latencies),
@@ -165,4 +218,7 @@ async def main(seconds: float, max_calls: int) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(anyio.run(main, float(sys.argv[1]), int(sys.argv[2]))))
+    mode = sys.argv[3] if len(sys.argv) > 3 else "plain"
+    if mode not in ("plain", "tls"):
+        sys.exit(f"load_agents.py SECONDS MAX_CALLS [plain|tls]: {mode!r} is neither")
+    print(json.dumps(anyio.run(main, float(sys.argv[1]), int(sys.argv[2]), mode)))
