@@ -12,14 +12,22 @@ pinned to CPU 1, so they do not steal the server's core. Printed:
 * task created (REST POST sent) -> event seen on /api/events: p50/p95 ms,
   idle and during the load.
 
+All of it twice by default, in the same run: over plain HTTP and over
+HTTPS as between VMs (a throwaway CA and a certificate for 127.0.0.1 made
+here with ``cryptography``; the clients trust that CA alone), then calls/s,
+p50, p99 and errors side by side (``--transport plain|tls`` for one).
+
 Needs the coordinator package importable (``pip install -e coordinator``).
-Bounded: about 20 s of wall time.
+Bounded: about 20 s of wall time per transport.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import datetime
 import hashlib
+import ipaddress
 import itertools
 import json
 import os
@@ -27,6 +35,7 @@ import secrets
 import signal
 import socket
 import sqlite3
+import ssl
 import statistics
 import subprocess
 import sys
@@ -38,6 +47,10 @@ from typing import Any
 try:
     import anyio
     import httpx2
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
     from mcp.client.session import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 except ImportError as exc:  # pragma: no cover - a plain message instead of a traceback
@@ -73,7 +86,44 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def start_server(tmp: Path, tokens: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float]:
+def throwaway_tls(tmp: Path) -> tuple[dict[str, str], ssl.SSLContext]:
+    """A CA and a certificate for 127.0.0.1 signed by it: the coordinator's TLS settings and the clients' trust."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "benchmark CA")])
+
+    def signed(subject: x509.Name, public_key, extension: x509.ExtensionType, critical: bool) -> x509.Certificate:
+        """A certificate for ``subject`` signed by the CA's key, valid for two hours."""
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=2))
+            .add_extension(extension, critical=critical)
+            .sign(ca_key, hashes.SHA256())
+        )
+
+    ca = signed(ca_name, ca_key.public_key(), x509.BasicConstraints(ca=True, path_length=0), True)
+    server_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    server = signed(server_name, key.public_key(), san, False)
+    pem = serialization.Encoding.PEM
+    (tmp / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tmp / "server.pem").write_bytes(server.public_bytes(pem))
+    (tmp / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    (tmp / "server.key").chmod(0o600)
+    env = {"CENTRAL_MCP_TLS_CERT_FILE": str(tmp / "server.pem"), "CENTRAL_MCP_TLS_KEY_FILE": str(tmp / "server.key")}
+    return env, ssl.create_default_context(cafile=tmp / "ca.pem")
+
+
+def start_server(
+    tmp: Path, tokens: dict[str, str], tls_env: dict[str, str], verify: ssl.SSLContext | bool
+) -> tuple[subprocess.Popen[bytes], str, float]:
     agents = [
         {"name": n, "role": "backend", "model": "m", "kind": "claude", "host": "bench", "token_sha256": h}
         for n, h in ((n, hashlib.sha256(t.encode()).hexdigest()) for n, t in tokens.items())
@@ -89,6 +139,7 @@ def start_server(tmp: Path, tokens: dict[str, str]) -> tuple[subprocess.Popen[by
         "CENTRAL_MCP_LOG_LEVEL": "warning",
         # The load is the point here: no per-agent rate on notes and progress (0: no limit).
         "CENTRAL_MCP_AGENT_WRITES_PER_MINUTE": "0",
+        **tls_env,
     }
     pin = (lambda: os.sched_setaffinity(0, {0})) if hasattr(os, "sched_setaffinity") else None
     started = time.monotonic()
@@ -96,12 +147,12 @@ def start_server(tmp: Path, tokens: dict[str, str]) -> tuple[subprocess.Popen[by
         proc = subprocess.Popen(
             [sys.executable, "-m", "central_mcp", "serve"], env=env, stdout=log, stderr=log, preexec_fn=pin
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls_env else 'http'}://127.0.0.1:{port}"
     while time.monotonic() - started < 30:
         if proc.poll() is not None:
             sys.exit(f"coordinator exited: {(tmp / 'server.log').read_text()}")
         with contextlib.suppress(httpx2.HTTPError):
-            response = httpx2.get(url + "/health", timeout=1)
+            response = httpx2.get(url + "/health", timeout=1, verify=verify)
             if response.status_code == 200 and response.json()["status"] in ("ok", "degraded"):
                 return proc, url, time.monotonic() - started
         time.sleep(0.01)
@@ -122,21 +173,21 @@ def seed_tasks(db: Path, count: int) -> list[int]:
 
 
 @contextlib.asynccontextmanager
-async def session(url: str, token: str) -> Any:
+async def session(url: str, token: str, verify: ssl.SSLContext | bool) -> Any:
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http:
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60), verify=verify) as http:
         async with streamable_http_client(url + "/mcp", http_client=http) as (read, write):
             async with ClientSession(read, write) as s:
                 await s.initialize()
                 yield s
 
 
-async def sse_latencies(url: str, samples: int) -> list[float]:
+async def sse_latencies(url: str, samples: int, verify: ssl.SSLContext | bool) -> list[float]:
     """Create tasks one by one over REST; time from the POST to the task.created event."""
     headers = {"Authorization": f"Bearer {API_TOKEN}"}
     sent: dict[int, float] = {}
     seen: dict[int, float] = {}
-    async with httpx2.AsyncClient(timeout=30, headers=headers) as client:
+    async with httpx2.AsyncClient(timeout=30, headers=headers, verify=verify) as client:
         async with client.stream("GET", url + "/api/events?types=task.created") as stream:
             lines = stream.aiter_lines()
             async for line in lines:  # the stream opens with a "ready" event
@@ -166,17 +217,17 @@ async def sse_latencies(url: str, samples: int) -> list[float]:
     return [(seen[i] - sent[i]) * 1000 for i in sent if i in seen]
 
 
-async def main() -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {1})
+async def measure(transport: str, seconds: float) -> dict[str, Any]:
+    """One coordinator, one transport: every figure of the module docstring."""
     tokens = {f"agent{i:02d}": secrets.token_urlsafe(32) for i in range(AGENTS)}
     with tempfile.TemporaryDirectory(prefix="central-mcp-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        proc, url, ready_s = start_server(tmp, tokens)
+        tls_env, verify = throwaway_tls(tmp) if transport == "tls" else ({}, True)
+        proc, url, ready_s = start_server(tmp, tokens, tls_env, verify)
         try:
             await anyio.sleep(1.0)
             idle_rss = rss_mb(proc.pid)
-            sse_idle = await sse_latencies(url, SSE_SAMPLES)
+            sse_idle = await sse_latencies(url, SSE_SAMPLES, verify)
             ids = iter(seed_tasks(tmp / "db" / "central-mcp.db", 20000))
             latencies: list[float] = []
             errors = itertools.count()
@@ -187,12 +238,12 @@ async def main() -> None:
 
             async def agent(name: str) -> None:
                 nonlocal ready
-                async with session(url, tokens[name]) as s:
+                async with session(url, tokens[name], verify) as s:
                     ready += 1
                     if ready == AGENTS:
                         opened.set()
                     await go.wait()
-                    deadline = time.monotonic() + LOAD_S
+                    deadline = time.monotonic() + seconds
                     while time.monotonic() < deadline:
                         task_id = next(ids)
                         for tool, args in (
@@ -218,7 +269,7 @@ async def main() -> None:
                 load_started, cpu_before = time.monotonic(), cpu_s(proc.pid)
                 go.set()
                 await anyio.sleep(2.0)
-                sse_load = await sse_latencies(url, SSE_SAMPLES)
+                sse_load = await sse_latencies(url, SSE_SAMPLES, verify)
             load_s = time.monotonic() - load_started
             server_busy = (cpu_s(proc.pid) - cpu_before) / load_s
             rss_after = rss_mb(proc.pid)
@@ -228,26 +279,64 @@ async def main() -> None:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    return {
+        "transport": transport,
+        "ready_s": ready_s,
+        "idle_rss": idle_rss,
+        "rss_open": rss_open,
+        "rss_after": rss_after,
+        "calls": len(latencies),
+        "load_s": load_s,
+        "rate": len(latencies) / load_s,
+        "p50": pct(latencies, 0.5),
+        "p99": pct(latencies, 0.99),
+        "server_busy": server_busy,
+        "errors": next(errors),
+        "sse": {"idle": sse_idle, "under load": sse_load},
+    }
 
-    n_errors = next(errors)
-    print(f"central-mcp load benchmark (server pinned to CPU 0, {AGENTS} MCP clients on CPU 1, loopback)")
-    print(f"  start to good /health:        {ready_s * 1000:.0f} ms")
-    print(f"  RSS idle:                     {idle_rss:.1f} MB")
-    print(f"  RSS with {AGENTS} sessions open:    {rss_open:.1f} MB (after the load: {rss_after:.1f} MB)")
-    rate = len(latencies) / load_s
-    print(f"  claim/progress/complete mix:  {len(latencies)} calls in {load_s:.1f} s = {rate:.0f} calls/s")
-    print(f"                                p50 {pct(latencies, 0.5):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms")
+
+def report(r: dict[str, Any]) -> None:
+    name = "HTTPS (TLS)" if r["transport"] == "tls" else "plain HTTP"
+    print(f"central-mcp load benchmark, {name} (server pinned to CPU 0, {AGENTS} MCP clients on CPU 1, loopback)")
+    print(f"  start to good /health:        {r['ready_s'] * 1000:.0f} ms")
+    print(f"  RSS idle:                     {r['idle_rss']:.1f} MB")
+    print(f"  RSS with {AGENTS} sessions open:    {r['rss_open']:.1f} MB (after the load: {r['rss_after']:.1f} MB)")
+    print(f"  claim/progress/complete mix:  {r['calls']} calls in {r['load_s']:.1f} s = {r['rate']:.0f} calls/s")
+    print(f"                                p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms")
     print(
-        f"                                server CPU {server_busy:.0%} of its core "
-        f"(~{rate / max(server_busy, 0.01):.0f} calls/s per busy core; below 100% the clients are the limit)"
+        f"                                server CPU {r['server_busy']:.0%} of its core "
+        f"(~{r['rate'] / max(r['server_busy'], 0.01):.0f} calls/s per busy core; below 100% the clients are the limit)"
     )
-    print(f"                                {len(latencies) // 3} tasks completed, {n_errors} tool errors")
-    for label, values in (("idle", sse_idle), ("under load", sse_load)):
+    print(f"                                {r['calls'] // 3} tasks completed, {r['errors']} tool errors")
+    for label, values in r["sse"].items():
         print(
             f"  task created -> SSE ({label}): p50 {statistics.median(values):.1f} ms, "
             f"p95 {pct(values, 0.95):.1f} ms ({len(values)} samples)"
         )
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transport", choices=("both", "plain", "tls"), default="both", help="default: %(default)s")
+    parser.add_argument("--seconds", type=float, default=LOAD_S, help="load phase per transport (default: %(default)s)")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})
+    transports = ("plain", "tls") if args.transport == "both" else (args.transport,)
+    results = [anyio.run(measure, transport, args.seconds) for transport in transports]
+    for result in results:
+        report(result)
+    if len(results) > 1:
+        print(f"side by side ({AGENTS} agents x {args.seconds:g} s each, same run):")
+        print(f"  {'':12} {'calls/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'server CPU':>11}")
+        for r in results:
+            name = "TLS" if r["transport"] == "tls" else "plain HTTP"
+            print(
+                f"  {name:12} {r['rate']:>8.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7} "
+                f"{r['server_busy']:>11.0%}"
+            )
+
+
 if __name__ == "__main__":
-    anyio.run(main)
+    main()
