@@ -139,8 +139,12 @@ def serve(settings: Settings) -> None:
         logging.getLogger("mcp").setLevel(logging.WARNING)  # one line per MCP request is too much for the journal
     settings.check_exposure()
     if not settings.loopback:
-        names = ", ".join(settings.allowed_hosts) or "none: set CENTRAL_MCP_ALLOWED_HOSTS"
-        log.info("other machines may call this coordinator by its public URL's host and: %s", names)
+        names = [urlsplit(settings.public_url).hostname or "", *settings.allowed_hosts]
+        log.info(
+            "clients on other machines may name this coordinator %s (the public URL's host and "
+            "CENTRAL_MCP_ALLOWED_HOSTS); any other name gets 421",
+            ", ".join(name for name in names if name),
+        )
         if not settings.tls:
             log.warning(
                 "CENTRAL_MCP_HOST=%s is reachable from other machines over plain HTTP: bearer tokens and task "
