@@ -7,6 +7,7 @@ the fleet's; clients trust it alone, as agents on other VMs do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -158,3 +159,59 @@ def test_cli_checks_the_coordinator_against_the_ca(tls_server: Server, ca: Fleet
     assert trusted.returncode == 0 and "A" in trusted.stdout, trusted.stderr
     untrusted = cli()
     assert untrusted.returncode == 3 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+
+
+def machine_address() -> str | None:
+    """An IPv4 address of this machine beyond loopback (a UDP socket's own address; nothing is sent)."""
+    import socket  # noqa: PLC0415
+
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))
+        address = probe.getsockname()[0]
+        return None if address.startswith("127.") else address
+    return None
+
+
+def test_with_a_local_host_this_machine_speaks_plain_http_on_loopback_beside_tls(ca: FleetCA, tmp_path: Path) -> None:
+    """The coordinator of a fleet on several VMs: TLS on its private address, plain HTTP on 127.0.0.1 for its own
+    VM's agents and checks, the same port."""
+    address = machine_address()
+    if address is None:
+        pytest.skip("this machine has no address beyond loopback")
+    fleet = Fleet(tmp_path / "agents.json")
+    fleet.add("A")
+    fleet.write()
+    cert, key = ca.issue(address)
+    server = Server(
+        tmp_path, fleet, CENTRAL_MCP_HOST=address, CENTRAL_MCP_LOCAL_HOST="127.0.0.1",
+        CENTRAL_MCP_TLS_CERT_FILE=str(cert), CENTRAL_MCP_TLS_KEY_FILE=str(key),
+    )  # fmt: skip
+    server.env["CENTRAL_MCP_PUBLIC_URL"] = f"https://{address}:{server.port}"
+    server.start()  # waits for /health on http://127.0.0.1: the local listener
+    try:
+        verify = ca.client_context()
+        assert httpx2.get(f"https://{address}:{server.port}/health", verify=verify, timeout=10).status_code == 200
+        assert httpx2.get(f"http://127.0.0.1:{server.port}/health", timeout=10).status_code == 200
+        with pytest.raises(httpx2.TransportError):  # the private address speaks TLS only
+            httpx2.get(f"http://{address}:{server.port}/health", timeout=10)
+        agents = httpx2.get(
+            f"http://127.0.0.1:{server.port}/api/agents", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
+        assert [agent["name"] for agent in agents.json()["agents"]] == ["A"]
+        assert "plain HTTP for this machine on 127.0.0.1" in server.log.read_text()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CENTRAL_MCP_HOST": "10.0.0.2", "CENTRAL_MCP_LOCAL_HOST": "10.0.0.3"}, "must be a loopback address"),
+        ({"CENTRAL_MCP_HOST": "0.0.0.0", "CENTRAL_MCP_LOCAL_HOST": "127.0.0.1"}, "takes loopback too"),
+        ({"CENTRAL_MCP_HOST": "127.0.0.1", "CENTRAL_MCP_LOCAL_HOST": "127.0.0.1"}, "beside TLS on another address"),
+    ],
+)
+def test_local_host_errors_name_the_setting(tmp_path: Path, files: dict[str, str], env: dict, message: str) -> None:
+    tls_env = {"CENTRAL_MCP_TLS_CERT_FILE": files["cert"], "CENTRAL_MCP_TLS_KEY_FILE": files["key"]}
+    with pytest.raises(ConfigError, match=message):
+        settings(tmp_path, **tls_env, CENTRAL_MCP_API_TOKEN="t", **env)

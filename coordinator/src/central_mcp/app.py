@@ -26,6 +26,7 @@ from central_mcp import __version__, tls
 from central_mcp.api import build_routes
 from central_mcp.dashboard.server import DashboardServer
 from central_mcp.http_limits import BodyLimit, StreamLimit, coordinator_body_limit
+from central_mcp.local_listener import LocalListener
 from central_mcp.loops import Loops
 from central_mcp.mcp_tools import build_mcp
 from central_mcp.notify import Notifier
@@ -91,6 +92,9 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
                     notifier.start()
                 if dashboard is not None:
                     await dashboard.start()
+                local = LocalListener(app, settings) if settings.local_host else None
+                if local is not None:
+                    await local.start()
                 log.info(
                     "central-mcp %s serving %s on %s:%d (MCP at %s, %d agents)",
                     __version__,
@@ -103,6 +107,8 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
                 try:
                     yield
                 finally:
+                    if local is not None:
+                        await local.stop()
                     if notifier is not None:
                         await notifier.stop()
                     if dashboard is not None:

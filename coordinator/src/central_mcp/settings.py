@@ -89,6 +89,9 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     # The fleet CA: every TCP relay connection is TLS, its certificate checked against this CA alone.
     relay_ca_file: Path | None = None
+    # With TLS on the private address: plain HTTP on this loopback address too, same port, for the VM's own
+    # agents and checks (nothing leaves the machine there). None: the one listener.
+    local_host: str | None = None
 
     @property
     def loopback(self) -> bool:
@@ -180,7 +183,10 @@ class Settings:
             tls_key_file=tls_key,
             allowed_hosts=_hosts(env, "CENTRAL_MCP_ALLOWED_HOSTS"),
             relay_ca_file=_relay_ca(env, "CENTRAL_MCP_RELAY_CA_FILE"),
+            local_host=_get(env, "CENTRAL_MCP_LOCAL_HOST", "") or None,
         )
+        if settings.local_host is not None:
+            _check_local_host(settings)
         if settings.dashboard_port and settings.dashboard_port == settings.port:
             raise ConfigError(
                 f"CENTRAL_MCP_DASHBOARD_PORT={settings.dashboard_port} is also CENTRAL_MCP_PORT: give the dashboard "
@@ -302,6 +308,25 @@ def _relay_ca(env: Mapping[str, str], name: str) -> Path | None:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return Path(raw)
+
+
+def _check_local_host(settings: Settings) -> None:
+    """CENTRAL_MCP_LOCAL_HOST: a loopback address beside a TLS listener on one address (not on all of them)."""
+    if settings.local_host not in ("127.0.0.1", "::1"):
+        raise ConfigError(
+            f"CENTRAL_MCP_LOCAL_HOST={settings.local_host!r} must be a loopback address (127.0.0.1 or ::1): it "
+            "serves plain HTTP"
+        )
+    if not settings.tls or settings.loopback:
+        raise ConfigError(
+            "CENTRAL_MCP_LOCAL_HOST is plain HTTP beside TLS on another address: set CENTRAL_MCP_TLS_CERT_FILE and "
+            "CENTRAL_MCP_TLS_KEY_FILE and a CENTRAL_MCP_HOST beyond loopback, or leave it unset"
+        )
+    if settings.host in ("0.0.0.0", "::", ""):
+        raise ConfigError(
+            f"CENTRAL_MCP_HOST={settings.host!r} takes loopback too, so CENTRAL_MCP_LOCAL_HOST cannot listen beside "
+            "it: give CENTRAL_MCP_HOST the private address other machines use"
+        )
 
 
 def _hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
