@@ -2,13 +2,13 @@
 """Action plugin of gce_disk_size: the module's code in Ansible's process when it runs on the controller.
 
 The manual is the module's (``ansible-doc central_mcp.agents.gce_disk_size``);
-plugin_utils/gce_action.py says when the code runs here and when as a module.
+plugin_utils/module_actions.py says when the code runs here and when as a module.
 """
 
 from __future__ import annotations
 
 from ansible_collections.central_mcp.agents.plugins.module_utils.gce_disk import ARGUMENT_SPEC, SPEC_RULES, grow_disk
-from ansible_collections.central_mcp.agents.plugins.plugin_utils.gce_action import GceAction
+from ansible_collections.central_mcp.agents.plugins.plugin_utils.module_actions import GceAction
 
 
 class ActionModule(GceAction):

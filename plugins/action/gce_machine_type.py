@@ -2,7 +2,7 @@
 """Action plugin of gce_machine_type: the module's code in Ansible's process when it runs on the controller.
 
 The manual is the module's (``ansible-doc central_mcp.agents.gce_machine_type``);
-plugin_utils/gce_action.py says when the code runs here and when as a module.
+plugin_utils/module_actions.py says when the code runs here and when as a module.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from ansible_collections.central_mcp.agents.plugins.module_utils.gce_resize impo
     SPEC_RULES,
     set_machine_type,
 )
-from ansible_collections.central_mcp.agents.plugins.plugin_utils.gce_action import GceAction
+from ansible_collections.central_mcp.agents.plugins.plugin_utils.module_actions import GceAction
 
 
 class ActionModule(GceAction):

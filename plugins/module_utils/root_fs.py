@@ -29,6 +29,20 @@ import time
 from ansible.module_utils.common.text.formatters import bytes_to_human
 
 GROWABLE = ("ext2", "ext3", "ext4", "xfs")
+# The module's options (the module and its action plugin check the same). known_disk and
+# cache_file are the action plugin's, on the controller; the module takes and ignores them.
+ARGUMENT_SPEC = {
+    "mount": {"type": "path", "default": "/"},
+    "min_room_mb": {"type": "int", "default": 16},
+    "disk_grew": {"type": "bool", "default": False},
+    "settle_timeout": {"type": "int", "default": 10},
+    "known_disk": {
+        "type": "dict",
+        "options": {"id": {"type": "str", "required": True}, "size_gb": {"type": "int", "required": True}},
+    },
+    "cache_file": {"type": "path"},
+}
+SPEC_RULES = {"required_by": {"cache_file": "known_disk"}}
 GROWPART_PACKAGE = "cloud-guest-utils"
 SYSFS_BLOCK = "/sys/class/block"
 SECTOR = 512  # sysfs counts 512-byte sectors, whatever the disk's own sector size
@@ -233,6 +247,16 @@ class RootFs:
             return "", f"{argv[0]} could not read its size ({last})"
         return out, None
 
+    def disk_bytes(self, layout: dict, room: dict) -> int | None:
+        """The disk under the filesystem as the kernel sees it now: sysfs for a partition's disk, else the device."""
+        if layout["partition"] is None:
+            return room["device_bytes"]
+        try:
+            with open(os.path.join(self.sysfs, os.path.basename(layout["disk"]), "size")) as handle:
+                return int(handle.read().strip()) * SECTOR
+        except (OSError, ValueError):
+            return None
+
     def settled(self, found: dict, measure, done) -> dict:
         """measure() again until done(answer), for up to settle_timeout s: after a grow the kernel can be late."""
         deadline = self.clock() + self.settle_timeout
@@ -247,12 +271,13 @@ class RootFs:
         before = df(self.mount, self.statvfs)
         r = self.result
         r.update(changed=False, mount=self.mount, source="", fstype="", disk=None, partition=None,
-                 partition_grown=False, filesystem_grown=False, growpart_needed=False, df_before=before,
-                 df_after=before, commands=self.commands)  # fmt: skip
+                 partition_grown=False, filesystem_grown=False, growpart_needed=False, nothing_to_grow=False,
+                 settled="", disk_bytes=None, df_before=before, df_after=before, commands=self.commands)  # fmt: skip
         layout = self.layout()
         r.update({k: layout[k] for k in ("source", "fstype", "disk", "partition")})
         if not layout["grow"]:
-            return self.done(f"{self.mount} is left as it is: {layout['why']}")
+            r.update(nothing_to_grow=True, settled=f"{self.mount} is left as it is: {layout['why']}")
+            return self.done(r["settled"])
         self.what = f"{self.mount} ({layout['fstype']} on {layout['source']})"
         plan = self.grow_partition(layout) if layout["partition"] is not None else {"grow": False}
         if r["growpart_needed"] and not self.check_mode:
@@ -263,6 +288,12 @@ class RootFs:
             )
         room, error = self.grow_filesystem(layout, plan)
         r["changed"] = r["partition_grown"] or r["filesystem_grown"]
+        r["disk_bytes"] = self.disk_bytes(layout, room)
+        # Settled: it fills a disk whose size the kernel shows, and nothing would grow or is pending.
+        r["nothing_to_grow"] = (error is None and r["disk_bytes"] is not None and not r["growpart_needed"]
+                                and not (self.check_mode and (r["changed"] or self.disk_grew)))  # fmt: skip
+        if r["nothing_to_grow"]:
+            r["settled"] = f"{self.what} fills its disk"
         if r["changed"] and not self.check_mode:
             r["df_after"] = df(self.mount, self.statvfs)
         if r["changed"] and self.diff:

@@ -29,6 +29,9 @@ description:
     partition that fills its disk never needs the package.
   - RV(msg) says in one line what grew (or would grow, or why nothing does),
     with the sizes as C(df) shows them before and after.
+  - With O(known_disk) and O(cache_file), a run on a disk whose filesystem was
+    found to fill it, and which has not changed since, costs no module run on
+    the host (see O(cache_file)).
 author:
   - Central-MCP maintainers (@central-mcp)
 options:
@@ -57,7 +60,36 @@ options:
     description: Seconds to wait for the kernel to see the new size of a disk that grew (O(disk_grew=true)).
     type: int
     default: 10
+  known_disk:
+    description:
+      - The disk under O(mount) as the controller knows it, e.g. from the result of
+        M(central_mcp.agents.gce_disk_size). Only the action plugin reads it, on the controller, with O(cache_file).
+    type: dict
+    suboptions:
+      id:
+        description:
+          - Names the disk for good, e.g. C(PROJECT/ZONE/DISK#DISK_ID); a disk made again under the same
+            name has another RV(central_mcp.agents.gce_disk_size#module:disk_id).
+        type: str
+        required: true
+      size_gb:
+        description: Its size in GB (GiB), as the Compute API reports it.
+        type: int
+        required: true
+  cache_file:
+    description:
+      - A file on the controller in which the action plugin remembers a look that left nothing to grow
+        (RV(nothing_to_grow=true)) on O(known_disk), when the kernel showed the disk at its full O(known_disk.size_gb)
+        or the filesystem is one the module leaves alone. A later run with the same O(known_disk), O(mount) and
+        O(min_room_mb), and O(disk_grew=false), returns what was found then (RV(cached=true)) without running
+        anything on the host; a disk that grew since, by this play or by hand, or was made again, is looked at.
+      - Outside check mode only; a look that fails, or leaves something to grow, is not remembered.
+        Deleting the file costs one look.
+    type: path
 attributes:
+  action:
+    support: full
+    description: With O(cache_file), the action plugin on the controller may answer without running the module.
   check_mode:
     support: full
     description:
@@ -109,6 +141,15 @@ EXAMPLES = r"""
 - name: Say what grew
   ansible.builtin.debug:
     msg: "{{ root_fs.msg }}"
+
+- name: Look at / only when its boot disk changed since / was last found to fill it (a re-run costs no module run)
+  central_mcp.agents.grow_root_fs:
+    disk_grew: "{{ boot_disk is changed }}"
+    known_disk:
+      id: "my-project/us-central1-a/{{ boot_disk.disk }}#{{ boot_disk.disk_id }}"
+      size_gb: "{{ boot_disk.size_gb }}"
+    cache_file: "~/.cache/central-mcp/root-fs/{{ inventory_hostname }}.json"
+  become: true
 """
 
 RETURN = r"""
@@ -160,9 +201,34 @@ growpart_needed:
   returned: always
   type: bool
   sample: false
+nothing_to_grow:
+  description:
+    - Once this run is over, nothing is left that the module would grow - the filesystem fills its partition and
+      the partition its disk, whose size the kernel shows (RV(disk_bytes)), or the filesystem is one the module
+      leaves alone. False when something grows in check mode, growpart is missing, or a size could not be read.
+  returned: always
+  type: bool
+  sample: true
+settled:
+  description: With RV(nothing_to_grow=true), how O(mount) stands, in one line without C(df)'s sizes; else empty.
+  returned: always
+  type: str
+  sample: / (ext4 on /dev/sda1) fills its disk
+disk_bytes:
+  description: The size of the disk under the filesystem as the kernel shows it; null for a filesystem left alone.
+  returned: always
+  type: int
+  sample: 37580963840
+cached:
+  description:
+    - The result is the one O(cache_file) remembered (nothing ran on the host; RV(msg) says when it was found).
+      Only present then.
+  returned: when true
+  type: bool
+  sample: true
 df_before:
   description: The filesystem's size and free bytes, as C(df --block-size=1) shows them, before any change.
-  returned: always
+  returned: when the module ran on the host (not when RV(cached))
   type: dict
   contains:
     size_bytes:
@@ -175,7 +241,7 @@ df_before:
       sample: 7516192768
 df_after:
   description: The same after the changes (what the module found, when nothing changed).
-  returned: always
+  returned: when the module ran on the host (not when RV(cached))
   type: dict
   contains:
     size_bytes:
@@ -187,7 +253,7 @@ df_after:
       type: int
       sample: 33844518912
 commands:
-  description: The commands the module ran, in order.
+  description: The commands the module ran, in order (none when RV(cached)).
   returned: always
   type: list
   elements: str
@@ -195,18 +261,16 @@ commands:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.central_mcp.agents.plugins.module_utils.root_fs import GrowError, RootFs  # noqa: E402
-
-ARGUMENT_SPEC = {
-    "mount": {"type": "path", "default": "/"},
-    "min_room_mb": {"type": "int", "default": 16},
-    "disk_grew": {"type": "bool", "default": False},
-    "settle_timeout": {"type": "int", "default": 10},
-}
+from ansible_collections.central_mcp.agents.plugins.module_utils.root_fs import (  # noqa: E402
+    ARGUMENT_SPEC,
+    SPEC_RULES,
+    GrowError,
+    RootFs,
+)
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **SPEC_RULES)
     module.run_command_environ_update = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"}  # the parsers read English
     p = module.params
     if p["min_room_mb"] < 0 or p["settle_timeout"] < 0:

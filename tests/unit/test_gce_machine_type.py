@@ -357,28 +357,75 @@ def role_run(emu, tmp_path, machine_type: str, check: bool = False):
     return run, messages
 
 
-REPORT = ("vm1", "Show the machine type change and what it costs")
+REPORT = ("vm1", "Show what changed (or would), what the VM costs a month and how / stands")
 SKIPPED = ("plain", "Say why the machine type and boot disk of this host are left alone")
+# What follows a resize (handlers/main.yml), run only after one.
+AFTER_RESIZE = ("Wait until the resized VM answers again", "Read the VM's facts again (its CPUs and memory changed)")
+
+
+def ran(run, host: str) -> list[str]:
+    """The tasks that ran or were skipped on host, in order (ok, changed or skipped)."""
+    done = {(h, t) for h, t, _ in run.results} | set(run.skipped)
+    return [t for h, t in done if h == host]
 
 
 def test_role_plans_resizes_and_then_changes_nothing(emu, tmp_path):
     emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
     run, messages = role_run(emu, tmp_path, "auto", check=True)  # 6 agents: e2-standard-4
     assert run.rc == 0, run.stdout
-    assert (
-        messages[REPORT] == "vm1: would change: e2-micro → e2-standard-4, $0 → $97/month, the VM stops for ~2–3 minutes"
-    )
+    assert messages[REPORT] == [
+        "vm1: would change: e2-micro → e2-standard-4, $0 → $97/month, the VM stops for ~2–3 minutes"
+    ]
     assert "plain is not resized: it has no gce_project" in messages[SKIPPED]
+    assert all(("vm1", task) in run.skipped for task in AFTER_RESIZE)  # notified, nothing stopped in check mode
     assert posts(emu) == [] and vm(emu) == ("RUNNING", "e2-micro")
 
     run, messages = role_run(emu, tmp_path, "auto")
     assert run.rc == 0 and run.changed_count("vm1") == 1, run.stdout
-    assert messages[REPORT].startswith("vm1: e2-micro → e2-standard-4, $0 → $97/month, the VM was down for ")
+    (line,) = messages[REPORT]
+    assert line.startswith("vm1: e2-micro → e2-standard-4, $0 → $97/month, the VM was down for ")
+    assert line.endswith(" MB)") and " vCPUs, " in line  # the VM's facts, read again by the handlers
+    assert all(task in ran(run, "vm1") for task in AFTER_RESIZE)
     assert vm(emu) == ("RUNNING", "e2-standard-4")
 
     run, messages = role_run(emu, tmp_path, "auto")
     assert run.rc == 0 and run.changed_count("vm1") == 0, run.stdout
-    assert messages[REPORT] == "vm1: e2-standard-4 (unchanged, $97/month)"
+    assert messages[REPORT] == ["vm1: e2-standard-4 (unchanged, $97/month)"]
+    assert not any(task in ran(run, "vm1") for task in AFTER_RESIZE)  # no handler after a no-op
+
+
+@pytest.mark.parametrize(
+    ("task_keywords", "in_process"),
+    [({}, True), ({"environment": {"HTTPS_PROXY": ""}}, False), ({"async": 30, "poll": 2}, False)],
+    ids=["on-the-controller", "task-environment", "async"],
+)
+def test_action_runs_in_process_only_where_the_module_would_run_as_is(emu, tmp_path, task_keywords, in_process):
+    """The interpreter the task names does not exist: only a run inside Ansible's own process succeeds.
+
+    A task environment (it may carry GOOGLE_APPLICATION_CREDENTIALS or a proxy) or async needs the
+    module as a module, which then fails for want of that interpreter: the fallback is taken.
+    """
+    from tests.integration.playbook_run import run_playbook
+
+    emu.add_instance(PROJECT, ZONE, VM, "e2-standard-4")
+    task = {
+        "name": "Ensure the machine type",
+        "central_mcp.agents.gce_machine_type": module_args(emu, machine_type="e2-standard-4"),
+        "delegate_to": "localhost",
+        "vars": {"ansible_python_interpreter": str(tmp_path / "no-such-python")},
+        **task_keywords,
+    }
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
+    (tmp_path / "inventory.yml").write_text("all: {hosts: {localhost: {ansible_connection: local}}}\n")
+    run = run_playbook(tmp_path / "inventory.yml", str(tmp_path / "play.yml"))
+    assert (run.rc == 0) is in_process, run.stdout
+    if in_process:
+        ((_, _, result),) = run.results
+        assert result["machine_type"] == "e2-standard-4" and result["api_calls"] == 1 and not result["changed"]
+        assert result["invocation"]["module_args"]["access_token"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+        assert calls(emu) == ["instances.get"]
+    else:
+        assert "no-such-python" in run.stdout and emu.log() == []
 
 
 def test_role_refuses_an_unknown_type_before_any_call(emu, tmp_path):

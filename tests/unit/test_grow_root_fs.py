@@ -14,12 +14,15 @@ in test_vm_upgrade_guest_grow.py.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import pytest
+import yaml
+from ansible_collections.central_mcp.agents.plugins.action import grow_root_fs as grow_root_fs_action
 from ansible_collections.central_mcp.agents.plugins.module_utils import root_fs as r
 from ansible_collections.central_mcp.agents.plugins.module_utils.root_fs import GrowError, RootFs, human
 
@@ -476,3 +479,99 @@ def test_growpart_failing_for_real_after_its_dry_run():
 
     with pytest.raises(GrowError, match=r"growpart /dev/sda 1 failed \(exit 2\): FAILED: sfdisk: busy"):
         grow(Flaky(disk_gib=30, old_disk_gib=10))
+
+
+# ----------------------------------------------------------------- the manual, and what the results say
+def test_documentation_matches_the_argument_spec():
+    """ansible-doc is the manual: every option it shows is one the module (and its action plugin) takes."""
+    from ansible_collections.central_mcp.agents.plugins.modules import grow_root_fs
+    from gce_harness import assert_doc_matches_spec
+
+    assert_doc_matches_spec("grow_root_fs", r.ARGUMENT_SPEC)
+    returned = yaml.safe_load(grow_root_fs.RETURN)
+    assert {"nothing_to_grow", "settled", "disk_bytes", "cached", "msg", "commands"} <= set(returned)
+    yaml.safe_load(grow_root_fs.EXAMPLES)
+
+
+# What one run leaves, for the action plugin to remember: (host, options) -> nothing_to_grow, settled, disk_bytes
+SETTLED = {
+    "full partition": ({}, {}, (True, f"{EXT} fills its disk", 10 * GIB)),
+    "grown now": ({"disk_gib": 30, "old_disk_gib": 10}, {}, (True, f"{EXT} fills its disk", 30 * GIB)),
+    "would grow (check mode)": ({"disk_gib": 30, "old_disk_gib": 10}, {"check": True}, (False, "", 30 * GIB)),
+    "growpart missing": ({"disk_gib": 30, "old_disk_gib": 10, "growpart": False}, {}, (False, "", None)),
+    "superblock unreadable": ({"fail": ("dumpe2fs",)}, {}, (False, "", 10 * GIB)),
+    "whole disk seen late": (
+        {"fstype": "xfs", "kind": "disk", "disk_gib": 30, "old_disk_gib": 10, "late": 9}, {"disk_grew": True},
+        (True, "/ (xfs on /dev/sda) fills its disk", 10 * GIB),  # the kernel's size: too small to be remembered
+    ),
+    "btrfs, left alone": ({"fstype": "btrfs"}, {}, (True, "/ is left as it is: it is btrfs: only ext2/3/4", None)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", SETTLED)
+def test_what_a_run_leaves(case, tmp_path):
+    host_args, options, (nothing, settled, disk_bytes) = SETTLED[case]
+    result, _ = grow(Host(**host_args, sysfs=str(tmp_path / "sys")), **options)
+    assert result["nothing_to_grow"] is nothing, result["msg"]
+    assert result["settled"].startswith(settled) and bool(result["settled"]) is nothing
+    assert result["disk_bytes"] == disk_bytes
+
+
+# ----------------------------------------------------------------- the action plugin's memory of a look
+ARGS = {"mount": "/", "min_room_mb": 16, "disk_grew": False, "settle_timeout": 10,
+        "known_disk": {"id": "demo-project/us-central1-a/vm1#4711", "size_gb": 28}}  # fmt: skip
+FILLED = {"nothing_to_grow": True, "settled": f"{EXT} fills its disk", "disk_bytes": 28 * GIB, "mount": "/",
+          "source": "/dev/sda1", "fstype": "ext4", "disk": "/dev/sda", "partition": 1}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("result", "worth"),
+    [
+        (FILLED, True),
+        ({**FILLED, "disk_bytes": 30 * GIB}, True),  # the disk is larger than the API said a moment ago
+        ({**FILLED, "disk_bytes": 10 * GIB}, False),  # the kernel still shows the disk smaller than the API
+        ({**FILLED, "disk_bytes": None, "settled": "/ is left as it is: it is an overlay filesystem"}, True),
+        ({**FILLED, "nothing_to_grow": False, "settled": ""}, False),  # growpart missing, a size unread
+        ({**FILLED, "failed": True}, False),
+    ],
+    ids=["fills", "larger", "kernel-behind", "left-alone", "not-settled", "failed"],
+)
+def test_only_a_settled_look_at_the_full_disk_is_remembered(result, worth):
+    assert grow_root_fs_action.worth_remembering(result, ARGS) is worth
+
+
+@pytest.mark.parametrize(
+    ("later", "recalled"),
+    [
+        ({}, True),
+        ({"known_disk": {**ARGS["known_disk"], "size_gb": 40}}, False),  # grown since, by the play or by hand
+        ({"known_disk": {**ARGS["known_disk"], "id": "demo-project/us-central1-a/vm1#4712"}}, False),  # made again
+        ({"mount": "/srv"}, False),
+        ({"min_room_mb": 8}, False),
+    ],
+    ids=["same-disk", "disk-grew", "disk-made-again", "other-mount", "other-min-room"],
+)
+def test_a_remembered_look_stands_for_the_same_disk_at_the_same_size(tmp_path, later, recalled):
+    cache = tmp_path / "cache" / "demo-project" / "us-central1-a" / "vm1.json"
+    when = datetime.datetime(2026, 12, 6, 10, 31, tzinfo=datetime.UTC)
+    grow_root_fs_action.remember(str(cache), ARGS, FILLED, now=when)
+    assert oct(cache.parent.stat().st_mode)[-3:] == "700" and [p.name for p in cache.parent.iterdir()] == ["vm1.json"]
+    answer = grow_root_fs_action.remembered(str(cache), {**ARGS, **later})
+    assert (answer is not None) is recalled
+    if recalled:
+        assert (
+            answer["msg"]
+            == f"{EXT} fills its disk (found so on 2026-12-06 10:31 UTC; its 28 GB disk has not changed since)"
+        )
+        assert answer["cached"] and not answer["changed"] and answer["commands"] == []
+        assert (answer["source"], answer["partition"], answer["disk_bytes"]) == ("/dev/sda1", 1, 28 * GIB)
+
+
+@pytest.mark.parametrize(
+    "content", [None, "", "{not json", "[]", '{"key": "old"}'], ids=["none", "empty", "garbage", "list", "other"]
+)
+def test_no_memory_is_no_answer(tmp_path, content):
+    cache = tmp_path / "vm1.json"
+    if content is not None:
+        cache.write_text(content)
+    assert grow_root_fs_action.remembered(str(cache), ARGS) is None

@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -91,11 +92,11 @@ def attach(loops, image: Path, offset: int = 0, sizelimit: int = 0) -> str:
     return loop
 
 
-def mounted_xfs(tmp_path: Path, loops) -> tuple[Path, Path, str]:
-    """A fresh XFS in a sparse image of IMAGE_MIB, on a loop device, mounted in tmp_path: (image, mount, loop)."""
+def mounted_xfs(tmp_path: Path, loops, size: int = 0) -> tuple[Path, Path, str]:
+    """A fresh XFS in a sparse image (IMAGE_MIB, or size bytes), on a loop device, mounted in tmp_path."""
     image, mount = tmp_path / "xfs.img", tmp_path / "root"
     mount.mkdir()
-    sparse_file(image, IMAGE_MIB * MIB)
+    sparse_file(image, size or IMAGE_MIB * MIB)
     loop = attach(loops, image)
     sh("mkfs.xfs", "-q", "-f", loop)
     sh("mount", loop, mount)
@@ -236,7 +237,7 @@ def test_module_fails_on_a_path_that_is_not_a_mount_point(tmp_path):
 # ----------------------------------------------------------------- the role, end to end, on XFS
 ROLE_PLAY = "- hosts: all\n  gather_facts: false\n  roles: [central_mcp.agents.vm_upgrade]\n"
 IMAGE_MIB = 320  # mkfs.xfs wants 300 MB at least; the file is sparse
-MIB_PER_GB = 4  # the loop device grows 4 MiB for each GB the emulated disk grows
+GIB = 2**30
 
 
 def role_run(emu, tmp_path, mount: Path, check: bool = False, **role_vars):
@@ -251,6 +252,7 @@ def role_run(emu, tmp_path, mount: Path, check: bool = False, **role_vars):
         "vm_upgrade_access_token": "test-token",
         "vm_upgrade_api_endpoint": emu.api_endpoint,
         "vm_upgrade_timeout_s": 30,
+        "vm_upgrade_fs_cache_dir": str(tmp_path / "cache"),  # not the user's ~/.cache
         "ansible_become_method": "su",  # root to root, no sudo on the test bed
         **role_vars,
     }
@@ -263,18 +265,16 @@ def role_run(emu, tmp_path, mount: Path, check: bool = False, **role_vars):
     return run, messages
 
 
-DISK = ("vm1", "Show the boot disk change and what it costs")
-COST = ("vm1", "Show what the VM costs a month, machine type plus boot disk")
-DF = ("vm1", "Show / before and after, as df sees it")
+# One report: the disk's change and cost, the VM's monthly cost, how / stands (no machine type: not managed).
+REPORT = ("vm1", "Show what changed (or would), what the VM costs a month and how / stands")
 GROW = ("vm1", "Grow the partition and filesystem of / where there is room (growpart, resize2fs, xfs_growfs)")
-INSTALL = ("vm1", "Install growpart (cloud-guest-utils), which grows a partition in place")
-AGAIN = ("vm1", "Grow the partition and filesystem of /, now with growpart")
+GROWPART = ("vm1", "Install growpart (cloud-guest-utils) and grow the partition and filesystem of / with it")
 XFS_READS = ["findmnt", "lsblk", "xfs_info"]
 
 
 def module_runs(run) -> list[dict]:
-    """vm1's results of grow_root_fs in a role run: what the filesystem part cost, in module runs."""
-    return [res for host, task, res in run.results if (host, task) in (GROW, AGAIN)]
+    """vm1's results of grow_root_fs in a role run that ran on the host (not answered from the cache)."""
+    return [res for host, task, res in run.results if (host, task) == GROW and not res.get("cached")]
 
 
 def xfs_blocks(mount: Path) -> int:
@@ -282,14 +282,25 @@ def xfs_blocks(mount: Path) -> int:
     return d.filesystem_room(info, "xfs", 0)["fs_bytes"]
 
 
-def test_role_grows_disk_and_filesystem_and_then_changes_nothing(tmp_path, loops):
+def resize_by_hand(emu, size_gb: int) -> None:
+    """`gcloud compute disks resize`: the disk grows outside the role (its hook grows the loop device)."""
+    emu.emulator.world.resize_disk(PROJECT, ZONE, VM, size_gb)
+    for _ in range(50):
+        if emu.disk(PROJECT, ZONE, VM)["sizeGb"] == str(size_gb):  # reading ticks the emulator's clock
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the emulator did not grow the disk to {size_gb} GB")
+
+
+def test_role_grows_disk_and_filesystem_remembers_and_grows_a_disk_grown_by_hand(tmp_path, loops):
+    """The loop device is the disk, GiB for GiB (a sparse image): the kernel shows it at the API's size."""
     need("losetup", "mkfs.xfs", "xfs_growfs", "xfs_info", "findmnt", "lsblk")
-    image, mount, loop = mounted_xfs(tmp_path, loops)
+    image, mount, loop = mounted_xfs(tmp_path, loops, size=10 * GIB)
     start_bytes = xfs_blocks(mount)
 
     def grow_loop(project, zone, disk, size_gb):
         """What Compute Engine does to the guest's block device when the disk grows."""
-        os.truncate(image, (IMAGE_MIB + (size_gb - 10) * MIB_PER_GB) * MIB)
+        os.truncate(image, size_gb * GIB)
         sh("losetup", "--set-capacity", loop)
 
     with start(durations={"resize": 0.1}) as emu:
@@ -298,34 +309,70 @@ def test_role_grows_disk_and_filesystem_and_then_changes_nothing(tmp_path, loops
 
         run, messages = role_run(emu, tmp_path, mount, check=True)  # 4 agents: auto wants 28 GB
         assert run.rc == 0, run.stdout
-        assert messages[DISK] == "vm1: would change: boot disk 10 GB → 28 GB, +$1.80/month, online, no restart"
-        assert messages[COST].startswith("vm1: once changed, boot disk 28 GB pd-balanced $2.80/month")
-        assert "would grow into the disk once it has grown (df: " in messages[DF], messages[DF]
+        disk, cost, root = messages[REPORT]
+        assert disk == "vm1: would change: boot disk 10 GB → 28 GB, +$1.80/month, online, no restart"
+        assert cost.startswith("vm1: once changed, boot disk 28 GB pd-balanced $2.80/month")
+        assert "would grow into the disk once it has grown (df: " in root, root
         assert [res["commands"] for res in module_runs(run)] == [XFS_READS]
-        assert INSTALL in run.skipped and AGAIN in run.skipped
+        assert GROWPART in run.skipped
         assert ("plain", "Say why the machine type and boot disk of this host are left alone") in messages
         assert int(emu.disk(PROJECT, ZONE, VM)["sizeGb"]) == 10 and xfs_blocks(mount) == start_bytes
         assert [e for e in emu.log() if e["verb"] != "GET"] == []
+        assert not (tmp_path / "cache").exists()  # check mode remembers nothing
 
         run, messages = role_run(emu, tmp_path, mount)
         assert run.rc == 0 and run.changed_count("vm1") == 2, run.stdout  # the disk, then xfs_growfs
         assert run.changed_count("plain") == 0
-        assert messages[DISK] == "vm1: boot disk 10 GB → 28 GB, +$1.80/month, online, no restart"
+        disk, _cost, root = messages[REPORT]
+        assert disk == "vm1: boot disk 10 GB → 28 GB, +$1.80/month, online, no restart"
         assert int(emu.disk(PROJECT, ZONE, VM)["sizeGb"]) == 28
         grown = xfs_blocks(mount)
-        assert grown >= start_bytes + 70 * MIB, (start_bytes, grown)
-        assert f"{mount} (xfs on {loop}) grew: filesystem (xfs_growfs) (df: " in messages[DF], messages[DF]
+        assert grown >= start_bytes + 17 * GIB, (start_bytes, grown)
+        assert f"{mount} (xfs on {loop}) grew: filesystem (xfs_growfs) (df: " in root, root
         (grew,) = module_runs(run)
         assert grew["filesystem_grown"] and not grew["partition_grown"] and grew["commands"][-1] == "xfs_growfs"
-        assert grew["df_after"]["size_bytes"] >= grew["df_before"]["size_bytes"] + 70 * MIB
+        assert grew["nothing_to_grow"] and grew["disk_bytes"] == 28 * GIB  # the kernel shows all of it
+        assert len(list((tmp_path / "cache").rglob("*.json"))) == 1  # remembered
 
-        run, messages = role_run(emu, tmp_path, mount)  # converged
+        run, messages = role_run(emu, tmp_path, mount)  # converged: / is not looked at
         assert run.rc == 0 and run.changed_count("vm1") == 0, run.stdout
-        assert messages[DISK] == "vm1: boot disk 28 GB pd-balanced (unchanged, $2.80/month)"
-        assert "already fills its disk" in messages[DF] and xfs_blocks(mount) == grown
-        # the no-op: one module run of three reads, no package, no second run
-        assert [res["commands"] for res in module_runs(run)] == [XFS_READS]
-        assert INSTALL in run.skipped and AGAIN in run.skipped
+        disk, _cost, root = messages[REPORT]
+        assert disk == "vm1: boot disk 28 GB pd-balanced (unchanged, $2.80/month)"
+        assert root.startswith(f"vm1: {mount} (xfs on {loop}) fills its disk (found so on "), root
+        assert root.endswith("; its 28 GB disk has not changed since)") and xfs_blocks(mount) == grown
+        assert module_runs(run) == [] and GROWPART in run.skipped  # no module run on the VM
+
+        run, messages = role_run(emu, tmp_path, mount, check=True)  # nor in check mode
+        assert run.rc == 0 and run.changed_count("vm1") == 0 and module_runs(run) == [], run.stdout
+
+        # Someone grows the disk by hand (gcloud compute disks resize): auto keeps the larger disk, and
+        # the filesystem, no longer known to fill it, is looked at and grown.
+        resize_by_hand(emu, 40)
+        run, messages = role_run(emu, tmp_path, mount)
+        assert run.rc == 0 and run.changed_count("vm1") == 1, run.stdout  # xfs_growfs
+        disk, _cost, root = messages[REPORT]
+        assert (
+            disk == "vm1: boot disk 40 GB pd-balanced (unchanged, $4.00/month; 28 GB asked, and a disk never shrinks)"
+        )
+        assert f"{mount} (xfs on {loop}) grew: filesystem (xfs_growfs)" in root, root
+        assert xfs_blocks(mount) >= grown + 11 * GIB
+        run, messages = role_run(emu, tmp_path, mount)
+        assert run.rc == 0 and run.changed_count("vm1") == 0 and module_runs(run) == [], run.stdout
+
+
+def test_role_looks_again_while_the_kernel_shows_the_disk_smaller(tmp_path, loops):
+    """The API says 28 GB but the guest still sees 10 (no rescan yet): nothing is remembered."""
+    need("losetup", "mkfs.xfs", "xfs_growfs", "xfs_info", "findmnt", "lsblk")
+    _image, mount, _loop = mounted_xfs(tmp_path, loops, size=10 * GIB)
+    with start() as emu:
+        emu.add_instance(PROJECT, ZONE, VM, "e2-standard-2", disk_size_gb=28)  # no hook: the loop stays 10 GiB
+        for _ in range(2):
+            run, messages = role_run(emu, tmp_path, mount)
+            assert run.rc == 0 and run.changed_count("vm1") == 0, run.stdout
+            (looked,) = module_runs(run)
+            assert looked["nothing_to_grow"] and looked["disk_bytes"] == 10 * GIB
+            assert "already fills its disk" in messages[REPORT][-1]
+        assert not (tmp_path / "cache").exists()
 
 
 def test_role_check_mode_reads_this_machines_root(tmp_path):
@@ -339,8 +386,9 @@ def test_role_check_mode_reads_this_machines_root(tmp_path):
         emu.add_instance(PROJECT, ZONE, VM, disk_size_gb=28)  # what auto wants for 4 agents: no grow
         run, messages = role_run(emu, tmp_path, Path("/"), check=True)
         assert run.rc == 0 and run.changed_count("vm1") == 0, run.stdout
-        assert messages[DISK] == "vm1: boot disk 28 GB pd-balanced (unchanged, $2.80/month)"
-        assert messages[DF].startswith("vm1: / ") and "(df: " in messages[DF], messages[DF]
+        disk, _cost, root = messages[REPORT]
+        assert disk == "vm1: boot disk 28 GB pd-balanced (unchanged, $2.80/month)"
+        assert root.startswith("vm1: / ") and "(df: " in root, root
         (looked,) = module_runs(run)
         assert looked["changed"] is False and looked["commands"][:2] == ["findmnt", "lsblk"], looked
         assert [e for e in emu.log() if e["verb"] != "GET"] == []

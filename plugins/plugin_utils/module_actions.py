@@ -1,5 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The gce_* modules' action plugins: their own code, in Ansible's process, when it would run on the controller.
+"""What the collection's action plugins share: running a module's code in Ansible's process, or the module.
+
+GceAction is the base of the gce_* modules' action plugins: their own code,
+in Ansible's process, when it would run on the controller. run_as_module is
+the module's run on the task's host, as Ansible's action for plain modules
+does it (grow_root_fs's action plugin uses it too).
 
 Why: the gce_* modules run on the controller (``delegate_to: localhost``),
 where a module run costs a Python start, unpacking the module and importing
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
 from ansible_collections.central_mcp.agents.plugins.module_utils.gce import HAS_GOOGLE_AUTH, GceFailure
 
 
@@ -28,6 +34,7 @@ class GceAction(ActionBase):
 
     ARGUMENT_SPEC: dict = {}
     SPEC_RULES: dict = {}
+    _supports_async = True  # as a module (below), as before
 
     @staticmethod
     def run_module_code(params: dict, check_mode: bool, diff: bool) -> dict:
@@ -46,8 +53,7 @@ class GceAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         if not self.in_process():
-            result.update(self._execute_module(task_vars=task_vars))
-            return result
+            return run_as_module(self, result, task_vars)
         validation, params = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC, **self.SPEC_RULES)
         try:
             result.update(self.run_module_code(params, bool(self._task.check_mode), bool(self._task.diff)))
@@ -57,3 +63,12 @@ class GceAction(ActionBase):
         result["invocation"] = {"module_args": params}  # shown from -vvv, as a module's is
         # as AnsibleModule does: no value of a no_log option (access_token) in what is returned
         return remove_values(result, validation._no_log_values)
+
+
+def run_as_module(action: ActionBase, result: dict, task_vars: dict) -> dict:
+    """The module's run on the task's host, as Ansible's own action for modules (normal) does it, async included."""
+    wrap_async = action._task.async_val and not action._connection.has_native_async
+    result = merge_hash(result, action._execute_module(task_vars=task_vars, wrap_async=wrap_async))
+    if not wrap_async:
+        action._remove_tmp_path(action._connection._shell.tmpdir)
+    return result
