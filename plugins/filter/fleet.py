@@ -276,7 +276,9 @@ def launcher_fleet(agents, kinds, settings, secrets):
     is installed, the fleet plan's), platform (launcher_cli_platform) and
     user_prefix (launcher_agent_user_prefix: each agent's CLI runs as
     <prefix><name in lower case>, started through sudo by agent-run; without
-    it, as the user of the window).
+    it, as the user of the window) and ca_file (the fleet CA, when the
+    coordinator_url is https: the runtime trusts it, and so does each CLI
+    through the variables its kind lists in ca_env).
     secrets: tokens (name -> token), api_key (the role's key, for kinds with
     api_key_from_role), api_keys (kind -> key, optional).
     """
@@ -301,6 +303,9 @@ def launcher_fleet(agents, kinds, settings, secrets):
             "AGENT_PROCESS": kind.get("process", kind_name),  # how its CLI shows in a command line
             "CENTRAL_MCP_URL": settings["coordinator_url"],
         }
+        if settings.get("ca_file"):  # the coordinator speaks TLS with a certificate of the fleet's own CA
+            env["CENTRAL_MCP_CA_FILE"] = settings["ca_file"]
+            env.update(dict.fromkeys(kind.get("ca_env") or [], settings["ca_file"]))
         # The role's key for this kind: launcher_anthropic_api_key for claude, api_keys[kind] for any.
         role_key = (secrets.get("api_keys") or {}).get(kind_name) or (
             secrets.get("api_key") if kind.get("api_key_from_role") else ""

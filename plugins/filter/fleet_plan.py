@@ -8,14 +8,20 @@ reaches it, where each pane relay listens and which agents run where.
 ``fleet_plan(hostvars, groups)`` returns::
 
     coordinator:  host, port, bind_host, address (as other VMs reach it),
-                  url (its own idea of its MCP URL), health_url,
+                  url (its own idea of its MCP URL), local_url, health_url,
+                  tls (its certificate's names and addresses, and so the
+                  host names it accepts, when it listens beyond loopback:
+                  it then speaks TLS there and plain HTTP on 127.0.0.1
+                  only; null otherwise),
                   disk_warn_percent, api_token_ref (the agent_token lookup's
                   name for a generated token),
                   remote_hosts (hosts of group agents other than its own)
     hosts:        {host: coordinator_url (MCP, as this host's agents reach it),
                    api_url (REST, as this host reaches it), remote (the
                    coordinator is another VM), relay {listen, address,
-                   port, token_ref}, agents [names], platform, installs
+                   port, token_ref, tls (its certificate's names and
+                   addresses: a relay on TCP speaks TLS; null on the
+                   coordinator's VM)}, agents [names], platform, installs
                    [the agent CLIs its agents use: kind, version, path,
                    packages, bin {link: target}, marker, lock (its
                    committed npm lock), lock_sha256, tree (the controller's
@@ -24,6 +30,7 @@ reaches it, where each pane relay listens and which agents run where.
     agents:       every agent of the fleet: name, host, role, kind, model,
                   tools, token_ref
     relay_socket: where the pane relay of the coordinator's own VM listens
+    ca_file:      where each VM keeps the fleet CA's certificate (the fleet_tls lookup's)
     kinds:        the agent kinds the launcher knows (one file each)
     kind_processes: {kind: the word of its CLI's command line}
     kind_specs:   {kind: its file's content} (the launcher renders its agents from them)
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 from pathlib import Path
 
 from ansible.module_utils.common.yaml import yaml_load
@@ -54,6 +62,9 @@ SHARED_DEFAULTS = {
 }
 ALL_ADDRESSES = ("0.0.0.0", "::")
 LOOPBACK = "127.0.0.1"
+LOOPBACKS = (LOOPBACK, "::1", "localhost")
+# The fleet CA's certificate on every VM: what agents, the runtime and the status read trust.
+CA_FILE = "/etc/central-mcp/fleet-ca.pem"
 # Where the pane relay of the coordinator's own VM listens: the coordinator's dashboard connects there.
 RELAY_SOCKET = "/run/central-mcp-relay/relay.sock"
 # Where a kind's `bin` links go: on every user's PATH.
@@ -159,6 +170,19 @@ def private_address(host_vars, host: str) -> str:
     return str(host_vars.get("central_mcp_private_address") or host_vars.get("ansible_host") or host)
 
 
+def tls_names(host: str, *addresses: str) -> dict:
+    """A certificate's subject alternative names: the host and each DNS name, then each IP address."""
+    names, ips = [host], []
+    for address in addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            names.append(address)
+        else:
+            ips.append(address)
+    return {"names": list(dict.fromkeys(names)), "addresses": list(dict.fromkeys(ips))}
+
+
 def _setting(host_vars, name: str):
     value = host_vars.get(name)
     return shared_defaults()[name] if value in (None, "") else value
@@ -179,18 +203,23 @@ def fleet_plan(hostvars, groups) -> dict:
     if coord is not None:
         cv = hostvars[coord]
         port = _setting(cv, "coordinator_port")
-        bind = _text(cv.get("coordinator_bind_host")) or (ALL_ADDRESSES[0] if remote_hosts else LOOPBACK)
         address = private_address(cv, coord)
+        # Other VMs' agents reach it on its private address, with TLS (and it speaks plain HTTP on
+        # loopback for its own VM): it binds that address, not all of them, to have loopback for itself.
+        bind = _text(cv.get("coordinator_bind_host")) or (address if remote_hosts else LOOPBACK)
+        tls = bind not in LOOPBACKS
         advertised = address if bind in ALL_ADDRESSES else bind
-        local = LOOPBACK if bind in ALL_ADDRESSES else bind  # how its own VM reaches it
+        local = LOOPBACK if tls else bind  # how its own VM reaches it
+        scheme = "https" if tls else "http"
         coordinator = {
             "host": coord,
             "port": port,
             "bind_host": bind,
             "address": address,
-            "url": _text(cv.get("coordinator_url")) or f"http://{bracketed(advertised)}:{port}/mcp",
+            "url": _text(cv.get("coordinator_url")) or f"{scheme}://{bracketed(advertised)}:{port}/mcp",
             "local_url": f"http://{bracketed(local)}:{port}",
             "health_url": f"http://{bracketed(local)}:{port}/health",
+            "tls": tls_names(coord, address, *([] if bind in ALL_ADDRESSES else [bind])) if tls else None,
             "disk_warn_percent": _setting(cv, "coordinator_disk_warn_percent"),
             "api_token_ref": f"{coord}/coordinator.api",
             "remote_hosts": remote_hosts,
@@ -203,7 +232,8 @@ def fleet_plan(hostvars, groups) -> dict:
         if coordinator is None:  # no group coordinator: the agents' own VM, unless launcher_coordinator_url says
             base = f"http://{LOOPBACK}:{shared_defaults()['coordinator_port']}"
         elif remote:
-            base = f"http://{bracketed(coordinator['address'])}:{coordinator['port']}"
+            scheme = "https" if coordinator["tls"] else "http"
+            base = f"{scheme}://{bracketed(coordinator['address'])}:{coordinator['port']}"
         else:
             base = coordinator["local_url"]
         relay_port = _setting(hv, "launcher_relay_port")
@@ -241,6 +271,7 @@ def fleet_plan(hostvars, groups) -> dict:
                 "address": f"tcp:{bracketed(private_address(hv, host))}:{relay_port}" if remote else "",
                 "port": relay_port,
                 "token_ref": f"{host}/launcher.relay",
+                "tls": tls_names(host, private_address(hv, host)) if remote else None,
             },
             "agents": names,
             "platform": platform,
@@ -259,6 +290,7 @@ def fleet_plan(hostvars, groups) -> dict:
         "hosts": hosts,
         "agents": agents,
         "relay_socket": RELAY_SOCKET,
+        "ca_file": CA_FILE,
         "kinds": sorted(kind_specs()),
         "kind_processes": kind_processes(),
         "kind_specs": kind_specs(),

@@ -143,6 +143,13 @@ def coordinator_errors(settings: Mapping) -> list:
         errors.append(f"coordinator_port {_shown(s.get('coordinator_port'), 40)} must be a number from 1 to 65535")
     if not _matches(BIND_HOST_RE, s.get("coordinator_bind_host")):
         errors.append(f"coordinator_bind_host {_shown(s.get('coordinator_bind_host'))} must be an address or host name")
+    elif s.get("coordinator_bind_host") in ("0.0.0.0", "::"):
+        errors.append(
+            f"coordinator_bind_host {_shown(s.get('coordinator_bind_host'))}: beyond loopback the coordinator speaks "
+            "TLS on one address and plain HTTP on 127.0.0.1 for its own VM, which binding every address would take. "
+            "Leave coordinator_bind_host unset (the fleet plan binds the private address: central_mcp_private_address, "
+            "else ansible_host) or give that address"
+        )
     if not _matches(ADDRESS_RE, s.get("private_address")):
         errors.append(
             f"central_mcp_private_address (else ansible_host) {_shown(s.get('private_address'))} must be the "

@@ -79,6 +79,7 @@ class Options(NamedTuple):
     timeout: float = 2.0
     expected: tuple[str, ...] = ()
     tmux: str | None = None  # the binary; looked up on PATH when None
+    ca_file: str | None = None  # an https coordinator's CA (the fleet's): the only one trusted
 
 
 class Pane(NamedTuple):
@@ -239,7 +240,9 @@ def public_url(url: str) -> str:
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
-def fetch_coordinator(url: str, token: str | None = None, timeout: float = 2.0) -> dict[str, dict[str, Any]]:
+def fetch_coordinator(
+    url: str, token: str | None = None, timeout: float = 2.0, ca_file: str | None = None
+) -> dict[str, dict[str, Any]]:
     """GET {url}/api/agents: the coordinator's agents by name. Any failure is a CoordinatorError.
 
     urllib.request is imported here, not at the top: with http.client and email it is about 6 MB of
@@ -256,8 +259,13 @@ def fetch_coordinator(url: str, token: str | None = None, timeout: float = 2.0) 
 
     headers = {"Accept": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
     request = urllib.request.Request(url.rstrip("/") + "/api/agents", headers=headers)
+    handlers: list = [NoRedirect]
+    if ca_file:  # the fleet's CA only, not the system's: the coordinator's certificate is the fleet's
+        import ssl  # noqa: PLC0415 (only for a coordinator on TLS)
+
+        handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_file)))
     try:
-        with urllib.request.build_opener(NoRedirect).open(request, timeout=timeout) as answer:
+        with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as answer:
             body = answer.read(MAX_ANSWER_BYTES + 1)  # each read waits at most `timeout`
         if len(body) > MAX_ANSWER_BYTES:
             raise CoordinatorError(f"answered more than {MAX_ANSWER_BYTES} bytes")
@@ -364,7 +372,8 @@ def probe(opts: Options, interval: float = CPU_INTERVAL_S) -> dict[str, Any]:
     coordinator, status = None, "not asked"
     if opts.coordinator_url:
         try:
-            coordinator, status = fetch_coordinator(opts.coordinator_url, opts.token, opts.timeout), "ok"
+            coordinator = fetch_coordinator(opts.coordinator_url, opts.token, opts.timeout, opts.ca_file)
+            status = "ok"
         except CoordinatorError as exc:
             status, url = "unreachable", public_url(opts.coordinator_url).rstrip("/") + "/api/agents"
             warnings.append(f"coordinator {url} gave no usable answer ({exc}); registration is unknown (null)")

@@ -64,6 +64,11 @@ options:
       - Redirects are not followed, so the token is only sent to this URL.
       - Omit it to skip the coordinator; RV(agents[].registered) is then null.
     type: str
+  coordinator_ca_file:
+    description:
+      - For an V(https) O(coordinator_url), the CA certificate (PEM) on the target that its certificate must chain
+        to, instead of the system's CAs (the fleet CA of a coordinator on another VM).
+    type: path
   coordinator_token:
     description:
       - "Bearer token for the coordinator, sent as C(Authorization: Bearer ...).
@@ -356,6 +361,7 @@ ARGUMENT_SPEC = {
     "socket_name": {"type": "str"},
     "coordinator_url": {"type": "str"},
     "coordinator_token": {"type": "str", "no_log": True},
+    "coordinator_ca_file": {"type": "path"},
     "timeout": {"type": "float", "default": 2.0},
     "expected_agents": {"type": "list", "elements": "str", "default": []},
     "disk_paths": {"type": "list", "elements": "str", "default": ["/"]},
@@ -393,6 +399,7 @@ def main() -> None:
         params["timeout"],
         tuple(params["expected_agents"]),
         binary,
+        params["coordinator_ca_file"],
     )
     try:
         report = probe(opts)  # reads only: no change point, so check mode needs no guard

@@ -23,7 +23,7 @@ CASES = {
         {"coordinator": {"vm1": {}}, "agents": {"vm1": {}}},
         {
             "coordinator": {"bind_host": "127.0.0.1", "url": "http://127.0.0.1:3000/mcp",
-                            "health_url": "http://127.0.0.1:3000/health"},
+                            "health_url": "http://127.0.0.1:3000/health", "tls": None},
             "vm1": {"coordinator_url": "http://127.0.0.1:3000/mcp", "remote": False,
                     "relay": "/run/central-mcp-relay/relay.sock", "relay_address": ""},
         },
@@ -34,11 +34,14 @@ CASES = {
             "agents": {"vm1": {}, "vm2": {"central_mcp_private_address": "10.0.0.6"}},
         },
         {
-            "coordinator": {"bind_host": "0.0.0.0", "url": "http://10.0.0.5:3100/mcp", "remote_hosts": ["vm2"],
-                            "health_url": "http://127.0.0.1:3100/health"},
+            # Bound to its private address, with TLS; plain HTTP on loopback for its own VM.
+            "coordinator": {"bind_host": "10.0.0.5", "url": "https://10.0.0.5:3100/mcp", "remote_hosts": ["vm2"],
+                            "health_url": "http://127.0.0.1:3100/health",
+                            "tls": {"names": ["vm1"], "addresses": ["10.0.0.5"]}},
             "vm1": {"coordinator_url": "http://127.0.0.1:3100/mcp", "api_url": "http://127.0.0.1:3100"},
-            "vm2": {"coordinator_url": "http://10.0.0.5:3100/mcp", "relay": "0.0.0.0:8765", "remote": True,
-                    "relay_address": "tcp:10.0.0.6:8765", "api_url": "http://10.0.0.5:3100"},
+            "vm2": {"coordinator_url": "https://10.0.0.5:3100/mcp", "relay": "0.0.0.0:8765", "remote": True,
+                    "relay_address": "tcp:10.0.0.6:8765", "api_url": "https://10.0.0.5:3100",
+                    "relay_tls": {"names": ["vm2"], "addresses": ["10.0.0.6"]}},
         },
     ),
     "ansible_host, else the name; an explicit URL wins; IPv6": (
@@ -51,25 +54,28 @@ CASES = {
             },
         },
         {
-            "coordinator": {"bind_host": "0.0.0.0", "remote_hosts": ["vm2", "vm3", "vm4"]},  # not an agents host
-            "vm2": {"coordinator_url": "http://192.168.1.10:3000/mcp", "relay_address": "tcp:vm2:8765"},
+            "coordinator": {"bind_host": "192.168.1.10", "remote_hosts": ["vm2", "vm3", "vm4"]},  # not an agents host
+            "vm2": {"coordinator_url": "https://192.168.1.10:3000/mcp", "relay_address": "tcp:vm2:8765",
+                    "relay_tls": {"names": ["vm2"], "addresses": []}},
             "vm3": {"coordinator_url": "http://coord.example:3000/mcp"},
-            "vm4": {"coordinator_url": "http://192.168.1.10:3000/mcp", "relay": "[fd00::4]:9000",
-                    "relay_address": "tcp:[fd00::4]:9000"},
+            "vm4": {"coordinator_url": "https://192.168.1.10:3000/mcp", "relay": "[fd00::4]:9000",
+                    "relay_address": "tcp:[fd00::4]:9000", "relay_tls": {"names": ["vm4"], "addresses": ["fd00::4"]}},
         },
     ),
     "the coordinator named by host name, bound to one address": (
         {"coordinator": {"coord": {"coordinator_bind_host": "10.1.1.1"}}, "agents": {"coord": {}, "vm2": {}}},
         {
-            "coordinator": {"bind_host": "10.1.1.1", "url": "http://10.1.1.1:3000/mcp",
-                            "health_url": "http://10.1.1.1:3000/health"},
-            "coord": {"coordinator_url": "http://10.1.1.1:3000/mcp"},
-            "vm2": {"coordinator_url": "http://coord:3000/mcp"},
+            "coordinator": {"bind_host": "10.1.1.1", "url": "https://10.1.1.1:3000/mcp",
+                            "health_url": "http://127.0.0.1:3000/health",
+                            "tls": {"names": ["coord"], "addresses": ["10.1.1.1"]}},
+            "coord": {"coordinator_url": "http://127.0.0.1:3000/mcp", "relay_tls": None},
+            "vm2": {"coordinator_url": "https://coord:3000/mcp"},
         },
     ),
     "an IPv6 coordinator": (
         {"coordinator": {"vm1": {"central_mcp_private_address": "fd00::1"}}, "agents": {"vm2": {}}},
-        {"coordinator": {"url": "http://[fd00::1]:3000/mcp"}, "vm2": {"coordinator_url": "http://[fd00::1]:3000/mcp"}},
+        {"coordinator": {"url": "https://[fd00::1]:3000/mcp", "bind_host": "fd00::1"},
+         "vm2": {"coordinator_url": "https://[fd00::1]:3000/mcp"}},
     ),
     "no coordinator group: agents reach one on their own VM": (
         {"agents": {"vm1": {}}},
@@ -89,8 +95,8 @@ def plan_of(groups: dict) -> dict:
 def seen(plan: dict, host: str, key: str):
     if host == "coordinator":
         return plan["coordinator"][key]
-    if key in ("relay", "relay_address"):
-        return plan["hosts"][host]["relay"]["listen" if key == "relay" else "address"]
+    if key in ("relay", "relay_address", "relay_tls"):
+        return plan["hosts"][host]["relay"][{"relay": "listen", "relay_address": "address", "relay_tls": "tls"}[key]]
     return plan["hosts"][host][key]
 
 

@@ -354,10 +354,11 @@ def test_ssh_goes_through_iap(templated, name):
 
 
 def test_agents_reach_the_coordinator_over_the_private_network(templated):
-    """VM 1's agents use loopback; VM 2's the coordinator VM's private address, where it listens."""
+    """VM 1's agents use loopback (plain HTTP); VM 2's the coordinator VM's private address, where it listens
+    with TLS."""
     coordinator_ip = private_ip(0)
     assert templated["central-mcp-vm1"]["coordinator_url"] == "http://127.0.0.1:3000/mcp"
-    assert templated["central-mcp-vm2"]["coordinator_url"] == f"http://{coordinator_ip}:3000/mcp"
-    assert templated["central-mcp-vm1"]["bind"] in ("0.0.0.0", coordinator_ip)
+    assert templated["central-mcp-vm2"]["coordinator_url"] == f"https://{coordinator_ip}:3000/mcp"
+    assert templated["central-mcp-vm1"]["bind"] == coordinator_ip
     assert templated["central-mcp-vm1"]["status_url"] == "http://127.0.0.1:3000"  # playbooks/status.yml's
-    assert templated["central-mcp-vm2"]["status_url"] == f"http://{coordinator_ip}:3000"
+    assert templated["central-mcp-vm2"]["status_url"] == f"https://{coordinator_ip}:3000"

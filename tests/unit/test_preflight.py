@@ -59,8 +59,8 @@ KINDS = sorted(kinds())
 def test_the_role_defaults_pass():
     coordinator = yaml.safe_load((REPO / "roles/coordinator/defaults/main.yml").read_text())
     settings = {key: coordinator[key] for key in COORDINATOR if key in coordinator}
-    assert "{{" in settings.pop("coordinator_bind_host")  # 0.0.0.0 with agents on other VMs, else 127.0.0.1
-    assert coordinator_errors({**settings, "coordinator_bind_host": "0.0.0.0", "private_address": "vm-a"}) == []
+    assert "{{" in settings.pop("coordinator_bind_host")  # the private address with agents on other VMs, else 127.0.0.1
+    assert coordinator_errors({**settings, "coordinator_bind_host": "10.0.0.5", "private_address": "vm-a"}) == []
     launcher = yaml.safe_load((REPO / "roles/launcher/defaults/main.yml").read_text())
     settings = {key: launcher[key] for key in LAUNCHER if key in launcher and key != "launcher_coordinator_url"}
     assert launcher_errors({**LAUNCHER, **settings}, KINDS, "vm-a") == []
@@ -77,6 +77,7 @@ def test_the_role_defaults_pass():
         ("coordinator_bind_host", "127.0.0.1; rm -rf /", '"127.0.0.1; rm -rf /"'),
         ("coordinator_bind_host", "a\nb", r'coordinator_bind_host "a\nb"'),
         ("coordinator_bind_host", ["x"], "coordinator_bind_host"),
+        ("coordinator_bind_host", "0.0.0.0", "Leave coordinator_bind_host unset"),
         ("private_address", "", "central_mcp_private_address"),
         ("coordinator_disk_warn_percent", 0, "coordinator_disk_warn_percent"),
         ("coordinator_disk_warn_percent", "101", "coordinator_disk_warn_percent"),
@@ -213,7 +214,7 @@ def test_coordinator_tells_every_mistake_at_once():
         ("launcher_agents_memory_max", "32M", "is below 64M"),
         ("launcher_relay_memory_max", "1.5G", 'launcher_relay_memory_max "1.5G" must be a size'),
         ("launcher_runtime_memory_max", "0%", 'launcher_runtime_memory_max "0%" must be a size'),
-        ("launcher_agents_tasks_max", 10, "launcher_agents_tasks_max \"10\" must be a whole number"),
+        ("launcher_agents_tasks_max", 10, 'launcher_agents_tasks_max "10" must be a whole number'),
     ],
 )
 def test_launcher_names_the_bad_value(key, value, named):

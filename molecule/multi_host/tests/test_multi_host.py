@@ -85,18 +85,25 @@ def test_all_eight_agents_registered_each_with_its_own_token():
 
 def test_vm2_agents_reach_vm1_over_the_network_with_tokens_only():
     url = HOSTS[VM2].check_output("grep -h ^CENTRAL_MCP_URL= /etc/central-mcp/agents/E.env")
-    assert url == f"CENTRAL_MCP_URL=http://{VM1}:3000/mcp"
+    assert url == f"CENTRAL_MCP_URL=https://{VM1}:3000/mcp"
     listening = HOSTS[VM1].check_output("ss -Htln")
-    assert "0.0.0.0:3000" in listening  # the MCP port, for the agents on VM 2
+    address = HOSTS[VM1].check_output(f"getent hosts {VM1}").split()[0]
+    assert f"{address}:3000" in listening  # the MCP port, with TLS, for the agents on VM 2
+    assert "127.0.0.1:3000" in listening  # plain HTTP for VM 1's own agents and checks
     assert "127.0.0.1:8000" in listening and "0.0.0.0:8000" not in listening  # the dashboard stays local
-    # From VM 2 without a token: /mcp and /api refuse; /health alone answers (probes).
-    seen = probe(VM2, "http_probe.py", f"http://{VM1}:3000")
-    assert (seen["mcp"], seen["api"]) == (401, 401) and seen["health"] in (200, 503)
+    # From VM 2 without a token: /mcp and /api refuse; /health alone answers (probes). Only over TLS,
+    # and only for a client that trusts the fleet CA.
+    seen = probe(VM2, "http_probe.py", f"{VM1}:3000", "/etc/central-mcp/fleet-ca.pem")
+    assert (seen["mcp"], seen["api"]) == (401, 401) and seen["health"] in (200, 503), seen
+    assert seen["without_the_ca"] == "SSLCertVerificationError", seen
+    assert seen["plain_http"] not in (200, 401, 503), seen
 
 
 def test_vm2_relay_refuses_clients_without_its_token():
-    tries = probe(VM1, "relay_probe.py", VM2, "8765")
-    assert set(tries) == {"no_answer", "wrong_token"}, tries
+    tries = probe(VM1, "relay_probe.py", VM2, "8765", "/etc/central-mcp/fleet-ca.pem")
+    assert set(tries) == {"no_answer", "wrong_token", "without_the_ca", "plain"}, tries
+    assert tries.pop("without_the_ca") == "SSLCertVerificationError"  # it speaks TLS with the fleet's certificate
+    assert "challenge" not in tries.pop("plain")  # plain TCP gets no challenge (a TLS alert, or nothing)
     for name, lines in tries.items():
         assert lines[0]["type"] == "challenge", name
         assert [line["type"] for line in lines[1:]] == ["error"], (name, lines)  # then closed: no pane listed

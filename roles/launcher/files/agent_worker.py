@@ -73,8 +73,9 @@ class Coordinator:
     imported only for an https URL.
     """
 
-    def __init__(self, mcp_url: str, token: str) -> None:
+    def __init__(self, mcp_url: str, token: str, ca_file: str | None = None) -> None:
         parts = urllib.parse.urlsplit(mcp_url)
+        self.ca_file = ca_file or None  # the fleet CA (CENTRAL_MCP_CA_FILE): the one a coordinator on TLS is trusted by
         self.https = parts.scheme == "https"
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (443 if self.https else 80)
         self.base = parts.path.rsplit("/mcp", 1)[0]
@@ -94,7 +95,8 @@ class Coordinator:
             if self.https:
                 import ssl  # noqa: PLC0415 (only for https, see the class docstring)
 
-                sock = ssl.create_default_context().wrap_socket(raw_sock, server_hostname=self.host)
+                context = ssl.create_default_context(cafile=self.ca_file)  # with a CA file: that CA only
+                sock = context.wrap_socket(raw_sock, server_hostname=self.host)
             sock.sendall(request)
             answer = bytearray()
             while chunk := sock.recv(65536):
@@ -413,7 +415,9 @@ def report_exit(hb: Heartbeat, task_id: int, how: str) -> None:
 
 def start_heartbeat(name: str, env: dict, activity: str) -> Heartbeat:
     """Heartbeats in the background for the agent of this window (interactive mode: the only thing the runtime adds)."""
-    coordinator = Coordinator(env["CENTRAL_MCP_URL"], env.get("CENTRAL_MCP_AGENT_TOKEN", ""))
+    coordinator = Coordinator(
+        env["CENTRAL_MCP_URL"], env.get("CENTRAL_MCP_AGENT_TOKEN", ""), env.get("CENTRAL_MCP_CA_FILE")
+    )
     hb = Heartbeat(name, coordinator, Screen(os.environ.get("TMUX_PANE")), activity)
     hb.start()
     return hb
@@ -483,7 +487,9 @@ class Worker(threading.Thread):
             if self.stopping.wait(pause):
                 return
             pause = min(pause * 2, BACKOFF_MAX_S)
-        coordinator = Coordinator(env["CENTRAL_MCP_URL"], env.get("CENTRAL_MCP_AGENT_TOKEN", ""))
+        coordinator = Coordinator(
+            env["CENTRAL_MCP_URL"], env.get("CENTRAL_MCP_AGENT_TOKEN", ""), env.get("CENTRAL_MCP_CA_FILE")
+        )
         self.hb = Heartbeat(self.agent, coordinator, Screen(self.window.target), "idle")
         self.hb.start()
         try:
@@ -556,13 +562,14 @@ class Worker(threading.Thread):
         except (OSError, SystemExit):
             return  # being rewritten: the next look reads it whole
         url, token = env.get("CENTRAL_MCP_URL", ""), env.get("CENTRAL_MCP_AGENT_TOKEN", "")
-        coordinator = Coordinator(url, token) if url else self.hb.coordinator
+        coordinator = Coordinator(url, token, env.get("CENTRAL_MCP_CA_FILE")) if url else self.hb.coordinator
         current = self.hb.coordinator
-        if (coordinator.host, coordinator.port, coordinator.base, coordinator.token) != (
+        if (coordinator.host, coordinator.port, coordinator.base, coordinator.token, coordinator.ca_file) != (
             current.host,
             current.port,
             current.base,
             current.token,
+            current.ca_file,
         ):
             say(self.agent, "its coordinator address or token changed: using the new one")
             self.hb.coordinator = coordinator
