@@ -88,7 +88,9 @@ except ImportError:  # said when the lookup runs, not when Ansible lists plugins
 
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _DNS = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*$")
-CA_DAYS, CERT_DAYS, RENEW_DAYS = 3650, 825, 30
+CA_DAYS = 3650
+CERT_DAYS = 825
+RENEW_DAYS = 30  # a certificate this close to its end is made again
 
 
 def _now() -> datetime.datetime:
