@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from central_mcp.dashboard.tmux_control import layout_sizes, unescape
-from central_mcp.relay import Relay
+from central_mcp.relay import Relay, parse_panes
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 SESSION = "relay-test"
@@ -221,3 +221,44 @@ async def test_unknown_pane_and_bad_request(relay: Relay) -> None:
         assert (await client.next())["type"] == "error"
     finally:
         await _stop(relay)
+
+
+# Window names that try to shift the listing's fields or add a pane: a fake record in the listing's old order
+# (name fourth) and in its current one (name last), after a tab and a newline.
+FAKE_OLD = "%99\t@99\t9\tFake\t1\t80\t24\t1"
+FAKE_NEW = "%98\t@98\t8\t1\t80\t24\t1\tFake"
+HOSTILE_NAMES = [f"x\ty\n{FAKE_OLD}", f"n\tm\n{FAKE_NEW}\n", "tab\tonly", "\n"]
+
+
+@pytest.mark.anyio
+async def test_a_tab_or_newline_in_a_window_name_cannot_shift_fields_or_add_a_pane(relay: Relay, tmux: Tmux) -> None:
+    try:
+        for name in HOSTILE_NAMES:  # new-window -n keeps tabs and newlines as they are
+            tmux("new-window", "-d", "-t", SESSION, "-n", name, "sh")
+        # rename-window stores them escaped (tmux 3.3a: a backslash and t/n): a plain name, whatever it holds
+        tmux("rename-window", "-t", f"{SESSION}:B", f"b\tc\n{FAKE_NEW}")
+        renamed = tmux("display-message", "-p", "-t", f"{SESSION}:2", "#{window_name}").removesuffix("\n")
+        assert "\t" not in renamed and "\n" not in renamed and "Fake" in renamed
+        real = tmux("list-panes", "-s", "-t", SESSION, "-F", "#{pane_id}").split()
+        client = await connect(relay)
+        await client.send(op="list")
+        reply = await client.next()
+        assert reply["type"] == "list"
+        assert [p["name"] for p in reply["panes"]] == ["Control", "A", renamed, *HOSTILE_NAMES]
+        assert [p["pane"] for p in reply["panes"]] == real  # no fake pane, none lost
+        assert all(p["pid"] > 0 and p["width"] == 100 and p["height"] == 30 for p in reply["panes"])
+        # a hostile name still finds its own pane, and its fake window's name finds none
+        await client.send(op="watch", target=HOSTILE_NAMES[0])
+        assert (await client.next())["pane"] == real[3]
+        other = await connect(relay)
+        await other.send(op="watch", target="Fake")
+        assert (await other.next())["type"] == "closed"
+    finally:
+        await _stop(relay)
+
+
+def test_parse_panes_skips_what_it_cannot_read() -> None:
+    mark = "<m>"
+    out = f"{mark}%1\t@1\t0\t10\t80\t24\t1\tA\n{mark}garbage\n{mark}%2\t@2\t1\t11\t80\t24\t0\tB\tC\n"
+    assert [(p["pane"], p["name"]) for p in parse_panes(out, mark)] == [("%1", "A"), ("%2", "B\tC")]
+    assert parse_panes("", mark) == [] and parse_panes("%1\t@1\t0\t10\t80\t24\t1\tA\n", mark) == []

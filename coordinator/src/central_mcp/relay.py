@@ -43,6 +43,7 @@ import grp
 import json
 import logging
 import os
+import secrets
 import signal
 import ssl
 from collections.abc import Callable
@@ -61,10 +62,39 @@ DEFAULT_SESSION = "central-mcp-agents"
 HISTORY_LINES = 1000  # scrollback included in a snapshot
 MAX_VIEWER_BUFFER = 2**20  # bytes queued for one slow viewer before it is dropped (it reconnects for a snapshot)
 MAX_LINE = 2**20  # longest request line accepted from a client
-PANE_FORMAT = "\t".join(
-    f"#{{{v}}}" for v in ("pane_id", "window_id", "window_index", "window_name", "pane_pid", "pane_width",
-                          "pane_height", "pane_active")
-)  # fmt: skip
+# The window name comes last: it is the one free-text field, and ``new-window -n`` keeps tabs and newlines in it
+# as they are (only ``rename-window`` escapes them), so a name may hold both.
+PANE_FIELDS = ("pane_id", "window_id", "window_index", "pane_pid", "pane_width", "pane_height", "pane_active",
+               "window_name")  # fmt: skip
+
+
+def pane_format(mark: str) -> str:
+    """``list-panes -F``: each pane is ``mark`` then its fields, tab-separated, the window name last."""
+    return mark + "\t".join(f"#{{{v}}}" for v in PANE_FIELDS)
+
+
+def parse_panes(out: str, mark: str) -> list[dict[str, Any]]:
+    """Panes from ``list-panes -F pane_format(mark)``; a window name cannot shift fields or add a pane.
+
+    ``mark`` is random for each listing, so no name set before it can hold
+    it: a record starts only where tmux wrote it. Inside a record, the fixed
+    fields come first and the name is all that follows the seventh tab,
+    tabs and newlines included.
+    """
+    if not out.startswith(mark):
+        return []
+    panes = []
+    for record in out[len(mark) :].removesuffix("\n").split("\n" + mark):
+        fields = record.split("\t", len(PANE_FIELDS) - 1)
+        try:
+            pane, window_id, window, pid, width, height, active, name = fields
+            panes.append(
+                {"pane": pane, "window_id": window_id, "window": int(window), "name": name, "pid": int(pid),
+                 "width": int(width), "height": int(height), "active": active == "1"}
+            )  # fmt: skip
+        except ValueError:
+            log.warning("skipping a pane tmux listed in an unexpected form: %r", record[:200])
+    return panes
 
 
 class Viewer:
@@ -128,14 +158,8 @@ class Relay:
 
     async def list_panes(self) -> list[dict[str, Any]]:
         """Every pane of the session, with its process tree's CPU seconds and RSS (we run as their user)."""
-        out = await self._tmux("list-panes", "-s", "-t", self.session, "-F", PANE_FORMAT)
-        panes = []
-        for line in out.splitlines():
-            pane, window_id, window, name, pid, width, height, active = line.split("\t")
-            panes.append(
-                {"pane": pane, "window_id": window_id, "window": int(window), "name": name, "pid": int(pid),
-                 "width": int(width), "height": int(height), "active": active == "1"}
-            )  # fmt: skip
+        mark = f"<{secrets.token_hex(16)}>"
+        panes = parse_panes(await self._tmux("list-panes", "-s", "-t", self.session, "-F", pane_format(mark)), mark)
         usage = procstat.tree_usage(p["pid"] for p in panes)
         for pane in panes:
             pane["cpu_s"], pane["rss_bytes"] = usage.get(pane["pid"], (None, None))
