@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from central_mcp.agents import AgentsFileError, AgentSpec, Roster, parse_agents_file
+from central_mcp.authors import BY_COORDINATOR_QUOTING, by_person
 from central_mcp.domain import Board, DomainError, NotFound
 from central_mcp.events import EventBus
 from central_mcp.store import Store
+from central_mcp.work import WorkQueue
 
 
 def spec(name: str, role: str = "backend") -> AgentSpec:
@@ -169,3 +171,26 @@ def test_slow_subscriber_is_dropped_not_waited_for() -> None:
         assert (await replay.queue.get()).id == 9
 
     asyncio.run(scenario())
+
+
+def test_who_wrote_each_text_is_kept(parts) -> None:
+    """notes and result carry their writer: the agent, the person who cancelled, or the coordinator quoting."""
+    _, _, _, board = parts
+    task = board.create("t", role="backend")
+    board.claim(task["id"], "A")
+    board.progress(task["id"], "A", None, 10, "step one")
+    assert board.progress(task["id"], "A", None, 20, "")["written_by"] == {"notes": "agent A"}  # no text: kept
+    assert board.cancel(task["id"], "ops", "obsolete")["written_by"] == {"notes": "agent A", "result": "person (ops)"}
+    again = board.reopen(task["id"], "ops")
+    assert again["written_by"] == {"notes": "agent A", "result": "person (ops)"}  # the next claimer reads them
+    board.claim(task["id"], "B")
+    board.progress(task["id"], "B", None, 50, "mine now")
+    done = board.complete(task["id"], "B", ["x.py"], "done")
+    assert done["written_by"] == {"notes": "agent B", "result": "agent B", "files_created": "agent B"}
+    last = board.create("u")
+    board.claim(last["id"], "A")
+    [failed] = WorkQueue(board, 1).attempt_failed("A", [last["id"]], "the CLI of agent A exited; its screen ended: x")
+    assert failed["state"] == "FAILED" and failed["written_by"] == {"result": BY_COORDINATOR_QUOTING}
+    board.post_note("A", "from an agent")
+    board.post_note("ops", "from a person", written_by=by_person("ops"))
+    assert [n["written_by"] for n in board.notes()] == ["person (ops)", "agent A"]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from central_mcp.authors import NOT_RECORDED
+from central_mcp.domain import task_view
 from central_mcp.schema import LATEST_VERSION, MIGRATIONS
 from central_mcp.store import Store, StoreError
 
@@ -106,3 +108,47 @@ def test_full_disk_fails_the_write_not_the_file(tmp_path: Path) -> None:
             conn.execute("INSERT INTO notes (at, author, text) VALUES (0, 'x', ?)", ("x" * 200_000,))
     assert store.query_one("SELECT COUNT(*) FROM notes")[0] == 0
     assert store.integrity_check() == "ok"
+
+
+def test_writers_of_older_texts_are_filled_in_from_the_events(tmp_path: Path) -> None:
+    """Migration 5 labels what is already there: from the tasks' events, and notes by their author."""
+    store = make(tmp_path)
+    store.schema_version()
+    with store.transaction() as conn:  # a database at version 4 with agent texts and a person's
+        for migration in MIGRATIONS[:4]:
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, 'old', 0)", (migration.version,))
+        conn.execute("INSERT INTO agents (name, created_at, updated_at) VALUES ('A', 0, 0), ('B', 0, 0)")
+        rows = [(1, "COMPLETE", "n", "r"), (2, "CANCELLED", "", "why"), (3, "FAILED", "", "all tries"),
+                (4, "AVAILABLE", "old", "")]  # fmt: skip
+        for task_id, state, notes, result in rows:
+            conn.execute(
+                "INSERT INTO tasks (id, title, state, notes, result, created_at, updated_at) VALUES (?, 't', ?, ?, ?,"
+                " 0, 0)",
+                (task_id, state, notes, result),
+            )
+        events = [(1, "B", "progress", "n"), (1, "A", "progress", "n"), (1, "A", "completed", "r"),
+                  (2, "ops", "cancelled", "why"), (3, "coordinator", "failed", "attempt 3")]  # fmt: skip
+        for task_id, actor, kind, text in events:
+            conn.execute(
+                "INSERT INTO task_events (task_id, at, actor, kind, state, text) VALUES (?, 0, ?, ?, 'X', ?)",
+                (task_id, actor, kind, text),
+            )
+        for author in ("A", "ops", "coordinator"):
+            conn.execute("INSERT INTO notes (at, author, text) VALUES (0, ?, 'hi')", (author,))
+    assert store.migrate() == [5] + [m.version for m in MIGRATIONS[5:]]
+    labels = [tuple(r) for r in store.query("SELECT notes_by, result_by FROM tasks ORDER BY id")]
+    assert labels == [
+        ("agent A", "agent A"),
+        (None, "person (ops)"),
+        (None, "coordinator (quoting agents' screens)"),
+        (None, None),  # its events are gone (retention): the view says "not recorded"
+    ]
+    assert task_view(store.query_one("SELECT * FROM tasks WHERE id = 4"))["written_by"] == {"notes": NOT_RECORDED}
+    assert [r[0] for r in store.query("SELECT written_by FROM notes ORDER BY id")] == [
+        "agent A",
+        "person (ops)",
+        "coordinator",
+    ]
+    store.close()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from central_mcp.authors import by_agent
 from central_mcp.events import EventBus
 from central_mcp.runtimes import Runtimes
 from central_mcp.store import Store
@@ -361,7 +362,12 @@ class Roster:
                     ),
                     "registered_at": iso(r["registered_at"]),
                     "session_count": r["session_count"],
-                    "runtime": beat.view(now) if (beat := self.runtimes.get(r["name"])) else None,
+                    # its screen and prompt are the agent's own output: labelled for the agents that read them
+                    "runtime": (
+                        {**beat.view(now), "written_by": by_agent(r["name"])}
+                        if (beat := self.runtimes.get(r["name"]))
+                        else None
+                    ),
                 }
             )
         return out

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from central_mcp import __version__
+from central_mcp.authors import by_person
 from central_mcp.domain import DomainError
 from central_mcp.events import EVENT_TYPES
 from central_mcp.health import report
@@ -149,7 +150,8 @@ def build_routes(svc: Service) -> list[Route]:
         raw_task = body.get("task_id")
         if raw_task is not None and (isinstance(raw_task, bool) or not isinstance(raw_task, int)):
             raise DomainError(f"task_id must be a task number, got {raw_task!r}")
-        note = svc.board.post_note(str(body.get("author") or "operator")[:100], body.get("text"), raw_task)
+        author = str(body.get("author") or "operator")[:100]
+        note = svc.board.post_note(author, body.get("text"), raw_task, written_by=by_person(author))
         return JSONResponse(note, status_code=201)
 
     async def backup(request: Request) -> Response:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from central_mcp.agents import ACTIVE_TASK_STATES, Roster, iso
+from central_mcp.authors import NOT_RECORDED, by_agent, by_person
 from central_mcp.events import EventBus
 from central_mcp.store import Store
 
@@ -79,8 +80,24 @@ def normalize_state(value: str, allowed: Iterable[str], name: str = "status") ->
     return state
 
 
+def written_by(row: Any, files: list[str]) -> dict[str, str]:
+    """Who wrote each text of a task written after its creation: notes, result, files_created (when not empty).
+
+    The title and description are the task itself, from the person who made it (``created_by``).
+    """
+    writers = {}
+    if row["notes"]:
+        writers["notes"] = row["notes_by"] or NOT_RECORDED
+    if row["result"]:
+        writers["result"] = row["result_by"] or NOT_RECORDED
+    if files:  # only complete() writes them, and a COMPLETE task keeps its claimer
+        writers["files_created"] = by_agent(row["claimed_by"]) if row["claimed_by"] else NOT_RECORDED
+    return writers
+
+
 def task_view(row: Any) -> dict[str, Any]:
-    """A task row as JSON: ISO times, files as a list."""
+    """A task row as JSON: ISO times, files as a list, who wrote its texts."""
+    files = json.loads(row["files_created"] or "[]")
     return {
         "id": row["id"],
         "title": row["title"],
@@ -92,7 +109,7 @@ def task_view(row: Any) -> dict[str, Any]:
         "progress": row["progress"],
         "notes": row["notes"],
         "result": row["result"],
-        "files_created": json.loads(row["files_created"] or "[]"),
+        "files_created": files,
         "created_by": row["created_by"],
         "suggested_agent": row["suggested_agent"],
         "attempts": row["attempts"],
@@ -100,6 +117,7 @@ def task_view(row: Any) -> dict[str, Any]:
         "updated_at": iso(row["updated_at"]),
         "claimed_at": iso(row["claimed_at"]),
         "completed_at": iso(row["completed_at"]),
+        "written_by": written_by(row, files),
     }
 
 
@@ -248,8 +266,8 @@ class Board:
             new_percent = row["progress"] if percent is None else int(percent)
             conn.execute(
                 "UPDATE tasks SET state = ?, progress = ?, notes = CASE WHEN ? = '' THEN notes ELSE ? END,"
-                " updated_at = ? WHERE id = ?",
-                (state, new_percent, notes, notes, now, task_id),
+                " notes_by = CASE WHEN ? = '' THEN notes_by ELSE ? END, updated_at = ? WHERE id = ?",
+                (state, new_percent, notes, notes, notes, by_agent(agent), now, task_id),
             )
             self._event(conn, task_id, agent, "progress", state, new_percent, notes)
         task = self.get(task_id)
@@ -280,9 +298,9 @@ class Board:
         with self.store.transaction() as conn:
             self._owned(conn, task_id, agent, "complete")
             conn.execute(
-                "UPDATE tasks SET state = 'COMPLETE', progress = 100, result = ?, files_created = ?,"
+                "UPDATE tasks SET state = 'COMPLETE', progress = 100, result = ?, result_by = ?, files_created = ?,"
                 " completed_at = ?, updated_at = ? WHERE id = ?",
-                (result, json.dumps(files), now, now, task_id),
+                (result, by_agent(agent), json.dumps(files), now, now, task_id),
             )
             self._event(conn, task_id, agent, "completed", "COMPLETE", 100, result)
         task = self.get(task_id)
@@ -297,8 +315,9 @@ class Board:
         with self.store.transaction() as conn:
             self._owned(conn, task_id, agent, "fail")
             conn.execute(
-                "UPDATE tasks SET state = 'FAILED', result = ?, completed_at = ?, updated_at = ? WHERE id = ?",
-                (reason, now, now, task_id),
+                "UPDATE tasks SET state = 'FAILED', result = ?, result_by = ?, completed_at = ?, updated_at = ?"
+                " WHERE id = ?",
+                (reason, by_agent(agent), now, now, task_id),
             )
             self._event(conn, task_id, agent, "failed", "FAILED", None, reason)
         task = self.get(task_id)
@@ -317,8 +336,9 @@ class Board:
             if row["state"] in FINAL_STATES:
                 raise Conflict(f"task {task_id} is already {row['state']}")
             conn.execute(
-                "UPDATE tasks SET state = 'CANCELLED', result = ?, completed_at = ?, updated_at = ? WHERE id = ?",
-                (reason, now, now, task_id),
+                "UPDATE tasks SET state = 'CANCELLED', result = ?, result_by = ?, completed_at = ?, updated_at = ?"
+                " WHERE id = ?",
+                (reason, by_person(by), now, now, task_id),
             )
             self._event(conn, task_id, by, "cancelled", "CANCELLED", None, reason)
         task = self.get(task_id)
@@ -377,17 +397,26 @@ class Board:
 
     # -- notes ------------------------------------------------------------------
 
-    def post_note(self, author: str, text: Any, task_id: int | None = None) -> dict[str, Any]:
-        """A message to the whole fleet (and the people watching), optionally about one task."""
+    def post_note(
+        self, author: str, text: Any, task_id: int | None = None, written_by: str | None = None
+    ) -> dict[str, Any]:
+        """A message to the whole fleet (and the people watching), optionally about one task.
+
+        ``written_by`` says who wrote it (:func:`by_person`, :data:`BY_COORDINATOR`); by default the agent
+        ``author``, so a caller that forgets is labelled the careful way.
+        """
         text = _text(text, "text", required=True)
+        written_by = written_by or by_agent(author)
         if task_id is not None:
             self._row(task_id)
         now = time.time()
         with self.store.transaction() as conn:
             cur = conn.execute(
-                "INSERT INTO notes (at, author, text, task_id) VALUES (?, ?, ?, ?)", (now, author, text, task_id)
+                "INSERT INTO notes (at, author, text, task_id, written_by) VALUES (?, ?, ?, ?, ?)",
+                (now, author, text, task_id, written_by),
             )
             note = {"id": cur.lastrowid, "at": iso(now), "author": author, "text": text, "task_id": task_id}
+            note["written_by"] = written_by
         self.bus.publish("note.posted", note)
         return note
 
@@ -397,6 +426,7 @@ class Board:
             "SELECT * FROM notes WHERE id > ? ORDER BY id DESC LIMIT ?", (since_id, max(1, min(limit, 1000)))
         )
         return [
-            {"id": r["id"], "at": iso(r["at"]), "author": r["author"], "text": r["text"], "task_id": r["task_id"]}
+            {"id": r["id"], "at": iso(r["at"]), "author": r["author"], "text": r["text"], "task_id": r["task_id"],
+             "written_by": r["written_by"] or NOT_RECORDED}
             for r in rows
-        ]
+        ]  # fmt: skip

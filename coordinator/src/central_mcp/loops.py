@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from central_mcp import retention, sysinfo
+from central_mcp.authors import BY_COORDINATOR
 from central_mcp.service import Service
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class Loops:
         tasks = svc.work.attempt_failed(name, None, why)
         if tasks:
             listing = ", ".join(f"#{t['id']} ({t['state']})" for t in tasks)
-            svc.board.post_note("coordinator", f"Handed back {listing}: {why}.")
+            svc.board.post_note("coordinator", f"Handed back {listing}: {why}.", written_by=BY_COORDINATOR)
             log.info("handed back %s: %s", listing, why)
 
     def assignment(self) -> None:
@@ -112,7 +113,11 @@ class Loops:
                 ids = svc.board.hand_back(agent["name"], why)
                 if ids:
                     listing = ", ".join(f"#{i}" for i in ids)
-                    svc.board.post_note("coordinator", f"Handed back {listing}: {why}. They are AVAILABLE again.")
+                    svc.board.post_note(
+                        "coordinator",
+                        f"Handed back {listing}: {why}. They are AVAILABLE again.",
+                        written_by=BY_COORDINATOR,
+                    )
                     log.info("handed back %s: %s", listing, why)
         idle = [a for a in agents if a["state"] == "idle"]
         if not idle:
@@ -134,6 +139,7 @@ class Loops:
                 f"Task #{task['id']} \u201c{task['title']}\u201d (priority {task['priority']}) suggested for "
                 f"{match['name']} ({match['role'] or 'any role'}): claim it with claim_task.",
                 task["id"],
+                written_by=BY_COORDINATOR,
             )
 
     def health(self) -> None:

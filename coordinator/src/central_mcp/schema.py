@@ -110,6 +110,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX notes_at ON notes(at)",
         ),
     ),
+    Migration(
+        5,
+        "who wrote a task's notes and result, and each fleet note (agents read them as data, not instructions)",
+        (
+            "ALTER TABLE tasks ADD COLUMN notes_by TEXT",
+            "ALTER TABLE tasks ADD COLUMN result_by TEXT",
+            "ALTER TABLE notes ADD COLUMN written_by TEXT",
+            # What is already there: from the task's events while they are kept; notes by their author's name,
+            # as an agent's when an agent has that name (a person who posted as one is labelled an agent: safe).
+            """UPDATE tasks SET notes_by = (
+                SELECT 'agent ' || e.actor FROM task_events e
+                WHERE e.task_id = tasks.id AND e.kind = 'progress' AND e.text != '' ORDER BY e.id DESC LIMIT 1
+            ) WHERE notes != ''""",
+            """UPDATE tasks SET result_by = (
+                SELECT CASE WHEN e.kind = 'cancelled' THEN 'person (' || e.actor || ')'
+                            WHEN e.actor = 'coordinator' THEN 'coordinator (quoting agents'' screens)'
+                            ELSE 'agent ' || e.actor END
+                FROM task_events e
+                WHERE e.task_id = tasks.id AND e.kind IN ('completed', 'failed', 'cancelled') ORDER BY e.id DESC LIMIT 1
+            ) WHERE COALESCE(result, '') != ''""",
+            """UPDATE notes SET written_by = CASE
+                WHEN author IN (SELECT name FROM agents) THEN 'agent ' || author
+                WHEN author = 'coordinator' THEN 'coordinator'
+                ELSE 'person (' || author || ')' END""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from central_mcp.agents import ACTIVE_TASK_STATES
+from central_mcp.authors import BY_COORDINATOR_QUOTING
 from central_mcp.domain import MAX_TEXT, Board, Conflict
 
 # A task whose attempt just failed on an agent goes to another agent first: for this long, not back to it.
@@ -90,8 +91,9 @@ class WorkQueue:
                     ]
                     result = f"FAILED after {attempts} attempts. " + " | ".join([*reasons, text])
                     conn.execute(
-                        "UPDATE tasks SET state = 'FAILED', result = ?, completed_at = ?, updated_at = ? WHERE id = ?",
-                        (result[:MAX_TEXT], now, now, row["id"]),
+                        "UPDATE tasks SET state = 'FAILED', result = ?, result_by = ?, completed_at = ?,"
+                        " updated_at = ? WHERE id = ?",
+                        (result[:MAX_TEXT], BY_COORDINATOR_QUOTING, now, now, row["id"]),
                     )
                     board._event(conn, row["id"], "coordinator", "failed", "FAILED", None, text)
                 done.append(row["id"])
