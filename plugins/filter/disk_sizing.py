@@ -33,7 +33,11 @@ import math
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.central_mcp.agents.plugins.filter.sizing import _count, machine_type_monthly_cost
+from ansible_collections.central_mcp.agents.plugins.filter.sizing import (
+    _count,
+    machine_type_change,
+    machine_type_monthly_cost,
+)
 
 DISK_BASE_GB = 20
 DISK_PER_AGENT_GB = 2
@@ -130,6 +134,55 @@ def vm_monthly_cost(machine_type, disk_size_gb, disk_type=DEFAULT_DISK_TYPE, pri
     return f"{machine_type} {_money(machine)} + {disk_part} = {_money(total)}/month"
 
 
+def _ran(result) -> bool:
+    """A registered result of a step that ran (not skipped by its when, not left undefined by --tags)."""
+    return isinstance(result, Mapping) and bool(result) and not result.get("skipped")
+
+
+def vm_upgrade_report(results, host, check_mode=False, prices=None, disk_prices=None, wanted_gb=None, vcpus=None,
+                      memory_mb=None, machine_type_note=False) -> list:  # fmt: skip
+    """The vm_upgrade role's report: one line per step that ran, each as its result says.
+
+    ``results``: ``machine_type`` (gce_machine_type's result), ``disk``
+    (gce_disk_size's) and ``filesystem`` (grow_root_fs's, or a list of its
+    runs: the last that ran counts); a step that did not run is left out.
+    In check mode a change is one that would be made. ``vcpus`` and
+    ``memory_mb``, the VM's facts read again after a resize, are added to
+    the machine type's line. Never fails on a missing price ($?): the report
+    must not fail a change that already happened.
+    """
+    if not isinstance(results, Mapping):
+        raise AnsibleFilterError(f"vm_upgrade_report: results must be a dict of step results, got {results!r:.80}")
+    machine, disk = results.get("machine_type"), results.get("disk")
+    runs = results.get("filesystem")
+    runs = runs if isinstance(runs, list) else [runs]
+    lines = []
+    if _ran(machine):
+        changed = bool(machine.get("changed"))
+        line = ("would change: " if check_mode and changed else "") + machine_type_change(
+            machine["previous_machine_type"], machine["machine_type"], prices, stops=machine.get("status") == "RUNNING",
+            downtime_s=None if check_mode else machine.get("downtime_s"))  # fmt: skip
+        if changed and not check_mode and vcpus is not None:
+            line += f" (now {vcpus} vCPUs, {memory_mb} MB)"
+        lines.append(line)
+    if _ran(disk):
+        changed = bool(disk.get("changed"))
+        size, kind = disk["size_gb"], disk["disk_type"]
+        change = disk_size_change(disk["previous_size_gb"], size, kind, disk_prices, wanted_gb=wanted_gb)
+        lines.append(("would change: " if check_mode and changed else "") + change)
+        pending = check_mode and (changed or (_ran(machine) and bool(machine.get("changed"))))
+        machine_type = machine.get("machine_type", "") if _ran(machine) else ""
+        cost = vm_monthly_cost(machine_type, size, kind, prices, disk_prices)
+        lines.append(("once changed, " if pending else "") + cost)
+    ran = [run for run in runs if _ran(run)]
+    if ran:
+        lines.append(ran[-1]["msg"])
+    lines = [f"{host}: {line}" for line in lines]
+    if machine_type_note:
+        lines.append(f"vm_upgrade_machine_type is empty, so the machine type of {host} is left alone.")
+    return lines
+
+
 # ----------------------------------------------------------------- room for new agents
 def disk_paths_for_agents(agents, workspace_root) -> list:
     """What the launcher's one ``df`` asks about: the workspace root and its parents, then each agent's workdir."""
@@ -220,6 +273,7 @@ class FilterModule:
             "disk_monthly_cost": disk_monthly_cost,
             "disk_size_change": disk_size_change,
             "vm_monthly_cost": vm_monthly_cost,
+            "vm_upgrade_report": vm_upgrade_report,
             "disk_paths_for_agents": disk_paths_for_agents,
             "agents_disk_room": agents_disk_room,
         }

@@ -119,6 +119,60 @@ def test_vm_monthly_cost(args, expected):
     assert expected in d.vm_monthly_cost(*args)
 
 
+# ----------------------------------------------------------------- the vm_upgrade role's report
+RESIZED = {"changed": True, "previous_machine_type": "e2-micro", "machine_type": "e2-standard-4", "status": "RUNNING",
+           "downtime_s": 94.2}  # fmt: skip
+SAME_TYPE = {"changed": False, "previous_machine_type": "e2-standard-4", "machine_type": "e2-standard-4",
+             "status": "RUNNING", "downtime_s": 0.0}  # fmt: skip
+GREW = {"changed": True, "previous_size_gb": 10, "size_gb": 36, "disk_type": "pd-balanced"}
+SAME_DISK = {"changed": False, "previous_size_gb": 36, "size_gb": 36, "disk_type": "pd-balanced"}
+FS = {"changed": False, "msg": "/ (ext4 on /dev/sda1) fills its disk (found so on 2026-12-06 10:31 UTC; ...)"}
+SKIPPED = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
+COST_36 = "e2-standard-4 $97.00 + boot disk 36 GB pd-balanced $3.60 = $100.60/month"
+
+# (results, options) -> the lines, without the host's name
+REPORTS = {
+    "a no-op": (
+        {"machine_type": SAME_TYPE, "disk": SAME_DISK, "filesystem": [FS, SKIPPED]}, {},
+        ["e2-standard-4 (unchanged, $97/month)", "boot disk 36 GB pd-balanced (unchanged, $3.60/month)", COST_36,
+         FS["msg"]],
+    ),
+    "a resize and a grow": (
+        {"machine_type": RESIZED, "disk": GREW, "filesystem": [{**FS, "msg": "/ grew"}, {**FS, "msg": "/ grew now"}]},
+        {"vcpus": 4, "memory_mb": 16008},
+        ["e2-micro → e2-standard-4, $0 → $97/month, the VM was down for 94.2 s (now 4 vCPUs, 16008 MB)",
+         "boot disk 10 GB → 36 GB, +$2.60/month, online, no restart", COST_36, "/ grew now"],
+    ),
+    "check mode": (
+        {"machine_type": {**RESIZED, "downtime_s": 0.0}, "disk": SAME_DISK, "filesystem": None},
+        {"check_mode": True, "vcpus": 2, "memory_mb": 1000},
+        ["would change: e2-micro → e2-standard-4, $0 → $97/month, the VM stops for ~2–3 minutes",
+         "boot disk 36 GB pd-balanced (unchanged, $3.60/month)", f"once changed, {COST_36}"],
+    ),
+    "the disk only": (
+        {"machine_type": SKIPPED, "disk": {**SAME_DISK, "size_gb": 40, "previous_size_gb": 40}}, {"wanted_gb": 28},
+        ["boot disk 40 GB pd-balanced (unchanged, $4.00/month; 28 GB asked, and a disk never shrinks)",
+         "boot disk 40 GB pd-balanced $4.00/month (the machine type is not managed here)"],
+    ),
+    "the machine type only, a type without a price": (
+        {"machine_type": {**SAME_TYPE, "previous_machine_type": "n2-x", "machine_type": "n2-x"}, "disk": None}, {},
+        ["n2-x (unchanged, $?/month)"],
+    ),
+    "nothing ran (--tags filesystem on a host without a disk)": ({"filesystem": SKIPPED}, {}, []),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", REPORTS)
+def test_vm_upgrade_report(case):
+    results, options, lines = REPORTS[case]
+    assert d.vm_upgrade_report(results, "vm1", **options) == [f"vm1: {line}" for line in lines]
+
+
+def test_vm_upgrade_report_notes_an_unmanaged_machine_type():
+    lines = d.vm_upgrade_report({"disk": SAME_DISK}, "vm1", machine_type_note=True)
+    assert lines[-1] == "vm_upgrade_machine_type is empty, so the machine type of vm1 is left alone."
+
+
 def test_filters_are_registered_under_their_documented_names():
     names = set(d.FilterModule().filters())
     docs = {p.stem for p in Path(d.__file__).parent.glob("*.yml")}
