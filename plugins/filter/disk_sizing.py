@@ -38,6 +38,7 @@ from ansible_collections.central_mcp.agents.plugins.filter.sizing import (
     machine_type_change,
     machine_type_monthly_cost,
 )
+from ansible_collections.central_mcp.agents.plugins.plugin_utils import root_fs_memo
 
 DISK_BASE_GB = 20
 DISK_PER_AGENT_GB = 2
@@ -183,6 +184,19 @@ def vm_upgrade_report(results, host, check_mode=False, prices=None, disk_prices=
     return lines
 
 
+def root_fs_remembered(text, known_disk, mount="/", min_room_mb=16):
+    """grow_root_fs's remembered answer in ``text`` (its cache file) for this disk and size, or None.
+
+    The vm_upgrade role looks at / only when this is None: the disk changed,
+    was made again, or / was never found to fill it from this controller.
+    """
+    if not known_disk:
+        return None
+    if not isinstance(known_disk, Mapping) or "id" not in known_disk or "size_gb" not in known_disk:
+        raise AnsibleFilterError(f"root_fs_remembered: known_disk must be {{id, size_gb}}, got {known_disk!r:.80}")
+    return root_fs_memo.recall(text, known_disk, mount, min_room_mb)
+
+
 # ----------------------------------------------------------------- room for new agents
 def disk_paths_for_agents(agents, workspace_root) -> list:
     """What the launcher's one ``df`` asks about: the workspace root and its parents, then each agent's workdir."""
@@ -274,6 +288,7 @@ class FilterModule:
             "disk_size_change": disk_size_change,
             "vm_monthly_cost": vm_monthly_cost,
             "vm_upgrade_report": vm_upgrade_report,
+            "root_fs_remembered": root_fs_remembered,
             "disk_paths_for_agents": disk_paths_for_agents,
             "agents_disk_room": agents_disk_room,
         }

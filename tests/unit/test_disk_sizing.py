@@ -173,6 +173,21 @@ def test_vm_upgrade_report_notes_an_unmanaged_machine_type():
     assert lines[-1] == "vm_upgrade_machine_type is empty, so the machine type of vm1 is left alone."
 
 
+def test_root_fs_remembered_reads_what_grow_root_fs_wrote(tmp_path):
+    from ansible_collections.central_mcp.agents.plugins.plugin_utils import root_fs_memo
+
+    known = {"id": "p/z/vm1#4711", "size_gb": 28}
+    filled = {"settled": "/ (ext4 on /dev/sda1) fills its disk", "disk_bytes": 28 * GIB}
+    root_fs_memo.remember(str(tmp_path / "vm1.json"), known, "/", 16, filled)
+    text = (tmp_path / "vm1.json").read_text()
+    assert d.root_fs_remembered(text, known)["msg"].startswith("/ (ext4 on /dev/sda1) fills its disk (found so on ")
+    assert d.root_fs_remembered(text, {**known, "size_gb": 40}) is None
+    assert d.root_fs_remembered(text, known, "/", 8) is None
+    assert d.root_fs_remembered("", known) is None and d.root_fs_remembered(text, None) is None
+    with pytest.raises(AnsibleFilterError, match="known_disk must be"):
+        d.root_fs_remembered(text, {"id": "p/z/vm1#4711"})
+
+
 def test_filters_are_registered_under_their_documented_names():
     names = set(d.FilterModule().filters())
     docs = {p.stem for p in Path(d.__file__).parent.glob("*.yml")}

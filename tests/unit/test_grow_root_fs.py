@@ -22,9 +22,9 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from ansible_collections.central_mcp.agents.plugins.action import grow_root_fs as grow_root_fs_action
 from ansible_collections.central_mcp.agents.plugins.module_utils import root_fs as r
 from ansible_collections.central_mcp.agents.plugins.module_utils.root_fs import GrowError, RootFs, human
+from ansible_collections.central_mcp.agents.plugins.plugin_utils import root_fs_memo as memo
 
 GIB = 2**30
 SECTORS_PER_GIB = GIB // 512
@@ -517,9 +517,9 @@ def test_what_a_run_leaves(case, tmp_path):
     assert result["disk_bytes"] == disk_bytes
 
 
-# ----------------------------------------------------------------- the action plugin's memory of a look
-ARGS = {"mount": "/", "min_room_mb": 16, "disk_grew": False, "settle_timeout": 10,
-        "known_disk": {"id": "demo-project/us-central1-a/vm1#4711", "size_gb": 28}}  # fmt: skip
+# ----------------------------------------------------------------- the controller's memory of a look
+KNOWN = {"id": "demo-project/us-central1-a/vm1#4711", "size_gb": 28}
+LOOK = (KNOWN, "/", 16)
 FILLED = {"nothing_to_grow": True, "settled": f"{EXT} fills its disk", "disk_bytes": 28 * GIB, "mount": "/",
           "source": "/dev/sda1", "fstype": "ext4", "disk": "/dev/sda", "partition": 1}  # fmt: skip
 
@@ -537,26 +537,26 @@ FILLED = {"nothing_to_grow": True, "settled": f"{EXT} fills its disk", "disk_byt
     ids=["fills", "larger", "kernel-behind", "left-alone", "not-settled", "failed"],
 )
 def test_only_a_settled_look_at_the_full_disk_is_remembered(result, worth):
-    assert grow_root_fs_action.worth_remembering(result, ARGS) is worth
+    assert memo.worth_remembering(result, KNOWN) is worth
 
 
 @pytest.mark.parametrize(
     ("later", "recalled"),
     [
-        ({}, True),
-        ({"known_disk": {**ARGS["known_disk"], "size_gb": 40}}, False),  # grown since, by the play or by hand
-        ({"known_disk": {**ARGS["known_disk"], "id": "demo-project/us-central1-a/vm1#4712"}}, False),  # made again
-        ({"mount": "/srv"}, False),
-        ({"min_room_mb": 8}, False),
+        (LOOK, True),
+        (({**KNOWN, "size_gb": 40}, "/", 16), False),  # grown since, by the play or by hand
+        (({**KNOWN, "id": "demo-project/us-central1-a/vm1#4712"}, "/", 16), False),  # made again
+        ((KNOWN, "/srv", 16), False),
+        ((KNOWN, "/", 8), False),
     ],
     ids=["same-disk", "disk-grew", "disk-made-again", "other-mount", "other-min-room"],
 )
 def test_a_remembered_look_stands_for_the_same_disk_at_the_same_size(tmp_path, later, recalled):
     cache = tmp_path / "cache" / "demo-project" / "us-central1-a" / "vm1.json"
     when = datetime.datetime(2026, 12, 6, 10, 31, tzinfo=datetime.UTC)
-    grow_root_fs_action.remember(str(cache), ARGS, FILLED, now=when)
+    memo.remember(str(cache), *LOOK, FILLED, now=when)
     assert oct(cache.parent.stat().st_mode)[-3:] == "700" and [p.name for p in cache.parent.iterdir()] == ["vm1.json"]
-    answer = grow_root_fs_action.remembered(str(cache), {**ARGS, **later})
+    answer = memo.recall(memo.read(str(cache)), *later)
     assert (answer is not None) is recalled
     if recalled:
         assert (
@@ -574,4 +574,5 @@ def test_no_memory_is_no_answer(tmp_path, content):
     cache = tmp_path / "vm1.json"
     if content is not None:
         cache.write_text(content)
-    assert grow_root_fs_action.remembered(str(cache), ARGS) is None
+    assert memo.read(str(cache)) == (content or "")
+    assert memo.recall(memo.read(str(cache)), *LOOK) is None
