@@ -112,6 +112,9 @@ requirements:
   - cloud-guest-utils (growpart) when the filesystem is on a partition that has room to grow
 seealso:
   - module: central_mcp.agents.gce_disk_size
+  - plugin: central_mcp.agents.root_fs_remembered
+    plugin_type: filter
+    description: Whether a look remembered in O(cache_file) stands, without a task on the host.
   - name: Resizing a persistent disk
     description: Compute Engine grows the disk; the guest grows its partition and filesystem.
     link: https://cloud.google.com/compute/docs/disks/resize-persistent-disk
