@@ -86,6 +86,8 @@ def write_inventory(path: Path, hosts: list[str], ssh: dict[str, str] | None = N
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "coordinator_credentials_dir": credentials,
                 "launcher_credentials_dir": credentials,
+                # vm_upgrade's memory of / filling the disk: in the run's temporary directory too
+                "vm_upgrade_fs_cache_dir": str(path.parent / "vm_upgrade"),
             },
             "children": {
                 "coordinator": {"hosts": {hosts[0]: {}}},

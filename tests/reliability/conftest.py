@@ -183,6 +183,7 @@ def write_inventory(directory: Path, extra: dict | None = None) -> Path:
         "launcher_agent_tokens": SECRETS["launcher_agent_tokens"],
         "coordinator_credentials_dir": credentials,
         "launcher_credentials_dir": credentials,
+        "vm_upgrade_fs_cache_dir": str(directory / "vm_upgrade"),  # nothing left in the user's home
         # Long-lived CLIs, whose processes the faults kill and the checks find (not worker mode's idle windows).
         "launcher_agent_mode": "interactive",
         **(extra or {}),
