@@ -98,8 +98,10 @@ demo: setup
 	    echo "8 demo tasks created: watch the agents claim and finish them on the dashboard"; fi
 	ansible-playbook playbooks/status.yml -i inventories/local
 	@echo
-	@echo "The dashboard:         http://127.0.0.1:8000  (log in with the token in \\"
-	@echo "                         ~/.config/central-mcp/credentials/$(DEMO_VM)/coordinator.api.token)"
+	@echo "The dashboard:         https://127.0.0.1:8000  (log in with the token in \\"
+	@echo "                         ~/.config/central-mcp/credentials/$(DEMO_VM)/coordinator.api.token;"
+	@echo "                         its certificate is the fleet CA's: trust ~/.config/central-mcp/credentials/fleet-ca/ca.pem"
+	@echo "                         in the browser, or accept the warning)"
 	@echo "The coordinator:       podman exec -it $(DEMO_VM) /opt/central-mcp/current/bin/central-mcp --token-file \\"
 	@echo "                         /etc/central-mcp/api.token status   (also: agents, tasks, task add TITLE --role R)"
 	@echo "The dashboard lists all 8 agents, with live terminals from both VMs."
