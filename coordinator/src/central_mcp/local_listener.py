@@ -14,22 +14,14 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from central_mcp.dashboard.server import EmbeddedServer
 from central_mcp.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class _Embedded(uvicorn.Server):
-    """uvicorn without its own signal handlers: the coordinator's server owns SIGTERM/SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class LocalListener:
@@ -58,7 +50,7 @@ class LocalListener:
             proxy_headers=False,
             server_header=False,
         )
-        self.server = _Embedded(config)
+        self.server = EmbeddedServer(config)
         self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name="central-mcp-local")
         log.info("plain HTTP for this machine on %s:%d", host, port)
 

@@ -30,7 +30,7 @@ from central_mcp.service import Service
 log = logging.getLogger(__name__)
 
 
-class _EmbeddedServer(uvicorn.Server):
+class EmbeddedServer(uvicorn.Server):
     """uvicorn without its own signal handlers: the coordinator's server owns SIGTERM/SIGINT."""
 
     @contextlib.contextmanager
@@ -91,7 +91,7 @@ class DashboardServer:
             server_header=False,
             **(tls.uvicorn_options(settings.tls_cert_file, settings.tls_key_file) if settings.dashboard_tls else {}),
         )
-        self.server = _EmbeddedServer(config)
+        self.server = EmbeddedServer(config)
         self._tasks = [
             asyncio.create_task(self.server.serve(sockets=[sock]), name="central-mcp-dashboard"),
             asyncio.create_task(self.metrics.run(), name="central-mcp-dashboard-metrics"),
