@@ -275,8 +275,8 @@ def launcher_fleet(agents, kinds, settings, secrets):
     {model} filled in by the runtime), install_dirs (kind -> where its CLI
     is installed, the fleet plan's), platform (launcher_cli_platform) and
     user_prefix (launcher_agent_user_prefix: each agent's CLI runs as
-    <prefix><name in lower case>, started through sudo by agent-run; without
-    it, as the user of the window) and ca_file (the fleet CA, when the
+    <prefix><name in lower case>, in a systemd unit of its own that agent-run
+    starts through sudo and agent-unit; without it, as the user of the window) and ca_file (the fleet CA, when the
     coordinator_url is https: the runtime trusts it, and so does each CLI
     through the variables its kind lists in ca_env).
     secrets: tokens (name -> token), api_key (the role's key, for kinds with
@@ -408,7 +408,10 @@ def launcher_fleet(agents, kinds, settings, secrets):
         else:
             command = shlex.join(run + (["--", *argv] if argv else []))
         # The revision restarts the agent's window when it changes (never while a worker's task runs).
+        # "own unit": an agent of its own user started before it ran in a unit of its own (through sudo
+        # alone, a rule that is gone) is started again, the new way.
         revised = [command, workdir] if worker else [command, env_file, configs, workdir]
+        revised += ["own unit"] if user else []
         digest = hashlib.sha256(json.dumps(revised, sort_keys=True).encode())
         fleet.append(
             {

@@ -4,13 +4,14 @@
 One list for the whole host, so that a run writes (or, more often, checks)
 all of them in one module run: each agent's workspace and CLI home, its env
 file and CLI settings, the scripts that run on the target without Ansible,
-the sudo rule that starts each agent as its own user, and the fleet spec
-the unit starts the session from.
+the sudo rule and the units file with which agent-unit starts each agent in
+a systemd unit of its own, as its own user, and the fleet spec the unit
+starts the session from.
 
 Who may read what, with an agent of its own Unix user (launcher_fleet's
 ``user``): the console user (layout ``user``: the tmux session, the worker
 runtime, the Control window) reads the env files (the runtime claims tasks
-with their tokens) and hands each agent its own environment through sudo;
+with their tokens); systemd hands each agent its own as a credential;
 an agent's user owns its workspace and CLI home (0700) and reads its own
 CLI settings (root's, group its own, 0640), and nothing of another agent.
 """
@@ -21,21 +22,99 @@ import json
 import posixpath
 
 SUDOERS = "/etc/sudoers.d/central-mcp-agents"
+UNITS = "/etc/central-mcp/agent-units.json"  # agent-unit reads it (root's)
+SLICE = "central-mcp-agents.slice"
+
+# Every agent's unit (agent-unit starts it with systemd-run): what an agent may do, whatever it runs.
+# Not here, for coding agents' sake: MemoryDenyWriteExecute (Node's JIT writes code), IP address rules
+# (they reach their model's API and package registries), ProcSubset=pid (Node reads /proc/cpuinfo).
+SANDBOX = (
+    "NoNewPrivileges=yes",
+    "CapabilityBoundingSet=",
+    "ProtectSystem=strict",
+    "ProtectHome=tmpfs",  # no other agent's home, no console user's: its own are bound in below
+    "PrivateTmp=yes",
+    "PrivateDevices=yes",
+    # A user namespace of its own: other users' files are nobody's to it, and systemd may build the mount
+    # sandbox above even where it holds no CAP_SYS_ADMIN itself (a container).
+    "PrivateUsers=yes",
+    "ProtectKernelTunables=yes",
+    "ProtectKernelModules=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectControlGroups=yes",
+    "ProtectClock=yes",
+    "ProtectHostname=yes",
+    "ProtectProc=invisible",  # the other agents' processes are not there to see
+    "RestrictSUIDSGID=yes",
+    "RestrictNamespaces=yes",
+    "RestrictRealtime=yes",
+    "LockPersonality=yes",
+    "RemoveIPC=yes",
+    "KeyringMode=private",
+    "UMask=0077",
+    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+    "SystemCallArchitectures=native",
+    # Codex's own sandbox for the commands it runs is Landlock and seccomp: it may set them up.
+    "SystemCallFilter=@system-service landlock_create_ruleset landlock_add_rule landlock_restrict_self seccomp",
+    "SystemCallErrorNumber=EPERM",  # a tool that tries a refused call gets an error, not a SIGSYS
+    "TimeoutStopSec=10",
+)
 
 
-def sudoers(console: str, agent_run: str, users: list[str]) -> str:
-    """The one sudo rule: the console user runs agent-run, and only agent-run, as each agent's user.
+def sudoers(console: str, switch: str) -> str:
+    """The one sudo rule: the console user runs agent-unit, and only it, as root.
 
-    SETENV: agent-run hands the agent its environment (its token, its API keys) from the env file only
-    the console user reads; the values never appear on a command line. !syslog: the command line of a
-    task holds its prompt, which does not belong in the journal.
+    agent-unit takes everything about an agent's unit (its user, sandbox, limits, secrets) from the
+    root-owned UNITS file, so the rule needs no SETENV and no user list. !syslog: the command line of a
+    task holds its prompt, which does not belong in the journal. !use_pty: systemd-run gives the agent a
+    terminal of its own already; a second one between would only relay.
     """
     return (
         "# Written by Ansible (central_mcp.agents.launcher): the console user, which owns the tmux session,\n"
-        "# starts each agent's CLI as that agent's own user, through agent-run only.\n"
-        f"Defaults!{agent_run} !syslog\n"
-        f"{console} ALL=({', '.join(users)}) NOPASSWD:SETENV: {agent_run}\n"
+        "# starts each agent's CLI in a unit of its own, as its own user, through agent-unit only.\n"
+        f"Defaults!{switch} !syslog, !use_pty\n"
+        f"{console} ALL=(root) NOPASSWD: {switch}\n"
     )
+
+
+def agent_unit(agent: dict, layout: dict) -> dict:
+    """What agent-unit starts an agent's CLI with: its unit's name, its user, agent-run and the unit's properties.
+
+    layout: as launcher_files takes it, with session_unit, firewall_unit (None without the metadata
+    rule), agent_memory_max and agent_tasks_max.
+    """
+    name, user = agent["name"], agent["user"]
+    writable = [agent["state_dir"], agent["workdir"]]
+    if agent.get("runtime"):
+        writable.append(posixpath.dirname(agent["runtime"]["turn_file"]))
+    home = layout["home"].rstrip("/") + "/"
+    # Under /home (hidden by ProtectHome=tmpfs) a path is bound in; elsewhere it is made writable.
+    bound = [path for path in writable if path.startswith("/home/") or path.startswith(home)]
+    properties = [
+        f"Description=Central-MCP agent {name} ({agent['kind']})",
+        f"Slice={SLICE}",
+        f"PartOf={layout['session_unit']}",  # stopping or restarting the agents' session stops it too
+        *(
+            [f"Requires={layout['firewall_unit']}", f"After={layout['firewall_unit']}"]
+            if layout["firewall_unit"]
+            else []
+        ),
+        f"WorkingDirectory={agent['workdir']}",
+        f"LoadCredential=env:{layout['config_dir']}/{name}.env",
+        f"MemoryMax={layout['agent_memory_max']}",
+        f"TasksMax={layout['agent_tasks_max']}",
+        *SANDBOX,
+        *([f"BindPaths={' '.join(bound)}"] if bound else []),
+        f"ReadWritePaths={' '.join(path for path in writable if path not in bound)}",
+    ]
+    if properties[-1] == "ReadWritePaths=":
+        properties.pop()
+    return {
+        "unit": f"central-mcp-{user}.service",
+        "user": user,
+        "agent_run": f"{layout['libexec_dir']}/agent-run",
+        "properties": properties,
+    }
 
 
 def launcher_files(fleet: list[dict], layout: dict) -> dict:
@@ -43,7 +122,9 @@ def launcher_files(fleet: list[dict], layout: dict) -> dict:
 
     layout: user, home, workspace_root, libexec_dir, config_dir, scripts (a
     list of {name, content, mode} installed in libexec_dir), spec (the
-    fleet spec's text) and session (the tmux session: the runtime spec's).
+    fleet spec's text) and session (the tmux session: the runtime spec's);
+    for agents of their own users also session_unit, firewall_unit,
+    agent_memory_max and agent_tasks_max (see agent_unit).
     """
     user, config_dir = layout["user"], layout["config_dir"]
 
@@ -100,12 +181,14 @@ def launcher_files(fleet: list[dict], layout: dict) -> dict:
     runtime = {"session": layout["session"], "fleet_spec": f"{config_dir}/fleet.json", "workers": workers}
     files.append({"path": f"{config_dir}/runtime.json", "content": json.dumps(runtime, indent=2) + "\n",
                   "owner": "root", "group": user, "mode": "0640"})  # fmt: skip
-    users = [agent["user"] for agent in fleet if agent.get("user")]
-    if users:
+    units = {agent["name"]: agent_unit(agent, layout) for agent in fleet if agent.get("user")}
+    if units:
         # visudo checks it before it replaces the old one: a broken rule would lock out sudo itself.
-        rule = sudoers(user, f"{layout['libexec_dir']}/agent-run", users)
+        rule = sudoers(user, f"{layout['libexec_dir']}/agent-unit")
         files.append({"path": SUDOERS, "content": rule, "owner": "root", "group": "root", "mode": "0440",
                       "validate": "/usr/sbin/visudo -cqf %s"})  # fmt: skip
+        files.append({"path": UNITS, "content": json.dumps({"agents": units}, indent=2, sort_keys=True) + "\n",
+                      "owner": "root", "group": "root", "mode": "0600"})  # fmt: skip
     return {"directories": directories, "files": files}
 
 

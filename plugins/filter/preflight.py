@@ -329,18 +329,26 @@ def launcher_errors(settings: Mapping, kinds, host: str) -> list:
                 f"one token per agent (agents {', '.join(str(name) for name in bad)} have a bad one)"
             )
     for name, default in (("launcher_agents_memory_max", "80%"), ("launcher_relay_memory_max", "256M"),
-                          ("launcher_runtime_memory_max", "256M")):  # fmt: skip
+                          ("launcher_runtime_memory_max", "256M"), ("launcher_agent_memory_max", "auto")):  # fmt: skip
+        if name == "launcher_agent_memory_max" and s.get(name, default) == "auto":
+            continue
         memory = _memory_bytes(s.get(name, default))
-        if memory == -1:
+        if memory == -1 and name == "launcher_agent_memory_max":
+            errors.append(
+                f"{name} {_shown(s.get(name), 40)} must be auto (the sizing rule's share), a size systemd's "
+                "MemoryMax= takes (2G) or a share of the VM's memory (50%)"
+            )
+        elif memory == -1:
             errors.append(
                 f"{name} {_shown(s.get(name), 40)} must be a size systemd's MemoryMax= takes (512M, 6G) "
                 "or a share of the VM's memory (80%)"
             )
         elif memory is not None and memory < 64 * 2**20:
             errors.append(f"{name} {_shown(s.get(name), 40)} is below 64M: one agent CLI alone takes more")
-    tasks = s.get("launcher_agents_tasks_max", 4096)
-    if not isinstance(tasks, int) or isinstance(tasks, bool) or not 256 <= tasks <= 1_000_000:
-        errors.append(f"launcher_agents_tasks_max {_shown(tasks, 40)} must be a whole number from 256 to 1000000")
+    for name, default in (("launcher_agents_tasks_max", 4096), ("launcher_agent_tasks_max", 1024)):
+        tasks = s.get(name, default)
+        if not isinstance(tasks, int) or isinstance(tasks, bool) or not 256 <= tasks <= 1_000_000:
+            errors.append(f"{name} {_shown(tasks, 40)} must be a whole number from 256 to 1000000")
     secrets = ("launcher_agent_tokens", "launcher_api_keys", "launcher_anthropic_api_key")
     errors += _placeholder_error(_placeholders(s, secrets))
     return errors

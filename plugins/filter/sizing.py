@@ -138,6 +138,21 @@ def machine_type_change(previous, machine_type, prices=None, stops=True, downtim
     return f"{line}, no downtime (the VM was not running)"
 
 
+def agent_memory_max(value, memory_mb, agents, coordinator_here=False) -> str:
+    """One agent's memory ceiling (systemd MemoryMax=): ``value`` itself, or for ``auto`` what the sizing rule
+    leaves it when every other agent and the coordinator (``coordinator_here``) keep their share.
+
+    The VM's ``memory_mb`` less 500 MB for the coordinator and 500 MB for each other agent, never below one
+    agent's 500 MB: one runaway agent is stopped by the kernel before it takes the others' memory.
+    """
+    if value != "auto":
+        return value
+    memory = _count(memory_mb)
+    others = max(_count(agents) - 1, 0)
+    left = memory - (COORDINATOR_MEMORY_MB if coordinator_here else 0) - others * AGENT_MEMORY_MB
+    return f"{max(left, AGENT_MEMORY_MB)}M"
+
+
 class FilterModule:
     """Sizing and cost filters of central_mcp.agents."""
 
@@ -146,4 +161,5 @@ class FilterModule:
             "machine_type_for_agents": machine_type_for_agents,
             "machine_type_monthly_cost": machine_type_monthly_cost,
             "machine_type_change": machine_type_change,
+            "agent_memory_max": agent_memory_max,
         }

@@ -12,7 +12,11 @@ while the CPU sample runs.
 
 The agent is the pane's process or, when the pane runs the launcher's wrapper
 ``agent-run``, the wrapper's child: the wrapper is what restarts, the child is
-the agent. A worker's window between tasks runs ``sleep infinity``: the agent
+the agent. An agent of its own user runs in a unit of its own (the
+launcher's agent-unit starts it with systemd-run, in the window): the
+processes of that unit count as the systemd-run's children, found once per
+probe among PID 1's children by their cgroup. A worker's window between
+tasks runs ``sleep infinity``: the agent
 is ``idle`` (healthy; its CLI starts with its next task). CPU % and RSS
 cover the agent and its descendants (the tools it runs are its work); CPU %
 is of one core, as in top.
@@ -49,6 +53,7 @@ from typing import Any, NamedTuple  # records as NamedTuple: 2.5 MB less in the 
 DEFAULT_SESSION = "central-mcp-agents"
 RESERVED = ("Control", "Logs")  # the windows around the agents (tmux_fleet.py)
 WRAPPER = "agent-run"
+SYSTEMD_RUN = "systemd-run"  # starts an agent of its own user in a unit of its own (agent-unit)
 IDLE_WORKER = ["sleep", "infinity"]  # a worker's window between tasks (agent_worker.IDLE_COMMAND)
 STARTS_OPTION = "@agent_run_starts"
 CPU_INTERVAL_S = 0.2
@@ -217,8 +222,45 @@ def _kind_and_cli(tree: tuple[Proc, ...], wrapper: Proc | None = None) -> tuple[
     return kind, cli
 
 
-def _locate(pane: Pane, procs: dict[int, Proc], kids: dict[int, list[int]]) -> _Seen:
-    """Find the wrapper (the pane's process, or its child under a shell) and the agent it runs."""
+def _unit_of(pid: int) -> str | None:
+    """The unit a systemd-run process starts (its --unit=NAME), None for any other process."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0")]
+    except OSError:
+        return None
+    if not argv or os.path.basename(argv[0]) != SYSTEMD_RUN:
+        return None
+    unit = next((a.partition("=")[2] for a in argv if a.startswith("--unit=")), "")
+    return (unit if unit.endswith(".service") else f"{unit}.service") if unit else None
+
+
+def _unit_mains(procs: dict[int, Proc]) -> dict[str, int]:
+    """Unit name -> its main process, for the services PID 1 started (their processes are its children)."""
+    mains = {}
+    for proc in procs.values():
+        if proc.ppid != 1:
+            continue
+        try:
+            with open(f"/proc/{proc.pid}/cgroup", encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().split()
+        except OSError:
+            continue
+        unit = next((line.rpartition("/")[2] for line in lines if line.endswith(".service")), None)
+        if unit and unit not in mains:
+            mains[unit] = proc.pid
+    return mains
+
+
+def _locate(
+    pane: Pane, procs: dict[int, Proc], kids: dict[int, list[int]], mains: dict[str, int] | None = None
+) -> _Seen:
+    """Find the wrapper (the pane's process, or its child under a shell) and the agent it runs.
+
+    An agent of its own user runs in a unit of its own, which systemd-run (in the window, below sudo and
+    agent-unit) asked PID 1 to start: that unit's processes count as the systemd-run's children. ``mains``
+    (unit -> main pid) is read on first need and kept for the other panes.
+    """
     if pane.dead or pane.pid not in procs:
         return _Seen(pane, None, None, ())
     wrapper = next((procs[p] for p in (pane.pid, *kids.get(pane.pid, [])) if _is_wrapper(p)), None)
@@ -230,6 +272,12 @@ def _locate(pane: Pane, procs: dict[int, Proc], kids: dict[int, list[int]]) -> _
     while todo:
         tree.append(procs[todo.pop()])
         todo += kids.get(tree[-1].pid, [])
+        unit = _unit_of(tree[-1].pid) if not kids.get(tree[-1].pid) else None
+        if unit:
+            if mains is not None and not mains:
+                mains.update(_unit_mains(procs) or {"": 0})  # {"": 0}: read, and none found
+            main = (mains if mains is not None else _unit_mains(procs)).get(unit)
+            todo += [main] if main in procs else []
     return _Seen(pane, wrapper, agent, tuple(tree))
 
 
@@ -368,7 +416,8 @@ def probe(opts: Options, interval: float = CPU_INTERVAL_S) -> dict[str, Any]:
     kids: dict[int, list[int]] = {}
     for proc in before.values():
         kids.setdefault(proc.ppid, []).append(proc.pid)
-    seen = [_locate(p, before, kids) for p in panes or []]
+    mains: dict[str, int] = {}
+    seen = [_locate(p, before, kids, mains) for p in panes or []]
     coordinator, status = None, "not asked"
     if opts.coordinator_url:
         try:

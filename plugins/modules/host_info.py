@@ -209,6 +209,10 @@ free_bytes:
   description: Free bytes on the filesystem of each path of O(free_space) that exists, by path.
   returned: always
   type: dict
+memory_mb:
+  description: The VM's memory in MB (MemTotal of C(/proc/meminfo)), 0 when it cannot be read.
+  returned: always
+  type: int
 url_status:
   description: The HTTP status O(url) answered with, or 0 when it could not be reached.
   returned: when O(url) is set
@@ -337,6 +341,18 @@ def units_info(module: AnsibleModule, units: list) -> dict:
     return found
 
 
+def memory_mb() -> int:
+    """MemTotal in MB, 0 when /proc/meminfo cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def free_bytes(paths: list) -> dict:
     # Measured as the status table measures it (disk_use: the space unprivileged users may fill).
     return {path: disk_use.measure(path)["free_bytes"] for path in paths if os.path.exists(path)}
@@ -378,6 +394,7 @@ def main() -> None:
         "users": {user["name"]: user_info(user) for user in params["users"]},
         "units": units_info(module, params["units"]),
         "free_bytes": free_bytes(params["free_space"]),
+        "memory_mb": memory_mb(),
     }
     if params["url"]:
         result["url_status"], result["url_error"] = ask(params["url"], params["url_timeout"])

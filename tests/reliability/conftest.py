@@ -91,14 +91,22 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 1.0):
     pytest.fail(f"{what}: not within {timeout:.0f}s")
 
 
-# The agent CLI below a window's pane: the first process that is not root's (agent-run starts it as the
-# agent's own user through sudo, which runs as root); the pane's own child for the Control and Logs windows.
+# The agent CLI below a window's pane: below agent-run run sudo, agent-unit and systemd-run (root's), which asks
+# systemd for the agent's own unit, whose main process is the CLI (its own user's); the pane's own child for the
+# Control and Logs windows.
 CLI_PID = r"""
-import sys
+import subprocess, sys
 pid = first = None
 todo = [int(sys.argv[1])]
 while todo:
     try:
+        argv = open(f"/proc/{todo[0]}/cmdline", "rb").read().decode().split("\0")
+        unit = next((a.partition("=")[2] for a in argv if a.startswith("--unit=")), None)
+        if argv[0].endswith("systemd-run") and unit:
+            main = subprocess.run(["systemctl", "show", "--property", "MainPID", "--value", unit],
+                                  capture_output=True, text=True).stdout.strip()
+            pid, first = (int(main) if main.isdigit() and int(main) else None), None
+            break
         kids = [int(k) for k in open(f"/proc/{todo[0]}/task/{todo[0]}/children").read().split()]
         uid = next(int(line.split()[1]) for line in open(f"/proc/{kids[0]}/status") if line.startswith("Uid:"))
     except (OSError, IndexError, StopIteration):

@@ -160,6 +160,11 @@ def main() -> int:
     attempt("write into the console user's home", lambda: open("/home/agent/.hostile", "w"))
     attempt("sudo", lambda: refused(["sudo", "-n", "true"]))
     attempt(f"sudo as {spec['victim_user']}", lambda: refused(["sudo", "-n", "-u", spec["victim_user"], "true"]))
+    switch = "/usr/local/libexec/central-mcp/agent-unit"  # the console user's way into an agent's unit
+    attempt(
+        "start another agent's unit (agent-unit through sudo)",
+        lambda: refused(["sudo", "-n", switch, spec["victim"], "--", "--help"]),
+    )
     attempt("reach the metadata server (the VM's service-account token)", metadata)
     attempt("post a 1 GB body to /login", lambda: huge_login(spec["dashboard"]))
     attempt(

@@ -485,18 +485,25 @@ def test_a_listening_coordinator_means_no_wait(tmp_path, wrapper):
 
 
 # ----------------------------------------------------------------- an agent of its own user
-# Stands in for sudo as the launcher's rule allows it (`sudo -n -u USER --preserve-env=KEYS -- agent-run ...`):
-# it records what it was asked, then runs the command with only the named variables, as sudo's env_reset does.
+# Stands in for sudo, agent-unit and systemd-run together, as the launcher's rule allows them
+# (`sudo -n -- .../agent-unit NAME [--setenv K=V]... -- ARGS...`): it records what it was asked, then does what
+# systemd does with the unit agent-unit asks for (the env file as the credential "env", only the --setenv
+# variables, the agent's HOME) and runs `agent-run --exec ARGS...`.
 FAKE_SUDO = """
-import json, os, sys
+import json, os, sys, tempfile
 args = sys.argv[1:]
-assert args[:2] == ["-n", "-u"] and args[3].startswith("--preserve-env=") and args[4] == "--", args
-keep = args[3].partition("=")[2].split(",")
+assert args[:2] == ["-n", "--"] and os.path.basename(args[2]) == "agent-unit", args
+cut = args.index("--", 3)
+name, options, rest = args[3], args[4:cut], args[cut + 1:]
 with open(os.environ["FAKE_SUDO_LOG"], "w") as log:
-    json.dump({"user": args[2], "keep": keep, "argv": args[5:]}, log)
-env = {k: os.environ[k] for k in keep if k in os.environ}
-env.update(PATH=os.environ["PATH"], HOME=os.environ["FAKE_SUDO_HOME"])
-os.execve(sys.executable, [sys.executable, *args[5:]], env)
+    json.dump({"switch": args[2], "name": name, "options": options, "argv": rest}, log)
+credentials = tempfile.mkdtemp()
+with open(os.environ["FAKE_ENV_FILE"]) as src, open(os.path.join(credentials, "env"), "w") as dest:
+    dest.write(src.read())
+env = dict(pair.split("=", 1) for pair in options[1::2])
+env.update(PATH=os.environ["PATH"], HOME=os.environ["FAKE_SUDO_HOME"], CREDENTIALS_DIRECTORY=credentials)
+agent_run = os.path.join(os.path.dirname(args[2]), "agent-run")
+os.execve(sys.executable, [sys.executable, agent_run, "--exec", *rest], env)
 """
 CLI_REPORT = """
 import json, os, sys
@@ -506,9 +513,10 @@ print(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "key": os.environ.ge
 """
 
 
-def test_with_user_the_cli_starts_through_sudo_with_its_env_given_and_never_on_a_command_line(tmp_path):
-    """--user: the window's agent-run reads the env file and starts `agent-run --exec` as the agent's user
-    through sudo, which merges the settings into that user's home and becomes the CLI in its workspace."""
+def test_with_user_the_cli_starts_in_its_own_unit_with_its_env_as_a_credential_never_on_a_command_line(tmp_path):
+    """--user: the window's agent-run starts `agent-run --exec` in the agent's own unit through sudo and
+    agent-unit; there it takes its env from the unit's credential, merges the settings into its user's home
+    and becomes the CLI in its workspace."""
     bin_dir, home, work = tmp_path / "bin", tmp_path / "home", tmp_path / "work"
     for directory in (bin_dir, home, work):
         directory.mkdir()
@@ -521,7 +529,7 @@ def test_with_user_the_cli_starts_through_sudo_with_its_env_given_and_never_on_a
     task_file.write_text(json.dumps({"task_id": 9, "argv": argv, "turn_file": str(tmp_path / "turn")}))
     log = tmp_path / "sudo.json"
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_SUDO_LOG": str(log),
-           "FAKE_SUDO_HOME": str(home)}  # fmt: skip
+           "FAKE_SUDO_HOME": str(home), "FAKE_ENV_FILE": str(env_file)}  # fmt: skip
     done = subprocess.run(
         [sys.executable, str(AGENT_RUN), "--name", "W", "--env-file", str(env_file), "--kind", "claude",
          "--process", "claude", "--user", "agent-w", "--workdir", str(work),
@@ -539,9 +547,9 @@ def test_with_user_the_cli_starts_through_sudo_with_its_env_given_and_never_on_a
         "settings": {"permissions": {"defaultMode": "dontAsk"}},
     }
     asked = json.loads(log.read_text())
-    assert asked["user"] == "agent-w"
-    assert {"AGENT_NAME", "SECRET_KEY", "CENTRAL_MCP_TURN_FILE"} <= set(asked["keep"])
-    assert "s3cret-value" not in json.dumps(asked["argv"]), "a secret on sudo's command line would show in ps"
-    assert asked["argv"][0] == str(AGENT_RUN.resolve()) and "--exec" in asked["argv"]
+    assert asked["switch"] == str(AGENT_RUN.resolve().parent / "agent-unit") and asked["name"] == "W"
+    assert asked["options"][::2] == ["--setenv"] * (len(asked["options"]) // 2)
+    assert f"CENTRAL_MCP_TURN_FILE={tmp_path / 'turn'}" in asked["options"]
+    assert "s3cret-value" not in json.dumps(asked), "a secret on sudo's command line would show in ps"
     assert asked["argv"][asked["argv"].index("--kind") + 1] == "claude", "agent_status reads the kind from here"
     assert "--env-file" not in asked["argv"], "the agent's user never reads the env file itself"

@@ -522,3 +522,31 @@ def test_a_host_skipped_in_check_mode_is_named_as_not_checked():
     skipped = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
     fleet = fleet_status({"vm1": {"r": skipped}}, ["vm1"], "r")
     assert fleet["hosts"]["vm1"] == {"error": "not checked: nothing installed to look at yet (check mode)"}
+
+
+def test_an_agent_in_a_unit_of_its_own_counts_that_units_processes(monkeypatch):
+    """agent-run -> sudo -> agent-unit -> systemd-run in the window; the CLI is the unit's, PID 1's child."""
+    run = subprocess.Popen(  # stands for systemd-run: that name first, --unit= among its arguments
+        ["systemd-run", "-c", "import time; time.sleep(30)", "--unit=central-mcp-agent-a"], executable=sys.executable
+    )
+    cli = subprocess.Popen(["sleep", "30"])  # stands for the unit's main process (the CLI)
+    try:
+        for _ in range(100):
+            procs = agent_probe.snapshot()
+            if agent_probe._unit_of(run.pid) and cli.pid in procs:
+                break
+            time.sleep(0.05)
+        assert agent_probe._unit_of(run.pid) == "central-mcp-agent-a.service"
+        assert agent_probe._unit_of(cli.pid) is None
+        monkeypatch.setattr(agent_probe, "_unit_mains", lambda procs: {"central-mcp-agent-a.service": cli.pid})
+        wrapper = procs[os.getpid()]  # stands for agent-run: its child is the systemd-run
+        kids = {os.getpid(): [run.pid]}
+        pane = agent_probe.Pane(1, "A", os.getpid(), False, "", "")
+        monkeypatch.setattr(agent_probe, "_is_wrapper", lambda pid: pid == os.getpid())
+        seen = agent_probe._locate(pane, procs, kids, {})
+        assert seen.wrapper == wrapper
+        assert [p.pid for p in seen.tree] == [run.pid, cli.pid]
+    finally:
+        for proc in (run, cli):
+            proc.kill()
+            proc.wait()

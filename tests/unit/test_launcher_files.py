@@ -16,6 +16,10 @@ LAYOUT = {
     "scripts": [{"name": "agent-run", "mode": "0755", "content": "#!/usr/bin/python3\n"}],
     "spec": '{"session": "central-mcp-agents"}\n',
     "session": "central-mcp-agents",
+    "session_unit": "central-mcp-agents.service",
+    "firewall_unit": "central-mcp-agents-firewall.service",
+    "agent_memory_max": "6000M",
+    "agent_tasks_max": 1024,
 }
 
 
@@ -100,7 +104,7 @@ def test_each_agent_of_its_own_user_owns_its_workspace_and_cli_home_and_reads_on
             assert (entry["owner"], entry["group"], entry["mode"], entry["recurse"]) == (user, user, "0700", True)
         settings = by_path[f"/etc/central-mcp/agents/{name}.settings.json"]
         assert (settings["owner"], settings["group"], settings["mode"]) == ("root", user, "0640")
-        env = by_path[f"/etc/central-mcp/agents/{name}.env"]  # read by the console user, handed over by sudo
+        env = by_path[f"/etc/central-mcp/agents/{name}.env"]  # read by the console user; systemd hands it over
         assert (env["owner"], env["group"], env["mode"]) == ("agent", "agent", "0600")
     # The worker's end-of-turn hook (its user) and the runtime (the console user) share one directory.
     turn = dirs["/home/agent/.central-mcp/W.turn"]
@@ -113,15 +117,51 @@ def test_each_agent_of_its_own_user_owns_its_workspace_and_cli_home_and_reads_on
     assert dirs["/etc/central-mcp/agents"]["mode"] == "0751"
 
 
-def test_the_sudo_rule_allows_agent_run_only_and_only_as_the_agents_users():
+def test_the_sudo_rule_allows_agent_unit_only_as_root_without_setenv():
     rule = {f["path"]: f for f in own_users_files()["files"]}["/etc/sudoers.d/central-mcp-agents"]
     assert (rule["owner"], rule["group"], rule["mode"]) == ("root", "root", "0440")
     assert rule["validate"] == "/usr/sbin/visudo -cqf %s"
     lines = [line for line in rule["content"].splitlines() if not line.startswith("#")]
     assert lines == [
-        "Defaults!/usr/local/libexec/central-mcp/agent-run !syslog",
-        "agent ALL=(agent-a, agent-w) NOPASSWD:SETENV: /usr/local/libexec/central-mcp/agent-run",
+        "Defaults!/usr/local/libexec/central-mcp/agent-unit !syslog, !use_pty",
+        "agent ALL=(root) NOPASSWD: /usr/local/libexec/central-mcp/agent-unit",
     ]
+
+
+def test_each_agent_unit_names_its_user_sandbox_limits_and_only_its_own_paths():
+    entry = {f["path"]: f for f in own_users_files()["files"]}["/etc/central-mcp/agent-units.json"]
+    assert (entry["owner"], entry["group"], entry["mode"]) == ("root", "root", "0600")
+    units = json.loads(entry["content"])["agents"]
+    assert set(units) == {"A", "W"}
+    a, w = units["A"], units["W"]
+    assert (a["unit"], a["user"]) == ("central-mcp-agent-a.service", "agent-a")
+    assert a["agent_run"] == "/usr/local/libexec/central-mcp/agent-run"
+    props = dict(p.split("=", 1) for p in a["properties"])
+    assert props["LoadCredential"] == "env:/etc/central-mcp/agents/A.env"  # root reads it: no secret in the file
+    assert (props["MemoryMax"], props["TasksMax"]) == ("6000M", "1024")
+    assert (props["Slice"], props["PartOf"]) == ("central-mcp-agents.slice", "central-mcp-agents.service")
+    assert props["Requires"] == props["After"] == "central-mcp-agents-firewall.service"
+    assert props["NoNewPrivileges"] == "yes" and props["CapabilityBoundingSet"] == ""
+    assert (props["ProtectSystem"], props["ProtectHome"]) == ("strict", "tmpfs")
+    assert props["BindPaths"].split() == ["/home/agent/.central-mcp/A", "/home/agent/workspaces/A"]
+    assert "ReadWritePaths" not in props
+    # A worker's end-of-turn hook writes the turn file: that directory too, and no other agent's.
+    assert "/home/agent/.central-mcp/W.turn" in dict(p.split("=", 1) for p in w["properties"])["BindPaths"].split()
+    assert not any("/A" in p for p in w["properties"] if p.startswith(("BindPaths", "ReadWritePaths")))
+    assert not any(secret in entry["content"] for secret in SECRETS["tokens"].values())
+
+
+def test_a_workspace_outside_home_is_made_writable_not_bound():
+    fleet = launcher_fleet(
+        [{"name": "A", "role": "dev", "workdir": "/srv/work/a"}], KINDS, {**SETTINGS, "user_prefix": "agent-"}, SECRETS
+    )
+    entry = {f["path"]: f for f in launcher_files(fleet, {**LAYOUT, "firewall_unit": None})["files"]}
+    props = dict(
+        p.split("=", 1)
+        for p in json.loads(entry["/etc/central-mcp/agent-units.json"]["content"])["agents"]["A"]["properties"]
+    )
+    assert (props["BindPaths"], props["ReadWritePaths"]) == ("/home/agent/.central-mcp/A", "/srv/work/a")
+    assert "Requires" not in props
 
 
 def test_secrets_of_an_agent_of_its_own_user_are_readable_by_it_or_the_console_user_only():

@@ -128,5 +128,27 @@ def test_machine_type_change(args, kwargs, expected):
 
 def test_filters_are_registered_under_their_documented_names():
     names = set(sizing.FilterModule().filters())
-    docs = {p.stem for p in Path(sizing.__file__).parent.glob("machine_type_*.yml")}
-    assert names == docs == {"machine_type_for_agents", "machine_type_monthly_cost", "machine_type_change"}
+    docs = {p.stem for p in Path(sizing.__file__).parent.glob("*.yml")} & names
+    assert names == docs == {
+        "machine_type_for_agents", "machine_type_monthly_cost", "machine_type_change", "agent_memory_max"
+    }  # fmt: skip
+
+
+# ------------------------------------------------------------------ agent_memory_max
+@pytest.mark.parametrize(
+    ("memory_mb", "agents", "coordinator_here", "expected"),
+    [
+        (16384, 4, True, "14384M"),  # 16384 - 500 (coordinator) - 3 x 500 (the other agents)
+        (16384, 4, False, "14884M"),  # a second VM: no coordinator to keep memory for
+        (8192, 1, True, "7692M"),
+        (1024, 4, True, "500M"),  # never below one agent's share
+    ],
+)
+def test_agent_memory_max_auto_leaves_every_other_agent_and_the_coordinator_their_share(
+    memory_mb, agents, coordinator_here, expected
+):
+    assert sizing.agent_memory_max("auto", memory_mb, agents, coordinator_here) == expected
+
+
+def test_agent_memory_max_keeps_a_given_size():
+    assert sizing.agent_memory_max("2G", 16384, 8) == "2G"

@@ -33,10 +33,11 @@ def test_an_agent_reads_nothing_of_another_agent(host):
     for what, command in attempts.items():
         done = as_user(host, ATTACKER, command)
         assert done.rc != 0, f"agent A could read or reach {what}: {done.stdout[:200]}"
-    # B itself can: what A was refused is there.
-    for command in ("cat /etc/central-mcp/agents/B.claude.json", "ls /home/agent/.central-mcp/B",
-                    f"cat /proc/{victim_cli}/environ"):  # fmt: skip
+    # B itself (or root, for its CLI's process, which runs in a user namespace of its own) can: what A was
+    # refused is there.
+    for command in ("cat /etc/central-mcp/agents/B.claude.json", "ls /home/agent/.central-mcp/B"):
         assert as_user(host, VICTIM, command).rc == 0, command
+    assert host.run(f"cat /proc/{victim_cli}/environ").rc == 0
 
 
 def test_an_agent_cannot_reach_the_console_users_session_relay_or_sudo(host):
@@ -47,11 +48,43 @@ def test_an_agent_cannot_reach_the_console_users_session_relay_or_sudo(host):
         ".connect('/run/central-mcp-relay/relay.sock')\"",
         "the console user's home": "touch /home/agent/.planted",
         "sudo": "sudo -n true",
-        "another agent's user through sudo": f"sudo -n -u {VICTIM} /usr/local/libexec/central-mcp/agent-run --help",
+        "another agent's unit through sudo": "sudo -n /usr/local/libexec/central-mcp/agent-unit B -- --help",
     }
     for what, command in attempts.items():
         assert as_user(host, ATTACKER, command).rc != 0, f"agent A could reach {what}"
     assert as_user(host, "agent", f"tmux -S /tmp/tmux-{uid}/default has-session -t ={SESSION}").rc == 0
+
+
+def test_each_agent_runs_in_a_sandboxed_unit_of_its_own_with_its_own_memory_limit(host):
+    """agent-unit started each CLI in central-mcp-agent-<name>.service: its user, the agents' slice, a memory
+    ceiling of its own, no privileges; and in its mount namespace no other agent's home or workspace exists."""
+    for name in ("A", "B"):
+        unit = f"central-mcp-agent-{name.lower()}.service"
+        shown = dict(
+            line.split("=", 1)
+            for line in host.check_output(
+                f"systemctl show {unit} -p ActiveState -p User -p Slice -p MemoryMax -p TasksMax -p NoNewPrivileges"
+                " -p PartOf -p MainPID"
+            ).splitlines()
+        )
+        assert shown["ActiveState"] == "active", shown
+        assert shown["User"] == f"agent-{name.lower()}"
+        assert shown["Slice"] == "central-mcp-agents.slice"
+        assert shown["PartOf"] == "central-mcp-agents.service"
+        assert shown["NoNewPrivileges"] == "yes"
+        assert shown["MemoryMax"].isdigit() and int(shown["MemoryMax"]) >= 500 * 2**20, shown["MemoryMax"]
+        assert shown["TasksMax"] == "1024"
+        # Its view of the filesystem, through /proc/PID/root.
+        root = f"/proc/{shown['MainPID']}/root"
+        other = "B" if name == "A" else "A"
+        for path, there in ((f"/home/agent/.central-mcp/{name}", True), (f"/home/agent/workspaces/{name}", True),
+                            (f"/home/agent/.central-mcp/{other}", False), (f"/home/agent/workspaces/{other}", False),
+                            ("/home/agent/.central-mcp/fleet.json", False)):  # fmt: skip
+            assert host.run(f"test -e {path}").rc == 0 or path.endswith(".json"), f"{path} is not there at all"
+            seen = host.run(f"test -e {root}{path}").rc == 0
+            assert seen == there, f"agent {name} {'does not see' if there else 'sees'} {path}"
+    slice_max = host.check_output("systemctl show central-mcp-agents.slice -p MemoryMax --value")
+    assert slice_max.isdigit(), slice_max
 
 
 METADATA_CONNECT = """

@@ -55,10 +55,17 @@ def windows(host):
 
 
 def agent_pid(host, pane_pid):
-    """The agent CLI process: below the window's agent-run wrapper, the first process that is not root's
-    (the wrapper starts it as the agent's own user through sudo, which runs as root)."""
+    """The agent CLI process: below the window's agent-run wrapper run sudo, agent-unit and systemd-run (root's),
+    which asks systemd for the agent's own unit; the CLI is that unit's main process, its own user's."""
     pid = pane_pid
     while True:
+        argv = host.run(f"tr '\\0' '\\n' < /proc/{pid}/cmdline").stdout.splitlines()
+        unit = next((a.partition("=")[2] for a in argv if a.startswith("--unit=")), None)
+        if argv and argv[0].endswith("systemd-run") and unit:
+            main = host.run(f"systemctl show --property MainPID --value {unit}").stdout.strip()
+            return (
+                int(main) if main.isdigit() and int(main) and host.process.get(pid=int(main)).user != "root" else None
+            )
         out = host.run(f"cat /proc/{pid}/task/{pid}/children").stdout.split()
         if not out:
             return None
@@ -67,9 +74,10 @@ def agent_pid(host, pane_pid):
             return pid
 
 
-def proc_list(host, pid, name, user):
-    """A NUL-separated /proc file of an agent process, read as its user (root may not)."""
-    out = host.check_output(f"runuser -u {user} -- sh -c \"tr '\\\\0' '\\\\n' < /proc/{pid}/{name}\"")
+def proc_list(host, pid, name):
+    """A NUL-separated /proc file of an agent process, read as root (its own user may not: its CLI runs in a
+    user namespace of its own)."""
+    out = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/{name}")
     return out.splitlines()
 
 
@@ -126,10 +134,9 @@ def test_each_agent_runs_claude_as_agent_with_its_env(host):
         assert pid, f"no agent process under window {name}"
         user = f"agent-{name.lower()}"
         assert host.process.get(pid=pid).user == user, "each agent runs as its own user"
-        # /proc/PID/environ and cmdline of another user's process: read them as that user.
-        argv = proc_list(host, pid, "cmdline", user)
+        argv = proc_list(host, pid, "cmdline")
         assert argv[0] == "/usr/local/bin/claude", argv
-        environ = dict(item.split("=", 1) for item in proc_list(host, pid, "environ", user) if "=" in item)
+        environ = dict(item.split("=", 1) for item in proc_list(host, pid, "environ") if "=" in item)
         assert environ["AGENT_NAME"] == name
         assert environ["AGENT_ROLE"] == by_name[name]["role"]
         assert environ["AGENT_MODEL"] == by_name[name]["model"]
