@@ -151,7 +151,11 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 class Coordinator:
     """``central-mcp serve`` as a subprocess on a free loopback port, with an agents file of token hashes."""
 
-    def __init__(self, root: Path, agents: dict[str, str], notify_url: str = "", **settings: float) -> None:
+    def __init__(
+        self, root: Path, agents: dict[str, str], notify_url: str = "", tls: bool = False, **settings: float
+    ) -> None:
+        """``tls``: it speaks TLS only, with a certificate of a throwaway CA (``ca_file``), as a coordinator
+        reached from another VM does with the fleet's."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.tokens = {name: secrets.token_urlsafe(32) for name in agents}
@@ -183,6 +187,13 @@ class Coordinator:
             **({"CENTRAL_MCP_NOTIFY_URL": notify_url} if notify_url else {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ssl_context, self.ca_file = None, None
+        if tls:
+            from tests.reliability.load_agents import throwaway_tls  # noqa: PLC0415 (cryptography: only here)
+
+            tls_env, self.ssl_context = throwaway_tls(root)
+            self.env.update(tls_env)
+            self.url, self.ca_file = f"https://127.0.0.1:{self.port}", root / "ca.pem"
 
     @staticmethod
     def command() -> list[str]:
@@ -207,7 +218,7 @@ class Coordinator:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"coordinator exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
             with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as answer:
+                with urllib.request.urlopen(self.url + "/health", timeout=1, context=self.ssl_context) as answer:
                     return answer.status == 200
             return False
 
@@ -221,7 +232,7 @@ class Coordinator:
         request.add_header("Authorization", f"Bearer {self.api_token}")
         request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
+            with urllib.request.urlopen(request, timeout=10, context=self.ssl_context) as answer:
                 return json.load(answer)
         except urllib.error.HTTPError as exc:
             raise RuntimeError(f"{method} {path}: {exc.code} {exc.read().decode(errors='replace')}") from None

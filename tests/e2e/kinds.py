@@ -68,11 +68,16 @@ def kind_files() -> dict[str, Any]:
 class KindFleet:
     """A coordinator (with per-agent grants), the scripted model, and one tmux window per agent via agent-run."""
 
-    def __init__(self, root: Path, agents: list[dict[str, Any]], model_url: str, **timing: float) -> None:
+    def __init__(
+        self, root: Path, agents: list[dict[str, Any]], model_url: str, tls: bool = False, **timing: float
+    ) -> None:
+        """``tls``: the coordinator speaks TLS with a certificate of its own CA, which each CLI trusts through
+        what its kind file's ca_env names (a coordinator on another VM)."""
         self.root = root
         self.agents = agents
         self.model_url = model_url
-        self.coordinator = Coordinator(root / "coordinator", {a["name"]: a["role"] for a in agents}, **timing)
+        names = {a["name"]: a["role"] for a in agents}
+        self.coordinator = Coordinator(root / "coordinator", names, tls=tls, **timing)
         spec = json.loads((root / "coordinator" / "agents.json").read_text())
         for entry, agent in zip(spec["agents"], agents, strict=True):
             entry.update(kind=agent.get("kind", "claude"), model=agent["model"], tools=agent.get("tools"))
@@ -100,6 +105,7 @@ class KindFleet:
             "allowed_tools": [],
             "prompt": prompt,
             "mode": "interactive",  # long-lived CLIs that poll the board (worker mode: test_worker_mode.py)
+            "ca_file": str(self.coordinator.ca_file or ""),
             "agent_env": {
                 "ANTHROPIC_BASE_URL": self.model_url,
                 "OPENAI_API_KEY": "fake-e2e-openai-key-0000",

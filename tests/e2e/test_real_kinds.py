@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""One real agent of each kind (Claude Code, Codex, Gemini) on one coordinator, started as the launcher does.
+"""One real agent of each kind (Claude Code, Codex, Gemini) on one coordinator over TLS, started as the launcher does.
 
 Each CLI is the npm package pinned in its kind file, configured only by what
 the launcher renders (env file, config.toml / settings.json / policy file
@@ -46,7 +46,9 @@ def kinds_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kind
         pytest.skip(str(exc))
     model = ModelApi("worker", log_path=root / "model-requests.jsonl", default=POLICY)
     server = ModelApiServer(model).start()
-    fleet = KindFleet(root, AGENTS, server.url, liveness_s=0.5, assign_s=0.5, health_s=5.0)
+    # TLS: the coordinator as agents on another VM reach it (its certificate from the fleet's own CA, which
+    # each CLI trusts through its kind's ca_env: NODE_EXTRA_CA_CERTS, CODEX_CA_CERTIFICATE).
+    fleet = KindFleet(root, AGENTS, server.url, tls=True, liveness_s=0.5, assign_s=0.5, health_s=5.0)
     try:
         fleet.start_coordinator()
         fleet.render(trees, PROMPT, claude)
@@ -153,7 +155,8 @@ def test_no_secret_in_a_window_command(kinds_fleet) -> None:
 def test_agent_status_reports_kind_and_finds_each_cli(kinds_fleet) -> None:
     """agent_status's engine on this fleet: the kind, and the CLI process under its Node wrapper."""
     fleet, _ = kinds_fleet
-    opts = Options("kinds", fleet.socket_name, fleet.coordinator.url, fleet.coordinator.api_token)
+    coordinator = fleet.coordinator
+    opts = Options("kinds", fleet.socket_name, coordinator.url, coordinator.api_token, ca_file=str(coordinator.ca_file))
     rows = {r["name"]: r for r in probe(opts)["agents"]}
     assert {n: rows[n]["kind"] for n in fleet.items} == {"A": "claude", "E": "codex", "F": "gemini"}
     for name, marker in (("E", "codex"), ("F", "gemini.js")):

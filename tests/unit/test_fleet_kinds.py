@@ -386,3 +386,17 @@ def test_a_worker_gets_every_change_of_its_cli_between_tasks_and_its_window_neve
     assert revision({**base, "workdir": "/srv/elsewhere"}, task_prompt="Task #{task_id}") != same  # its window's
     interactive = {**base, "mode": "interactive"}
     assert revision(interactive) != revision({**interactive, "env": {"HTTP_PROXY": "http://proxy:3128"}})
+
+
+def test_behind_tls_every_kind_trusts_the_fleet_ca_without_losing_the_systems():
+    """A coordinator on TLS: each CLI gets the fleet CA through a variable that adds to the system's CAs (its
+    model API still verifies): NODE_EXTRA_CA_CERTS for the Node CLIs, CODEX_CA_CERTIFICATE for Codex."""
+    ca = "/etc/central-mcp/fleet-ca.pem"
+    settings = {**SETTINGS, "coordinator_url": "https://10.0.0.2:3000/mcp", "ca_file": ca}
+    fleet = {item["name"]: item for item in launcher_fleet(FLEET, KINDS, settings, SECRETS)}
+    wanted = {"claude": "NODE_EXTRA_CA_CERTS", "gemini": "NODE_EXTRA_CA_CERTS", "codex": "CODEX_CA_CERTIFICATE"}
+    for item in fleet.values():
+        env = dict(line.split("=", 1) for line in item["env_file"].splitlines())
+        assert env[wanted[item["kind"]]] == ca == env["CENTRAL_MCP_CA_FILE"], item["name"]
+        assert "SSL_CERT_FILE" not in env, "it would replace the system's CAs"
+    assert set(wanted) <= {item["kind"] for item in fleet.values()}
