@@ -27,7 +27,8 @@ description:
   - RV(paths), RV(users) and RV(units) are keyed by the path, user or unit
     asked for, and what each value holds is listed under them (so
     RV(paths.link_target) is C(paths[PATH].link_target)). RV(free_bytes) is
-    keyed by path too.
+    keyed by path too. RV(memory_mb) is the VM's memory (each agent's memory
+    ceiling is worked out from it).
 author:
   - Central-MCP maintainers (@central-mcp)
 options:
