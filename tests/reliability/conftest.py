@@ -284,7 +284,7 @@ def _table() -> str:
         ("Secrets found outside 0600 files, ps, tmux, journal, -vvv output", s.get("secrets_found", "not run")),
         ("`systemd-analyze security central-mcp.service` exposure", s.get("exposure", "not run")),
         ("Hostile agent: attacks tried / blocked (as agent A's own user)", s.get("hostile", "not run")),
-        ("`systemd-analyze security`: relay, agents' session, worker runtime", s.get("exposure_launcher", "not run")),
+        ("`systemd-analyze security`: relay, agent A's unit, agents' session", s.get("exposure_launcher", "not run")),
         ("Load: 16 MCP agents on loopback", s.get("load", "not run")),
     ]
     lines = ["| Check | Result |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]

@@ -42,8 +42,13 @@ for path, family in (('/proc/net/tcp', socket.AF_INET), ('/proc/net/tcp6', socke
 # 0600 env files, their CLI configs with the bearer token and the CLI's own backups of
 # them, the 0600 API token file) and systemd's credential copy for the service; never
 # readable by others. A 0640 file is allowed where its group is one agent's own user's
-# (the CLI settings it merges into its home: its own token, readable by it alone).
-ALLOWED_DIRS = re.compile(r"^(/etc/central-mcp/|/home/agent/\.central-mcp/|/run/credentials/central-mcp\.service/)")
+# (the CLI settings it merges into its home: its own token, readable by it alone), and
+# systemd's copy of an agent's env file for its own unit (0440 root's, and through an ACL
+# that agent's user's alone).
+ALLOWED_DIRS = re.compile(
+    r"^(/etc/central-mcp/|/home/agent/\.central-mcp/|/run/credentials/central-mcp(-agent-[a-z0-9_-]+)?\.service/)"
+)
+AGENT_CREDENTIAL = re.compile(r"^/run/credentials/central-mcp-(agent-[a-z0-9_-]+)\.service/")
 ALLOWED_MODES = ("600", "400", "440")
 
 
@@ -131,6 +136,12 @@ def test_secrets_rest_only_in_their_private_files():
         stats[path] = (mode, group)
     modes = {path: mode for path, (mode, _) in stats.items()}
     bad = [(f, modes.get(f)) for f in files if not _allowed(f, *stats.get(f, (None, None)))]
+    for path in files:  # an agent's credential: readable by root and, through its ACL, by that agent alone
+        owner = AGENT_CREDENTIAL.match(path)
+        acl = sh(f"getfacl -cp {shlex.quote(path)}").split() if owner else []
+        named = [entry for entry in acl if entry.startswith("user:") and entry[5] != ":"]
+        if owner and named != [f"user:{owner[1]}:r--"]:
+            bad.append((path, f"ACL {named}"))
     SECRETS_FOUND.extend(bad)
     note("Files holding a secret: " + ", ".join(f"{f} ({modes.get(f)})" for f in files))
     assert bad == [], bad
@@ -157,7 +168,10 @@ def test_systemd_exposure_of_the_coordinator_is_at_most_4():
         sh("systemd-analyze security central-mcp-agents.service --no-pager"),
     )
     if agents:
-        note(f"`systemd-analyze security central-mcp-agents.service`: {agents[1]} {agents[2]} (its agents run tools)")
+        note(
+            f"`systemd-analyze security central-mcp-agents.service`: {agents[1]} {agents[2]} "
+            "(tmux and the wrappers: each agent runs in a unit of its own)"
+        )
     assert float(match[1]) <= 4.0, out
 
 
