@@ -104,11 +104,10 @@ def agent_unit(agent: dict, layout: dict) -> dict:
         f"MemoryMax={layout['agent_memory_max']}",
         f"TasksMax={layout['agent_tasks_max']}",
         *SANDBOX,
-        *([f"BindPaths={' '.join(bound)}"] if bound else []),
-        f"ReadWritePaths={' '.join(path for path in writable if path not in bound)}",
     ]
-    if properties[-1] == "ReadWritePaths=":
-        properties.pop()
+    elsewhere = [path for path in writable if path not in bound]
+    properties += [f"BindPaths={' '.join(bound)}"] if bound else []
+    properties += [f"ReadWritePaths={' '.join(elsewhere)}"] if elsewhere else []
     return {
         "unit": f"central-mcp-{user}.service",
         "user": user,
