@@ -79,10 +79,20 @@ class Server:
     the test's clients trust that CA (``verify``).
     """
 
-    def __init__(self, tmp: Path, fleet: Fleet, tls: FleetCA | None = None, **env: str) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        fleet: Fleet,
+        tls: FleetCA | None = None,
+        sockets: dict[str, socket.socket] | None = None,
+        **env: str,
+    ) -> None:
+        """``sockets``: listening sockets handed over as systemd does (socket activation), by name; the
+        ``mcp`` one gives the port."""
         self.tmp = tmp
         self.fleet = fleet
-        self.port = free_port()
+        self.sockets = sockets or {}
+        self.port = self.sockets["mcp"].getsockname()[1] if "mcp" in self.sockets else free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.verify: ssl.SSLContext | bool = tls.client_context() if tls else True
         if tls:
@@ -104,10 +114,13 @@ class Server:
 
     def start(self, timeout: float = 20.0) -> Server:
         started = time.monotonic()
+        argv, env, fds = [sys.executable, "-m", "central_mcp", "serve"], self.env, ()
+        if self.sockets:  # sd_listen_fds(3): the sockets as fds 3, 4, ...; LISTEN_PID is the coordinator's own
+            fds = tuple(sock.fileno() for sock in self.sockets.values())
+            argv = [sys.executable, "-c", LISTEN_FDS_EXEC, ",".join(map(str, fds)), *argv]
+            env = {**env, "LISTEN_FDS": str(len(fds)), "LISTEN_FDNAMES": ":".join(self.sockets)}
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "central_mcp", "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+            self.proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=fds)
         deadline = started + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -141,6 +154,19 @@ class Server:
 
     def agent(self, name: str) -> dict[str, Any]:
         return next(a for a in self.json("GET", "/api/agents?retired=1")["agents"] if a["name"] == name)
+
+
+# What systemd does before it starts a socket-activated service: the listening sockets become fds 3, 4, ...
+# (moved out of the way first), LISTEN_PID names the process, which then becomes the service (exec keeps it).
+LISTEN_FDS_EXEC = """
+import fcntl, os, sys
+moved = [fcntl.fcntl(int(fd), fcntl.F_DUPFD, 100) for fd in sys.argv[1].split(",")]
+for index, fd in enumerate(moved):
+    os.dup2(fd, 3 + index)
+    os.close(fd)
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
 
 def rss_bytes(pid: int) -> int:

@@ -22,7 +22,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from central_mcp import __version__, tls
+from central_mcp import __version__, listen_fds, tls
 from central_mcp.api import build_routes
 from central_mcp.dashboard.server import DashboardServer
 from central_mcp.http_limits import BodyLimit, StreamLimit, coordinator_body_limit
@@ -92,7 +92,7 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
                     notifier.start()
                 if dashboard is not None:
                     await dashboard.start()
-                local = LocalListener(app, settings) if settings.local_host else None
+                local = LocalListener(app, settings, svc.sockets.pop("local", None)) if settings.local_host else None
                 if local is not None:
                     await local.start()
                 log.info(
@@ -158,6 +158,7 @@ def serve(settings: Settings) -> None:
                 settings.host,
             )
     svc = Service(settings)
+    svc.sockets = listen_fds.inherited()
     svc.open()
     app = create_app(settings, svc)
 
@@ -188,4 +189,8 @@ def serve(settings: Settings) -> None:
         server_header=False,
         **tls.uvicorn_options(settings.tls_cert_file, settings.tls_key_file),
     )
-    Server(config).run()
+    # Socket activation: the port stays the socket unit's across restarts (a call waits, never refused).
+    mcp_socket = svc.sockets.pop("mcp", None)
+    if svc.sockets:
+        log.info("listening sockets from systemd: mcp%s", "".join(f", {name}" for name in svc.sockets))
+    Server(config).run(sockets=[mcp_socket] if mcp_socket is not None else None)

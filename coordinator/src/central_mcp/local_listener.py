@@ -25,21 +25,23 @@ log = logging.getLogger(__name__)
 
 
 class LocalListener:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app, self.settings = app, settings
+    def __init__(self, app: ASGIApp, settings: Settings, sock: socket.socket | None = None) -> None:
+        """``sock``: the listening socket systemd passed (socket activation), else it binds its own."""
+        self.app, self.settings, self.inherited = app, settings, sock
         self.server: uvicorn.Server | None = None
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Bind and serve; OSError when the address is taken (the coordinator then does not start)."""
         host, port = self.settings.local_host or "127.0.0.1", self.settings.port
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            sock.close()
-            raise
+        sock = self.inherited or socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        if self.inherited is None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                raise
         config = uvicorn.Config(
             self.app,
             log_level=self.settings.log_level,

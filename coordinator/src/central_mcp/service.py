@@ -11,6 +11,7 @@ added agent is let in at once, without waiting for a loop).
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,8 @@ class Service:
         self.loops: dict[str, LoopStatus] = {}
         self.system: dict[str, Any] = {}
         self.pruned: dict[str, int] = {}  # events and notes the retention deleted since the start
+        # Listening sockets systemd passed (socket activation), by name: each server takes its own.
+        self.sockets: dict[str, socket.socket] = {}
         self.integrity: str | None = None
         self.integrity_at: float | None = None
         self.agents_file = AgentsFileStatus(str(settings.agents_file) if settings.agents_file else None)

@@ -74,7 +74,7 @@ class DashboardServer:
             log.warning("dashboard not started: %s", self.error)
             return False
         try:
-            sock = self._bind()
+            sock = self.svc.sockets.pop("dashboard", None) or self._bind()  # systemd's, else its own
         except OSError as exc:
             self.error = f"cannot listen on {settings.dashboard_host}:{settings.dashboard_port}: {exc.strerror}"
             log.error("dashboard not started: %s", self.error)
