@@ -84,15 +84,15 @@ class Server:
         tmp: Path,
         fleet: Fleet,
         tls: FleetCA | None = None,
-        sockets: dict[str, socket.socket] | None = None,
+        sockets: list[tuple[str, socket.socket]] | None = None,
         **env: str,
     ) -> None:
-        """``sockets``: listening sockets handed over as systemd does (socket activation), by name; the
-        ``mcp`` one gives the port."""
+        """``sockets``: listening sockets handed over as systemd does (socket activation), with their names;
+        the first gives the port."""
         self.tmp = tmp
         self.fleet = fleet
-        self.sockets = sockets or {}
-        self.port = self.sockets["mcp"].getsockname()[1] if "mcp" in self.sockets else free_port()
+        self.sockets = sockets or []
+        self.port = self.sockets[0][1].getsockname()[1] if self.sockets else free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.verify: ssl.SSLContext | bool = tls.client_context() if tls else True
         if tls:
@@ -116,9 +116,9 @@ class Server:
         started = time.monotonic()
         argv, env, fds = [sys.executable, "-m", "central_mcp", "serve"], self.env, ()
         if self.sockets:  # sd_listen_fds(3): the sockets as fds 3, 4, ...; LISTEN_PID is the coordinator's own
-            fds = tuple(sock.fileno() for sock in self.sockets.values())
+            fds = tuple(sock.fileno() for _, sock in self.sockets)
             argv = [sys.executable, "-c", LISTEN_FDS_EXEC, ",".join(map(str, fds)), *argv]
-            env = {**env, "LISTEN_FDS": str(len(fds)), "LISTEN_FDNAMES": ":".join(self.sockets)}
+            env = {**env, "LISTEN_FDS": str(len(fds)), "LISTEN_FDNAMES": ":".join(name for name, _ in self.sockets)}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=fds)
         deadline = started + timeout

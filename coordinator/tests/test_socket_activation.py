@@ -9,7 +9,6 @@ kernel's backlog and the next one answers it.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -19,8 +18,9 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from central_mcp import listen_fds
 from conftest import LISTEN_FDS_EXEC, Fleet, Server
+
+from central_mcp import listen_fds
 
 
 def listening() -> socket.socket:
@@ -58,7 +58,7 @@ class Probe(threading.Thread):
 
 def test_a_restart_on_the_socket_systemd_holds_refuses_no_call(tmp_path: Path, fleet: Fleet) -> None:
     sock = listening()
-    server = Server(tmp_path, fleet, sockets={"mcp": sock}).start()
+    server = Server(tmp_path, fleet, sockets=[("mcp", sock)]).start()
     probe = Probe(server.url)
     probe.start()
     try:
@@ -95,23 +95,56 @@ def test_without_the_socket_a_restart_refuses_calls(tmp_path: Path, fleet: Fleet
 
 
 def test_a_socket_it_does_not_know_is_a_configuration_error(tmp_path: Path, fleet: Fleet) -> None:
+    """A socket on an address that is none of its endpoints (here a second loopback port): it would never be
+    answered, so the start stops, naming it."""
     sock = listening()
-    server = Server(tmp_path, fleet)
-    env = {**server.env, "LISTEN_FDS": "1", "LISTEN_FDNAMES": "metrics"}
+    server = Server(tmp_path, fleet)  # its port is another one
+    env = {**server.env, "LISTEN_FDS": "1", "LISTEN_FDNAMES": "central-mcp.socket"}
     argv = [sys.executable, "-c", LISTEN_FDS_EXEC, str(sock.fileno()), sys.executable, "-m", "central_mcp", "serve"]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, pass_fds=(sock.fileno(),))
     sock.close()
     assert done.returncode == 2, done.stderr
-    assert "systemd passed a socket named 'metrics'" in done.stderr
+    assert f"systemd passed a socket on 127.0.0.1:{sock_port(done.stderr)}" in done.stderr
+    assert "ListenStream=" in done.stderr
+
+
+def sock_port(text: str) -> str:
+    return text.split("127.0.0.1:", 1)[1].split(" ", 1)[0]
+
+
+def test_one_socket_unit_for_every_endpoint_each_by_its_address(tmp_path: Path, fleet: Fleet) -> None:
+    """One socket unit holds the MCP port and the dashboard's (systemd names both after the unit): each goes to
+    the endpoint bound to its address, and both answer."""
+    mcp, dashboard = listening(), listening()
+    server = Server(
+        tmp_path, fleet, sockets=[("central-mcp.socket", mcp), ("central-mcp.socket", dashboard)],
+        CENTRAL_MCP_DASHBOARD_PORT=str(dashboard.getsockname()[1]), CENTRAL_MCP_DASHBOARD_TOKEN="d" * 24,
+    )  # fmt: skip
+    try:
+        server.start()
+        page = httpx2.get(f"http://127.0.0.1:{dashboard.getsockname()[1]}/login", timeout=10)
+        assert page.status_code == 200, page.status_code
+        assert "listening on sockets from systemd: dashboard, mcp" in server.log.read_text()
+    finally:
+        server.stop()
+        mcp.close()
+        dashboard.close()
 
 
 @pytest.mark.parametrize("pid", ["", "1", "not-a-pid"])
 def test_sockets_passed_to_another_process_are_not_taken(pid: str) -> None:
     env = {"LISTEN_PID": pid, "LISTEN_FDS": "1", "LISTEN_FDNAMES": "mcp"}
-    assert listen_fds.inherited(env) == {}
+    assert listen_fds.inherited(env) == []
     assert env == {}, "the variables are taken out: no child takes the sockets"
 
 
-def test_no_sockets_means_none(monkeypatch) -> None:
-    env = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "0"}
-    assert listen_fds.inherited(env) == {}
+def test_by_name_first_then_by_address() -> None:
+    a, b = listening(), listening()
+    try:
+        endpoints = {"mcp": ("127.0.0.1", a.getsockname()[1]), "dashboard": ("localhost", 1)}
+        assert listen_fds.assign([("x.socket", a), ("dashboard", b)], endpoints) == {"mcp": a, "dashboard": b}
+        with pytest.raises(listen_fds.ListenFdsError, match="or a second one for the same"):
+            listen_fds.assign([("mcp", a), ("x.socket", a)], endpoints)
+    finally:
+        a.close()
+        b.close()

@@ -158,7 +158,10 @@ def serve(settings: Settings) -> None:
                 settings.host,
             )
     svc = Service(settings)
-    svc.sockets = listen_fds.inherited()
+    endpoints = {"mcp": (settings.host, settings.port)}
+    endpoints |= {"local": (settings.local_host, settings.port)} if settings.local_host else {}
+    endpoints |= {"dashboard": (settings.dashboard_host, settings.dashboard_port)} if settings.dashboard_port else {}
+    svc.sockets = listen_fds.assign(listen_fds.inherited(), endpoints)
     svc.open()
     app = create_app(settings, svc)
 
@@ -190,7 +193,7 @@ def serve(settings: Settings) -> None:
         **tls.uvicorn_options(settings.tls_cert_file, settings.tls_key_file),
     )
     # Socket activation: the port stays the socket unit's across restarts (a call waits, never refused).
-    mcp_socket = svc.sockets.pop("mcp", None)
     if svc.sockets:
-        log.info("listening sockets from systemd: mcp%s", "".join(f", {name}" for name in svc.sockets))
+        log.info("listening on sockets from systemd: %s (kept open across restarts)", ", ".join(sorted(svc.sockets)))
+    mcp_socket = svc.sockets.pop("mcp", None)
     Server(config).run(sockets=[mcp_socket] if mcp_socket is not None else None)

@@ -9,16 +9,21 @@ LISTEN_FDS descriptors from 3 on are listening sockets, named in
 LISTEN_FDNAMES (the socket unit's FileDescriptorName=, colon-separated).
 A dozen lines of the standard library, not a dependency for them.
 
-Names the coordinator knows: ``mcp`` (CENTRAL_MCP_HOST:CENTRAL_MCP_PORT),
-``local`` (plain HTTP on CENTRAL_MCP_LOCAL_HOST beside TLS) and
-``dashboard``. One it is not given, it binds itself, as without systemd.
+Each socket goes to the endpoint it is for: ``mcp``
+(CENTRAL_MCP_HOST:CENTRAL_MCP_PORT), ``local`` (CENTRAL_MCP_LOCAL_HOST, same
+port, beside TLS) or ``dashboard`` (CENTRAL_MCP_DASHBOARD_HOST and _PORT),
+by its name when it has one of these, else by the address it is bound to
+(one socket unit may hold them all). One that fits no endpoint stops the
+start (calls to it would wait for ever); an endpoint given none binds its
+own address, as without systemd.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 
 from central_mcp.settings import ConfigError
 
@@ -30,26 +35,52 @@ class ListenFdsError(ConfigError):
     """systemd handed over something the coordinator cannot serve on (a configuration error: one line)."""
 
 
-def inherited(env: MutableMapping[str, str] | None = None) -> dict[str, socket.socket]:
-    """The sockets systemd passed to this process, by name ({} when it passed none).
+def inherited(env: MutableMapping[str, str] | None = None) -> list[tuple[str, socket.socket]]:
+    """The sockets systemd passed to this process, with their names ([] when it passed none).
 
     The variables are taken out of the environment, so that no child takes the sockets for its own.
     """
     env = os.environ if env is None else env
     pid, count, names = (env.pop(key, "") for key in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"))
     if pid != str(os.getpid()) or not count.isdigit():
-        return {}
+        return []
     labels = names.split(":") if names else []
-    found: dict[str, socket.socket] = {}
+    found = []
     for index in range(int(count)):
-        name = labels[index] if index < len(labels) else ""
         sock = socket.socket(fileno=FIRST_FD + index)
-        if name not in NAMES or name in found or sock.type != socket.SOCK_STREAM:
-            sock.close()
-            raise ListenFdsError(
-                f"systemd passed a socket named {name!r} (FileDescriptorName=); the coordinator serves one "
-                f"listening stream socket for each of {', '.join(NAMES)}"
-            )
         sock.set_inheritable(False)
-        found[name] = sock
+        found.append((labels[index] if index < len(labels) else "", sock))
     return found
+
+
+def _same(host: str, port: int, address: tuple) -> bool:
+    try:
+        wanted = ipaddress.ip_address(host.strip("[]"))
+        return (wanted, port) == (ipaddress.ip_address(address[0]), address[1])
+    except ValueError:  # a host name: only its name can say which socket it is
+        return False
+
+
+def assign(
+    sockets: list[tuple[str, socket.socket]], endpoints: Mapping[str, tuple[str, int]]
+) -> dict[str, socket.socket]:
+    """Each socket to its endpoint (name -> (host, port)), by name, else by the address it is bound to."""
+    taken: dict[str, socket.socket] = {}
+    for name, sock in sockets:
+        if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            raise ListenFdsError(f"systemd passed a socket {name!r} that is not a TCP stream socket")
+        bound = sock.getsockname()
+        fits = (
+            [name]
+            if name in endpoints
+            else [key for key, (host, port) in endpoints.items() if _same(host, port, bound)]
+        )
+        if not fits or fits[0] in taken:
+            where = ", ".join(f"{key} {host}:{port}" for key, (host, port) in endpoints.items())
+            raise ListenFdsError(
+                f"systemd passed a socket on {bound[0]}:{bound[1]} (named {name!r}) that is none of this "
+                f"coordinator's addresses ({where}), or a second one for the same: its socket unit's ListenStream= "
+                "and the CENTRAL_MCP_*HOST/PORT settings must agree"
+            )
+        taken[fits[0]] = sock
+    return taken
