@@ -7,6 +7,7 @@ register with the coordinator on its own, with no one typing "connect".
 
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -87,15 +88,64 @@ def test_claude_mcp_list_shows_the_coordinator_connected(host):
         assert "Connected" in line and "✔" in line, out
 
 
-def test_coordinator_restart_keeps_the_agents_windows(host):
+# From inside the VM: /health and an MCP tool call (agent A's token), each in a loop on a new connection
+# each time, while `systemctl restart central-mcp` runs; JSON of what they got.
+RESTART_PROBE = r"""
+import http.client, json, subprocess, sys, threading, time
+token, stop, counts = sys.argv[1], threading.Event(), {}
+CALL = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}})
+HEADERS = {"Authorization": "Bearer " + token, "Content-Type": "application/json",
+           "Accept": "application/json, text/event-stream"}
+def probe(kind):
+    seen = counts[kind] = {"answered": 0, "refused": 0, "failed": [], "longest_s": 0.0}
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", 3000, timeout=20)
+            if kind == "health":
+                connection.request("GET", "/health")
+            else:
+                connection.request("POST", "/mcp", CALL, HEADERS)
+            answer = connection.getresponse()
+            body = answer.read().decode(errors="replace")
+            flat = body.replace(" ", "")
+            ok = answer.status == 200 and (kind == "health" or '"result"' in flat and '"isError":true' not in flat)
+            seen["answered"] += 1
+            if not ok:
+                seen["failed"].append(f"{answer.status} {body[:120]}")
+        except ConnectionRefusedError:
+            seen["refused"] += 1
+        except OSError as exc:
+            seen["failed"].append(repr(exc))
+        seen["longest_s"] = max(seen["longest_s"], round(time.monotonic() - started, 2))
+        time.sleep(0.05)
+threads = [threading.Thread(target=probe, args=(kind,)) for kind in ("health", "mcp")]
+for thread in threads:
+    thread.start()
+time.sleep(1)
+started = time.monotonic()
+subprocess.run(["systemctl", "restart", "central-mcp"], check=True)
+restart_s = round(time.monotonic() - started, 2)
+time.sleep(3)
+stop.set()
+for thread in threads:
+    thread.join()
+print(json.dumps({"restart_s": restart_s, **counts}))
+"""
+
+
+def test_a_restart_refuses_no_call_and_keeps_the_agents_windows(host):
+    """central-mcp.socket holds the port while the service restarts: every call waits and is answered."""
     panes = host.check_output(
         "runuser -u agent -- tmux list-panes -s -t =central-mcp-agents -F '#{window_name} #{pane_pid}'"
     )
-    assert host.run("systemctl restart central-mcp").rc == 0
-    deadline = time.monotonic() + 30
-    while api(host, "/health", token="none")["status"] != 200 and time.monotonic() < deadline:
-        time.sleep(1)
-    assert api(host, "/health", token="none")["status"] == 200, "the coordinator did not answer again within 30 s"
+    assert host.service("central-mcp.socket").is_running and host.service("central-mcp.socket").is_enabled
+    token = RUNNER.get_variables(host.backend.get_hostname())["launcher_agent_tokens"]["A"]
+    seen = json.loads(host.check_output(f"python3 -c {shlex.quote(RESTART_PROBE)} {shlex.quote(token)}"))
+    print(f"\nduring systemctl restart central-mcp ({seen['restart_s']} s): {seen}")
+    for kind in ("health", "mcp"):
+        assert seen[kind]["refused"] == 0 and seen[kind]["failed"] == [], seen[kind]
+        assert seen[kind]["answered"] > 10, seen[kind]
     after = host.check_output(
         "runuser -u agent -- tmux list-panes -s -t =central-mcp-agents -F '#{window_name} #{pane_pid}'"
     )
