@@ -7,6 +7,7 @@ import asyncio
 import json
 import secrets
 import shutil
+import socket
 import stat
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -262,3 +263,39 @@ def test_parse_panes_skips_what_it_cannot_read() -> None:
     out = f"{mark}%1\t@1\t0\t10\t80\t24\t1\tA\n{mark}garbage\n{mark}%2\t@2\t1\t11\t80\t24\t0\tB\tC\n"
     assert [(p["pane"], p["name"]) for p in parse_panes(out, mark)] == [("%1", "A"), ("%2", "B\tC")]
     assert parse_panes("", mark) == [] and parse_panes("%1\t@1\t0\t10\t80\t24\t1\tA\n", mark) == []
+
+
+@pytest.mark.anyio
+async def test_a_relay_on_a_socket_systemd_holds_keeps_it_in_place_and_a_viewer_waits_through_a_restart(
+    tmp_path: Path, tmux: Tmux
+) -> None:
+    """Socket activation (central-mcp-relay.socket): the relay serves on the socket it is given, leaves it in
+    place when it stops, and a viewer that connects while no relay runs is answered by the next one."""
+    path = tmp_path / "relay.sock"
+    held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # what systemd holds
+    held.bind(str(path))
+    held.listen(64)
+
+    async def started() -> Relay:
+        relay = Relay(path, SESSION, tmux.name, allow_input=False)
+        relay.inherited = held.dup()  # the new process's copy of systemd's socket
+        serving = asyncio.Event()
+        relay.task = asyncio.get_running_loop().create_task(relay.serve(serving))  # type: ignore[attr-defined]
+        await asyncio.wait_for(serving.wait(), 5)
+        return relay
+
+    try:
+        first = await started()
+        await _stop(first)
+        assert path.is_socket(), "the relay removed the socket the socket unit holds"
+        viewer = Client(*await asyncio.open_unix_connection(str(path)))  # no relay runs: it waits, not refused
+        await viewer.send(op="list")
+        second = await started()
+        try:
+            answer = await viewer.next(10)
+            assert answer["type"] == "list" and {p["name"] for p in answer["panes"]} >= {"A", "B"}, answer
+        finally:
+            viewer.writer.close()
+            await _stop(second)
+    finally:
+        held.close()

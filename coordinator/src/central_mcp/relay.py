@@ -45,12 +45,13 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from central_mcp import relay_auth
+from central_mcp import listen_fds, relay_auth
 from central_mcp.dashboard import procstat
 from central_mcp.dashboard.tmux_control import ControlClient, TmuxError
 from central_mcp.relay_auth import Address
@@ -133,6 +134,8 @@ class Relay:
         self.token = relay_auth.check_token(token, f"relay on {self.address}") if token else None
         self.socket_path = self.address.path
         self.port = self.address.port  # the bound port once serving (port 0 picks a free one)
+        # The listening socket systemd passed (socket activation: a relay restart then refuses no viewer).
+        self.inherited: socket.socket | None = None
         self.session, self.allow_input = session, allow_input
         self.group, self.history = group, history
         self.tmux = ["tmux"] + (["-L", tmux_socket_name] if tmux_socket_name else [])
@@ -334,6 +337,15 @@ class Relay:
             viewer.send({"type": "error", "message": f"unknown op {op!r}: list, watch or input"})
 
     async def _listen(self) -> asyncio.Server:
+        if self.inherited is not None:  # the socket unit's: it stays open (and in place) across restarts
+            sock = self.inherited
+            if self.socket_path is None:
+                self.port = sock.getsockname()[1]
+                return await asyncio.start_server(
+                    self._handle, sock=sock, limit=MAX_LINE, ssl=self.tls,
+                    ssl_handshake_timeout=relay_auth.HANDSHAKE_TIMEOUT_S if self.tls else None,
+                )  # fmt: skip
+            return await asyncio.start_unix_server(self._handle, sock=sock, limit=MAX_LINE)
         if self.socket_path is None:
             server = await asyncio.start_server(
                 self._handle, self.address.host, self.address.port, limit=MAX_LINE, ssl=self.tls,
@@ -371,9 +383,28 @@ class Relay:
                 await supervisor
             if self.control is not None:
                 await self.control.stop()
-            if self.socket_path is not None:
+            if self.socket_path is not None and self.inherited is None:  # the socket unit's stays
                 with contextlib.suppress(FileNotFoundError):
                     self.socket_path.unlink()
+
+
+def inherited_socket(address: Address) -> socket.socket | None:
+    """The one listening socket systemd passed for this relay (its socket unit's), or None: it binds its own.
+
+    It must be where the relay was told to listen (the unit's ListenStream= and --socket/--listen agree).
+    """
+    sockets = listen_fds.inherited()
+    if not sockets:
+        return None
+    if len(sockets) > 1:
+        raise ValueError(f"systemd passed {len(sockets)} sockets; a relay serves one ({address})")
+    sock = sockets[0][1]
+    bound = sock.getsockname()
+    same = bound == str(address.path) if address.path is not None else bound[1] == address.port
+    if not same:
+        sock.close()
+        raise ValueError(f"systemd passed a socket on {bound}, but this relay listens on {address}")
+    return sock
 
 
 def run(listen: Path | Address, session: str, tmux_socket_name: str | None, allow_input: bool, group: str | None,
@@ -381,6 +412,11 @@ def run(listen: Path | Address, session: str, tmux_socket_name: str | None, allo
     """Run the relay until SIGTERM/SIGINT (``central-mcp relay``)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     relay = Relay(listen, session, tmux_socket_name, allow_input, group, token=token, tls=tls)
+    try:
+        relay.inherited = inherited_socket(relay.address)
+    except ValueError as exc:
+        log.error("relay: %s (its socket unit's ListenStream= and --socket/--listen must agree)", exc)
+        return 2
 
     async def main() -> None:
         task = asyncio.current_task()
