@@ -74,7 +74,7 @@ def test_a_restart_on_the_socket_systemd_holds_refuses_no_call(tmp_path: Path, f
     print(f"\nrestart on a held socket: {probe.answered} answered, {probe.refused} refused, "
           f"longest {probe.longest:.2f} s")  # fmt: skip
     assert (probe.refused, probe.failed) == (0, []), probe.failed[:3]
-    assert probe.answered > 20
+    assert probe.answered >= 5, probe.answered  # answers before, across and after the restart
 
 
 def test_without_the_socket_a_restart_refuses_calls(tmp_path: Path, fleet: Fleet) -> None:
