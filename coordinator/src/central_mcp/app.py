@@ -24,7 +24,7 @@ from starlette.routing import Mount
 
 from central_mcp import __version__, listen_fds, tls
 from central_mcp.api import build_routes
-from central_mcp.dashboard.server import DashboardServer
+from central_mcp.dashboard.server import DashboardServer, GracefulServer
 from central_mcp.http_limits import BodyLimit, StreamLimit, coordinator_body_limit
 from central_mcp.local_listener import LocalListener
 from central_mcp.loops import Loops
@@ -71,8 +71,13 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
     # Stateless: an agent is known by its token, never by an MCP session, so a CLI that still sends
     # a session id from before a coordinator restart is served like any other call (no 404 "Session
     # not found", which leaves some CLIs broken until they restart).
+    # JSON answers, not an SSE stream per call: a call in flight when a stop begins is answered (uvicorn
+    # finishes it; sse-starlette ends every event stream at once on SIGTERM, which cut such calls short).
     mcp_app = mcp.streamable_http_app(
-        streamable_http_path="/mcp", transport_security=transport_security(settings), stateless_http=True
+        streamable_http_path="/mcp",
+        transport_security=transport_security(settings),
+        stateless_http=True,
+        json_response=True,
     )
     loops = Loops(svc)
     dashboard = DashboardServer(svc) if settings.dashboard_port else None
@@ -165,7 +170,7 @@ def serve(settings: Settings) -> None:
     svc.open()
     app = create_app(settings, svc)
 
-    class Server(uvicorn.Server):
+    class Server(GracefulServer):
         """uvicorn, telling the service at once when a stop begins (uvicorn then waits for open requests)."""
 
         def handle_exit(self, sig: int, frame: Any) -> None:

@@ -115,7 +115,7 @@ def probe(kind):
                 seen["failed"].append(f"{answer.status} {body[:120]}")
         except ConnectionRefusedError:
             seen["refused"] += 1
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             seen["failed"].append(repr(exc))
         seen["longest_s"] = max(seen["longest_s"], round(time.monotonic() - started, 2))
         time.sleep(0.05)
@@ -135,7 +135,8 @@ print(json.dumps({"restart_s": restart_s, **counts}))
 
 
 def test_a_restart_refuses_no_call_and_keeps_the_agents_windows(host):
-    """central-mcp.socket holds the port while the service restarts: every call waits and is answered."""
+    """central-mcp.socket holds the port while the service restarts: no connection is refused, a call made
+    meanwhile waits for the new process, and one the old process had taken when the stop began is answered."""
     panes = host.check_output(
         "runuser -u agent -- tmux list-panes -s -t =central-mcp-agents -F '#{window_name} #{pane_pid}'"
     )

@@ -30,7 +30,23 @@ from central_mcp.service import Service
 log = logging.getLogger(__name__)
 
 
-class EmbeddedServer(uvicorn.Server):
+# At a stop, how long connections accepted just before it have to send their request: uvicorn closes a
+# connection with no request yet as idle, and its client would see a reset instead of an answer.
+ACCEPTED_GRACE_S = 0.3
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn that stops accepting first, then answers what it took: a stop (a restart on the socket
+    unit's port) cuts no call short; the next process takes the connections still waiting."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        await asyncio.sleep(ACCEPTED_GRACE_S)
+        await super().shutdown(sockets)
+
+
+class EmbeddedServer(GracefulServer):
     """uvicorn without its own signal handlers: the coordinator's server owns SIGTERM/SIGINT."""
 
     @contextlib.contextmanager
