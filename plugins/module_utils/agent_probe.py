@@ -147,13 +147,18 @@ def snapshot(pids: set[int] | None = None) -> dict[int, Proc]:
     return {p.pid: p for p in map(_stat, pids) if p is not None}
 
 
-def _words(pid: int) -> list[str]:
-    """Basenames of the first four argv words of a process ([] once it is gone)."""
+def _argv(pid: int) -> list[str]:
+    """A process's command line ([] once it is gone)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return [os.path.basename(a.decode(errors="replace")) for a in fh.read().split(b"\0")[:4] if a]
+            return [a.decode(errors="replace") for a in fh.read().split(b"\0")]
     except OSError:
         return []
+
+
+def _words(pid: int) -> list[str]:
+    """Basenames of the first four argv words of a process ([] once it is gone)."""
+    return [os.path.basename(a) for a in _argv(pid)[:4] if a]
 
 
 def _is_idle_worker(pid: int) -> bool:
@@ -189,13 +194,9 @@ def _env_kind(pid: int) -> tuple[str | None, str | None]:
 
 
 def _argv_kind(pid: int) -> tuple[str | None, str | None]:
-    """--kind and --process from agent-run's command line in a process's argv (agent-run itself, or the sudo
-    that starts it as the agent's own user, whose environment no one else may read)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0")]
-    except OSError:
-        return None, None
+    """--kind and --process from agent-run's command line in a process's argv (agent-run itself, whose agent
+    runs as its own user, in its own unit, with an environment no one else may read)."""
+    argv = _argv(pid)
     at = next((i for i, a in enumerate(argv) if os.path.basename(a) == WRAPPER), len(argv))
     found: dict[str, str] = {}
     for flag, value in zip(argv[at + 1 :], argv[at + 2 :], strict=False):
@@ -224,11 +225,7 @@ def _kind_and_cli(tree: tuple[Proc, ...], wrapper: Proc | None = None) -> tuple[
 
 def _unit_of(pid: int) -> str | None:
     """The unit a systemd-run process starts (its --unit=NAME), None for any other process."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0")]
-    except OSError:
-        return None
+    argv = _argv(pid)
     if not argv or os.path.basename(argv[0]) != SYSTEMD_RUN:
         return None
     unit = next((a.partition("=")[2] for a in argv if a.startswith("--unit=")), "")

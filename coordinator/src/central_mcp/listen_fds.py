@@ -28,7 +28,6 @@ from collections.abc import Mapping, MutableMapping
 from central_mcp.settings import ConfigError
 
 FIRST_FD = 3  # SD_LISTEN_FDS_START
-NAMES = ("mcp", "local", "dashboard")
 
 
 class ListenFdsError(ConfigError):
