@@ -64,6 +64,13 @@ def agent_rows(driver: Any) -> list[list[str]]:
     )
 
 
+def text_and_class(driver: Any, selector: str) -> list[str]:
+    """[text, class] of the first element matching selector, read at one instant."""
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return [e.textContent, e.className];", selector
+    )
+
+
 def task_id_by_title(driver: Any, title: str) -> int | None:
     return driver.execute_script(
         "const card = [...document.querySelectorAll('article.task')].find(c => c.textContent.includes(arguments[0]));"
@@ -141,11 +148,13 @@ def test_dashboard_end_to_end(fleet: Fleet, browser: Any) -> None:
     assert kinds == ["claude", "claude", "codex", "gemini"], kinds
     assert "e2-standard-4" in browser.find_element(By.ID, "fleet-facts").text
     # the disk early warning: the Disk fact highlighted, its warning first among the problems
-    disk = browser.find_element(By.CSS_SELECTOR, "#fleet-facts dd[data-fact=Disk]")
-    assert "% used" in disk.text and "free of" in disk.text and "warn" in disk.get_attribute("class")
-    first_problem = browser.find_element(By.CSS_SELECTOR, "#problems li")
-    assert "disk-warning" in first_problem.get_attribute("class")
-    assert "raise vm_upgrade_disk_size_gb" in first_problem.text
+    # (text and class read in one script: the page re-renders on every event, so an element
+    # found in one call may be replaced before the next)
+    disk_text, disk_class = text_and_class(browser, "#fleet-facts dd[data-fact=Disk]")
+    assert "% used" in disk_text and "free of" in disk_text and "warn" in disk_class
+    problem_text, problem_class = text_and_class(browser, "#problems li")
+    assert "disk-warning" in problem_class
+    assert "raise vm_upgrade_disk_size_gb" in problem_text
     assert browser.find_element(By.ID, "status").text == "degraded"
 
     # every agent's terminal shows its pane
