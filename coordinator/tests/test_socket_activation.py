@@ -9,6 +9,7 @@ kernel's backlog and the next one answers it.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from pathlib import Path
 import httpx2
 import pytest
 from conftest import LISTEN_FDS_EXEC, Fleet, Server
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from central_mcp import listen_fds
 
@@ -92,6 +95,28 @@ def test_without_the_socket_a_restart_refuses_calls(tmp_path: Path, fleet: Fleet
         probe.join(20)
         first.stop()
     assert probe.refused > 0
+
+
+def test_a_stop_ends_the_agents_listen_streams_instead_of_waiting_them_out(tmp_path: Path, fleet: Fleet) -> None:
+    """The CLIs hold an MCP subscriptions/listen stream open: a stop ends it with its final result (the client
+    listens again, on the next process) rather than waiting out uvicorn's graceful time-out and cutting it."""
+
+    async def listen_across_a_stop() -> list[object]:
+        headers = {"Authorization": f"Bearer {fleet.tokens['A']}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http:
+            async with Client(streamable_http_client(server.url + "/mcp", http_client=http)) as client:
+                async with client.listen(tools_list_changed=True) as stream:
+                    stopping = asyncio.get_running_loop().run_in_executor(None, server.stop)
+                    events = [event async for event in stream]  # SubscriptionLost if the stream were cut
+                    await stopping
+                    return events
+
+    server = Server(tmp_path, fleet).start()
+    try:
+        assert asyncio.run(listen_across_a_stop()) == []
+    finally:
+        server.stop()
+    assert "timeout graceful shutdown exceeded" not in server.log.read_text()
 
 
 def test_a_socket_it_does_not_know_is_a_configuration_error(tmp_path: Path, fleet: Fleet) -> None:

@@ -71,12 +71,6 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # The committed npm locks the launcher installs the CLIs from (<kind>-<version>-<platform>/package-lock.json), and
 # npm ci as its install_kind.yml runs it on the controller: exactly the lock, each tarball checked against the
 # lock's integrity hash, no package's install scripts, the native packages of PLATFORM.
@@ -148,8 +142,26 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# What systemd does for a socket-activated service (the role's central-mcp.socket), in the started process: the
+# held listening socket becomes descriptor 3, LISTEN_PID names this very process, then it becomes the coordinator.
+SOCKET_ACTIVATED = (
+    "import os, sys\n"
+    "held = int(os.environ.pop('E2E_HELD_FD'))\n"
+    "if held != 3:\n"
+    "    os.dup2(held, 3)\n"
+    "    os.close(held)\n"
+    "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1')\n"
+    "os.execv(sys.argv[1], sys.argv[1:])\n"
+)
+
+
 class Coordinator:
-    """``central-mcp serve`` as a subprocess on a free loopback port, with an agents file of token hashes."""
+    """``central-mcp serve`` as a subprocess on a loopback port, with an agents file of token hashes.
+
+    The listening socket is this object's, handed to each process it starts as systemd hands the socket unit's
+    (sd_listen_fds): it stays open from ``stop()`` to the next ``start()``, so that a call made meanwhile waits
+    in the backlog and the next process answers it, as on a converged VM.
+    """
 
     def __init__(
         self, root: Path, agents: dict[str, str], notify_url: str = "", tls: bool = False, **settings: float
@@ -160,7 +172,8 @@ class Coordinator:
         root.mkdir(parents=True, exist_ok=True)
         self.tokens = {name: secrets.token_urlsafe(32) for name in agents}
         self.api_token = secrets.token_urlsafe(24)
-        self.port = free_port()
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+        self.port = self.listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / "coordinator.log"
         spec = [
@@ -211,8 +224,13 @@ class Coordinator:
         return [sys.executable, "-m", "central_mcp", "serve"]
 
     def start(self, timeout: float = 20.0) -> Coordinator:
+        command = [sys.executable, "-c", SOCKET_ACTIVATED, *self.command()]
+        command[3] = shutil.which(command[3]) or command[3]  # execv takes a path
+        env = {**self.env, "E2E_HELD_FD": str(self.listener.fileno())}
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(self.command(), env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(self.listener.fileno(),)
+            )
 
         def healthy() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
@@ -248,6 +266,7 @@ class Coordinator:
         return {a["name"]: a for a in self.api("GET", "/api/agents")["agents"]}
 
     def stop(self) -> None:
+        """Stop the process; the port stays open (calls wait for the next ``start()``)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -255,6 +274,11 @@ class Coordinator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def close(self) -> None:
+        """Stop the process and close the port."""
+        self.stop()
+        self.listener.close()
 
 
 class Fleet:
@@ -288,7 +312,7 @@ class Fleet:
                 proc.wait()
         self.stop_interactive()
         self.model_server.stop()
-        self.coordinator.stop()
+        self.coordinator.close()
 
     # -- one agent's configuration, as the launcher writes it -------------------
 
@@ -384,6 +408,8 @@ class Fleet:
         if self.tmux_started:
             with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 self.tmux("kill-server")
+            with contextlib.suppress(TimeoutError):  # a new session would meet the old server on its way out
+                wait_for(lambda: not self.tmux_socket.exists(), 5, "the tmux server gone")
             self.tmux_started = False
 
     # -- claude -p agents ---------------------------------------------------------

@@ -176,4 +176,4 @@ class KindFleet:
             self.tmux("kill-server")
         except RuntimeError:
             pass
-        self.coordinator.stop()
+        self.coordinator.close()

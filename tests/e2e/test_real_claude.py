@@ -12,15 +12,18 @@ instead of hanging it.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import pytest
 
-from tests.e2e.fleet import AGENTS, MODEL, SERVER, TIMING, Fleet
+from tests.e2e.fleet import AGENTS, MODEL, SERVER, TIMING, Fleet, wait_for
 from tests.e2e.scenarios import handback_flow, percentile, work_flow
+from tests.model_api import Policy
 
 pytestmark = pytest.mark.e2e
 TOOL = f"mcp__{SERVER}__"
+ANSWERED_ERROR = "Error executing tool"  # the coordinator's own answer (a claim lost to another agent): no failure
 
 
 def kinds(task: dict) -> list[str]:
@@ -69,6 +72,44 @@ def test_four_agents_complete_eight_tasks_through_the_real_cli(fleet: Fleet) -> 
         f"all COMPLETE {result.total_s:.1f}s after creation; creation->COMPLETE p50 "
         f"{percentile(result.latencies_s, 0.5):.2f}s p95 {percentile(result.latencies_s, 0.95):.2f}s"
     )
+
+
+def test_agents_polling_through_a_coordinator_restart_see_no_refused_call_and_keep_working(fleet: Fleet) -> None:
+    """The coordinator restarts while four CLIs poll (its port held across, as central-mcp.socket holds it):
+    no tool call fails, every agent polls again after the restart and the work done then is completed."""
+    fleet.stop_interactive()
+    fleet.model.default = Policy(idle_polls=60, poll_s=0.5, think_s=0.1)  # ~30 s of polling, across the restart
+    for name in AGENTS:
+        fleet.start_interactive(name)
+    since = len(fleet.requests())
+    wait_for(
+        lambda: {e.get("agent") for e in fleet.requests()[since:] if is_poll(e)} >= set(AGENTS),
+        45, "every agent polls"
+    )  # fmt: skip
+    stopped = time.monotonic()
+    fleet.coordinator.stop()
+    time.sleep(1.0)  # a process that is down for a second, as during an upgrade
+    fleet.coordinator.start()
+    restart_s = time.monotonic() - stopped
+    after = len(fleet.requests())
+    ids = [fleet.coordinator.create_task(f"after the restart {i}", "")["id"] for i in range(4)]
+    wait_for(lambda: {fleet.coordinator.task(i)["state"] for i in ids} == {"COMPLETE"}, 45, "the tasks completed")
+
+    polled_after = {e.get("agent") for e in fleet.requests()[after:] if is_poll(e)}
+    assert polled_after >= set(AGENTS) - {fleet.coordinator.task(i)["claimed_by"] for i in ids}, polled_after
+    failed = [
+        (e.get("agent"), r["tool"], r["text"][:200])
+        for e in fleet.requests()[since:]
+        for r in e.get("tool_results", [])
+        if r["tool"].startswith(TOOL) and r["is_error"] and not r["text"].startswith(ANSWERED_ERROR)
+    ]
+    assert failed == [], failed  # e.g. ECONNREFUSED, or a session the new process does not know
+    assert fleet.model.errors == []
+    print(f"\ncoordinator down {restart_s:.1f} s while 4 agents polled: 0 failed tool calls, 4 tasks done after it")
+
+
+def is_poll(entry: dict) -> bool:
+    return entry.get("reply", {}).get("tool") == TOOL + "get_available_tasks"
 
 
 def test_task_of_a_killed_agent_is_handed_back_and_completed_by_another(fleet: Fleet) -> None:

@@ -180,8 +180,9 @@ def serve(settings: Settings) -> None:
                     loop = asyncio.get_running_loop()
                 except RuntimeError:
                     loop = None
-                if loop is not None:  # end event streams and wake waiting long-polls (they answer 204)
-                    loop.call_soon_threadsafe(svc.bus.close_all)
+                if loop is not None:  # end event and listen streams; wake waiting long-polls (they answer 204)
+                    for end in svc.on_stop:
+                        loop.call_soon_threadsafe(end)
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(

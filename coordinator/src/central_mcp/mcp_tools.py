@@ -371,4 +371,9 @@ def build_mcp(svc: Service) -> MCPServer:
         view = whoami_view(name)
         return {"ok": True, "state": view["state"], "next_step": view["next_step"]}
 
+    # The CLIs hold a subscriptions/listen stream open (the SDK's ListenHandler, on its own low-level server):
+    # its close() ends each one gracefully (a final result, so the client listens again, on the next process).
+    listen = server._lowlevel_server.get_request_handler("subscriptions/listen")  # noqa: SLF001 (no public handle)
+    if listen is not None and callable(getattr(listen.handler, "close", None)):
+        svc.on_stop.append(listen.handler.close)
     return server

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,9 @@ class Service:
         # Set once a stop was asked for: the loops judge no agent any more (no heartbeat can arrive while
         # the server stops accepting), and waiting long-polls answer at once.
         self.stopping = False
+        # What holds a response open (event streams, MCP listen streams), ended when a stop begins, so that
+        # the stop takes a moment, not uvicorn's graceful time-out; the clients reconnect to the next process.
+        self.on_stop: list[Callable[[], None]] = [self.bus.close_all]
 
     def open(self) -> list[int]:
         """Open the database, migrate it, check it, read the agents file; the versions migrated.
