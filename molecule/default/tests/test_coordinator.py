@@ -7,12 +7,15 @@ register with the coordinator on its own, with no one typing "connect".
 
 import json
 import os
-import shlex
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from call_probe import assert_no_call_refused_or_failed, probing  # noqa: E402
 
 INVENTORY = str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -88,52 +91,6 @@ def test_claude_mcp_list_shows_the_coordinator_connected(host):
         assert "Connected" in line and "✔" in line, out
 
 
-# From inside the VM: /health and an MCP tool call (agent A's token), each in a loop on a new connection
-# each time, while `systemctl restart central-mcp` runs; JSON of what they got.
-RESTART_PROBE = r"""
-import http.client, json, subprocess, sys, threading, time
-token, stop, counts = sys.argv[1], threading.Event(), {}
-CALL = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}})
-HEADERS = {"Authorization": "Bearer " + token, "Content-Type": "application/json",
-           "Accept": "application/json, text/event-stream"}
-def probe(kind):
-    seen = counts[kind] = {"answered": 0, "refused": 0, "failed": [], "longest_s": 0.0}
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", 3000, timeout=20)
-            if kind == "health":
-                connection.request("GET", "/health")
-            else:
-                connection.request("POST", "/mcp", CALL, HEADERS)
-            answer = connection.getresponse()
-            body = answer.read().decode(errors="replace")
-            flat = body.replace(" ", "")
-            ok = answer.status == 200 and (kind == "health" or '"result"' in flat and '"isError":true' not in flat)
-            seen["answered"] += 1
-            if not ok:
-                seen["failed"].append(f"{answer.status} {body[:120]}")
-        except ConnectionRefusedError:
-            seen["refused"] += 1
-        except (OSError, http.client.HTTPException) as exc:
-            seen["failed"].append(repr(exc))
-        seen["longest_s"] = max(seen["longest_s"], round(time.monotonic() - started, 2))
-        time.sleep(0.05)
-threads = [threading.Thread(target=probe, args=(kind,)) for kind in ("health", "mcp")]
-for thread in threads:
-    thread.start()
-time.sleep(1)
-started = time.monotonic()
-subprocess.run(["systemctl", "restart", "central-mcp"], check=True)
-restart_s = round(time.monotonic() - started, 2)
-time.sleep(3)
-stop.set()
-for thread in threads:
-    thread.join()
-print(json.dumps({"restart_s": restart_s, **counts}))
-"""
-
-
 def test_a_restart_refuses_no_call_and_keeps_the_agents_windows(host):
     """central-mcp.socket holds the port while the service restarts: no connection is refused, a call made
     meanwhile waits for the new process, and one the old process had taken when the stop began is answered."""
@@ -142,11 +99,14 @@ def test_a_restart_refuses_no_call_and_keeps_the_agents_windows(host):
     )
     assert host.service("central-mcp.socket").is_running and host.service("central-mcp.socket").is_enabled
     token = RUNNER.get_variables(host.backend.get_hostname())["launcher_agent_tokens"]["A"]
-    seen = json.loads(host.check_output(f"python3 -c {shlex.quote(RESTART_PROBE)} {shlex.quote(token)}"))
-    print(f"\nduring systemctl restart central-mcp ({seen['restart_s']} s): {seen}")
-    for kind in ("health", "mcp"):
-        assert seen[kind]["refused"] == 0 and seen[kind]["failed"] == [], seen[kind]
-        assert seen[kind]["answered"] > 10, seen[kind]
+    with probing(host, token) as seen:
+        restart_s = host.check_output(
+            "python3 -c 'import subprocess, time; started = time.monotonic(); "
+            'subprocess.run(["systemctl", "restart", "central-mcp"], check=True); '
+            "print(round(time.monotonic() - started, 2))'"
+        )
+    print(f"\nduring systemctl restart central-mcp ({restart_s} s): {seen}")
+    assert_no_call_refused_or_failed(seen)
     after = host.check_output(
         "runuser -u agent -- tmux list-panes -s -t =central-mcp-agents -F '#{window_name} #{pane_pid}'"
     )
