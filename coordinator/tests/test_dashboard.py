@@ -26,10 +26,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from central_mcp.dashboard import procstat
+from central_mcp.dashboard.auth import Sessions
 from central_mcp.dashboard.terminals import Metrics, RelaySource, RelayUnavailable
 from central_mcp.dashboard.web import build_app
 from central_mcp.service import Service
 from central_mcp.settings import ConfigError, Settings
+from central_mcp.store import Store
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 TOKEN = secrets.token_urlsafe(24)
@@ -353,3 +355,24 @@ def test_process_tree_figures_or_none(tmp_path: Path) -> None:
 async def test_relay_unavailable_is_said_plainly(tmp_path: Path) -> None:
     with pytest.raises(RelayUnavailable, match="is central-mcp-relay running"):
         await RelaySource(tmp_path / "missing.sock").list_panes()
+
+
+def test_sessions_outlive_a_restart_and_the_database_holds_no_session_id(tmp_path: Path) -> None:
+    """What the next process knows from the store: the session (pages stay signed in across a restart), but
+    nothing that signs anyone in; a logout ends it for every process, and a new login token ends them all."""
+    store = Store(tmp_path / "c.db", tmp_path / "backups").open()
+    store.migrate()
+    first = Sessions("login-token", store=store)
+    kept, gone = first.login("login-token"), first.login("login-token")
+    assert kept and gone and first.login("wrong") is None
+    first.logout(gone)
+
+    after_restart = Sessions("login-token", store=store)
+    assert after_restart.valid(kept) and not after_restart.valid(gone) and not after_restart.valid("forged")
+    rows = [tuple(row) for row in store.query("SELECT key, expires_at FROM dashboard_sessions")]
+    assert len(rows) == 1 and kept not in rows[0][0]
+    assert not Sessions("a-new-login-token", store=store).valid(kept)
+
+    expired = Sessions("login-token", ttl_s=-1, store=store)
+    assert not expired.valid(expired.login("login-token"))
+    store.close()

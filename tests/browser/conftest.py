@@ -15,15 +15,18 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests import socket_activation  # noqa: E402
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -34,25 +37,32 @@ KINDS = {"C": "codex", "D": "gemini"}  # the others: claude (the agents here are
 SESSION = "central-mcp-agents"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Fleet:
-    """tmux (Control + one window per agent running a small loop) + relay + coordinator with its dashboard."""
+    """tmux (Control + one window per agent running a small loop) + relay + coordinator with its dashboard.
+
+    The listening sockets are the fleet's, handed to the relay and the coordinator as their socket units hand
+    them on a VM (tests/socket_activation.py): ``restart()`` stops and starts either while the page stays open.
+    """
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.tmux_name = f"cmcp-browser-{secrets.token_hex(4)}"
         self.relay_socket = tmp / "relay.sock"
         self.login_token = secrets.token_urlsafe(24)
+        self.api_token = secrets.token_urlsafe(24)
+        self.api_headers = {"Authorization": f"Bearer {self.api_token}"}
         self.tokens = {name: secrets.token_urlsafe(32) for name in AGENTS}
-        self.api_port, self.port = free_port(), free_port()
+        self.sockets = {
+            "relay": [socket_activation.unix_listener(str(self.relay_socket))],
+            "coordinator": [socket_activation.tcp_listener(), socket_activation.tcp_listener()],  # MCP, dashboard
+        }
+        self.api_port, self.port = (sock.getsockname()[1] for sock in self.sockets["coordinator"])
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.url = f"http://127.0.0.1:{self.port}"
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.argv: dict[str, list[str]] = {}
+        self.env: dict[str, dict[str, str]] = {}
+        self.log = tmp / "fleet.log"
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(["tmux", "-L", self.tmux_name, *args], check=True, capture_output=True, text=True).stdout
@@ -68,31 +78,16 @@ class Fleet:
             for n, t in self.tokens.items()
         ]  # fmt: skip
         (self.tmp / "agents.json").write_text(json.dumps({"agents": agents}))
-        log = open(self.tmp / "fleet.log", "ab")  # noqa: SIM115 (kept open for the processes' lifetime)
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "central_mcp",
-                    "relay",
-                    "--socket",
-                    str(self.relay_socket),
-                    "--session",
-                    SESSION,
-                    "--tmux-socket-name",
-                    self.tmux_name,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        )
-        env = {
+        self.argv["relay"] = [sys.executable, "-m", "central_mcp", "relay", "--socket", str(self.relay_socket),
+                              "--session", SESSION, "--tmux-socket-name", self.tmux_name]  # fmt: skip
+        self.env["relay"] = dict(os.environ)
+        self.argv["coordinator"] = [sys.executable, "-m", "central_mcp", "serve"]
+        self.env["coordinator"] = {
             **os.environ,
             "CENTRAL_MCP_DB": str(self.tmp / "state" / "central-mcp.db"),
             "CENTRAL_MCP_PORT": str(self.api_port),
             "CENTRAL_MCP_AGENTS_FILE": str(self.tmp / "agents.json"),
-            "CENTRAL_MCP_API_TOKEN": secrets.token_urlsafe(24),
+            "CENTRAL_MCP_API_TOKEN": self.api_token,
             "CENTRAL_MCP_DASHBOARD_PORT": str(self.port),
             "CENTRAL_MCP_DASHBOARD_TOKEN": self.login_token,
             "CENTRAL_MCP_RELAY_SOCKET": str(self.relay_socket),
@@ -101,27 +96,41 @@ class Fleet:
             # Below any real disk's use, so the page shows the disk early warning (the health badge is degraded).
             "CENTRAL_MCP_DISK_WARN_PERCENT": "1",
         }
-        self.procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "central_mcp", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        )
+        self.launch("relay")
+        self.launch("coordinator")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                if self.relay_socket.exists():
+            with contextlib.suppress(OSError):  # the held port accepts at once; the answer comes once it serves
+                with urllib.request.urlopen(self.api_url + "/health", timeout=1):
                     return self
             time.sleep(0.05)
-        raise RuntimeError(f"the fleet did not start:\n{(self.tmp / 'fleet.log').read_text()}")
+        raise RuntimeError(f"the fleet did not start:\n{self.log.read_text()}")
+
+    def launch(self, name: str) -> None:
+        with self.log.open("ab") as log:
+            self.procs[name] = socket_activation.popen(
+                self.argv[name], self.sockets[name], env=self.env[name], stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def halt(self, name: str) -> None:
+        proc = self.procs[name]
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def restart(self, name: str) -> None:
+        """``systemctl restart`` of the relay or the coordinator: the next process on the same sockets."""
+        self.halt(name)
+        self.launch(name)
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for name in reversed(self.procs):
+            self.halt(name)
+        for sock in (sock for held in self.sockets.values() for sock in held):
+            sock.close()
         subprocess.run(["tmux", "-L", self.tmux_name, "kill-server"], capture_output=True)
 
 

@@ -11,6 +11,7 @@ and the websocket refuse. A screenshot lands in tests/browser/artifacts/.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from typing import Any
@@ -234,3 +235,40 @@ def test_a_waiting_agent_stands_out_with_the_question_and_its_last_lines(fleet: 
     assert dict((name, state) for name, state, _ in agent_rows(browser))["C"] == "waiting"
     httpx2.post(fleet.api_url + "/runtime/heartbeat", json={"activity": "idle"}, headers=headers, timeout=10)
     WebDriverWait(browser, 10).until(lambda d: d.execute_script(row) is None, "C's attention row stayed")
+
+
+def steps_shown(driver: Any, agent: str) -> int:
+    """The last step an agent's terminal shows (its loop prints a numbered line every 3 s)."""
+    found = re.findall(rf"agent {agent} working, step (\d+)", terminal_text(driver, agent))
+    return max(map(int, found), default=0)
+
+
+def test_the_page_and_its_terminals_come_back_by_themselves_after_restarts(fleet: Fleet, browser: Any) -> None:
+    """The coordinator, then the pane relay, restart (each on the sockets it is handed, as on a VM): the page
+    is not reloaded, stays signed in, shows new tasks again through its event stream, and every terminal is
+    live again with new lines."""
+    login(browser, fleet)
+    WebDriverWait(browser, 10).until(rendered, "the dashboard never rendered")
+    WebDriverWait(browser, 10, poll_frequency=0.05).until(lambda d: all(steps_shown(d, n) for n in AGENTS))
+    browser.execute_script("window.cmcpSameDocument = true;")  # gone if the page were reloaded
+    back_s = {}
+    for name in ("coordinator", "relay"):
+        before = {agent: steps_shown(browser, agent) for agent in AGENTS}
+        started = time.monotonic()
+        fleet.restart(name)
+        title = f"After the {name} restart {secrets.token_hex(3)}"
+        made = httpx2.post(fleet.api_url + "/api/tasks", json={"title": title}, headers=fleet.api_headers, timeout=30)
+        assert made.status_code == 201, made.text
+        WebDriverWait(browser, 15, poll_frequency=0.1).until(
+            lambda d, t=title: task_id_by_title(d, t) is not None,
+            f"the page never showed a task made after the {name} restart",
+        )
+        WebDriverWait(browser, 15, poll_frequency=0.1).until(
+            lambda d, b=before: all(steps_shown(d, a) > b[a] for a in AGENTS),
+            f"a terminal shows no new line after the {name} restart",
+        )
+        back_s[name] = time.monotonic() - started
+        assert browser.find_element(By.ID, "live").text == "● live"
+    assert browser.execute_script("return window.cmcpSameDocument === true;"), "the page was reloaded"
+    assert browser.current_url.rstrip("/") == fleet.url, browser.current_url  # not sent to the login page
+    print("\nlive again without a reload: " + ", ".join(f"{n} restart {s:.1f} s" for n, s in back_s.items()))

@@ -22,7 +22,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests import socket_activation
 from tests.model_api import ModelApi, ModelApiServer, Policy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,19 +142,6 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-# What systemd does for a socket-activated service (the role's central-mcp.socket), in the started process: the
-# held listening socket becomes descriptor 3, LISTEN_PID names this very process, then it becomes the coordinator.
-SOCKET_ACTIVATED = (
-    "import os, sys\n"
-    "held = int(os.environ.pop('E2E_HELD_FD'))\n"
-    "if held != 3:\n"
-    "    os.dup2(held, 3)\n"
-    "    os.close(held)\n"
-    "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1')\n"
-    "os.execv(sys.argv[1], sys.argv[1:])\n"
-)
-
-
 class Coordinator:
     """``central-mcp serve`` as a subprocess on a loopback port, with an agents file of token hashes.
 
@@ -172,7 +159,7 @@ class Coordinator:
         root.mkdir(parents=True, exist_ok=True)
         self.tokens = {name: secrets.token_urlsafe(32) for name in agents}
         self.api_token = secrets.token_urlsafe(24)
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+        self.listener = socket_activation.tcp_listener()
         self.port = self.listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / "coordinator.log"
@@ -224,12 +211,9 @@ class Coordinator:
         return [sys.executable, "-m", "central_mcp", "serve"]
 
     def start(self, timeout: float = 20.0) -> Coordinator:
-        command = [sys.executable, "-c", SOCKET_ACTIVATED, *self.command()]
-        command[3] = shutil.which(command[3]) or command[3]  # execv takes a path
-        env = {**self.env, "E2E_HELD_FD": str(self.listener.fileno())}
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(self.listener.fileno(),)
+            self.proc = socket_activation.popen(
+                self.command(), [self.listener], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
 
         def healthy() -> bool:

@@ -136,6 +136,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                 ELSE 'person (' || author || ')' END""",
         ),
     ),
+    Migration(
+        6,
+        "dashboard sessions outlive a restart of the coordinator (only a keyed hash of each session id is kept)",
+        ("CREATE TABLE dashboard_sessions (key TEXT PRIMARY KEY, expires_at REAL NOT NULL)",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

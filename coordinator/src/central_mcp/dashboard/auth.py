@@ -5,8 +5,10 @@ The login token (``CENTRAL_MCP_DASHBOARD_TOKEN``, else the API token) is
 typed into a form once and POSTed; the browser then holds only a random
 session id in an HttpOnly, SameSite=Strict cookie, so the token never sits
 in a URL, a log line, the browser history or JavaScript's reach. Sessions
-live in memory: a restart of the coordinator logs everyone out, which is
-acceptable for a fleet owner's console and keeps no secret on disk.
+outlive a restart of the coordinator (an upgrade, a new setting): the open
+pages reconnect and stay signed in. The database keeps no secret for that,
+only HMAC(login token, session id) and the expiry, so a copy of it opens
+nothing, and a new login token ends every session.
 
 Every request that changes something (POST) and every websocket must come
 from the dashboard's own origin (the Origin header), on top of the cookie:
@@ -26,6 +28,8 @@ from urllib.parse import urlsplit
 
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from central_mcp.store import Store
 
 COOKIE = "cmcp_session"
 SESSION_TTL_S = 12 * 3600
@@ -50,15 +54,18 @@ SECURITY_HEADERS = {
 
 
 class Sessions:
-    """Random session ids -> expiry, checked in constant time against the login token.
+    """Random session ids -> expiry (Unix seconds), checked in constant time against the login token.
 
     A session's event stream and terminals end with it (logout, expiry, or
     the oldest session making room for a new login): :meth:`until_ended`.
+    With a ``store``, each session is also a row of its ``dashboard_sessions``
+    table (by keyed hash), so that the next process knows it.
     """
 
-    def __init__(self, token: str, ttl_s: float = SESSION_TTL_S) -> None:
+    def __init__(self, token: str, ttl_s: float = SESSION_TTL_S, store: Store | None = None) -> None:
         self._token = token.encode()
         self.ttl_s = ttl_s
+        self._store = store
         self._sessions: dict[str, float] = {}
         self._ended: dict[str, asyncio.Event] = {}  # of the sessions something waits on
 
@@ -70,44 +77,74 @@ class Sessions:
         """A new session id if ``given`` is the login token, else None."""
         if not self._token or not hmac.compare_digest(given.strip().encode(), self._token):
             return None
-        now = time.monotonic()
-        for sid in [sid for sid, exp in self._sessions.items() if exp <= now]:
-            self._end(sid)
-        while len(self._sessions) >= MAX_SESSIONS:  # the oldest go first
-            self._end(min(self._sessions, key=self._sessions.__getitem__))
+        now = time.time()
+        kept = self._kept()
+        for key in [key for key, exp in kept.items() if exp <= now]:
+            self._end(key)
+            del kept[key]
+        while len(kept) >= MAX_SESSIONS:  # the oldest go first
+            oldest = min(kept, key=kept.__getitem__)
+            self._end(oldest)
+            del kept[oldest]
         sid = secrets.token_urlsafe(32)
-        self._sessions[sid] = now + self.ttl_s
+        key = self._key(sid)
+        self._sessions[key] = now + self.ttl_s
+        if self._store is not None:
+            with self._store.transaction() as conn:
+                conn.execute("INSERT INTO dashboard_sessions (key, expires_at) VALUES (?, ?)", (key, now + self.ttl_s))
         return sid
 
     def valid(self, sid: str | None) -> bool:
-        if not sid:
+        if not sid or not self._token:
             return False
-        expiry = self._sessions.get(sid)
+        key = self._key(sid)
+        expiry = self._expiry(key)
         if expiry is None:
             return False
-        if expiry <= time.monotonic():
-            self._end(sid)
+        if expiry <= time.time():
+            self._end(key)
             return False
         return True
 
     def logout(self, sid: str | None) -> None:
         if sid:
-            self._end(sid)
+            self._end(self._key(sid))
 
-    def _end(self, sid: str) -> None:
-        self._sessions.pop(sid, None)
-        ended = self._ended.pop(sid, None)
+    def _key(self, sid: str) -> str:
+        """What is kept of a session id: a hash keyed with the login token (a new token ends every session)."""
+        return hmac.new(self._token, sid.encode(), "sha256").hexdigest()
+
+    def _expiry(self, key: str) -> float | None:
+        expiry = self._sessions.get(key)
+        if expiry is None and self._store is not None:  # one from before a restart
+            row = self._store.query_one("SELECT expires_at FROM dashboard_sessions WHERE key = ?", (key,))
+            if row is not None:
+                expiry = self._sessions[key] = row["expires_at"]
+        return expiry
+
+    def _kept(self) -> dict[str, float]:
+        if self._store is None:
+            return dict(self._sessions)
+        return {row["key"]: row["expires_at"] for row in self._store.query("SELECT * FROM dashboard_sessions")}
+
+    def _end(self, key: str) -> None:
+        self._sessions.pop(key, None)
+        if self._store is not None:
+            with self._store.transaction() as conn:
+                conn.execute("DELETE FROM dashboard_sessions WHERE key = ?", (key,))
+        ended = self._ended.pop(key, None)
         if ended is not None:
             ended.set()
 
     async def until_ended(self, sid: str) -> None:
         """Return once the session has ended: at logout, at its expiry, or when a new login pushes it out."""
-        expiry = self._sessions.get(sid)
+        key = self._key(sid)
+        expiry = self._expiry(key)
         if expiry is None:
             return
-        ended = self._ended.setdefault(sid, asyncio.Event())
+        ended = self._ended.setdefault(key, asyncio.Event())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ended.wait(), expiry - time.monotonic())
+            await asyncio.wait_for(ended.wait(), expiry - time.time())
         self.valid(sid)  # an expired session is ended here (and so are the other waits on it)
 
     def cookie_header(self, sid: str, secure: bool) -> str:

@@ -113,7 +113,7 @@ def build_app(svc: Service, metrics: Metrics, source: RelaySource | Relays) -> S
     """The dashboard as its own ASGI app (its own port, its own auth)."""
     settings = svc.settings
     relays = source if isinstance(source, Relays) else Relays(source)
-    sessions = Sessions(settings.dashboard_login_token)
+    sessions = Sessions(settings.dashboard_login_token, store=svc.store)
     loopback = is_loopback(settings.dashboard_host)
     login_page = (HERE / "pages" / "login.html").read_text(encoding="utf-8")
     index_page = (HERE / "pages" / "index.html").read_text(encoding="utf-8")
