@@ -210,3 +210,54 @@ def test_a_stop_answers_waiting_runtimes_at_once_and_hands_back_nothing(fast: Se
     fast.start()
     held = fast.json("GET", f"/api/tasks/{task['id']}")
     assert held["state"] == "CLAIMED" and held["claimed_by"] == "A", held["events"]
+
+
+def branch_report(task_id: int, **changes: Any) -> dict[str, Any]:
+    """What a runtime sends once a task's work is committed and pushed."""
+    head, base = "b" * 40, "a" * 40
+    return {
+        "task_id": task_id, "repo": "app", "branch": f"central-mcp/{task_id}-ship-it", "base": "main",
+        "base_commit": base, "head": head, "commit_count": 1,
+        "commits": [{"sha": head, "subject": "Ship it", "author": "Agent A <agent-a@fleet.invalid>"}],
+        "files_changed": 1, "insertions": 2, "deletions": 1, "pushed": True, "push_error": "",
+        "diff": "diff --git a/app.py b/app.py\n-<old>\n+<script>alert(1)</script>\n", **changes,
+    }  # fmt: skip
+
+
+def test_a_tasks_branch_is_reported_by_its_agent_only_and_shown_with_its_diff(server: Server) -> None:
+    task = server.json("POST", "/api/tasks", json={"title": "ship it", "role": "backend"})
+    assert runtime(server, "A", "next", {"wait_s": 0}).json()["task"]["id"] == task["id"]
+    assert server.json("GET", f"/api/tasks/{task['id']}")["branch"] is None
+
+    other = runtime(server, "B", "branch", branch_report(task["id"]))
+    assert other.status_code == 403 and "only its agent" in other.json()["message"]
+    assert server.api("POST", "/runtime/branch", token=API_TOKEN, json=branch_report(task["id"])).status_code == 401
+    for bad, field in (
+        ({"branch": "-x"}, "branch"), ({"branch": "a..b"}, "branch"), ({"head": "HEAD"}, "head"),
+        ({"pushed": "yes"}, "pushed"), ({"insertions": -1}, "insertions"), ({"repo": "../x"}, "repo"),
+        ({"diff": "x" * 1_000_001}, "diff"),
+    ):  # fmt: skip
+        answer = runtime(server, "A", "branch", branch_report(task["id"], **bad))
+        assert answer.status_code == 400 and field in answer.json()["message"], (bad, answer.text)
+
+    big = "+" + "y" * 999_999  # the largest diff kept fits the route's body limit
+    assert runtime(server, "A", "branch", branch_report(task["id"], diff=big)).status_code == 200
+    kept = runtime(server, "A", "branch", branch_report(task["id"]))  # a later report replaces it
+    assert kept.status_code == 200, kept.text
+    shown = server.json("GET", f"/api/tasks/{task['id']}")["branch"]
+    assert shown["branch"] == f"central-mcp/{task['id']}-ship-it" and shown["pushed"] is True
+    assert (shown["files_changed"], shown["insertions"], shown["deletions"], shown["agent"]) == (1, 2, 1, "A")
+    assert "diff" not in shown and shown["diff_chars"] == len(branch_report(0)["diff"])
+    listed = {t["id"]: t for t in server.json("GET", "/api/tasks")["tasks"]}
+    assert listed[task["id"]]["branch"]["head"] == "b" * 40
+    diff = server.api("GET", f"/api/tasks/{task['id']}/diff")
+    assert diff.status_code == 200 and diff.headers["content-type"].startswith("text/plain")
+    assert diff.text == branch_report(0)["diff"] and diff.headers["x-diff-truncated"] == "false"
+    assert server.api("GET", "/api/tasks/999/diff").status_code == 404
+
+    refused = branch_report(task["id"], pushed=False, push_error="remote: refusing to update protected branch")
+    assert runtime(server, "A", "branch", refused).status_code == 200
+    shown = server.json("GET", f"/api/tasks/{task['id']}")["branch"]
+    assert shown["pushed"] is False and "protected branch" in shown["push_error"]
+    both = runtime(server, "A", "branch", branch_report(task["id"], push_error="why?"))
+    assert both.status_code == 400

@@ -272,3 +272,40 @@ def test_the_page_and_its_terminals_come_back_by_themselves_after_restarts(fleet
     assert browser.execute_script("return window.cmcpSameDocument === true;"), "the page was reloaded"
     assert browser.current_url.rstrip("/") == fleet.url, browser.current_url  # not sent to the login page
     print("\nlive again without a reload: " + ", ".join(f"{n} restart {s:.1f} s" for n, s in back_s.items()))
+
+
+def test_a_tasks_branch_shows_on_its_card_and_its_diff_as_text(fleet: Fleet, browser: Any) -> None:
+    """What a runtime reports of a task's branch: on the card the branch, commits, diffstat and push; the diff
+    in a dialog, as text (a model wrote it: markup in it stays characters)."""
+    made = httpx2.post(fleet.api_url + "/api/tasks", json={"title": "Branch me"}, headers=fleet.api_headers)
+    task_id = made.json()["id"]
+    asyncio.run(agent_works(fleet, "B", "claim", task_id))
+    diff = 'diff --git a/page.html b/page.html\n+<img src=x onerror="window.cmcpInjected=1">\n'
+    report = {
+        "task_id": task_id, "repo": "app", "branch": f"central-mcp/{task_id}-branch-me", "base": "main",
+        "base_commit": "a" * 40, "head": "b" * 40, "commit_count": 2,
+        "commits": [{"sha": "b" * 40, "subject": "Add the page", "author": "Agent B <b@fleet.invalid>"}],
+        "files_changed": 1, "insertions": 1, "deletions": 0, "committed_leftovers": True,
+        "pushed": False, "push_error": "remote: permission denied", "diff": diff,
+    }  # fmt: skip
+    sent = httpx2.post(fleet.api_url + "/runtime/branch", json=report,
+                       headers={"Authorization": f"Bearer {fleet.tokens['B']}"})  # fmt: skip
+    assert sent.status_code == 200, sent.text
+    login(browser, fleet)
+    WebDriverWait(browser, 10).until(rendered, "the dashboard never rendered")
+    selector = f"article.task[data-task='{task_id}'] .branch"
+    WebDriverWait(browser, 10, poll_frequency=0.05).until(
+        lambda d: d.execute_script("return !!document.querySelector(arguments[0]);", selector), "no branch line"
+    )
+    line, _ = text_and_class(browser, selector)
+    assert f"central-mcp/{task_id}-branch-me ← main · 2 commits, 1 file +1 −0" in line, line
+    assert "uncommitted work committed by the runtime" in line and "not pushed: remote: permission denied" in line
+    browser.find_element(By.CSS_SELECTOR, f"{selector} .show-diff").click()
+    WebDriverWait(browser, 10, poll_frequency=0.05).until(
+        lambda d: "onerror" in d.find_element(By.ID, "diff-text").text, "the diff never showed"
+    )
+    assert browser.find_element(By.ID, "diff-text").text == diff.rstrip("\n")
+    assert browser.execute_script("return document.querySelectorAll('#diff-text *').length;") == 0
+    assert browser.execute_script("return window.cmcpInjected === undefined;")
+    assert f"central-mcp/{task_id}-branch-me against main" in browser.find_element(By.ID, "diff-title").text
+    browser.find_element(By.ID, "diff-close").click()

@@ -21,7 +21,7 @@ from typing import Any
 
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from central_mcp import __version__
@@ -117,7 +117,7 @@ def build_routes(svc: Service) -> list[Route]:
         state = request.query_params.get("state") or None
         role = request.query_params.get("role")
         tasks = svc.board.list(state=state, role=role, limit=_int_param(request, "limit", 500))
-        return JSONResponse({"tasks": tasks, "counts": svc.board.counts()})
+        return JSONResponse({"tasks": svc.with_branches(tasks), "counts": svc.board.counts()})
 
     async def create_task(request: Request) -> Response:
         body = await _body(request)
@@ -131,7 +131,13 @@ def build_routes(svc: Service) -> list[Route]:
         return JSONResponse(task, status_code=201, headers={"Location": f"/api/tasks/{task['id']}"})
 
     async def get_task(request: Request) -> Response:
-        return JSONResponse(svc.board.get(_path_id(request), with_events=True))
+        return JSONResponse(svc.with_branches([svc.board.get(_path_id(request), with_events=True)])[0])
+
+    async def task_diff(request: Request) -> Response:
+        """The task's branch diff against its base, as plain text (a model's text: never rendered as HTML)."""
+        record, diff = svc.branches.diff(_path_id(request))
+        headers = {"X-Diff-Truncated": "true" if record["diff_truncated"] else "false"}
+        return PlainTextResponse(diff, headers={**headers, "X-Content-Type-Options": "nosniff"})
 
     async def cancel_task(request: Request) -> Response:
         body = await _body(request)
@@ -192,6 +198,7 @@ def build_routes(svc: Service) -> list[Route]:
         Route("/api/tasks", guarded(list_tasks), methods=["GET"]),
         Route("/api/tasks", guarded(create_task), methods=["POST"]),
         Route("/api/tasks/{task_id}", guarded(get_task), methods=["GET"]),
+        Route("/api/tasks/{task_id}/diff", guarded(task_diff), methods=["GET"]),
         Route("/api/tasks/{task_id}/cancel", guarded(cancel_task), methods=["POST"]),
         Route("/api/tasks/{task_id}/reopen", guarded(reopen_task), methods=["POST"]),
         Route("/api/notes", guarded(list_notes), methods=["GET"]),

@@ -32,10 +32,14 @@ LOGIN_BODY_LIMIT = 4 * KIB
 API_BODY_LIMIT = 64 * KIB
 # What agents send (/mcp, /runtime): a 20 000-character note or result, a list of files and JSON-RPC framing.
 AGENT_BODY_LIMIT = 256 * KIB
+# A task's branch report: its diff of up to a million characters, JSON-escaped.
+BRANCH_BODY_LIMIT = 2048 * KIB
 
 
 def coordinator_body_limit(path: str) -> int:
     """The main port: agents' routes get room for their reports, everything else the API's limit."""
+    if path == "/runtime/branch":
+        return BRANCH_BODY_LIMIT
     if path == "/mcp" or path.startswith(("/mcp/", "/runtime/")):
         return AGENT_BODY_LIMIT
     return API_BODY_LIMIT

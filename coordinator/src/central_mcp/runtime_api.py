@@ -14,6 +14,8 @@ accept them. The agent is known from its token, as on ``/mcp``.
     task for this agent and answers it (200), or 204 when none came in time.
 ``POST /runtime/exit``  the CLI ended while its task was open: the task is
     handed back at once as a failed attempt, with the reason.
+``POST /runtime/branch``  the task's branch once its work is committed and
+    pushed (or the push refused): see ``branches``.
 """
 
 from __future__ import annotations
@@ -128,8 +130,20 @@ def build_runtime_routes(svc: Service) -> list[Route]:
             log.info("task #%d %s: %s", task["id"], "FAILED" if task["state"] == "FAILED" else "handed back", why)
         return JSONResponse({"tasks": tasks})
 
+    async def branch(request: Request, name: str) -> Response:
+        body = await _body(request)
+        task_id = body.get("task_id")
+        if isinstance(task_id, bool) or not isinstance(task_id, int):
+            raise DomainError(f"task_id must be a task number, got {task_id!r:.40}")
+        record = svc.branches.report(task_id, name, body)
+        log.info("task #%d: agent %s's branch %s %s", task_id, name, record["branch"],
+                 "pushed" if record["pushed"] else f"NOT pushed ({record['push_error'][:200]})")  # fmt: skip
+        svc.bus.publish("task.updated", svc.with_branches([svc.board.get(task_id)])[0])
+        return JSONResponse(record)
+
     return [
         Route("/runtime/heartbeat", agent_only(heartbeat), methods=["POST"]),
+        Route("/runtime/branch", agent_only(branch), methods=["POST"]),
         Route("/runtime/next", agent_only(next_task), methods=["POST"]),
         Route("/runtime/exit", agent_only(cli_exit), methods=["POST"]),
     ]

@@ -141,6 +141,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         "dashboard sessions outlive a restart of the coordinator (only a keyed hash of each session id is kept)",
         ("CREATE TABLE dashboard_sessions (key TEXT PRIMARY KEY, expires_at REAL NOT NULL)",),
     ),
+    Migration(
+        7,
+        "each task's branch: what its agent's runtime pushed (record as JSON, the diff apart)",
+        (
+            """CREATE TABLE task_branches (
+                task_id INTEGER PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+                agent TEXT NOT NULL,
+                record TEXT NOT NULL,
+                diff TEXT NOT NULL DEFAULT '',
+                at REAL NOT NULL
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from central_mcp.agents import AgentsFileError, Roster, iso, parse_agents_file
+from central_mcp.branches import Branches
 from central_mcp.domain import Board
 from central_mcp.events import EventBus
 from central_mcp.ratelimit import RateLimiter
@@ -83,6 +84,7 @@ class Service:
         self.roster = Roster(self.store, self.bus, settings.runtime_offline_s, settings.quiet_s)
         self.board = Board(self.store, self.bus, self.roster)
         self.work = WorkQueue(self.board, settings.task_max_attempts)
+        self.branches = Branches(self.store)
         self.writes = RateLimiter(settings.agent_writes_per_minute, settings.agent_writes_burst)
         self.loops: dict[str, LoopStatus] = {}
         self.system: dict[str, Any] = {}
@@ -159,6 +161,11 @@ class Service:
         status.last_changes = {k: v for k, v in changes.items() if v}
         log.info("agents file %s: %d agents %s", path, len(specs), status.last_changes or "(no change)")
         return True
+
+    def with_branches(self, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The tasks, each with its ``branch`` record (None without one), for people's views of the board."""
+        found = self.branches.of([task["id"] for task in tasks])
+        return [{**task, "branch": found.get(task["id"])} for task in tasks]
 
     def agent_for_token(self, token: str) -> str | None:
         """Token -> agent name; an unknown token triggers (at most once a second) a re-read of a changed file."""

@@ -100,7 +100,7 @@ def state_view(svc: Service, metrics: Metrics, allow_input: bool) -> dict[str, A
     health = report(svc)
     return {
         "agents": agents,
-        "tasks": svc.board.list(limit=BOARD_LIMIT),
+        "tasks": svc.with_branches(svc.board.list(limit=BOARD_LIMIT)),
         "counts": svc.board.counts(),
         "fleet": fleet_view(svc, health),
         "relay": {"address": metrics.relays.address, "error": figures["relay_error"]},
@@ -186,6 +186,15 @@ def build_app(svc: Service, metrics: Metrics, source: RelaySource | Relays) -> S
     async def state(request: Request) -> Response:
         return JSONResponse(state_view(svc, metrics, settings.dashboard_input))
 
+    async def task_diff(request: Request) -> Response:
+        """A task's branch diff as plain text: the page shows it in a <pre> through textContent, never as HTML."""
+        try:
+            task_id = int(request.path_params["task_id"])
+        except ValueError:
+            raise DomainError("a task number, please") from None
+        record, diff = svc.branches.diff(task_id)
+        return JSONResponse({"branch": record, "diff": diff})
+
     async def create_task(request: Request) -> Response:
         try:
             body = json.loads(await request.body() or b"{}")
@@ -256,6 +265,7 @@ def build_app(svc: Service, metrics: Metrics, source: RelaySource | Relays) -> S
         Route("/logout", logout, methods=["POST"]),
         Route("/api/state", api(state), methods=["GET"]),
         Route("/api/tasks", api(create_task, write=True), methods=["POST"]),
+        Route("/api/tasks/{task_id}/diff", api(task_diff), methods=["GET"]),
         Route("/api/events", api(events), methods=["GET"]),
         WebSocketRoute("/ws/terminal/{agent}", terminal),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),

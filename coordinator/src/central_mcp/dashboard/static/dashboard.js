@@ -142,6 +142,42 @@ function renderAgents(agents) {
   ), ...attention(a)]));
 }
 
+// A task's branch: name, commits, diffstat, pushed or why not, the pull request; its diff on demand.
+function branchLine(t) {
+  const b = t.branch;
+  const commits = b.commit_count === 1 ? '1 commit' : `${b.commit_count} commits`;
+  const files = b.files_changed === 1 ? '1 file' : `${b.files_changed} files`;
+  const stat = b.commit_count === 0 ? 'no changes' : `${commits}, ${files} +${b.insertions} −${b.deletions}`;
+  const line = el('div', { class: 'branch', 'data-branch': b.branch },
+    el('code', { text: b.branch }), ` ← ${b.base} · ${stat}`,
+    b.committed_leftovers ? ' · uncommitted work committed by the runtime' : '');
+  if (b.pushed) line.append(el('span', { class: 'ok', text: ' · pushed' }));
+  else line.append(el('span', { class: 'push-error', text: ` · not pushed: ${b.push_error}` }));
+  if (b.pr_url && b.pr_url.startsWith('https://')) {
+    line.append(' · ', el('a', { href: b.pr_url, target: '_blank', rel: 'noopener noreferrer', text: 'pull request' }));
+  }
+  if (b.diff_chars > 0) {
+    const button = el('button', { type: 'button', class: 'show-diff', text: 'diff' });
+    button.addEventListener('click', () => showDiff(t.id));
+    line.append(' ', button);
+  }
+  return line;
+}
+
+async function showDiff(taskId) {
+  const dialog = document.getElementById('diff-view');
+  const body = document.getElementById('diff-text');
+  document.getElementById('diff-title').textContent = `Task #${taskId}: loading…`;
+  body.textContent = '';
+  dialog.showModal();
+  const response = await fetch(`/api/tasks/${taskId}/diff`, { credentials: 'same-origin', cache: 'no-store' });
+  if (!response.ok) { body.textContent = `could not load the diff (HTTP ${response.status})`; return; }
+  const { branch, diff } = await response.json();
+  document.getElementById('diff-title').textContent =
+    `Task #${taskId}: ${branch.branch} against ${branch.base}` + (branch.diff_truncated ? ' (cut at 1 MB)' : '');
+  body.textContent = diff;  // text, never markup: the diff is what a model wrote
+}
+
 function renderBoard(tasks) {
   const board = document.getElementById('board');
   board.replaceChildren(...COLUMNS.map(([key, title, states]) => {
@@ -156,7 +192,8 @@ function renderBoard(tasks) {
           t.claimed_by ? `by ${t.claimed_by}` : '',
           t.progress ? `${t.progress} %` : '',
           time(t.completed_at || t.claimed_at || t.created_at),
-        ].filter(Boolean).join(' · ') }))));
+        ].filter(Boolean).join(' · ') }),
+        ...(t.branch ? [branchLine(t)] : []))));
   }));
 }
 
