@@ -261,3 +261,13 @@ def test_a_tasks_branch_is_reported_by_its_agent_only_and_shown_with_its_diff(se
     assert shown["pushed"] is False and "protected branch" in shown["push_error"]
     both = runtime(server, "A", "branch", branch_report(task["id"], push_error="why?"))
     assert both.status_code == 400
+
+
+def test_the_last_claimer_of_a_handed_back_task_still_brings_its_branch_back(server: Server) -> None:
+    task = server.json("POST", "/api/tasks", json={"title": "cut short", "role": "backend"})
+    assert runtime(server, "A", "next", {"wait_s": 0}).json()["task"]["id"] == task["id"]
+    assert runtime(server, "A", "exit", {"task_id": task["id"], "exit": "was killed"}).status_code == 200
+    assert server.json("GET", f"/api/tasks/{task['id']}")["state"] == "AVAILABLE"
+    assert runtime(server, "B", "branch", branch_report(task["id"])).status_code == 403
+    kept = runtime(server, "A", "branch", branch_report(task["id"], committed_leftovers=True))
+    assert kept.status_code == 200 and kept.json()["committed_leftovers"] is True

@@ -116,8 +116,13 @@ class Branches:
         row = self.store.query_one("SELECT claimed_by FROM tasks WHERE id = ?", (task_id,))
         if row is None:
             raise NotFound(f"task {task_id} does not exist")
-        if row["claimed_by"] != agent:
-            raise Forbidden(f"task {task_id} is not agent {agent}'s: only its agent reports its branch")
+        if row["claimed_by"] != agent:  # handed back since: its last claimer still brings its work back
+            last = self.store.query_one(
+                "SELECT actor FROM task_events WHERE task_id = ? AND kind = 'claimed' ORDER BY id DESC LIMIT 1",
+                (task_id,),
+            )
+            if row["claimed_by"] is not None or last is None or last["actor"] != agent:
+                raise Forbidden(f"task {task_id} is not agent {agent}'s: only its agent reports its branch")
         now = time.time()
         with self.store.transaction() as conn:
             conn.execute(

@@ -52,6 +52,7 @@ TASK_OPTION = "@central_mcp_task"
 SINCE_OPTION = "@central_mcp_task_since"  # and since when (tmux_fleet.py's drain time-out counts from it)
 ENV_KEY_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 NEXT_WAIT_S = 25.0
+FINISH_TIMEOUT_S = 600.0  # a task's branch: commit, fetch, push (each of git's steps has its own time-out)
 BACKOFF_MAX_S = 30.0
 # What counts as new output: the letters on the screen. A spinner, a ticking timer or a token count
 # ("✻ Churning… (12s · 1.2k tokens)") is the CLI waiting, not new work.
@@ -584,6 +585,8 @@ class Worker(threading.Thread):
             os.unlink(spec["turn_file"])
         doc = {"task_id": task["id"], "argv": [*command, *flag, fill(settings["prompt"], fields)]}
         doc["turn_file"] = spec["turn_file"]
+        if spec.get("repo"):  # agent-run makes the task's branch current first, as the agent
+            doc.update(repo=spec["repo"], title=task["title"])
         fd = os.open(spec["task_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(doc, handle)
@@ -622,12 +625,32 @@ class Worker(threading.Thread):
                 say(self.agent, f"its CLI {how} before task #{task['id']} was final: handing it back")
                 report_exit(hb, task["id"], how)
         state = (hb.task or {}).get("state", "handed back") if final else "handed back"
+        self.finish_branch(task)
         text = f"[agent-run] {time.strftime('%H:%M:%S')} agent {self.agent}: task #{task['id']} {state}; "
         self.window.idle(
             text + "waiting for the next task (nothing calls the model while it waits)", self.spec.get("workdir")
         )
         hb.set("idle")
         self.reconcile()
+
+    def finish_branch(self, task: dict) -> None:
+        """With a repository: agent-run, in the agent's window and as the agent, commits what its CLI left, pushes
+        the task's branch and reports it (handed back or final: work is never lost). Bounded by git's time-outs."""
+        spec = self.spec
+        if not spec.get("repo"):
+            return
+        doc = {"task_id": task["id"], "finish": True, "repo": spec["repo"], "turn_file": spec["turn_file"]}
+        fd = os.open(spec["task_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(doc, handle)
+        command = shlex.join([*spec["run"], "--task", spec["task_file"]])
+        with RECONCILING:
+            run = self.window.start(command, spec.get("workdir"), task["id"], status_file(spec))
+        how = run.wait(FINISH_TIMEOUT_S)
+        if how is None:
+            run.send_signal(signal.SIGTERM)
+            how = f"took more than {FINISH_TIMEOUT_S:.0f} s"
+        say(self.agent, f"task #{task['id']}: its branch " + ("pushed and reported" if how == describe(0) else how))
 
     def reconcile(self) -> None:
         """Apply what waited for the task to end: tmux_fleet.py (beside this file) restarts the windows whose
