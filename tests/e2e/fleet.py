@@ -283,6 +283,7 @@ class Fleet:
         self.procs: dict[str, subprocess.Popen[str]] = {}
         self.workers: dict[str, dict[str, Any]] = {}  # worker mode: the runtime's spec (tests/e2e/workers.py)
         self.runtime: subprocess.Popen[str] | None = None  # worker mode: the host's runtime
+        self.allow: list[str] = []  # tools the agents may use besides the coordinator's (the role's allowed tools)
 
     def start(self) -> Fleet:
         self.coordinator.start()
@@ -336,7 +337,7 @@ class Fleet:
         turn_hook = {"type": "command", "command": '[ -z "$CENTRAL_MCP_TURN_FILE" ] || touch "$CENTRAL_MCP_TURN_FILE"'}
         settings: dict[str, Any] = {"env": {"DISABLE_AUTOUPDATER": "1"}, "hooks": {"Stop": [{"hooks": [turn_hook]}]}}
         if permissions_in_settings:
-            settings["permissions"] = PERMISSION_SETTINGS
+            settings["permissions"] = {**PERMISSION_SETTINGS, "allow": [*PERMISSION_SETTINGS["allow"], *self.allow]}
         (config_dir / "settings.json").write_text(json.dumps(settings, indent=2))
         return {
             "PATH": "/usr/local/bin:/usr/bin:/bin",

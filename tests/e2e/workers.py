@@ -38,8 +38,13 @@ complete_task(taskId={task_id}, notes=<what you did and how to check it>), or
 fail_task(taskId={task_id}, reason=<why>) if you cannot. Then end your turn."""
 
 
-def start_worker(fleet: Fleet, name: str, cli: list[str] | None = None, grace_s: float = 5.0) -> None:
-    """Agent ``name`` in worker mode: its window, and its entry in the runtime's spec (the runtime on demand)."""
+def start_worker(
+    fleet: Fleet, name: str, cli: list[str] | None = None, grace_s: float = 5.0, repo: dict[str, Any] | None = None
+) -> None:
+    """Agent ``name`` in worker mode: its window, and its entry in the runtime's spec (the runtime on demand).
+
+    ``repo``: the agent's repository as the launcher writes it in the spec (each task on its own branch).
+    """
     env = fleet.configure(name, permissions_in_settings=True)
     agent_env = {
         **{k: v for k, v in env.items() if k != "TERM"},  # the runtime starts the CLI from the env file alone
@@ -65,6 +70,7 @@ def start_worker(fleet: Fleet, name: str, cli: list[str] | None = None, grace_s:
         "workdir": str(fleet.workdir(name).resolve()),
         "task_file": str(home / "task.json"),
         "turn_file": str(home / "turn-ended"),
+        **({"repo": repo} if repo else {}),
     }
     write_runtime_spec(fleet)
     if fleet.runtime is None or fleet.runtime.poll() is not None:

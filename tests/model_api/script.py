@@ -41,6 +41,7 @@ TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_CALLS = 400  # a conversation longer than this is a runaway loop, not work
 TASK_PROMPT_RE = re.compile(r"You are agent (?P<agent>[A-Za-z][A-Za-z0-9_-]*)\b.*?Your task is #(?P<task>\d+)", re.S)
 TASK_TOOLS = ("update_task_progress", "complete_task")
+SHELL_TOOL = "Bash"  # Claude Code's shell tool: how a model edits and commits files
 RETRIES = 1  # a failed tool call is tried once more, then reported
 
 
@@ -65,6 +66,9 @@ class Policy:
     as in a long build) before the first progress report.
     ``complete_task``: on a task prompt, False ends the turn with a text
     after the progress report, without completing the task.
+    ``shell``: on a task prompt, after the progress report, run these
+    commands one by one with the CLI's shell tool (Bash), as a model edits
+    and commits files; ``{task_id}`` and ``{agent}`` in them are filled in.
     """
 
     idle_polls: int = 0
@@ -75,6 +79,7 @@ class Policy:
     probe_tool: str = ""
     quiet_s: float = 0.0
     complete_task: bool = True
+    shell: tuple[str, ...] = ()
 
 
 @dataclass
@@ -232,9 +237,11 @@ class Conversation:
         """A ToolSearch for deferred tools by name, as a model loads the MCP tools it needs."""
         return self.call("ToolSearch", {"query": "select:" + ",".join(tools), "max_results": len(tools)})
 
-    def call(self, tool: str, arguments: dict[str, Any], delay_s: float = 0.0) -> Step:
-        """A call of ``tool``, checked as a model would: the tool is loaded and the required arguments are there."""
-        name = tool if tool == "ToolSearch" else MCP_PREFIX + tool
+    def call(self, tool: str, arguments: dict[str, Any], delay_s: float = 0.0, builtin: bool = False) -> Step:
+        """A call of ``tool``, checked as a model would: the tool is loaded and the required arguments are there.
+
+        ``tool`` is a coordinator tool, unless ``builtin`` (one of the CLI's own, such as Bash)."""
+        name = tool if tool == "ToolSearch" or builtin else MCP_PREFIX + tool
         if name not in self.loaded:
             raise ScriptError(f"tool {name} is not loaded in this request (offered: {self.offered})")
         missing = [k for k in self.schemas[name].get("required", []) if k not in arguments]
@@ -332,7 +339,11 @@ def task_step(conv: Conversation, agent: str | None, policy: Policy) -> Step:
         notes = f"agent {agent}: half way through task #{task_id}"
         progress = {"taskId": task_id, "status": "IN_PROGRESS", "completionPercent": 50, "notes": notes}
         return conv.call("update_task_progress", progress, delay_s=policy.quiet_s)  # silent while it "builds"
-    if last.short == "update_task_progress":
+    if last.short == "update_task_progress" or last.name == SHELL_TOOL:
+        ran = sum(1 for c in conv.calls if c.name == SHELL_TOOL and not c.is_error)
+        if ran < len(policy.shell):
+            command = policy.shell[ran].format(task_id=task_id, agent=agent)
+            return conv.call(SHELL_TOOL, {"command": command, "description": "Work on the task"}, builtin=True)
         if not policy.complete_task:
             return Step(text=f"Agent {agent}: I worked on task #{task_id} but did not finish it. Ending my turn.")
         notes = f"Done by agent {agent} through its real agent CLI (worker runtime)."

@@ -5,7 +5,8 @@
 #     tools the guest-grow tests use (growpart, sfdisk, mkfs.xfs), and
 #     Chromium with its driver for the dashboard's browser tests
 #   - the image localhost/debian-systemd:bookworm, built with debootstrap and
-#     rebuilt only when tests/testbed/image.sh changes
+#     rebuilt only when tests/testbed/image.sh changes; on top of it the git
+#     server of the repository tests, localhost/central-mcp-git:bookworm
 #   - .venv with the pinned Python tools of tests/testbed/requirements.txt, and
 #     coordinator/.venv from the coordinator's hashed lock (requirements-test.lock)
 # Prints the environment to use (CONTAINERS_CONF) for the Makefile to export.
@@ -42,6 +43,18 @@ if [ "$have" != "$recipe" ]; then
   sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" "$here/image.sh" "$image" "$recipe"
 else
   log "image $image is current (recipe $recipe)"
+fi
+
+# 2b. The git server of the repository tests, on top of the VM image.
+git_image=localhost/central-mcp-git:bookworm
+git_recipe=$(cat "$here/image.sh" "$here/git_image.sh" | sha256sum | cut -c1-16)
+have=$(sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" podman image inspect "$git_image" \
+        --format '{{ index .Labels "central-mcp.recipe" }}' 2>/dev/null || true)
+if [ "$have" != "$git_recipe" ]; then
+  log "building $git_image (OpenSSH and git-shell from Debian, under a minute)"
+  sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" "$here/git_image.sh" "$git_image" "$image" "$git_recipe"
+else
+  log "image $git_image is current (recipe $git_recipe)"
 fi
 
 # 3. Pinned virtualenvs, each rebuilt when its pins change: .venv for the

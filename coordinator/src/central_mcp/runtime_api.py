@@ -122,7 +122,7 @@ def build_runtime_routes(svc: Service) -> list[Route]:
             raise DomainError(f"task_id must be a task number, got {task_id!r:.40}")
         how = str(body.get("exit") or "ended")[:200]
         screen = body.get("screen") or []
-        last = " / ".join(str(line).strip() for line in screen[-5:] if str(line).strip())[:600]
+        last = " / ".join([str(line).strip() for line in screen if str(line).strip()][-5:])[:600]
         why = f"the CLI of agent {name} {how} before the task was final"
         why += f"; its screen ended: {last}" if last else ""
         tasks = svc.work.attempt_failed(name, [task_id], why)

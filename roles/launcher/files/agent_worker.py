@@ -398,7 +398,7 @@ def end_cli(run: Run, screen: Screen, exit_keys: str, grace_s: float) -> str:
 
 def report_exit(hb: Heartbeat, task_id: int, how: str) -> None:
     """The CLI ended while its task was open: tell the coordinator (retried until it answers)."""
-    body = {"task_id": task_id, "exit": how, "screen": hb.screen.look()[-10:]}
+    body = {"task_id": task_id, "exit": how, "screen": [line for line in hb.screen.look() if line.strip()][-10:]}
     pause = 1.0
     while not hb.stopping.is_set():
         try:

@@ -152,7 +152,7 @@ function branchLine(t) {
     el('code', { text: b.branch }), ` ← ${b.base} · ${stat}`,
     b.committed_leftovers ? ' · uncommitted work committed by the runtime' : '');
   if (b.pushed) line.append(el('span', { class: 'ok', text: ' · pushed' }));
-  else line.append(el('span', { class: 'push-error', text: ` · not pushed: ${b.push_error}` }));
+  else if (b.commit_count > 0) line.append(el('span', { class: 'push-error', text: ` · not pushed: ${b.push_error}` }));
   if (b.pr_url && b.pr_url.startsWith('https://')) {
     line.append(' · ', el('a', { href: b.pr_url, target: '_blank', rel: 'noopener noreferrer', text: 'pull request' }));
   }

@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Agents work on a real repository: a branch per task from an up-to-date base, pushed over SSH for review.
+
+A real git server (OpenSSH and git-shell in a podman container, tests/gitserver.py)
+serves the team's repository; two workers run the real Claude Code CLI in
+worker mode, each in its own worktree, with the repository as the launcher
+writes it in the runtime's spec (its URL, base branch, the agent's identity,
+the server's pinned host key and a deploy key). The scripted model edits a
+file and commits it with the CLI's shell tool, as a real model does; the
+runtime pushes the task's branch and the coordinator records it. The tests
+read the server as a reviewer would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.fleet import Fleet, Unavailable, wait_for
+from tests.e2e.scenarios import epoch, percentile
+from tests.e2e.workers import start_worker
+from tests.gitserver import GitServer
+from tests.gitserver import Unavailable as NoGitServer
+from tests.model_api import Policy
+
+pytestmark = pytest.mark.e2e
+WORKERS = {"A": "backend", "B": "backend"}
+TIMING = {"heartbeat_s": 1.0, "liveness_s": 0.5, "assign_s": 1.0, "stale_s": 2.0, "offline_s": 5.0, "quiet_s": 3.0}
+# What the model does with its shell tool: a file of its own, committed with the identity git has (the agent's).
+EDIT_AND_COMMIT = (
+    "printf 'work of agent {agent} on task {task_id}\\n' > agent-{agent}.txt",
+    "git add agent-{agent}.txt && git commit --quiet -m 'Task {task_id}: add agent-{agent}.txt'",
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
+    try:
+        git = GitServer(tmp_path_factory.mktemp("git-server")).start()
+    except NoGitServer as exc:
+        pytest.skip(str(exc))
+    try:
+        yield git
+    finally:
+        git.stop()
+
+
+def repo_spec(server: GitServer, name: str, agent: str, known_hosts: Path | None = None) -> dict:
+    return {
+        "name": name, "url": server.url(name), "base": "main", "protocols": "ssh",
+        "author": f"Agent {agent} <agent-{agent.lower()}@fleet.invalid>",
+        "known_hosts": str(known_hosts or server.known_hosts), "key": str(server.key),
+    }  # fmt: skip
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, claude_bin: Path) -> Iterator[Fleet]:
+    try:
+        running = Fleet(tmp_path / "fleet", claude_bin, WORKERS, **TIMING).start()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    running.model.default = Policy(think_s=0.1, shell=EDIT_AND_COMMIT)
+    running.allow = ["Bash"]  # as the launcher's default launcher_allowed_tools do
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def branch_of(fleet: Fleet, task_id: int) -> dict | None:
+    return fleet.coordinator.task(task_id).get("branch")
+
+
+def test_two_agents_two_tasks_two_branches_pushed_with_their_identity(server: GitServer, fleet: Fleet) -> None:
+    server.repository("app")
+    main_before = server.branches("app")["main"]
+    for name in WORKERS:
+        start_worker(fleet, name, repo=repo_spec(server, "app", name))
+    ids = [fleet.coordinator.create_task(f"Add a page {i}", role="backend")["id"] for i in (1, 2)]
+    wait_for(lambda: all((branch_of(fleet, i) or {}).get("pushed") for i in ids), 90, "both branches pushed")
+
+    tasks = [fleet.coordinator.task(i) for i in ids]
+    assert {t["state"] for t in tasks} == {"COMPLETE"} and {t["claimed_by"] for t in tasks} == set(WORKERS)
+    on_server = server.branches("app")
+    assert on_server.pop("main") == main_before  # the base is untouched...
+    assert set(on_server) == {t["branch"]["branch"] for t in tasks}  # ...and nothing but the two branches came
+    for task in tasks:
+        agent, branch = task["claimed_by"], task["branch"]
+        assert branch["branch"] == f"central-mcp/{task['id']}-add-a-page-{ids.index(task['id']) + 1}"
+        assert on_server[branch["branch"]] == branch["head"] and branch["base_commit"] == main_before
+        assert server.show("app", branch["branch"]) == (
+            f"Agent {agent} <agent-{agent.lower()}@fleet.invalid>\nTask {task['id']}: add agent-{agent}.txt\n"
+        )
+        assert (branch["commit_count"], branch["files_changed"], branch["insertions"], branch["deletions"]) == (
+            1, 1, 1, 0,
+        )  # fmt: skip
+        assert not branch["committed_leftovers"] and branch["diff_chars"] > 0
+        other = next(a for a in WORKERS if a != agent)
+        assert not (fleet.workdir(agent) / f"agent-{other}.txt").exists()  # each worktree its own
+    pushed_s = [epoch(t["branch"]["at"]) - epoch(t["completed_at"]) for t in tasks]
+    print(f"\ntask completed -> branch pushed and recorded: p50 {percentile(pushed_s, 0.5):.2f} s "
+          f"(max {max(pushed_s):.2f} s) over SSH to a local git server")  # fmt: skip
+    assert fleet.model.errors == []
+
+
+def test_a_refused_push_keeps_the_work_on_the_vm_and_the_task_says_why(server: GitServer, fleet: Fleet) -> None:
+    server.repository("locked")
+    server.refuse_pushes("locked", "protected: pushes to this repository need a review")
+    start_worker(fleet, "A", repo=repo_spec(server, "locked", "A"))
+    task_id = fleet.coordinator.create_task("Change what is locked", role="backend")["id"]
+    wait_for(lambda: branch_of(fleet, task_id), 90, "the branch recorded")
+
+    branch = branch_of(fleet, task_id)
+    assert branch["pushed"] is False and "need a review" in branch["push_error"], branch
+    assert set(server.branches("locked")) == {"main"}  # nothing reached the server...
+    kept = subprocess.run(["git", "-C", str(fleet.workdir("A")), "rev-parse", branch["branch"]],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert kept == branch["head"]  # ...and the work is on the VM, on its branch
+    assert fleet.coordinator.task(task_id)["state"] == "COMPLETE"
+
+
+def test_a_server_with_another_host_key_is_refused_and_the_task_says_why(
+    server: GitServer, fleet: Fleet, tmp_path: Path
+) -> None:
+    server.repository("pinned")
+    wrong = tmp_path / "known_hosts"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    other_key = " ".join((tmp_path / "other.pub").read_text().split()[:2])
+    wrong.write_text(f"[127.0.0.1]:{server.port} {other_key}\n")  # a key that is not the server's
+    start_worker(fleet, "A", repo=repo_spec(server, "pinned", "A", known_hosts=wrong))
+    task_id = fleet.coordinator.create_task("Never starts", role="backend")["id"]
+
+    def handed_back() -> list[str]:
+        return [e["text"] for e in fleet.coordinator.task(task_id)["events"] if e["kind"] == "handed_back"]
+
+    reasons = wait_for(handed_back, 60, "the task handed back")
+    assert "Host key verification failed" in reasons[0] or "REMOTE HOST IDENTIFICATION" in reasons[0], reasons
+    assert set(server.branches("pinned")) == {"main"}
+    time.sleep(0.5)
+    assert not any(e.get("agent") == "A" and e["kind"] == "messages" for e in fleet.requests()), (
+        "the model was called although the task never started"
+    )
