@@ -31,6 +31,8 @@ AGENT_KEYS = (
     "prompt",
     "tools",
     "mode",
+    "repo",
+    "author",
 )
 # worker: the runtime owns the work loop (one CLI run per task); interactive: a long-lived CLI a person talks to.
 MODES = ("worker", "interactive")

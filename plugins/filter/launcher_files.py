@@ -101,6 +101,7 @@ def agent_unit(agent: dict, layout: dict) -> dict:
         ),
         f"WorkingDirectory={agent['workdir']}",
         f"LoadCredential=env:{layout['config_dir']}/{name}.env",
+        *([f"LoadCredential=repo_key:{agent['repo_key_file']}"] if agent.get("repo_key_file") else []),
         f"MemoryMax={layout['agent_memory_max']}",
         f"TasksMax={layout['agent_tasks_max']}",
         *SANDBOX,
@@ -116,6 +117,42 @@ def agent_unit(agent: dict, layout: dict) -> dict:
     }
 
 
+def with_repos(fleet: list[dict], plan: dict) -> list[dict]:
+    """The fleet, each agent with a repository (repo_plan's ``agents``) told it in its runtime spec, and the
+    key its unit loads as a credential."""
+    found = []
+    for agent in fleet:
+        repo = plan.get("agents", {}).get(agent["name"])
+        if repo:
+            key = plan["repos"][repo["name"]]["key_file"]
+            runtime = {**agent["runtime"], "repo": repo} if agent.get("runtime") else agent.get("runtime")
+            agent = {**agent, "runtime": runtime, "repo_key_file": key if plan["repos"][repo["name"]]["key"] else ""}
+        found.append(agent)
+    return found
+
+
+def repo_files(plan: dict) -> dict:
+    """The repositories' directory (root's), each used repository's deploy key (root only, 0600) and its pinned
+    host keys (a known_hosts file every agent may read), and where the mirrors go."""
+    used = {repo["name"] for repo in plan.get("agents", {}).values()}
+    repos = [plan["repos"][name] for name in sorted(used)]
+    if not repos:
+        return {"directories": [], "files": []}
+    first = repos[0]
+    directories = [
+        {"path": posixpath.dirname(first["key_file"]), "owner": "root", "group": "root", "mode": "0755"},
+        {"path": posixpath.dirname(first["mirror"]), "owner": "root", "group": "root", "mode": "0755"},
+    ]
+    files = []
+    for repo in repos:
+        if repo["key"]:
+            files.append({"path": repo["key_file"], "content": repo["key"], "owner": "root", "group": "root",
+                          "mode": "0600"})  # fmt: skip
+        files.append({"path": repo["known_hosts"], "content": repo["known_hosts_text"], "owner": "root",
+                      "group": "root", "mode": "0644"})  # fmt: skip
+    return {"directories": directories, "files": files}
+
+
 def launcher_files(fleet: list[dict], layout: dict) -> dict:
     """{'directories': [...], 'files': [...]} for fleet_files, from launcher_fleet's output.
 
@@ -123,9 +160,12 @@ def launcher_files(fleet: list[dict], layout: dict) -> dict:
     list of {name, content, mode} installed in libexec_dir), spec (the
     fleet spec's text) and session (the tmux session: the runtime spec's);
     for agents of their own users also session_unit, firewall_unit,
-    agent_memory_max and agent_tasks_max (see agent_unit).
+    agent_memory_max and agent_tasks_max (see agent_unit); repos, repo_plan's
+    output, for the agents that work on a repository.
     """
     user, config_dir = layout["user"], layout["config_dir"]
+    plan = layout.get("repos") or {}
+    fleet = with_repos(fleet, plan)
 
     def directory(path: str, owner: str, mode: str, group: str | None = None) -> dict:
         return {"path": path, "owner": owner, "group": group or owner, "mode": mode}
@@ -188,7 +228,8 @@ def launcher_files(fleet: list[dict], layout: dict) -> dict:
                       "validate": "/usr/sbin/visudo -cqf %s"})  # fmt: skip
         files.append({"path": UNITS, "content": json.dumps({"agents": units}, indent=2, sort_keys=True) + "\n",
                       "owner": "root", "group": "root", "mode": "0600"})  # fmt: skip
-    return {"directories": directories, "files": files}
+    repos = repo_files(plan)
+    return {"directories": directories + repos["directories"], "files": files + repos["files"]}
 
 
 class FilterModule:

@@ -170,3 +170,29 @@ def test_secrets_of_an_agent_of_its_own_user_are_readable_by_it_or_the_console_u
         if any(secret in entry["content"] for secret in secrets):
             allowed = {("agent", "agent", "0600"), ("root", "agent-a", "0640"), ("root", "agent-w", "0640")}
             assert (entry["owner"], entry["group"], entry["mode"]) in allowed, entry["path"]
+
+
+def test_agents_with_a_repository_are_told_it_and_only_their_units_load_its_key():
+    from ansible_collections.central_mcp.agents.plugins.filter.repos import repo_plan
+
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+    repos = {"app": {"url": "git@github.com:org/app.git", "host_keys": ["ssh-ed25519 AAAAC3Nz"], "key": key}}
+    agents = [{"name": "A", "role": "dev"}, {"name": "B", "role": "dev", "repo": "none"}]
+    plan = repo_plan(repos, agents, {"dir": "/etc/central-mcp/repos", "mirror_dir": "/var/lib/central-mcp/repos",
+                                     "author": "Agent {name} <agent-{lower}@central-mcp.invalid>"})  # fmt: skip
+    fleet = launcher_fleet(agents, KINDS, {**SETTINGS, "user_prefix": "agent-", "mode": "worker"}, SECRETS)
+    result = launcher_files(fleet, {**LAYOUT, "repos": plan})
+    by_path = {f["path"]: f for f in result["files"]}
+    workers = {w["name"]: w for w in json.loads(by_path["/etc/central-mcp/agents/runtime.json"]["content"])["workers"]}
+    assert workers["A"]["repo"]["url"] == "git@github.com:org/app.git" and "repo" not in workers["B"]
+    assert workers["A"]["repo"]["author"] == "Agent A <agent-a@central-mcp.invalid>"
+    assert all(key not in json.dumps(w) for w in workers.values())  # the key itself is never in the spec
+    units = json.loads(by_path["/etc/central-mcp/agent-units.json"]["content"])["agents"]
+    assert "LoadCredential=repo_key:/etc/central-mcp/repos/app.key" in units["A"]["properties"]
+    assert not any("repo_key" in p for p in units["B"]["properties"])
+    secret = by_path["/etc/central-mcp/repos/app.key"]
+    assert (secret["owner"], secret["mode"], secret["content"]) == ("root", "0600", key)
+    pinned = by_path["/etc/central-mcp/repos/app.known_hosts"]
+    assert (pinned["mode"], pinned["content"]) == ("0644", "github.com ssh-ed25519 AAAAC3Nz\n")
+    dirs = [d["path"] for d in result["directories"]]
+    assert "/etc/central-mcp/repos" in dirs and "/var/lib/central-mcp/repos" in dirs

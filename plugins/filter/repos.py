@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The fleet's repositories (central_mcp_repos) and which agent works on which (each agent's ``repo:``).
+
+`repo_errors` checks them before any change, naming every bad value and never
+showing a key: URLs limited to ``ssh://``, ``user@host:path`` (and
+``file://`` only where a test allows it), branch names as ``git
+check-ref-format --branch`` takes them, the server's host keys pinned (never
+trust on first use), a deploy key per repository, and ``repo:`` names that
+exist. `repo_plan` says, per repository, where its key, pinned host keys and
+mirror live on the VM and, per agent, what its runtime is told (the
+repository as task_branch.py takes it: name, URL, base, author, known_hosts;
+the key reaches the agent's unit as a credential, never a path it could share).
+"""
+
+import re
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NONE = "none"  # an agent's ``repo: none``: an empty workspace, as before repositories
+HOST_RE = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]"
+USER_RE = r"[A-Za-z0-9._-]{1,64}"
+PATH_RE = r"[A-Za-z0-9._~/+-]{1,500}"
+SSH_URL_RE = re.compile(
+    rf"ssh://(?:(?P<user>{USER_RE})@)?(?P<host>{HOST_RE})(?::(?P<port>[0-9]{{1,5}}))?/(?P<path>{PATH_RE})"
+)
+SCP_URL_RE = re.compile(rf"(?P<user>{USER_RE})@(?P<host>{HOST_RE}):(?P<path>(?!-){PATH_RE})")
+FILE_URL_RE = re.compile(rf"file:///{PATH_RE}")
+KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa",
+             "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")  # fmt: skip
+HOST_KEY_RE = re.compile(
+    rf"(?P<type>{'|'.join(re.escape(t) for t in KEY_TYPES)}) (?P<key>[A-Za-z0-9+/]{{32,}}={{0,3}})"
+)
+PRIVATE_KEY_RE = re.compile(r"-----BEGIN (OPENSSH|RSA|EC) PRIVATE KEY-----\n[\s\S]+\n-----END \1 PRIVATE KEY-----\n?")
+AUTHOR_RE = re.compile(r"[^<>\n\0]{1,100} <[^<>\s@]{1,64}@[^<>\s@]{1,190}>")
+REPO_KEYS = ("url", "branch", "host_keys", "key")
+
+
+def branch_error(name):
+    """Why git check-ref-format --branch would refuse ``name`` (its rules, for refs/heads/<name>), or None."""
+    if not isinstance(name, str) or not name:
+        return "is empty"
+    if name.startswith("-"):
+        return "starts with '-'"
+    if name == "@" or "@{" in name:
+        return "contains '@{' or is '@'"
+    if ".." in name or "//" in name or name.startswith("/") or name.endswith("/") or name.endswith("."):
+        return "contains '..' or '//', or starts or ends with '/', or ends with '.'"
+    if any(part.startswith(".") or part.endswith(".lock") for part in name.split("/")):
+        return "has a part starting with '.' or ending with '.lock'"
+    if any(ord(c) < 0x20 or c in " ~^:?*[\\\x7f" for c in name):
+        return "contains a space, a control character or one of ~ ^ : ? * [ \\"
+    return None
+
+
+def _url_error(url, allow_file):
+    if not isinstance(url, str) or not url or len(url) > 600:
+        return "must be the repository's URL"
+    if url.startswith("-") or "::" in url or any(ord(c) < 0x21 or c == "\x7f" for c in url):
+        return "starts with '-', names a git transport helper ('::') or holds a space or control character"
+    if url.startswith("https://") or url.startswith("http://"):
+        return ("is an HTTP(S) URL: pushes need an SSH URL (ssh://git@host/org/app.git or git@host:org/app.git) "
+                "with a deploy key")  # fmt: skip
+    if url.startswith("file://"):
+        return None if allow_file and FILE_URL_RE.fullmatch(url) else "is a file:// URL: give the server's SSH URL"
+    if not (SSH_URL_RE.fullmatch(url) or SCP_URL_RE.fullmatch(url)):
+        return "is not an SSH URL: use ssh://user@host[:port]/path or user@host:path (letters, digits, . _ ~ / + -)"
+    return None
+
+
+def ssh_host(url):
+    """The known_hosts name of an SSH URL's server: host, or [host]:port for a port other than 22."""
+    found = SSH_URL_RE.fullmatch(url) or SCP_URL_RE.fullmatch(url)
+    if not found:
+        return None
+    port = found.groupdict().get("port")
+    host = found["host"]
+    return f"[{host.strip('[]')}]:{port}" if port and port != "22" else host
+
+
+def repo_errors(repos, agents, allow_file=False):
+    """Every problem in central_mcp_repos and the agents' ``repo:``, as messages naming the bad value (never a key)."""
+    errors = []
+    if repos is None:
+        repos = {}
+    if not isinstance(repos, dict):
+        return [f"central_mcp_repos must be a mapping of repository names to url, branch, host_keys and key, "
+                f"got {type(repos).__name__}"]  # fmt: skip
+    for name, repo in repos.items():
+        where = f"central_mcp_repos.{name}"
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name == NONE:
+            errors.append(f"central_mcp_repos: {str(name)!r:.80} is not a repository name: 1-64 letters, digits, "
+                          f". _ -, not '{NONE}'")  # fmt: skip
+            continue
+        if not isinstance(repo, dict):
+            errors.append(f"{where} must be a mapping with url, branch, host_keys and key")
+            continue
+        unknown = sorted(str(key) for key in repo if key not in REPO_KEYS)
+        if unknown:
+            errors.append(f"{where}: unknown key(s) {', '.join(unknown)}: allowed are {', '.join(REPO_KEYS)}")
+        url = repo.get("url")
+        why = _url_error(url, allow_file)
+        if why:
+            errors.append(f"{where}.url {str(url)!r:.120} {why}")
+        branch = repo.get("branch", "main")
+        why = branch_error(branch)
+        if why:
+            errors.append(f"{where}.branch {str(branch)!r:.80} is not a branch name: it {why}")
+        if isinstance(url, str) and url.startswith("file://"):
+            continue  # a test's local repository: no server, no key
+        keys = repo.get("host_keys")
+        if not isinstance(keys, list) or not keys:
+            errors.append(f"{where}.host_keys must list the server's SSH host keys ('ssh-ed25519 AAAA...', from "
+                          f"ssh-keyscan checked against the forge's published fingerprints): they are pinned, "
+                          f"never trusted on first use")  # fmt: skip
+        else:
+            errors += [f"{where}.host_keys entry {str(k)!r:.60} is not a public key ('TYPE BASE64', TYPE one of "
+                       f"{', '.join(KEY_TYPES[:3])}, ...)" for k in keys if not isinstance(k, str)
+                       or not HOST_KEY_RE.fullmatch(k.strip())]  # fmt: skip
+        key = repo.get("key")
+        if not isinstance(key, str) or not PRIVATE_KEY_RE.fullmatch(key.strip() + "\n"):
+            errors.append(f"{where}.key must be the repository's deploy key, an SSH private key in OpenSSH or PEM "
+                          f"format, from the Vault (its value is not shown)")  # fmt: skip
+    for position, agent in enumerate(agents or [], 1):
+        if not isinstance(agent, dict):
+            continue
+        where = f"central_mcp_agents[{position}] ({agent.get('name')})"
+        chosen = agent.get("repo")
+        if chosen is not None and chosen != NONE and chosen not in repos:
+            known = ", ".join(map(str, repos)) or "none: central_mcp_repos is empty"
+            errors.append(f"{where}: repo {str(chosen)!r:.80} is not in central_mcp_repos (known: {known}; "
+                          f"'{NONE}' for an empty workspace)")  # fmt: skip
+        author = agent.get("author")
+        if author is not None and (not isinstance(author, str) or not AUTHOR_RE.fullmatch(author)):
+            errors.append(f"{where}: author {str(author)!r:.80} must read 'Name <email>' (its commits' author)")
+    return errors
+
+
+def repo_plan(repos, agents, layout):
+    """Where each repository lives on the VM, and each agent's repository as its runtime is told.
+
+    layout: ``dir`` (the repositories' root-owned directory: keys, pinned host keys), ``mirror_dir``,
+    ``author`` (the default author, with ``{name}`` and ``{lower}``) and ``allow_file`` (tests).
+    Returns {'repos': {name: {...}}, 'agents': {agent name: {...}}}.
+    """
+    repos = repos or {}
+    planned = {}
+    for name, repo in repos.items():
+        url = repo["url"]
+        host = ssh_host(url)
+        planned[name] = {
+            "name": name,
+            "url": url,
+            "base": repo.get("branch", "main"),
+            "key_file": f"{layout['dir']}/{name}.key",
+            "known_hosts": f"{layout['dir']}/{name}.known_hosts",
+            "known_hosts_text": "".join(f"{host} {k.strip()}\n" for k in repo.get("host_keys") or []) if host else "",
+            "key": (repo.get("key") or "").strip() + "\n" if repo.get("key") else "",
+            "mirror": f"{layout['mirror_dir']}/{name}.git",
+            "protocols": "file" if url.startswith("file://") else "ssh",
+        }
+    first = next(iter(repos), None)
+    chosen = {}
+    for agent in agents or []:
+        name = agent["name"]
+        pick = agent.get("repo", first)
+        if pick is None or pick == NONE:
+            continue
+        repo = planned[pick]
+        author = agent.get("author") or layout["author"].format(name=name, lower=name.lower())
+        chosen[name] = {
+            "name": pick, "url": repo["url"], "base": repo["base"], "author": author,
+            "known_hosts": repo["known_hosts"], "protocols": repo["protocols"],
+        }  # fmt: skip
+    return {"repos": planned, "agents": chosen}
+
+
+def worktrees(plan, fleet, console_user):
+    """repo_worktrees' arguments: the repositories this host's agents use, and each such agent's workspace."""
+    chosen = plan.get("agents", {})
+    used = sorted({repo["name"] for repo in chosen.values()})
+    fields = ("name", "url", "base", "mirror", "key_file", "known_hosts")
+    repos = [{key: plan["repos"][name][key] for key in fields} for name in used]
+    for repo in repos:
+        repo["key_file"] = repo["key_file"] if plan["repos"][repo["name"]]["key"] else ""
+    trees = [
+        {"agent": agent["name"], "repo": chosen[agent["name"]]["name"], "path": agent["workdir"],
+         "owner": agent.get("user") or console_user, "author": chosen[agent["name"]]["author"]}
+        for agent in fleet
+        if agent["name"] in chosen
+    ]  # fmt: skip
+    return {"repos": repos, "worktrees": trees}
+
+
+class FilterModule:
+    def filters(self):
+        return {"repo_errors": repo_errors, "repo_plan": repo_plan, "worktrees": worktrees}

@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: Apache-2.0
+"""repo_worktrees with the real git: one mirror, worktrees that share its objects, nothing overwritten."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import pwd
+import subprocess
+from pathlib import Path
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.central_mcp.agents.plugins.modules import repo_worktrees
+
+ME = pwd.getpwuid(os.getuid()).pw_name
+
+
+def run_module(args: dict, check: bool = False, diff: bool = False) -> dict:
+    out = io.StringIO()
+    with patch_module_args({**args, "_ansible_check_mode": check, "_ansible_diff": diff}):
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            repo_worktrees.main()
+    return json.loads(out.getvalue())
+
+
+def run(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Path:
+    bare, seed = tmp_path / "app.git", tmp_path / "seed"
+    run("git", "init", "-q", "--bare", "--initial-branch=main", str(bare))
+    run("git", "init", "-q", "--initial-branch=main", str(seed))
+    (seed / "README.md").write_text("# app\n")
+    run("git", "-C", str(seed), "add", ".")
+    run("git", "-C", str(seed), "-c", "user.name=T", "-c", "user.email=t@x", "commit", "-qm", "Start")
+    run("git", "-C", str(seed), "push", "-q", str(bare), "main")
+    return bare
+
+
+def args(tmp_path: Path, server: Path, agents=("A", "B")) -> dict:
+    repo = {"name": "app", "url": f"file://{server}", "base": "main", "mirror": str(tmp_path / "mirrors" / "app.git")}
+    trees = [{"agent": a, "repo": "app", "path": str(tmp_path / "ws" / a), "owner": ME,
+              "author": f"Agent {a} <agent-{a.lower()}@x.invalid>"} for a in agents]  # fmt: skip
+    for tree in trees:
+        os.makedirs(tree["path"], exist_ok=True)
+    return {"repos": [repo], "worktrees": trees}
+
+
+def test_one_mirror_and_a_worktree_per_agent_sharing_its_objects_then_nothing_to_do(server, tmp_path) -> None:
+    wanted = args(tmp_path, server)
+    planned = run_module(wanted, check=True, diff=True)
+    assert planned["changed"] and planned["worktrees_made"] == ["A", "B"] and planned["mirrors_cloned"] == ["app"]
+    assert "worktree of app on main" in planned["diff"]["after"] and not (tmp_path / "mirrors").exists()
+    made = run_module(wanted)
+    assert made["changed"] and made["worktrees_made"] == ["A", "B"]
+    for agent in ("A", "B"):
+        work = tmp_path / "ws" / agent
+        assert (work / "README.md").read_text() == "# app\n"
+        assert run("git", "-C", str(work), "remote", "get-url", "origin").strip() == f"file://{server}"
+        assert run("git", "-C", str(work), "config", "user.email").strip() == f"agent-{agent.lower()}@x.invalid"
+        alternates = (work / ".git" / "objects" / "info" / "alternates").read_text()
+        assert str(tmp_path / "mirrors" / "app.git" / "objects") in alternates  # objects shared, not copied
+    mirror = str(tmp_path / "mirrors" / "app.git")
+    assert run("git", "--git-dir", mirror, "config", "gc.pruneExpire").strip() == "never"
+    again = run_module(wanted)
+    assert not again["changed"] and again["worktrees_made"] == [] and again["mirrors_updated"] == []
+
+
+def test_a_mirror_follows_the_server(server, tmp_path) -> None:
+    wanted = args(tmp_path, server, agents=("A",))
+    run_module(wanted)
+    seed = tmp_path / "seed"
+    (seed / "more.txt").write_text("more\n")
+    run("git", "-C", str(seed), "add", ".")
+    run("git", "-C", str(seed), "-c", "user.name=T", "-c", "user.email=t@x", "commit", "-qm", "More")
+    run("git", "-C", str(seed), "push", "-q", str(server), "main")
+    updated = run_module(wanted)
+    assert updated["changed"] and updated["mirrors_updated"] == ["app"] and updated["worktrees_made"] == []
+
+
+def test_a_workspace_with_files_but_no_repository_stops_the_run_before_any_change(server, tmp_path) -> None:
+    wanted = args(tmp_path, server)
+    (tmp_path / "ws" / "B" / "notes.txt").write_text("mine\n")
+    failed = run_module(wanted)
+    assert failed["failed"] and "agent B's workspace" in failed["msg"] and "notes.txt" in failed["msg"]
+    assert "nothing was changed" in failed["msg"]
+    assert not (tmp_path / "mirrors").exists() and not (tmp_path / "ws" / "A" / ".git").exists()
+    assert (tmp_path / "ws" / "B" / "notes.txt").read_text() == "mine\n"
+
+
+def test_an_unreachable_repository_fails_naming_it(tmp_path) -> None:
+    wanted = args(tmp_path, tmp_path / "gone.git", agents=("A",))
+    failed = run_module(wanted)
+    assert failed["failed"] and "git clone for repository app failed" in failed["msg"]

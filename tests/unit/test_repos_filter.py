@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: Apache-2.0
+"""central_mcp_repos and the agents' repo: hostile URLs and branch names refused before any change."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from plugins.filter.repos import branch_error, repo_errors, repo_plan
+
+KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+APP = {"url": "git@github.com:org/app.git", "branch": "main", "host_keys": [HOST_KEY], "key": KEY}
+LAYOUT = {"dir": "/etc/central-mcp/repos", "mirror_dir": "/var/lib/central-mcp/repos",
+          "author": "Agent {name} <agent-{lower}@central-mcp.invalid>"}  # fmt: skip
+
+
+def test_a_good_fleet_has_no_errors_and_each_agent_gets_the_first_repository_unless_it_says() -> None:
+    repos = {"app": APP, "docs": {**APP, "url": "ssh://git@git.example.com:2222/org/docs.git", "branch": "trunk"}}
+    agents = [{"name": "A", "role": "x"}, {"name": "B", "role": "x", "repo": "docs", "author": "Bee <b@x.org>"},
+              {"name": "C", "role": "x", "repo": "none"}]  # fmt: skip
+    assert repo_errors(repos, agents) == []
+    plan = repo_plan(repos, agents, LAYOUT)
+    assert plan["agents"]["A"] == {
+        "name": "app", "url": APP["url"], "base": "main", "author": "Agent A <agent-a@central-mcp.invalid>",
+        "known_hosts": "/etc/central-mcp/repos/app.known_hosts", "protocols": "ssh",
+    }  # fmt: skip
+    assert plan["agents"]["B"]["author"] == "Bee <b@x.org>" and plan["agents"]["B"]["base"] == "trunk"
+    assert "C" not in plan["agents"]
+    assert plan["repos"]["app"]["known_hosts_text"] == f"github.com {HOST_KEY}\n"
+    assert plan["repos"]["docs"]["known_hosts_text"] == f"[git.example.com]:2222 {HOST_KEY}\n"
+    assert plan["repos"]["app"]["mirror"] == "/var/lib/central-mcp/repos/app.git"
+    assert repo_plan({}, agents[:1], LAYOUT)["agents"] == {}  # no repositories: today's empty workspaces
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ext::sh -c touch% /tmp/pwned", "-uhelp", "--upload-pack=touch /tmp/x", "file:///srv/app.git",
+        "https://github.com/org/app.git", "https://user:token@github.com/org/app.git", "ftp://x/y",
+        "git@github.com:-oProxyCommand=x", "ssh://-oProxyCommand=x/y", "git@github.com:org/app.git; rm -rf /",
+        "ssh://git@host/path with space", "", "fd::17",
+    ],
+)  # fmt: skip
+def test_hostile_or_unusable_urls_are_refused_naming_them(url: str) -> None:
+    errors = repo_errors({"app": {**APP, "url": url}}, [])
+    assert len(errors) == 1 and "central_mcp_repos.app.url" in errors[0], errors
+
+
+def test_file_urls_only_where_tests_allow_them_and_without_keys() -> None:
+    local = {"app": {"url": "file:///srv/git/app.git"}}
+    assert repo_errors(local, [], allow_file=True) == []
+    assert repo_errors(local, [])  # not in a real fleet
+
+
+@pytest.mark.parametrize(
+    "branch", ["-main", "a..b", "a b", "x.lock", ".hidden", "a/", "/a", "a//b", "a@{1}", "a~1", "a^", "a:b",
+               "a?", "a*", "a[", "a\\b", "a.", "a\x07"],
+)  # fmt: skip
+def test_branch_names_git_would_refuse_are_refused(branch: str) -> None:
+    errors = repo_errors({"app": {**APP, "branch": branch}}, [])
+    assert len(errors) == 1 and "central_mcp_repos.app.branch" in errors[0], errors
+    assert not git_takes(branch)
+
+
+def git_takes(branch: str) -> bool:
+    """git's own verdict: a name for a branch (--branch) and a valid ref under refs/heads/."""
+    return all(
+        subprocess.run(["git", "check-ref-format", *argv], capture_output=True).returncode == 0
+        for argv in (["--branch", branch], [f"refs/heads/{branch}"])
+    )
+
+
+def test_a_branch_named_at_is_refused_though_git_would_read_it_as_head() -> None:
+    assert branch_error("@") and git_takes("@")
+
+
+@pytest.mark.parametrize("branch", ["main", "release/2.0", "feature/x_y-z", "v1.2.3", "trunk"])
+def test_branch_names_git_takes_are_taken(branch: str) -> None:
+    assert branch_error(branch) is None
+    assert git_takes(branch)
+
+
+def test_host_keys_and_a_deploy_key_are_required_and_the_key_is_never_shown() -> None:
+    errors = repo_errors({"app": {**APP, "host_keys": [], "key": "hunter2-not-a-key"}}, [])
+    assert any("host_keys must list" in e and "never trusted on first use" in e for e in errors), errors
+    assert any(".key must be the repository's deploy key" in e for e in errors), errors
+    assert not any("hunter2" in e for e in errors)
+    bad_host_key = repo_errors({"app": {**APP, "host_keys": ["github.com ssh-ed25519 AAAA"]}}, [])
+    assert len(bad_host_key) == 1 and "is not a public key" in bad_host_key[0]
+
+
+def test_unknown_repo_names_authors_and_keys_are_refused() -> None:
+    agents = [{"name": "A", "repo": "ap"}, {"name": "B", "author": "no email"}]
+    errors = repo_errors({"app": {**APP, "token": "x"}, "none": APP, "../x": APP}, agents)
+    assert any("unknown key(s) token" in e for e in errors)
+    assert any("'none' is not a repository name" in e for e in errors)
+    assert any("'../x' is not a repository name" in e for e in errors)
+    assert any("repo 'ap' is not in central_mcp_repos (known: app, none, ../x" in e for e in errors), errors
+    assert any("author 'no email' must read 'Name <email>'" in e for e in errors)
+    assert repo_errors("git@x:y", []) and repo_errors(None, []) == []
