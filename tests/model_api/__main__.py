@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from dataclasses import replace
 
 from .script import SCRIPTS, Policy
 from .server import ModelApi, ModelApiServer
@@ -37,6 +38,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="AGENT=SECONDS",
         help="on a task prompt, this agent works this long in silence before it reports (a long build)",
     )
+    parser.add_argument(
+        "--shell",
+        action="append",
+        default=[],
+        metavar="AGENT=COMMAND",
+        help="on a task prompt, this agent runs COMMAND with its shell tool before it completes (repeat for more; "
+        "{task_id} and {agent} are filled in)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser.parse_args(argv)
 
@@ -53,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     for pair in args.quiet:
         name, _, seconds = pair.partition("=")
         policies[name] = Policy(idle_polls=args.idle_polls, poll_s=args.poll_s, quiet_s=float(seconds))
+    for pair in args.shell:
+        name, _, command = pair.partition("=")
+        policy = policies.get(name) or Policy(idle_polls=args.idle_polls, poll_s=args.poll_s)
+        policies[name] = replace(policy, shell=(*policy.shell, command))
     api = ModelApi(args.script, args.log, default, policies)
     server = ModelApiServer(api, args.host, args.port, verbose=args.verbose)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

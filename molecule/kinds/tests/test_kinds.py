@@ -8,6 +8,7 @@ CLIs, their configs, the coordinator with each agent's grant.
 
 import json
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -133,3 +134,51 @@ def test_agent_status_reports_each_kind_and_its_cli_process(host):
     # Codex's native binary runs under its Node wrapper: the CLI process is not the window's agent process.
     assert rows["E"]["cli_pid"] != rows["E"]["pid"]
     print("\nRSS idle (MB): " + ", ".join(f"{n} {rows[n]['rss_bytes'] / 2**20:.0f}" for n in AGENTS))
+
+
+def git_server(*argv):
+    """A command on the team's git server (prepare.yml's container), as a reviewer reads it."""
+    done = subprocess.run(["podman", "exec", "--user", "git", "central-mcp-molecule-git", *argv],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout
+
+
+def test_every_agent_has_a_worktree_of_the_repository_and_only_its_unit_gets_the_key(host):
+    key = host.file("/etc/central-mcp/repos/app.key")
+    assert (key.user, key.mode) == ("root", 0o600)
+    assert host.file("/var/lib/central-mcp/repos/app.git/HEAD").exists
+    units = json.loads(host.check_output("cat /etc/central-mcp/agent-units.json"))["agents"]
+    for name in [*AGENTS, *WORKERS, "RW"]:
+        work = f"/home/agent/workspaces/{name}"
+        assert host.file(f"{work}/README.md").content_string == "# app\n"
+        assert (
+            "/var/lib/central-mcp/repos/app.git/objects"
+            in host.file(f"{work}/.git/objects/info/alternates").content_string
+        )
+        assert host.file(work).user == f"agent-{name.lower()}"
+        assert "LoadCredential=repo_key:/etc/central-mcp/repos/app.key" in units[name]["properties"]
+    # Another agent's user cannot read the key, nor this agent's worktree.
+    assert host.run("runuser -u agent-a -- cat /etc/central-mcp/repos/app.key").rc != 0
+    assert host.run("runuser -u agent-a -- ls /home/agent/workspaces/RW").rc != 0
+
+
+def test_a_workers_task_branch_is_pushed_with_its_identity_and_nothing_else_changes(host):
+    main_before = git_server("git", "--git-dir", "/home/git/app.git", "rev-parse", "main").strip()
+    task_id = cli(host, "task", "add", "Change the app", "--role", "repo-worker")["id"]
+    branch = f"central-mcp/{task_id}-change-the-app"
+
+    def recorded():
+        task = cli(host, "task", "show", str(task_id))
+        return task if task["state"] == "COMPLETE" and (task.get("branch") or {}).get("pushed") else None
+
+    task = wait(recorded, 180, "RW's task COMPLETE and its branch pushed")
+    assert task["branch"]["branch"] == branch and task["branch"]["files_changed"] == 1, task["branch"]
+    heads = dict(
+        line.split()[::-1]
+        for line in git_server(
+            "git", "--git-dir", "/home/git/app.git", "for-each-ref", "--format=%(objectname) %(refname:short)"
+        ).splitlines()
+    )
+    assert heads == {"main": main_before, branch: task["branch"]["head"]}  # the base untouched, one new branch
+    shown = git_server("git", "--git-dir", "/home/git/app.git", "log", "-1", "--format=%an <%ae>|%s", branch)
+    assert shown.strip() == f"Repo Worker <rw@molecule.invalid>|Task {task_id}: change"
