@@ -161,7 +161,8 @@ def git(repo, *args):
         raise GitError(f"git {args[0]} for repository {repo['name']} took more than {GIT_TIMEOUT_S} s") from None
     if done.returncode != 0:
         text = re.sub(r"(https?://)[^/@\s]+@", r"\1***@", done.stderr or done.stdout).strip()
-        raise GitError(f"git {args[0]} for repository {repo['name']} failed: {' / '.join(text.splitlines()[-4:])}")
+        said = [line.strip() for line in text.splitlines() if line.strip()][-6:]
+        raise GitError(f"git {args[0]} for repository {repo['name']} failed: {' / '.join(said)}")
     return done.stdout
 
 
