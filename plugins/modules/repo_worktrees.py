@@ -143,19 +143,19 @@ class GitError(Exception):
     pass
 
 
-def git_env(repo):
+def git_env(repo, local=False):
     ssh = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "StrictHostKeyChecking=yes"]
     ssh += ["-o", f"UserKnownHostsFile={repo['known_hosts'] or '/dev/null'}"]
     ssh += ["-o", "IdentitiesOnly=yes", "-i", repo["key_file"]] if repo["key_file"] else []
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    protocols = "file" if repo["url"].startswith("file://") else "ssh"
+    protocols = "file" if local or repo["url"].startswith("file://") else "ssh"  # local: from the mirror
     env.update(GIT_SSH_COMMAND=shlex.join(ssh), GIT_TERMINAL_PROMPT="0", GIT_ALLOW_PROTOCOL=protocols)
     return env
 
 
-def git(repo, *args):
+def git(repo, *args, local=False):
     try:
-        done = subprocess.run(["git", *args], env=git_env(repo), capture_output=True, text=True,
+        done = subprocess.run(["git", *args], env=git_env(repo, local), capture_output=True, text=True,
                               timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
     except subprocess.TimeoutExpired:
         raise GitError(f"git {args[0]} for repository {repo['name']} took more than {GIT_TIMEOUT_S} s") from None
@@ -247,7 +247,7 @@ def main():
                 continue
             path = tree["path"]
             os.makedirs(path, exist_ok=True)
-            git(repo, "clone", "--quiet", "--shared", "--branch", repo["base"], repo["mirror"], path)
+            git(repo, "clone", "--quiet", "--shared", "--branch", repo["base"], repo["mirror"], path, local=True)
             git(repo, "-C", path, "remote", "set-url", "origin", repo["url"])
             name, _, email = tree["author"].partition("<")
             git(repo, "-C", path, "config", "user.name", name.strip())
