@@ -248,10 +248,12 @@ def main():
             path = tree["path"]
             os.makedirs(path, exist_ok=True)
             git(repo, "clone", "--quiet", "--shared", "--branch", repo["base"], repo["mirror"], path, local=True)
-            git(repo, "-C", path, "remote", "set-url", "origin", repo["url"])
+            # The workspace is already its agent's user's: root works in it by leave, until it hands it over.
+            here = ["-c", f"safe.directory={path}", "-C", path]
+            git(repo, *here, "remote", "set-url", "origin", repo["url"])
             name, _, email = tree["author"].partition("<")
-            git(repo, "-C", path, "config", "user.name", name.strip())
-            git(repo, "-C", path, "config", "user.email", email.strip(" >"))
+            git(repo, *here, "config", "user.name", name.strip())
+            git(repo, *here, "config", "user.email", email.strip(" >"))
             chown_tree(path, tree["owner"])
     except (GitError, OSError, KeyError) as exc:
         module.fail_json(msg=str(exc), **result)
