@@ -97,3 +97,15 @@ def test_an_unreachable_repository_fails_naming_it(tmp_path) -> None:
     wanted = args(tmp_path, tmp_path / "gone.git", agents=("A",))
     failed = run_module(wanted)
     assert failed["failed"] and "git clone for repository app failed" in failed["msg"]
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="hands a workspace to another user: root only")
+def test_a_workspace_its_agents_user_already_owns_becomes_its_worktree(server, tmp_path) -> None:
+    wanted = args(tmp_path, server, agents=("A",))
+    nobody = pwd.getpwnam("nobody")
+    tree = wanted["worktrees"][0]
+    os.chown(tree["path"], nobody.pw_uid, nobody.pw_gid)  # as the launcher's files task leaves it
+    tree["owner"] = "nobody"
+    made = run_module(wanted)
+    assert made["worktrees_made"] == ["A"], made
+    assert os.stat(Path(tree["path"]) / "README.md").st_uid == nobody.pw_uid
