@@ -93,7 +93,8 @@ attributes:
     platforms: posix
     description:
       - A Linux target with git and, for SSH URLs, the OpenSSH client.
-author: Central-MCP maintainers
+author:
+  - Central-MCP maintainers (@central-mcp)
 """
 
 EXAMPLES = r"""
@@ -156,7 +157,7 @@ def git_env(repo, local=False):
 def git(repo, *args, local=False):
     try:
         done = subprocess.run(["git", *args], env=git_env(repo, local), capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
+                              timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
     except subprocess.TimeoutExpired:
         raise GitError(f"git {args[0]} for repository {repo['name']} took more than {GIT_TIMEOUT_S} s") from None
     if done.returncode != 0:
@@ -251,7 +252,7 @@ def main():
             # The workspace is already its agent's user's: root works in it by leave, until it hands it over.
             here = ["-c", f"safe.directory={path}", "-C", path]
             git(repo, *here, "remote", "set-url", "origin", repo["url"])
-            name, _, email = tree["author"].partition("<")
+            name, _sep, email = tree["author"].partition("<")
             git(repo, *here, "config", "user.name", name.strip())
             git(repo, *here, "config", "user.email", email.strip(" >"))
             chown_tree(path, tree["owner"])

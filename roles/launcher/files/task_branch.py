@@ -78,7 +78,7 @@ def git(workdir: str, repo: dict, *args: str, check: bool = True, timeout: float
     try:
         done = subprocess.run(
             ["git", "-C", workdir, *args], env=git_env(repo), capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         raise BranchError(
@@ -96,7 +96,7 @@ def tail(text: str, lines: int = 6, limit: int = 1500) -> str:
 
 
 def _identity(workdir: str, repo: dict) -> None:
-    name, _, email = repo.get("author", "").partition("<")
+    name, _sep, email = repo.get("author", "").partition("<")
     if name.strip():
         git(workdir, repo, "config", "user.name", name.strip())
     if email.strip(" >"):
@@ -172,7 +172,7 @@ def finish(workdir: str, repo: dict, task_id: int, agent: str) -> dict:
     commits = [dict(zip(("sha", "subject", "author"), line.split("\x1f"), strict=False)) for line in log.splitlines()]
     files = insertions = deletions = 0
     for line in git(workdir, repo, "diff", "--numstat", base_commit, "HEAD").splitlines():
-        added, removed, _ = line.split("\t", 2)
+        added, removed, _path = line.split("\t", 2)
         files += 1
         insertions += int(added) if added.isdigit() else 0  # "-" for a binary file
         deletions += int(removed) if removed.isdigit() else 0
@@ -189,6 +189,7 @@ def finish(workdir: str, repo: dict, task_id: int, agent: str) -> dict:
         pushed = subprocess.run(
             ["git", "-C", workdir, "push", "--porcelain", "origin", f"refs/heads/{branch}:refs/heads/{branch}"],
             env=git_env(repo), capture_output=True, text=True, timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL,
+            check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         report["push_error"] = f"git push took more than {GIT_TIMEOUT_S:.0f} s (is {repo['name']}'s server reachable?)"
