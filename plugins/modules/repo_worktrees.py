@@ -213,6 +213,17 @@ def main():
             module.fail_json(msg=f"agent {tree['agent']}: repository {tree['repo']!r} is not in repos", **result)
         path = tree["path"]
         if os.path.exists(os.path.join(path, ".git")):
+            origin = subprocess.run(
+                ["git", "-c", f"safe.directory={path}", "-C", path, "remote", "get-url", "origin"],
+                capture_output=True, text=True, check=False,
+            ).stdout.strip()  # fmt: skip
+            if origin != repos[tree["repo"]]["url"]:
+                module.fail_json(
+                    msg=f"agent {tree['agent']}'s workspace {path} is a repository whose origin is "
+                    f"{origin or 'missing'}, not {tree['repo']}'s URL: nothing was changed. Move it away (or give "
+                    "the agent its former repo: back) and run again.",
+                    **result,
+                )
             continue
         held = sorted(os.listdir(path)) if os.path.isdir(path) else []
         if held:

@@ -109,3 +109,11 @@ def test_a_workspace_its_agents_user_already_owns_becomes_its_worktree(server, t
     made = run_module(wanted)
     assert made["worktrees_made"] == ["A"], made
     assert os.stat(Path(tree["path"]) / "README.md").st_uid == nobody.pw_uid
+
+
+def test_a_workspace_that_is_a_clone_of_another_repository_is_refused(server, tmp_path) -> None:
+    wanted = args(tmp_path, server, agents=("A",))
+    run_module(wanted)
+    wanted["repos"][0]["url"] = f"file://{tmp_path}/other.git"  # the agent's repo: changed in the inventory
+    failed = run_module(wanted)
+    assert failed["failed"] and "whose origin is" in failed["msg"] and "nothing was changed" in failed["msg"]

@@ -163,3 +163,12 @@ def test_branch_names_from_any_title_are_valid_git_refs(title: str) -> None:
     name = task_branch.branch_name(42, title)
     assert name.startswith("central-mcp/42-") and len(name) <= 60
     assert subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True).returncode == 0, name
+
+
+def test_a_worktree_of_another_repository_is_refused(server: Path, tmp_path: Path) -> None:
+    work = tmp_path / "A"
+    work.mkdir()
+    task_branch.start(str(work), repo(server), 16, "First")
+    other = {**repo(server), "url": f"file://{tmp_path}/other.git"}
+    with pytest.raises(task_branch.BranchError, match="origin is"):
+        task_branch.start(str(work), other, 17, "Second")

@@ -131,6 +131,10 @@ def ensure_worktree(workdir: str, repo: dict) -> None:
 def start(workdir: str, repo: dict, task_id: int, title: str) -> dict:
     """Make the task's branch current, from an up-to-date base; its name and base."""
     ensure_worktree(workdir, repo)
+    origin = git(workdir, repo, "remote", "get-url", "origin", check=False).strip()
+    if origin != repo["url"]:  # the agent's repo changed in the inventory: never push one's work to the other
+        raise BranchError(f"the worktree's origin is {tail(origin) or 'missing'}, not {repo['name']}'s URL: move "
+                          f"the workspace away (its work is kept there) and run the launcher again")  # fmt: skip
     _identity(workdir, repo)
     branch, base = branch_name(task_id, title), repo["base"]
     git(workdir, repo, "fetch", "--quiet", "--prune", "origin", f"+refs/heads/{base}:refs/remotes/origin/{base}")
