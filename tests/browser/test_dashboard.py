@@ -300,7 +300,9 @@ def test_a_tasks_branch_shows_on_its_card_and_its_diff_as_text(fleet: Fleet, bro
     line, _ = text_and_class(browser, selector)
     assert f"central-mcp/{task_id}-branch-me ← main · 2 commits, 1 file +1 −0" in line, line
     assert "uncommitted work committed by the runtime" in line and "not pushed: remote: permission denied" in line
-    browser.find_element(By.CSS_SELECTOR, f"{selector} .show-diff").click()
+    # Clicked in one script: the board is drawn again on every event, so a button found in one call may be gone
+    # by the next.
+    browser.execute_script("document.querySelector(arguments[0]).click();", f"{selector} .show-diff")
     WebDriverWait(browser, 10, poll_frequency=0.05).until(
         lambda d: "onerror" in d.find_element(By.ID, "diff-text").text, "the diff never showed"
     )
