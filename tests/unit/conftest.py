@@ -49,3 +49,22 @@ def emu(gce_server, monkeypatch):
     monkeypatch.setattr(gce, "_BACKOFF_BASE_S", 0.02)
     yield gce_server
     assert gce_server.violations() == [], "the emulator saw requests or answers off the Compute API contract"
+
+
+# ------------------------------------------------- a team's repository (task_branch, repo_worktrees)
+@pytest.fixture
+def team_repo(tmp_path: Path) -> Path:
+    """A bare repository with one commit (README.md) on main, as a team's repository; reached over file://."""
+    import subprocess  # noqa: PLC0415 (only these tests run git)
+
+    bare, seed = tmp_path / "app.git", tmp_path / "seed"
+    for argv in (
+        ["init", "--quiet", "--bare", "--initial-branch=main", str(bare)],
+        ["init", "--quiet", "--initial-branch=main", str(seed)],
+    ):
+        subprocess.run(["git", *argv], check=True, capture_output=True)
+    (seed / "README.md").write_text("# app\n")
+    for argv in (["add", "."], ["-c", "user.name=Team", "-c", "user.email=team@x", "commit", "-qm", "Start"],
+                 ["push", "-q", str(bare), "main"]):  # fmt: skip
+        subprocess.run(["git", "-C", str(seed), *argv], check=True, capture_output=True)
+    return bare

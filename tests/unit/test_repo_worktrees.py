@@ -30,20 +30,13 @@ def run(*argv: str) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Path:
-    bare, seed = tmp_path / "app.git", tmp_path / "seed"
-    run("git", "init", "-q", "--bare", "--initial-branch=main", str(bare))
-    run("git", "init", "-q", "--initial-branch=main", str(seed))
-    (seed / "README.md").write_text("# app\n")
-    run("git", "-C", str(seed), "add", ".")
-    run("git", "-C", str(seed), "-c", "user.name=T", "-c", "user.email=t@x", "commit", "-qm", "Start")
-    run("git", "-C", str(seed), "push", "-q", str(bare), "main")
-    return bare
-
-
-def args(tmp_path: Path, server: Path, agents=("A", "B")) -> dict:
-    repo = {"name": "app", "url": f"file://{server}", "base": "main", "mirror": str(tmp_path / "mirrors" / "app.git")}
+def args(tmp_path: Path, team_repo: Path, agents=("A", "B")) -> dict:
+    repo = {
+        "name": "app",
+        "url": f"file://{team_repo}",
+        "base": "main",
+        "mirror": str(tmp_path / "mirrors" / "app.git"),
+    }
     trees = [{"agent": a, "repo": "app", "path": str(tmp_path / "ws" / a), "owner": ME,
               "author": f"Agent {a} <agent-{a.lower()}@x.invalid>"} for a in agents]  # fmt: skip
     for tree in trees:
@@ -51,8 +44,8 @@ def args(tmp_path: Path, server: Path, agents=("A", "B")) -> dict:
     return {"repos": [repo], "worktrees": trees}
 
 
-def test_one_mirror_and_a_worktree_per_agent_sharing_its_objects_then_nothing_to_do(server, tmp_path) -> None:
-    wanted = args(tmp_path, server)
+def test_one_mirror_and_a_worktree_per_agent_sharing_its_objects_then_nothing_to_do(team_repo, tmp_path) -> None:
+    wanted = args(tmp_path, team_repo)
     planned = run_module(wanted, check=True, diff=True)
     assert planned["changed"] and planned["worktrees_made"] == ["A", "B"] and planned["mirrors_cloned"] == ["app"]
     assert "worktree of app on main" in planned["diff"]["after"] and not (tmp_path / "mirrors").exists()
@@ -61,7 +54,7 @@ def test_one_mirror_and_a_worktree_per_agent_sharing_its_objects_then_nothing_to
     for agent in ("A", "B"):
         work = tmp_path / "ws" / agent
         assert (work / "README.md").read_text() == "# app\n"
-        assert run("git", "-C", str(work), "remote", "get-url", "origin").strip() == f"file://{server}"
+        assert run("git", "-C", str(work), "remote", "get-url", "origin").strip() == f"file://{team_repo}"
         assert run("git", "-C", str(work), "config", "user.email").strip() == f"agent-{agent.lower()}@x.invalid"
         alternates = (work / ".git" / "objects" / "info" / "alternates").read_text()
         assert str(tmp_path / "mirrors" / "app.git" / "objects") in alternates  # objects shared, not copied
@@ -71,20 +64,20 @@ def test_one_mirror_and_a_worktree_per_agent_sharing_its_objects_then_nothing_to
     assert not again["changed"] and again["worktrees_made"] == [] and again["mirrors_updated"] == []
 
 
-def test_a_mirror_follows_the_server(server, tmp_path) -> None:
-    wanted = args(tmp_path, server, agents=("A",))
+def test_a_mirror_follows_the_server(team_repo, tmp_path) -> None:
+    wanted = args(tmp_path, team_repo, agents=("A",))
     run_module(wanted)
     seed = tmp_path / "seed"
     (seed / "more.txt").write_text("more\n")
     run("git", "-C", str(seed), "add", ".")
     run("git", "-C", str(seed), "-c", "user.name=T", "-c", "user.email=t@x", "commit", "-qm", "More")
-    run("git", "-C", str(seed), "push", "-q", str(server), "main")
+    run("git", "-C", str(seed), "push", "-q", str(team_repo), "main")
     updated = run_module(wanted)
     assert updated["changed"] and updated["mirrors_updated"] == ["app"] and updated["worktrees_made"] == []
 
 
-def test_a_workspace_with_files_but_no_repository_stops_the_run_before_any_change(server, tmp_path) -> None:
-    wanted = args(tmp_path, server)
+def test_a_workspace_with_files_but_no_repository_stops_the_run_before_any_change(team_repo, tmp_path) -> None:
+    wanted = args(tmp_path, team_repo)
     (tmp_path / "ws" / "B" / "notes.txt").write_text("mine\n")
     failed = run_module(wanted)
     assert failed["failed"] and "agent B's workspace" in failed["msg"] and "notes.txt" in failed["msg"]
@@ -100,8 +93,8 @@ def test_an_unreachable_repository_fails_naming_it(tmp_path) -> None:
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="hands a workspace to another user: root only")
-def test_a_workspace_its_agents_user_already_owns_becomes_its_worktree(server, tmp_path) -> None:
-    wanted = args(tmp_path, server, agents=("A",))
+def test_a_workspace_its_agents_user_already_owns_becomes_its_worktree(team_repo, tmp_path) -> None:
+    wanted = args(tmp_path, team_repo, agents=("A",))
     nobody = pwd.getpwnam("nobody")
     tree = wanted["worktrees"][0]
     os.chown(tree["path"], nobody.pw_uid, nobody.pw_gid)  # as the launcher's files task leaves it
@@ -111,8 +104,8 @@ def test_a_workspace_its_agents_user_already_owns_becomes_its_worktree(server, t
     assert os.stat(Path(tree["path"]) / "README.md").st_uid == nobody.pw_uid
 
 
-def test_a_workspace_that_is_a_clone_of_another_repository_is_refused(server, tmp_path) -> None:
-    wanted = args(tmp_path, server, agents=("A",))
+def test_a_workspace_that_is_a_clone_of_another_repository_is_refused(team_repo, tmp_path) -> None:
+    wanted = args(tmp_path, team_repo, agents=("A",))
     run_module(wanted)
     wanted["repos"][0]["url"] = f"file://{tmp_path}/other.git"  # the agent's repo: changed in the inventory
     failed = run_module(wanted)

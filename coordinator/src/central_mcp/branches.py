@@ -133,6 +133,10 @@ class Branches:
             )
         return {**record, "agent": agent, "at": iso(now)}
 
+    @staticmethod
+    def _view(row: Any) -> dict[str, Any]:
+        return {**json.loads(row["record"]), "agent": row["agent"], "at": iso(row["at"])}
+
     def of(self, task_ids: list[int]) -> dict[int, dict[str, Any]]:
         """The branch records of these tasks (those that have one), by task id."""
         found: dict[int, dict[str, Any]] = {}
@@ -143,7 +147,7 @@ class Branches:
                 chunk,
             )
             for row in rows:
-                found[row["task_id"]] = {**json.loads(row["record"]), "agent": row["agent"], "at": iso(row["at"])}
+                found[row["task_id"]] = self._view(row)
         return found
 
     def diff(self, task_id: int) -> tuple[dict[str, Any], str]:
@@ -151,4 +155,4 @@ class Branches:
         row = self.store.query_one("SELECT * FROM task_branches WHERE task_id = ?", (task_id,))
         if row is None:
             raise NotFound(f"task {task_id} has no branch")
-        return {**json.loads(row["record"]), "agent": row["agent"], "at": iso(row["at"])}, row["diff"]
+        return self._view(row), row["diff"]

@@ -117,9 +117,7 @@ def build_runtime_routes(svc: Service) -> list[Route]:
 
     async def cli_exit(request: Request, name: str) -> Response:
         body = await _body(request)
-        task_id = body.get("task_id")
-        if isinstance(task_id, bool) or not isinstance(task_id, int):
-            raise DomainError(f"task_id must be a task number, got {task_id!r:.40}")
+        task_id = _task_id(body)
         how = str(body.get("exit") or "ended")[:200]
         screen = body.get("screen") or []
         last = " / ".join([str(line).strip() for line in screen if str(line).strip()][-5:])[:600]
@@ -132,9 +130,7 @@ def build_runtime_routes(svc: Service) -> list[Route]:
 
     async def branch(request: Request, name: str) -> Response:
         body = await _body(request)
-        task_id = body.get("task_id")
-        if isinstance(task_id, bool) or not isinstance(task_id, int):
-            raise DomainError(f"task_id must be a task number, got {task_id!r:.40}")
+        task_id = _task_id(body)
         record = svc.branches.report(task_id, name, body)
         log.info("task #%d: agent %s's branch %s %s", task_id, name, record["branch"],
                  "pushed" if record["pushed"] else f"NOT pushed ({record['push_error'][:200]})")  # fmt: skip
@@ -147,6 +143,13 @@ def build_runtime_routes(svc: Service) -> list[Route]:
         Route("/runtime/next", agent_only(next_task), methods=["POST"]),
         Route("/runtime/exit", agent_only(cli_exit), methods=["POST"]),
     ]
+
+
+def _task_id(body: dict[str, Any]) -> int:
+    task_id = body.get("task_id")
+    if isinstance(task_id, bool) or not isinstance(task_id, int):
+        raise DomainError(f"task_id must be a task number, got {task_id!r:.40}")
+    return task_id
 
 
 async def _woken(sub: Any, timeout: float) -> Any:

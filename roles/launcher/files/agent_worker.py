@@ -424,6 +424,13 @@ def start_heartbeat(name: str, env: dict, activity: str) -> Heartbeat:
     return hb
 
 
+def write_task_file(path: str, doc: dict) -> None:
+    """What agent-run in the window does next (a task's CLI, or the end of its branch): 0600, read once, removed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle)
+
+
 def read_env_file(path: str) -> dict[str, str]:
     """Read KEY=VALUE lines; blank lines and # comments are skipped. No quoting, no expansion."""
     env: dict[str, str] = {}
@@ -587,9 +594,7 @@ class Worker(threading.Thread):
         doc["turn_file"] = spec["turn_file"]
         if spec.get("repo"):  # agent-run makes the task's branch current first, as the agent
             doc.update(repo=spec["repo"], title=task["title"])
-        fd = os.open(spec["task_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(doc, handle)
+        write_task_file(spec["task_file"], doc)
         again = " again (its runtime restarted)" if resumed else ""
         say(self.agent, f"task #{task['id']} \u201c{task['title']}\u201d{again}: starting {command[0]}")
         command = shlex.join([*spec["run"], "--task", spec["task_file"]])
@@ -640,9 +645,7 @@ class Worker(threading.Thread):
         if not spec.get("repo"):
             return
         doc = {"task_id": task["id"], "finish": True, "repo": spec["repo"], "turn_file": spec["turn_file"]}
-        fd = os.open(spec["task_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(doc, handle)
+        write_task_file(spec["task_file"], doc)
         command = shlex.join([*spec["run"], "--task", spec["task_file"]])
         with RECONCILING:
             run = self.window.start(command, spec.get("workdir"), task["id"], status_file(spec))

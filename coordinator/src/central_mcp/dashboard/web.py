@@ -31,6 +31,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from central_mcp import __version__, sysinfo
+from central_mcp.api import _path_id
 from central_mcp.dashboard.auth import COOKIE, SecurityHeaders, Sessions, host_allowed, same_origin, session_cookie
 from central_mcp.dashboard.terminals import Metrics, Relays, RelaySource, terminal_session
 from central_mcp.domain import DomainError
@@ -188,11 +189,7 @@ def build_app(svc: Service, metrics: Metrics, source: RelaySource | Relays) -> S
 
     async def task_diff(request: Request) -> Response:
         """A task's branch diff as plain text: the page shows it in a <pre> through textContent, never as HTML."""
-        try:
-            task_id = int(request.path_params["task_id"])
-        except ValueError:
-            raise DomainError("a task number, please") from None
-        record, diff = svc.branches.diff(task_id)
+        record, diff = svc.branches.diff(_path_id(request))
         return JSONResponse({"branch": record, "diff": diff})
 
     async def create_task(request: Request) -> Response:
