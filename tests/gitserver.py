@@ -43,6 +43,7 @@ class GitServer:
         self.key = root / "id_ed25519"  # the client's: what a deploy key in the Vault would be
         self.known_hosts = root / "known_hosts"
         self.port = 0
+        self.repositories: set[str] = set()
 
     def start(self) -> GitServer:
         if shutil.which("podman") is None:
@@ -86,6 +87,7 @@ class GitServer:
     def repository(self, name: str, files: dict[str, str] | None = None) -> str:
         """A bare repository ``name`` with one commit of ``files`` on main; its URL."""
         self.exec("git", "init", "--quiet", "--bare", "--initial-branch=main", f"/home/git/{name}.git", user="git")
+        self.repositories.add(name)
         seed = self.root / f"seed-{name}"
         subprocess.run(["git", "init", "--quiet", "--initial-branch=main", str(seed)], check=True)
         for path, text in (files or {"README.md": f"# {name}\n"}).items():

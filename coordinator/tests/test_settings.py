@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,41 @@ def test_transport_security_stays_on_with_the_fleets_names() -> None:
     assert exposed.enable_dns_rebinding_protection  # beyond loopback too: with the fleet's names
     assert {"VM1:*", "vm1:*", "[fd00::2]:*", "[fd00::2]"} <= set(exposed.allowed_hosts)
     assert {"https://vm1:*", "http://[fd00::2]:*"} <= set(exposed.allowed_origins)
+
+
+def forge_file(tmp_path: Path, **changes: object) -> dict[str, str]:
+    doc = {"kind": "github", "api_url": "https://api.github.com", "token": "ghp_0123456789abcdef",
+           "projects": {"app": "org/app"}, **changes}  # fmt: skip
+    path = tmp_path / "forge.json"
+    path.write_text(json.dumps(doc))
+    return {"CENTRAL_MCP_FORGE_FILE": str(path)}
+
+
+def test_the_forge_file_names_the_forge_and_each_repositorys_project(tmp_path: Path) -> None:
+    forge = Settings.from_env(forge_file(tmp_path)).forge
+    assert forge is not None and (forge.kind, forge.api_url, forge.project("app"), forge.project("x")) == (
+        "github", "https://api.github.com", "org/app", None,
+    )  # fmt: skip
+    assert "ghp_" not in repr(forge)  # the token never shows in a log line or a traceback
+    gitlab = forge_file(tmp_path, kind="gitlab", api_url="http://127.0.0.1:8080/api/v4", projects={"app": "a/b/c"})
+    assert Settings.from_env(gitlab).forge.project("app") == "a/b/c"  # plain HTTP on loopback only
+    assert Settings.from_env({}).forge is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"kind": "bitbucket"}, "kind 'bitbucket' is not one of github, gitlab"),
+        ({"api_url": "ftp://x"}, "api_url 'ftp://x' is not an http(s) URL"),
+        ({"api_url": "http://forge.example/api"}, "plain HTTP beyond this machine"),
+        ({"token": ""}, "token must be the forge's API token"),
+        ({"token": "two words here"}, "token must be the forge's API token"),
+        ({"projects": {}}, "projects must map each repository"),
+        ({"projects": {"app": "../etc"}}, "the project of repository 'app' is '../etc'; expected owner/name"),
+        ({"projects": {"app": "org"}}, "expected owner/name"),
+    ],
+)
+def test_a_bad_forge_file_is_refused_naming_the_value(tmp_path: Path, changes: dict, said: str) -> None:
+    with pytest.raises(ConfigError, match="CENTRAL_MCP_FORGE_FILE") as caught:
+        Settings.from_env(forge_file(tmp_path, **changes))
+    assert said in str(caught.value)

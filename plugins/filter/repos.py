@@ -190,6 +190,80 @@ def worktrees(plan, fleet, console_user):
     return {"repos": repos, "worktrees": trees}
 
 
+FORGE_KEYS = ("kind", "api_url", "token", "projects")
+FORGE_API = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
+PROJECT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)+")
+FORGE_URL_RE = re.compile(
+    r"https://[^\s/?#@]+(?:/[^\s?#]*)?|http://(?:127\.0\.0\.1|localhost|\[::1\])(?::[0-9]+)?(?:/[^\s?#]*)?"
+)
+
+
+def forge_project(url):
+    """The forge's project of a repository's SSH URL: its path without ``.git`` (org/app, group/sub/app)."""
+    found = SSH_URL_RE.fullmatch(url) or SCP_URL_RE.fullmatch(url)
+    path = found["path"] if found else ""
+    return path.strip("/").removesuffix(".git")
+
+
+def forge_errors(forge, repos):
+    """Every problem in coordinator_forge (the forge that gets the pull requests), never showing its token."""
+    if not forge:
+        return []
+    if not isinstance(forge, dict):
+        return [
+            f"coordinator_forge must be a mapping with kind, api_url, token and projects, got {type(forge).__name__}"
+        ]
+    errors = []
+    unknown = sorted(str(key) for key in forge if key not in FORGE_KEYS)
+    if unknown:
+        errors.append(f"coordinator_forge: unknown key(s) {', '.join(unknown)}: allowed are {', '.join(FORGE_KEYS)}")
+    kind = forge.get("kind")
+    if kind not in FORGE_API:
+        errors.append(f"coordinator_forge.kind {str(kind)!r:.40} must be one of {', '.join(FORGE_API)}")
+    api_url = forge.get("api_url", FORGE_API.get(kind, ""))
+    if not isinstance(api_url, str) or not FORGE_URL_RE.fullmatch(api_url):
+        errors.append(f"coordinator_forge.api_url {str(api_url)!r:.120} must be the forge's https:// API URL "
+                      f"(e.g. {FORGE_API['github']}, {FORGE_API['gitlab']}, https://ghe.example/api/v3)")  # fmt: skip
+    token = forge.get("token")
+    if not isinstance(token, str) or len(token.strip()) < 8 or len(token.split()) != 1:
+        errors.append("coordinator_forge.token must be the forge's API token, one word from the Vault "
+                      "(its value is not shown)")  # fmt: skip
+    repos = repos or {}
+    if not repos:
+        errors.append("coordinator_forge is set but central_mcp_repos is empty: pull requests are opened for the "
+                      "branches of the fleet's repositories")  # fmt: skip
+    projects = forge.get("projects") or {}
+    if not isinstance(projects, dict):
+        return errors + ["coordinator_forge.projects must map repository names to the forge's owner/name"]
+    for name, project in projects.items():
+        if name not in repos:
+            errors.append(f"coordinator_forge.projects: {str(name)!r:.80} is not in central_mcp_repos "
+                          f"(known: {', '.join(map(str, repos)) or 'none'})")  # fmt: skip
+        elif not isinstance(project, str) or not PROJECT_RE.fullmatch(project):
+            errors.append(f"coordinator_forge.projects.{name} {str(project)!r:.120} must read owner/name "
+                          f"(GitLab: group/subgroup/name)")  # fmt: skip
+    for name, repo in repos.items():
+        if name not in projects and isinstance(repo, dict) and isinstance(repo.get("url"), str):
+            if not PROJECT_RE.fullmatch(forge_project(repo["url"])):
+                errors.append(f"coordinator_forge: no project of repository {name!r} can be read from its URL "
+                              f"{repo['url']!r:.120}: set coordinator_forge.projects.{name} (owner/name)")  # fmt: skip
+    return errors
+
+
+def forge_file(forge, repos):
+    """The coordinator's forge credential (CENTRAL_MCP_FORGE_FILE): kind, API URL, token, each repository's project."""
+    projects = forge.get("projects") or {}
+    return {
+        "kind": forge["kind"],
+        "api_url": forge.get("api_url") or FORGE_API[forge["kind"]],
+        "token": forge["token"].strip(),
+        "projects": {name: projects.get(name) or forge_project(repo["url"]) for name, repo in (repos or {}).items()},
+    }
+
+
 class FilterModule:
     def filters(self):
-        return {"repo_errors": repo_errors, "repo_plan": repo_plan, "worktrees": worktrees}
+        return {
+            "repo_errors": repo_errors, "repo_plan": repo_plan, "worktrees": worktrees,
+            "forge_errors": forge_errors, "forge_file": forge_file,
+        }  # fmt: skip

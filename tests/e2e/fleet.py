@@ -33,6 +33,7 @@ from typing import Any
 
 from tests import socket_activation
 from tests.model_api import ModelApi, ModelApiServer, Policy
+from tests.npm_locks import NpmUnavailable, npm_tree
 
 REPO = Path(__file__).resolve().parents[2]
 # The version the claude kind file pins (read without YAML: this venv is the coordinator's).
@@ -75,33 +76,23 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
 # npm ci as its install_kind.yml runs it on the controller: exactly the lock, each tarball checked against the
 # lock's integrity hash, no package's install scripts, the native packages of PLATFORM.
 LOCKS = REPO / "roles" / "launcher" / "files" / "npm"
-NPM_CI = ["ci", "--ignore-scripts", "--omit=dev", "--no-audit", "--no-fund", f"--os={PLATFORM.split('-')[0]}",
-          f"--cpu={PLATFORM.split('-')[1]}", "--libc=glibc"]  # fmt: skip
+PLATFORM_ARGS = (f"--os={PLATFORM.split('-')[0]}", f"--cpu={PLATFORM.split('-')[1]}", "--libc=glibc")
 
 
 def cli_tree(kind: str, install: dict[str, Any]) -> Path:
     """A kind's CLI installed into the controller cache (once) from its committed lock, as the launcher role does,
-    in the same tree (<cache>/npm/<kind>-<version>-<platform>-<12 digits of the lock's sha256>), so that a test run
-    and a converge share it; the files the kind file pins by sha256 (``install["sha256"]``) are checked."""
+    in the same tree, so that a test run and a converge share it; the files the kind file pins by sha256
+    (``install["sha256"]``) are checked."""
     version = install["version"]
     lock = LOCKS / f"{kind}-{version}-{PLATFORM}"
     if not (lock / "package-lock.json").is_file():
         raise RuntimeError(
             f"no committed npm lock {lock.relative_to(REPO)}: make it with tools/lock-cli.py {kind} {version}"
         )
-    digest = hashlib.sha256((lock / "package-lock.json").read_bytes()).hexdigest()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "central-mcp" / "npm"
-    tree = cache / f"{lock.name}-{digest[:12]}"
-    if not (tree / "node_modules" / ".package-lock.json").exists():  # npm writes it last (the role checks it too)
-        npm = shutil.which("npm")
-        if npm is None:
-            raise Unavailable(f"npm is not installed, so {lock.name} cannot be installed")
-        tree.mkdir(parents=True, exist_ok=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copyfile(lock / name, tree / name)
-        done = subprocess.run([npm, *NPM_CI], cwd=tree, capture_output=True, text=True, timeout=1200)
-        if done.returncode:
-            raise RuntimeError(f"npm ci of {lock.name} failed: {done.stderr.strip()[-1500:]}")
+    try:
+        tree = npm_tree(lock, PLATFORM_ARGS)
+    except NpmUnavailable as exc:
+        raise Unavailable(str(exc)) from None
     for path, pinned in (install.get("sha256") or {}).items():
         actual = hashlib.sha256((tree / path).read_bytes()).hexdigest()
         if actual != pinned:

@@ -13,6 +13,7 @@ read the server as a reviewer would.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,12 +24,15 @@ import pytest
 from tests.e2e.fleet import Fleet, Unavailable, wait_for
 from tests.e2e.scenarios import epoch, percentile
 from tests.e2e.workers import start_worker
+from tests.forge_api import Contract, GitHubApi, GitHubApiServer, description
 from tests.gitserver import GitServer
 from tests.gitserver import Unavailable as NoGitServer
 from tests.model_api import Policy
+from tests.npm_locks import NpmUnavailable
 
 pytestmark = pytest.mark.e2e
 WORKERS = {"A": "backend", "B": "backend"}
+FORGE_TOKEN = "ghp_" + "forge" * 8
 TIMING = {"heartbeat_s": 1.0, "liveness_s": 0.5, "assign_s": 1.0, "stale_s": 2.0, "offline_s": 5.0, "quiet_s": 3.0}
 # What the model does with its shell tool: a file of its own, committed with the identity git has (the agent's).
 EDIT_AND_COMMIT = (
@@ -57,11 +61,48 @@ def repo_spec(server: GitServer, name: str, agent: str, known_hosts: Path | None
     }  # fmt: skip
 
 
-@pytest.fixture
-def fleet(tmp_path: Path, claude_bin: Path) -> Iterator[Fleet]:
+@pytest.fixture(scope="module")
+def contract() -> Contract:
     try:
-        running = Fleet(tmp_path / "fleet", claude_bin, WORKERS, **TIMING).start()
+        return Contract(description())
+    except NpmUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def forge(server: GitServer, contract: Contract) -> Iterator[GitHubApiServer]:
+    """GitHub's pulls API (its stand-in, tests/forge_api) for the server's repositories, as project team/<name>."""
+
+    def branches(project: str) -> dict[str, str] | None:
+        owner, _, name = project.partition("/")
+        return server.branches(name) if owner == "team" and name in server.repositories else None
+
+    api = GitHubApi(contract, FORGE_TOKEN, branches)
+    running = GitHubApiServer(api).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+    assert api.errors == []
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, claude_bin: Path, forge: GitHubApiServer) -> Iterator[Fleet]:
+    try:
+        running = Fleet(tmp_path / "fleet", claude_bin, WORKERS, **TIMING)
     except Unavailable as exc:
+        pytest.skip(str(exc))
+    # The coordinator opens the pull requests: the forge's token is its credential, never an agent's.
+    forge_file = tmp_path / "forge.json"
+    projects = {name: f"team/{name}" for name in ("app", "locked", "pinned")}
+    forge_file.write_text(
+        json.dumps({"kind": "github", "api_url": forge.url, "token": FORGE_TOKEN, "projects": projects})
+    )
+    running.coordinator.env["CENTRAL_MCP_FORGE_FILE"] = str(forge_file)
+    try:
+        running.start()
+    except Unavailable as exc:
+        running.close()
         pytest.skip(str(exc))
     running.model.default = Policy(think_s=0.1, shell=EDIT_AND_COMMIT)
     running.allow = ["Bash"]  # as the launcher's default launcher_allowed_tools do
@@ -75,7 +116,9 @@ def branch_of(fleet: Fleet, task_id: int) -> dict | None:
     return fleet.coordinator.task(task_id).get("branch")
 
 
-def test_two_agents_two_tasks_two_branches_pushed_with_their_identity(server: GitServer, fleet: Fleet) -> None:
+def test_two_agents_two_tasks_two_branches_pushed_with_their_identity(
+    server: GitServer, fleet: Fleet, forge: GitHubApiServer
+) -> None:
     server.repository("app")
     main_before = server.branches("app")["main"]
     for name in WORKERS:
@@ -106,8 +149,21 @@ def test_two_agents_two_tasks_two_branches_pushed_with_their_identity(server: Gi
           f"(max {max(pushed_s):.2f} s) over SSH to a local git server")  # fmt: skip
     assert fleet.model.errors == []
 
+    # The coordinator opened one pull request per branch, from the branch into main, and the task links it.
+    opened = wait_for(lambda: all(branch_of(fleet, i)["pr_state"] == "opened" for i in ids) and ids, 30, "both PRs")
+    pulls = {pull["head"]["ref"]: pull for pull in forge.api.pulls}
+    assert len(forge.api.pulls) == 2 and len(opened) == 2
+    for task in [fleet.coordinator.task(i) for i in ids]:
+        pull = pulls[task["branch"]["branch"]]
+        assert task["branch"]["pr_url"] == pull["html_url"] == f"https://github.test/team/app/pull/{pull['number']}"
+        assert (pull["base"]["ref"], pull["head"]["sha"]) == ("main", task["branch"]["head"])
+        assert pull["title"] == f"{task['title']} (task #{task['id']})"
+        assert f"worked by agent {task['claimed_by']}: 1 commit(s), 1 file(s) changed, +1 -0." in pull["body"]
 
-def test_a_refused_push_keeps_the_work_on_the_vm_and_the_task_says_why(server: GitServer, fleet: Fleet) -> None:
+
+def test_a_refused_push_keeps_the_work_on_the_vm_and_the_task_says_why(
+    server: GitServer, fleet: Fleet, forge: GitHubApiServer
+) -> None:
     server.repository("locked")
     server.refuse_pushes("locked", "protected: pushes to this repository need a review")
     start_worker(fleet, "A", repo=repo_spec(server, "locked", "A"))
@@ -121,6 +177,7 @@ def test_a_refused_push_keeps_the_work_on_the_vm_and_the_task_says_why(server: G
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     assert kept == branch["head"]  # ...and the work is on the VM, on its branch
     assert fleet.coordinator.task(task_id)["state"] == "COMPLETE"
+    assert branch["pr_state"] == "" and forge.api.requests == []  # no pull request of a branch not pushed
 
 
 def test_a_server_with_another_host_key_is_refused_and_the_task_says_why(

@@ -20,6 +20,7 @@ import yaml
 from ansible_collections.central_mcp.agents.plugins.filter.fleet_plan import LOCKS, installs, kind_specs
 
 from tests.e2e import fleet as e2e
+from tests.npm_locks import NPM_CI
 
 TOP = Path(__file__).resolve().parents[2]
 ROLE = TOP / "roles" / "launcher"
@@ -141,9 +142,9 @@ def _task(module: str, words: str) -> dict:
 def test_the_controller_runs_npm_ci_with_scripts_off_as_the_e2e_harness_does():
     argv = _task("ansible.builtin.command", "Install exactly what the lock says")["ansible.builtin.command"]["argv"]
     rendered = [jinja2.Template(arg).render(_launcher_here={"platform": e2e.PLATFORM}) for arg in argv]
-    assert rendered == ["npm", *e2e.NPM_CI] and "--ignore-scripts" in rendered
+    assert rendered == ["npm", *NPM_CI, *e2e.PLATFORM_ARGS] and "--ignore-scripts" in rendered
     # nowhere else does the role or the harness run npm install (which would resolve anew, scripts on)
-    for path in [*ROLE.glob("tasks/*.yml"), TOP / "tests/e2e/fleet.py", TOP / "tests/e2e/kinds.py"]:
+    for path in [*ROLE.glob("tasks/*.yml"), *(TOP / "tests").glob("[!u]*/*.py"), *(TOP / "tests").glob("*.py")]:
         assert not re.search(r"npm['\",\s]+install", path.read_text()), path
 
 

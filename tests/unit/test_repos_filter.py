@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from plugins.filter.repos import branch_error, repo_errors, repo_plan
+from plugins.filter.repos import branch_error, forge_errors, forge_file, repo_errors, repo_plan
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
@@ -100,3 +100,48 @@ def test_unknown_repo_names_authors_and_keys_are_refused() -> None:
     assert any("repo 'ap' is not in central_mcp_repos (known: app, none, ../x" in e for e in errors), errors
     assert any("author 'no email' must read 'Name <email>'" in e for e in errors)
     assert repo_errors("git@x:y", []) and repo_errors(None, []) == []
+
+
+FORGE = {"kind": "github", "token": "ghp_0123456789abcdef"}
+FORGE_REPOS = {
+    "app": {"url": "git@github.com:org/app.git"},
+    "lib": {"url": "ssh://git@gitlab.example:2222/g/sub/lib.git"},
+}
+
+
+def test_the_forge_file_gives_each_repository_its_project_from_its_url_unless_told() -> None:
+    assert forge_errors({}, {}) == [] and forge_errors(FORGE, FORGE_REPOS) == []
+    assert forge_file(FORGE, FORGE_REPOS) == {
+        "kind": "github", "api_url": "https://api.github.com", "token": "ghp_0123456789abcdef",
+        "projects": {"app": "org/app", "lib": "g/sub/lib"},
+    }  # fmt: skip
+    told = {**FORGE, "kind": "gitlab", "projects": {"lib": "group/lib"}}
+    assert forge_file(told, FORGE_REPOS)["projects"] == {"app": "org/app", "lib": "group/lib"}
+    assert forge_file(told, FORGE_REPOS)["api_url"] == "https://gitlab.com/api/v4"
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"kind": "gitea"}, "coordinator_forge.kind 'gitea' must be one of github, gitlab"),
+        ({"api_url": "http://forge.example/api"}, "coordinator_forge.api_url 'http://forge.example/api' must be"),
+        ({"api_url": "https://user:pw@forge.example/api"}, "must be the forge's https:// API URL"),
+        ({"token": "short"}, "coordinator_forge.token must be the forge's API token"),
+        ({"projects": {"docs": "org/docs"}}, "'docs' is not in central_mcp_repos (known: app, lib)"),
+        ({"projects": {"app": "../../etc"}}, "coordinator_forge.projects.app '../../etc' must read owner/name"),
+        ({"owner": "org"}, "coordinator_forge: unknown key(s) owner"),
+    ],
+)
+def test_a_bad_forge_is_refused_naming_the_value_and_never_the_token(changes: dict, said: str) -> None:
+    errors = forge_errors({**FORGE, **changes}, FORGE_REPOS)
+    assert any(said in e for e in errors), errors
+    assert not any("ghp_" in e or "short" in e.split("token")[-1] for e in errors)
+
+
+def test_a_forge_without_repositories_or_a_readable_project_says_what_to_set() -> None:
+    assert forge_errors(FORGE, {}) == [
+        "coordinator_forge is set but central_mcp_repos is empty: pull requests are opened for the branches of the "
+        "fleet's repositories"
+    ]
+    (error,) = forge_errors(FORGE, {"local": {"url": "file:///srv/app.git"}})
+    assert "set coordinator_forge.projects.local (owner/name)" in error

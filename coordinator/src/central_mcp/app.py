@@ -95,6 +95,8 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
                 loops.start()
                 if notifier is not None:
                     notifier.start()
+                if svc.pull_requests is not None:
+                    svc.pull_requests.start()
                 if dashboard is not None:
                     await dashboard.start()
                 local = LocalListener(app, settings, svc.sockets.pop("local", None)) if settings.local_host else None
@@ -116,6 +118,8 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
                         await local.stop()
                     if notifier is not None:
                         await notifier.stop()
+                    if svc.pull_requests is not None:
+                        await svc.pull_requests.stop()
                     if dashboard is not None:
                         await dashboard.stop()
                     await loops.stop()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from central_mcp.agents import iso
@@ -95,7 +96,10 @@ def parse(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
         "committed_leftovers": bool(body.get("committed_leftovers", False)),
         "pushed": pushed,
         "push_error": _short(body.get("push_error"), "push_error", 2000),
-        "pr_url": _short(body.get("pr_url"), "pr_url", 500),
+        # The pull request is the coordinator's to open (it holds the forge token): never the runtime's word.
+        "pr_state": "",  # "opening", then "opened" or "failed"; "" when none is asked for
+        "pr_url": "",
+        "pr_error": "",
         "diff_truncated": bool(body.get("diff_truncated", False)),
         "diff_chars": len(diff),
     }
@@ -110,9 +114,17 @@ class Branches:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def report(self, task_id: int, agent: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Keep ``agent``'s report on ``task_id`` (the agent that holds or last held it); the record kept."""
+    def report(
+        self, task_id: int, agent: str, body: dict[str, Any], wants_pr: Callable[[dict[str, Any]], bool] | None = None
+    ) -> dict[str, Any]:
+        """Keep ``agent``'s report on ``task_id`` (the agent that holds or last held it); the record kept.
+
+        ``wants_pr`` says whether this branch gets a pull request (the forge's rule): its record then says
+        "opening" until the forge answers.
+        """
         record, diff = parse(body)
+        if wants_pr is not None and wants_pr(record):
+            record["pr_state"] = "opening"
         row = self.store.query_one("SELECT claimed_by FROM tasks WHERE id = ?", (task_id,))
         if row is None:
             raise NotFound(f"task {task_id} does not exist")
@@ -132,6 +144,25 @@ class Branches:
                 (task_id, agent, json.dumps(record), diff, now),
             )
         return {**record, "agent": agent, "at": iso(now)}
+
+    def set_pr(self, task_id: int, head: str, url: str = "", error: str = "") -> bool:
+        """The forge's answer on the branch of ``task_id`` at ``head``: its pull request or why none; False when
+        the record changed since (another attempt's report asks again)."""
+        with self.store.transaction() as conn:
+            row = conn.execute("SELECT record FROM task_branches WHERE task_id = ?", (task_id,)).fetchone()
+            record = json.loads(row["record"]) if row else None
+            if record is None or record["head"] != head or record.get("pr_state") != "opening":
+                return False
+            record.update(pr_state="opened" if url else "failed", pr_url=url, pr_error=error)
+            conn.execute("UPDATE task_branches SET record = ? WHERE task_id = ?", (json.dumps(record), task_id))
+        return True
+
+    def pr_pending(self) -> list[int]:
+        """The tasks whose pull request was asked for and not yet answered (a stop came in between)."""
+        rows = self.store.query(
+            "SELECT task_id FROM task_branches WHERE json_extract(record, '$.pr_state') = 'opening' ORDER BY task_id"
+        )
+        return [row["task_id"] for row in rows]
 
     @staticmethod
     def _view(row: Any) -> dict[str, Any]:

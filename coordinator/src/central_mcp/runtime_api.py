@@ -131,10 +131,13 @@ def build_runtime_routes(svc: Service) -> list[Route]:
     async def branch(request: Request, name: str) -> Response:
         body = await _body(request)
         task_id = _task_id(body)
-        record = svc.branches.report(task_id, name, body)
+        prs = svc.pull_requests
+        record = svc.branches.report(task_id, name, body, prs.wants if prs else None)
         log.info("task #%d: agent %s's branch %s %s", task_id, name, record["branch"],
                  "pushed" if record["pushed"] else f"NOT pushed ({record['push_error'][:200]})")  # fmt: skip
-        svc.bus.publish("task.updated", svc.with_branches([svc.board.get(task_id)])[0])
+        if prs is not None and record["pr_state"] == "opening":
+            prs.want(task_id)
+        svc.publish_task(task_id)
         return JSONResponse(record)
 
     return [

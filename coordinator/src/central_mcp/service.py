@@ -21,6 +21,7 @@ from central_mcp.agents import AgentsFileError, Roster, iso, parse_agents_file
 from central_mcp.branches import Branches
 from central_mcp.domain import Board
 from central_mcp.events import EventBus
+from central_mcp.forge import PullRequests
 from central_mcp.ratelimit import RateLimiter
 from central_mcp.settings import Settings
 from central_mcp.store import Store
@@ -85,6 +86,10 @@ class Service:
         self.board = Board(self.store, self.bus, self.roster)
         self.work = WorkQueue(self.board, settings.task_max_attempts)
         self.branches = Branches(self.store)
+        # The pull requests of pushed branches, when a forge is configured (started with the server).
+        self.pull_requests = (
+            PullRequests(self.branches, settings.forge, self.board.get, self.publish_task) if settings.forge else None
+        )
         self.writes = RateLimiter(settings.agent_writes_per_minute, settings.agent_writes_burst)
         self.loops: dict[str, LoopStatus] = {}
         self.system: dict[str, Any] = {}
@@ -161,6 +166,10 @@ class Service:
         status.last_changes = {k: v for k, v in changes.items() if v}
         log.info("agents file %s: %d agents %s", path, len(specs), status.last_changes or "(no change)")
         return True
+
+    def publish_task(self, task_id: int) -> None:
+        """Tell the board's watchers that a task changed (with its branch record)."""
+        self.bus.publish("task.updated", self.with_branches([self.board.get(task_id)])[0])
 
     def with_branches(self, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The tasks, each with its ``branch`` record (None without one), for people's views of the board."""

@@ -15,12 +15,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from central_mcp import tls
 from central_mcp.relay_auth import Address, check_token
 
 DEFAULT_DB = "/var/lib/central-mcp/central-mcp.db"
 DEFAULT_RELAY_SOCKET = "/run/central-mcp-relay/relay.sock"
+FORGE_KINDS = ("github", "gitlab")
 
 
 class ConfigError(ValueError):
@@ -34,6 +36,19 @@ class RelaySpec:
     host: str
     address: Address
     token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class ForgeSpec:
+    """Where pull requests go: the forge's kind, its API URL, the token, and each repository's project there."""
+
+    kind: str
+    api_url: str
+    token: str = field(repr=False)
+    projects: tuple[tuple[str, str], ...] = ()  # (repository's inventory name, "owner/name" or GitLab's path)
+
+    def project(self, repo: str) -> str | None:
+        return dict(self.projects).get(repo)
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,8 @@ class Settings:
     # With TLS on the private address: plain HTTP on this loopback address too, same port, for the VM's own
     # agents and checks (nothing leaves the machine there). None: the one listener.
     local_host: str | None = None
+    # Where pull requests of pushed task branches go (CENTRAL_MCP_FORGE_FILE, a credential); None: none opened.
+    forge: ForgeSpec | None = None
 
     @property
     def loopback(self) -> bool:
@@ -184,6 +201,7 @@ class Settings:
             allowed_hosts=_hosts(env, "CENTRAL_MCP_ALLOWED_HOSTS"),
             relay_ca_file=_relay_ca(env, "CENTRAL_MCP_RELAY_CA_FILE"),
             local_host=_get(env, "CENTRAL_MCP_LOCAL_HOST", "") or None,
+            forge=_forge(env, "CENTRAL_MCP_FORGE_FILE"),
         )
         if settings.local_host is not None:
             _check_local_host(settings)
@@ -277,6 +295,48 @@ def _relays(env: Mapping[str, str], name: str) -> tuple[RelaySpec, ...]:
             raise ConfigError(f"{where}: host {entry['host']!r} has two relays; keep one")
         specs.append(RelaySpec(entry["host"], address, token))
     return tuple(specs)
+
+
+def _forge(env: Mapping[str, str], name: str) -> ForgeSpec | None:
+    """The forge of the fleet's repositories from a JSON file (a systemd credential: it holds the token).
+
+    ``{"kind": "github", "api_url": "https://api.github.com", "token": "...", "projects": {"app": "org/app"}}``
+    (GitLab: ``"kind": "gitlab"``, ``https://gitlab.com/api/v4``, projects as ``group/subgroup/app``).
+    """
+    path = env.get(name, "").strip()
+    if not path:
+        return None
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{name}={path!r}: cannot read it as JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f'{name}={path!r}: expected {{"kind", "api_url", "token", "projects"}}')
+    kind, api_url, token, projects = doc.get("kind"), doc.get("api_url"), doc.get("token"), doc.get("projects")
+    if kind not in FORGE_KINDS:
+        raise ConfigError(f"{name}={path!r}: kind {kind!r:.40} is not one of {', '.join(FORGE_KINDS)}")
+    if not isinstance(api_url, str) or not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", api_url):
+        raise ConfigError(
+            f"{name}={path!r}: api_url {api_url!r:.120} is not an http(s) URL, like https://api.github.com"
+        )
+    if api_url.startswith("http://") and not is_loopback(urlsplit(api_url).hostname or ""):
+        raise ConfigError(
+            f"{name}={path!r}: api_url {api_url!r} is plain HTTP beyond this machine: the token would cross the "
+            "network in clear; give the forge's https:// URL"
+        )
+    if not isinstance(token, str) or len(token.strip()) < 8 or any(c.isspace() for c in token.strip()):
+        raise ConfigError(f"{name}={path!r}: token must be the forge's API token (one word, from the Vault)")
+    if not isinstance(projects, dict) or not projects:
+        raise ConfigError(f"{name}={path!r}: projects must map each repository's inventory name to its forge project")
+    for repo, project in projects.items():
+        if not isinstance(project, str) or not re.fullmatch(
+            r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+", project
+        ):
+            raise ConfigError(
+                f"{name}={path!r}: the project of repository {repo!r} is {project!r:.120}; expected owner/name "
+                "(GitLab: group/subgroup/name)"
+            )
+    return ForgeSpec(kind, api_url, token.strip(), tuple(sorted(projects.items())))
 
 
 def _tls_pair(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:

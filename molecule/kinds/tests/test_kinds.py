@@ -182,3 +182,15 @@ def test_a_workers_task_branch_is_pushed_with_its_identity_and_nothing_else_chan
     assert heads == {"main": main_before, branch: task["branch"]["head"]}  # the base untouched, one new branch
     shown = git_server("git", "--git-dir", "/home/git/app.git", "log", "-1", "--format=%an <%ae>|%s", branch)
     assert shown.strip() == f"Repo Worker <rw@molecule.invalid>|Task {task_id}: change"
+
+    # The coordinator (its unit's credential, readable by root only) asked the forge for the pull request, over
+    # the network (its unit lets it out), and the task says why there is none: nothing listens there.
+    forge = host.file("/etc/central-mcp/forge.json")
+    assert (forge.user, forge.mode) == ("root", 0o600)
+    assert json.loads(host.check_output("cat /etc/central-mcp/forge.json"))["projects"] == {"app": "team/app"}
+    unit = host.file("/etc/systemd/system/central-mcp.service").content_string
+    assert "LoadCredential=forge:/etc/central-mcp/forge.json" in unit and "IPAddressDeny" not in unit
+    failed = wait(lambda: (b := cli(host, "task", "show", str(task_id))["branch"])["pr_state"] == "failed" and b,
+                  90, "the pull request's failure recorded")  # fmt: skip
+    assert failed["pr_error"].startswith("GitHub unreachable: ") and "refused" in failed["pr_error"], failed
+    assert "Operation not permitted" not in failed["pr_error"] and failed["pushed"] is True

@@ -155,7 +155,8 @@ function branchLine(t) {
   else if (b.commit_count > 0) line.append(el('span', { class: 'push-error', text: ` · not pushed: ${b.push_error}` }));
   if (b.pr_url && b.pr_url.startsWith('https://')) {
     line.append(' · ', el('a', { href: b.pr_url, target: '_blank', rel: 'noopener noreferrer', text: 'pull request' }));
-  }
+  } else if (b.pr_state === 'opening') line.append(' · opening a pull request…');
+  else if (b.pr_state === 'failed') line.append(el('span', { class: 'push-error', text: ` · no pull request: ${b.pr_error}` }));
   if (b.diff_chars > 0) {
     const button = el('button', { type: 'button', class: 'show-diff', text: 'diff' });
     button.addEventListener('click', () => showDiff(t.id));
