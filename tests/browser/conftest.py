@@ -17,9 +17,11 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,34 @@ AGENTS = ("A", "B", "C", "D")
 ROLES = {"A": "ui-velocity", "B": "design-architecture", "C": "backend", "D": "integration"}
 KINDS = {"C": "codex", "D": "gemini"}  # the others: claude (the agents here are shell loops; the kind is shown)
 SESSION = "central-mcp-agents"
+
+
+class PullsForge(ThreadingHTTPServer):
+    """A forge that opens every pull request asked for (GitHub's answer, its html_url): the card's link."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), PullsHandler)
+        self.opened: list[dict[str, Any]] = []
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+
+
+class PullsHandler(BaseHTTPRequestHandler):
+    server: PullsForge
+
+    def do_POST(self) -> None:  # noqa: N802 (BaseHTTPRequestHandler's names)
+        self.server.opened.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        number = len(self.server.opened)
+        body = json.dumps({"number": number, "html_url": f"https://github.test/team/app/pull/{number}"}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        return
 
 
 class Fleet:
@@ -63,6 +93,7 @@ class Fleet:
         self.argv: dict[str, list[str]] = {}
         self.env: dict[str, dict[str, str]] = {}
         self.log = tmp / "fleet.log"
+        self.forge = PullsForge()
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(["tmux", "-L", self.tmux_name, *args], check=True, capture_output=True, text=True).stdout
@@ -78,6 +109,9 @@ class Fleet:
             for n, t in self.tokens.items()
         ]  # fmt: skip
         (self.tmp / "agents.json").write_text(json.dumps({"agents": agents}))
+        forge = {"kind": "github", "api_url": f"http://127.0.0.1:{self.forge.server_address[1]}",
+                 "token": "ghp_browser_tests_0123456789", "projects": {"app": "team/app"}}  # fmt: skip
+        (self.tmp / "forge.json").write_text(json.dumps(forge))
         self.argv["relay"] = [sys.executable, "-m", "central_mcp", "relay", "--socket", str(self.relay_socket),
                               "--session", SESSION, "--tmux-socket-name", self.tmux_name]  # fmt: skip
         self.env["relay"] = dict(os.environ)
@@ -95,6 +129,7 @@ class Fleet:
             "CENTRAL_MCP_MONTHLY_COST": "97.09",
             # Below any real disk's use, so the page shows the disk early warning (the health badge is degraded).
             "CENTRAL_MCP_DISK_WARN_PERCENT": "1",
+            "CENTRAL_MCP_FORGE_FILE": str(self.tmp / "forge.json"),
         }
         self.launch("relay")
         self.launch("coordinator")
@@ -132,6 +167,8 @@ class Fleet:
         for sock in (sock for held in self.sockets.values() for sock in held):
             sock.close()
         subprocess.run(["tmux", "-L", self.tmux_name, "kill-server"], capture_output=True)
+        self.forge.shutdown()
+        self.forge.server_close()
 
 
 @contextlib.asynccontextmanager

@@ -311,3 +311,20 @@ def test_a_tasks_branch_shows_on_its_card_and_its_diff_as_text(fleet: Fleet, bro
     assert browser.execute_script("return window.cmcpInjected === undefined;")
     assert f"central-mcp/{task_id}-branch-me against main" in browser.find_element(By.ID, "diff-title").text
     browser.find_element(By.ID, "diff-close").click()
+
+    # Pushed at the next attempt: the coordinator opens its pull request, and the card links it.
+    pushed = {**report, "pushed": True, "push_error": ""}
+    sent = httpx2.post(fleet.api_url + "/runtime/branch", json=pushed,
+                       headers={"Authorization": f"Bearer {fleet.tokens['B']}"})  # fmt: skip
+    assert sent.status_code == 200, sent.text
+    link = WebDriverWait(browser, 10, poll_frequency=0.05).until(
+        lambda d: d.execute_script(
+            "const a = document.querySelector(arguments[0]);"
+            "return a && [a.textContent, a.href, a.target, a.rel, a.closest('.branch').textContent];",
+            f"{selector} a",
+        ),
+        "no pull request link",
+    )
+    assert link[:4] == ["pull request", "https://github.test/team/app/pull/1", "_blank", "noopener noreferrer"]
+    assert " · pushed" in link[4] and "not pushed" not in link[4]
+    assert fleet.forge.opened[0]["head"] == f"central-mcp/{task_id}-branch-me"
