@@ -61,10 +61,12 @@ def _number(value, what: str) -> float:
 
 
 # ----------------------------------------------------------------- size and cost
-def disk_size_for_agents(count, base_gb=DISK_BASE_GB, per_agent_gb=DISK_PER_AGENT_GB) -> int:
-    """GB of boot disk for count agents: base + per agent, rounded up, never below the 10 GB minimum."""
+def disk_size_for_agents(count, base_gb=DISK_BASE_GB, per_agent_gb=DISK_PER_AGENT_GB, repos_gb=0) -> int:
+    """GB of boot disk for count agents: base + per agent + their repositories (mirrors and worktrees, see the
+    repo_disk_gb filter), rounded up, never below the 10 GB minimum."""
     agents = _count(count)
     total = _number(base_gb, "base_gb") + agents * _number(per_agent_gb, "per_agent_gb")
+    total += _number(repos_gb or 0, "repos_gb")
     return max(MIN_BOOT_DISK_GB, math.ceil(total))
 
 

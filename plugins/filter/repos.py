@@ -31,7 +31,12 @@ HOST_KEY_RE = re.compile(
 )
 PRIVATE_KEY_RE = re.compile(r"-----BEGIN (OPENSSH|RSA|EC) PRIVATE KEY-----\n[\s\S]+\n-----END \1 PRIVATE KEY-----\n?")
 AUTHOR_RE = re.compile(r"[^<>\n\0]{1,100} <[^<>\s@]{1,64}@[^<>\s@]{1,190}>")
-REPO_KEYS = ("url", "branch", "host_keys", "key")
+REPO_KEYS = ("url", "branch", "host_keys", "key", "disk_gb", "worktree_gb")
+# What a repository takes on a VM's disk unless its entry says: its mirror (the history, all of it; `git
+# count-objects -vH` gives size-pack) once per VM, and one checkout of its files per agent that works on it (a
+# worktree shares the mirror's objects: benchmarks/repo_disk.py measured 50 MB for a 300 MB history, where a
+# full clone takes 350 MB).
+REPO_DISK_GB = {"disk_gb": 1.0, "worktree_gb": 0.5}
 
 
 def branch_error(name):
@@ -96,6 +101,10 @@ def repo_errors(repos, agents, allow_file=False):
         unknown = sorted(str(key) for key in repo if key not in REPO_KEYS)
         if unknown:
             errors.append(f"{where}: unknown key(s) {', '.join(unknown)}: allowed are {', '.join(REPO_KEYS)}")
+        for field, default in REPO_DISK_GB.items():
+            size = repo.get(field, default)
+            if isinstance(size, bool) or not isinstance(size, (int, float)) or not 0 <= size <= 10000:
+                errors.append(f"{where}.{field} {str(size)!r:.40} must be a number of GB from 0 to 10000")
         url = repo.get("url")
         why = _url_error(url, allow_file)
         if why:
@@ -171,6 +180,22 @@ def repo_plan(repos, agents, layout):
             "known_hosts": repo["known_hosts"], "protocols": repo["protocols"],
         }  # fmt: skip
     return {"repos": planned, "agents": chosen}
+
+
+def repo_disk_gb(repos, agents):
+    """GB the repositories of these agents take on their VM: each one's mirror once, and a worktree per agent."""
+    repos = repos or {}
+    first = next(iter(repos), None)
+    agents_on = {}
+    for agent in agents or []:
+        pick = agent.get("repo", first)
+        if pick in repos:  # (repo_errors refuses any other name before this counts)
+            agents_on[pick] = agents_on.get(pick, 0) + 1
+    total = 0.0
+    for name, count in agents_on.items():
+        sizes = {**REPO_DISK_GB, **{k: v for k, v in repos[name].items() if k in REPO_DISK_GB}}
+        total += float(sizes["disk_gb"]) + count * float(sizes["worktree_gb"])
+    return round(total, 2)
 
 
 def worktrees(plan, fleet, console_user):
@@ -264,6 +289,6 @@ def forge_file(forge, repos):
 class FilterModule:
     def filters(self):
         return {
-            "repo_errors": repo_errors, "repo_plan": repo_plan, "worktrees": worktrees,
+            "repo_errors": repo_errors, "repo_plan": repo_plan, "worktrees": worktrees, "repo_disk_gb": repo_disk_gb,
             "forge_errors": forge_errors, "forge_file": forge_file,
         }  # fmt: skip

@@ -31,6 +31,8 @@ GIB = 2**30
         (4, (10, 0.1), 11),  # the seed's ~100 MB per agent: rounded up to whole GB
         (0, (0, 0), 10),  # never below the smallest boot disk
         (3, (20, 2.5), 28),  # 27.5 rounds up
+        (8, (20, 2, 5.0), 41),  # a repository's mirror (1 GB) and 8 worktrees (0.5 GB each)
+        (8, (20, 2, "2.5"), 39),
     ],
 )
 def test_disk_size_for_agents(count, args, expected):
@@ -50,6 +52,7 @@ def test_default_is_roomier_than_the_seed():
         (4, ("big",), "base_gb must be a number, got 'big'"),
         (4, (20, -2), "per_agent_gb must be 0 or more"),
         (4, (20, None), "per_agent_gb must be a number, got None"),
+        (4, (20, 2, -1), "repos_gb must be 0 or more"),
     ],
 )
 def test_disk_size_errors_name_the_value(count, args, message):

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from plugins.filter.repos import branch_error, forge_errors, forge_file, repo_errors, repo_plan
+from plugins.filter.repos import branch_error, forge_errors, forge_file, repo_disk_gb, repo_errors, repo_plan
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
@@ -145,3 +145,16 @@ def test_a_forge_without_repositories_or_a_readable_project_says_what_to_set() -
     ]
     (error,) = forge_errors(FORGE, {"local": {"url": "file:///srv/app.git"}})
     assert "set coordinator_forge.projects.local (owner/name)" in error
+
+
+def test_the_disk_counts_each_used_repositorys_mirror_once_and_a_worktree_per_agent() -> None:
+    repos = {"app": APP, "big": {**APP, "disk_gb": 6, "worktree_gb": 1.5}, "unused": {**APP, "disk_gb": 100}}
+    agents = [{"name": "A"}, {"name": "B"}, {"name": "C", "repo": "big"}, {"name": "D", "repo": "none"}]
+    assert repo_disk_gb(repos, agents) == (1 + 2 * 0.5) + (6 + 1.5)
+    assert repo_disk_gb({}, agents) == 0 and repo_disk_gb(repos, []) == 0
+
+
+@pytest.mark.parametrize("size", [-1, "big", True, 20000])
+def test_disk_sizes_must_be_numbers_of_gb(size: object) -> None:
+    errors = repo_errors({"app": {**APP, "disk_gb": size}}, [])
+    assert errors == [f"central_mcp_repos.app.disk_gb {str(size)!r:.40} must be a number of GB from 0 to 10000"]
