@@ -62,6 +62,17 @@ def _refusal(forge: str, answer: httpx2.Response) -> ForgeError:
     return ForgeError(f"{forge} answered {answer.status_code}: {said}"[:1000], transient=transient)
 
 
+def _first_cause(exc: BaseException) -> str:
+    """An HTTP client error with what caused it at the bottom (refused, no such host, timed out), said once."""
+    said, seen = str(exc) or type(exc).__name__, {id(exc)}
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        exc, cause = cause, cause.__cause__ or cause.__context__
+    bottom = str(exc) or type(exc).__name__
+    return said if bottom == said or bottom in said else f"{said} ({bottom})"
+
+
 class GitHub:
     """POST /repos/{owner}/{repo}/pulls; on "already exists", the open one from GET .../pulls?head=owner:branch."""
 
@@ -189,7 +200,7 @@ class PullRequests:
                 if transient and attempt < RETRIES:
                     await asyncio.sleep(self.pause_s * (attempt + 1))
                     continue
-                why = str(exc) if isinstance(exc, ForgeError) else f"{self.forge.name} unreachable: {exc}"
+                why = str(exc) if isinstance(exc, ForgeError) else f"{self.forge.name} unreachable: {_first_cause(exc)}"
                 log.warning("task #%d: no pull request for %s: %s", task_id, record["branch"], why)
                 self.branches.set_pr(task_id, record["head"], error=why[:1000])
                 break
