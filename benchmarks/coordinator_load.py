@@ -49,9 +49,9 @@ try:
     from mcp.client.streamable_http import streamable_http_client
 except ImportError as exc:  # pragma: no cover - a plain message instead of a traceback
     sys.exit(f"coordinator_load: {exc.name} is missing; install the coordinator first: pip install -e coordinator")
-# The throwaway CA and certificate for 127.0.0.1 are the reliability load test's own (one maker for both runs).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliability"))
-from load_agents import throwaway_tls  # noqa: E402
+# The throwaway CA and certificate for 127.0.0.1 are the tests' own (one maker for every run).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.throwaway_ca import throwaway_tls  # noqa: E402
 
 AGENTS = 16
 LOAD_S = 10.0

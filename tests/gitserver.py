@@ -8,6 +8,11 @@ loopback, makes bare repositories on demand (``repository``), each with a
 first commit on ``main``, and writes the server's host key to a
 known_hosts file (``known_hosts``): clients pin it, never trust it on first
 use. ``branches`` reads what the server holds, as a reviewer would.
+
+The same repositories are served over HTTPS too (``https_url``): git's own
+``git http-backend`` behind tests/git_https.py, which takes the token in
+``token`` (a file) and nothing else, with a certificate of a throwaway CA
+(``ca``, the file clients verify it with).
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 IMAGE = os.environ.get("CENTRAL_MCP_GIT_IMAGE", "localhost/central-mcp-git:bookworm")
@@ -43,7 +51,11 @@ class GitServer:
         self.key = root / "id_ed25519"  # the client's: what a deploy key in the Vault would be
         self.known_hosts = root / "known_hosts"
         self.port = 0
+        self.https_port = 0
         self.repositories: set[str] = set()
+        self.https_dir = root / "https"  # the HTTPS front's script, certificate, key and token, mounted read-only
+        self.ca = self.https_dir / "ca.pem"
+        self.token = self.https_dir / "token"
 
     def start(self) -> GitServer:
         if shutil.which("podman") is None:
@@ -54,11 +66,17 @@ class GitServer:
         authorized = self.root / "authorized"
         authorized.mkdir()
         (authorized / "git").write_text(self.key.with_suffix(".pub").read_text())
+        self._https_files()
         podman(
-            "run", "--detach", "--name", self.name, "--publish", "127.0.0.1::22",
-            "--volume", f"{authorized}:/etc/ssh/authorized:ro", IMAGE,
+            "run", "--detach", "--name", self.name, "--publish", "127.0.0.1::22", "--publish", "127.0.0.1::8443",
+            "--volume", f"{authorized}:/etc/ssh/authorized:ro",
+            "--volume", f"{self.https_dir}:/etc/git-https:ro", IMAGE,
         )  # fmt: skip
         self.port = int(podman("port", self.name, "22/tcp").stdout.strip().rsplit(":", 1)[1])
+        self.https_port = int(podman("port", self.name, "8443/tcp").stdout.strip().rsplit(":", 1)[1])
+        podman("exec", "--detach", "--user", "git", self.name, "python3", "/etc/git-https/git_https.py",
+               "--cert", "/etc/git-https/server.pem", "--key", "/etc/git-https/server.key",
+               "--token-file", "/etc/git-https/token")  # fmt: skip
         host_key = self.exec("cat", "/etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
         self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {' '.join(host_key)}\n")
         deadline = time.monotonic() + 20
@@ -67,7 +85,33 @@ class GitServer:
                 logs = podman("logs", self.name).stderr[-1500:]
                 raise RuntimeError(f"the git server never answered on port {self.port}: {logs}")
             time.sleep(0.2)
+        while not self.https_probe():  # the HTTPS front up: it asks for the token
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the git server's HTTPS never answered on port {self.https_port}")
+            time.sleep(0.2)
         return self
+
+    def https_probe(self) -> bool:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        try:
+            urllib.request.urlopen(self.https_url("probe") + "/info/refs", context=context, timeout=5)
+        except urllib.error.HTTPError as exc:
+            return exc.code == 401
+        except OSError:
+            return False
+        return False
+
+    def _https_files(self) -> None:
+        from tests.throwaway_ca import throwaway_tls  # noqa: PLC0415 (cryptography: only here)
+
+        self.https_dir.mkdir()
+        throwaway_tls(self.https_dir)
+        (self.https_dir / "server.key").chmod(0o644)  # read by the container's git user; a throwaway key
+        shutil.copyfile(Path(__file__).with_name("git_https.py"), self.https_dir / "git_https.py")
+        self.token.write_text(secrets.token_urlsafe(24) + "\n")
+
+    def https_url(self, name: str) -> str:
+        return f"https://127.0.0.1:{self.https_port}/{name}.git"
 
     def exec(self, *argv: str, user: str = "root") -> str:
         return podman("exec", "--user", user, self.name, *argv).stdout

@@ -102,6 +102,7 @@ def agent_unit(agent: dict, layout: dict) -> dict:
         f"WorkingDirectory={agent['workdir']}",
         f"LoadCredential=env:{layout['config_dir']}/{name}.env",
         *([f"LoadCredential=repo_key:{agent['repo_key_file']}"] if agent.get("repo_key_file") else []),
+        *([f"LoadCredential=repo_token:{agent['repo_token_file']}"] if agent.get("repo_token_file") else []),
         f"MemoryMax={layout['agent_memory_max']}",
         f"TasksMax={layout['agent_tasks_max']}",
         *SANDBOX,
@@ -119,21 +120,24 @@ def agent_unit(agent: dict, layout: dict) -> dict:
 
 def with_repos(fleet: list[dict], plan: dict) -> list[dict]:
     """The fleet, each agent with a repository (repo_plan's ``agents``) told it in its runtime spec, and the
-    key its unit loads as a credential."""
+    key or token its unit loads as a credential."""
     found = []
     for agent in fleet:
         repo = plan.get("agents", {}).get(agent["name"])
         if repo:
-            key = plan["repos"][repo["name"]]["key_file"]
+            planned = plan["repos"][repo["name"]]
             runtime = {**agent["runtime"], "repo": repo} if agent.get("runtime") else agent.get("runtime")
-            agent = {**agent, "runtime": runtime, "repo_key_file": key if plan["repos"][repo["name"]]["key"] else ""}
+            agent = {
+                **agent, "runtime": runtime, "repo_key_file": planned["key_file"] if planned["key"] else "",
+                "repo_token_file": planned["token_file"] if planned.get("token") else "",
+            }  # fmt: skip
         found.append(agent)
     return found
 
 
 def repo_files(plan: dict) -> dict:
-    """The repositories' directory (root's), each used repository's deploy key (root only, 0600) and its pinned
-    host keys (a known_hosts file every agent may read), and where the mirrors go."""
+    """The repositories' directory (root's), each used repository's deploy key or token (root only, 0600), its
+    pinned host keys (a known_hosts file every agent may read) or private CA, and where the mirrors go."""
     used = {repo["name"] for repo in plan.get("agents", {}).values()}
     repos = [plan["repos"][name] for name in sorted(used)]
     if not repos:
@@ -148,6 +152,12 @@ def repo_files(plan: dict) -> dict:
         if repo["key"]:
             files.append({"path": repo["key_file"], "content": repo["key"], "owner": "root", "group": "root",
                           "mode": "0600"})  # fmt: skip
+        if repo.get("token"):
+            files.append({"path": repo["token_file"], "content": repo["token"], "owner": "root", "group": "root",
+                          "mode": "0600"})  # fmt: skip
+        if repo.get("ca"):
+            files.append({"path": repo["ca_file"], "content": repo["ca"], "owner": "root", "group": "root",
+                          "mode": "0644"})  # fmt: skip
         files.append({"path": repo["known_hosts"], "content": repo["known_hosts_text"], "owner": "root",
                       "group": "root", "mode": "0644"})  # fmt: skip
     return {"directories": directories, "files": files}

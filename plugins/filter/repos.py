@@ -24,6 +24,9 @@ SSH_URL_RE = re.compile(
 )
 SCP_URL_RE = re.compile(rf"(?P<user>{USER_RE})@(?P<host>{HOST_RE}):(?P<path>(?!-){PATH_RE})")
 FILE_URL_RE = re.compile(rf"file:///{PATH_RE}")
+HTTPS_URL_RE = re.compile(rf"https://(?P<host>{HOST_RE})(?::(?P<port>[0-9]{{1,5}}))?/(?P<path>{PATH_RE})")
+TOKEN_RE = re.compile(r"[^\s]{8,4096}")
+CERT_RE = re.compile(r"(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+")
 KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa",
              "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")  # fmt: skip
 HOST_KEY_RE = re.compile(
@@ -31,7 +34,9 @@ HOST_KEY_RE = re.compile(
 )
 PRIVATE_KEY_RE = re.compile(r"-----BEGIN (OPENSSH|RSA|EC) PRIVATE KEY-----\n[\s\S]+\n-----END \1 PRIVATE KEY-----\n?")
 AUTHOR_RE = re.compile(r"[^<>\n\0]{1,100} <[^<>\s@]{1,64}@[^<>\s@]{1,190}>")
-REPO_KEYS = ("url", "branch", "host_keys", "key", "disk_gb", "worktree_gb")
+SSH_KEYS = ("host_keys", "key")
+HTTPS_KEYS = ("token", "username", "ca")
+REPO_KEYS = ("url", "branch", *SSH_KEYS, *HTTPS_KEYS, "disk_gb", "worktree_gb")
 # What a repository takes on a VM's disk unless its entry says: its mirror (the history, all of it; `git
 # count-objects -vH` gives size-pack) once per VM, and one checkout of its files per agent that works on it (a
 # worktree shares the mirror's objects: benchmarks/repo_disk.py measured 50 MB for a 300 MB history, where a
@@ -61,9 +66,14 @@ def _url_error(url, allow_file):
         return "must be the repository's URL"
     if url.startswith("-") or "::" in url or any(ord(c) < 0x21 or c == "\x7f" for c in url):
         return "starts with '-', names a git transport helper ('::') or holds a space or control character"
-    if url.startswith("https://") or url.startswith("http://"):
-        return ("is an HTTP(S) URL: pushes need an SSH URL (ssh://git@host/org/app.git or git@host:org/app.git) "
-                "with a deploy key")  # fmt: skip
+    if url.startswith("http://"):
+        return "is plain HTTP: the token would cross the network in clear; give its https:// or SSH URL"
+    if url.startswith("https://"):
+        if "@" in url.split("/", 3)[2]:
+            return "holds credentials: give the token as the repository's token (from the Vault), never in the URL"
+        if not HTTPS_URL_RE.fullmatch(url):
+            return "is not an HTTPS URL git takes: https://host[:port]/path (letters, digits, . _ ~ / + -)"
+        return None
     if url.startswith("file://"):
         return None if allow_file and FILE_URL_RE.fullmatch(url) else "is a file:// URL: give the server's SSH URL"
     if not (SSH_URL_RE.fullmatch(url) or SCP_URL_RE.fullmatch(url)):
@@ -107,14 +117,20 @@ def repo_errors(repos, agents, allow_file=False):
                 errors.append(f"{where}.{field} {str(size)!r:.40} must be a number of GB from 0 to 10000")
         url = repo.get("url")
         why = _url_error(url, allow_file)
-        if why:
-            errors.append(f"{where}.url {str(url)!r:.120} {why}")
+        if why:  # credentials someone put in the URL are not shown
+            errors.append(f"{where}.url {re.sub(r'://[^/@]*@', '://***@', str(url))!r:.120} {why}")
         branch = repo.get("branch", "main")
         why = branch_error(branch)
         if why:
             errors.append(f"{where}.branch {str(branch)!r:.80} is not a branch name: it {why}")
         if isinstance(url, str) and url.startswith("file://"):
             continue  # a test's local repository: no server, no key
+        if isinstance(url, str) and url.startswith("https://"):
+            errors += _https_errors(where, repo)
+            continue
+        wrong = sorted(key for key in HTTPS_KEYS if key in repo)
+        if wrong:
+            errors.append(f"{where}: {', '.join(wrong)} are for HTTPS URLs; an SSH URL takes host_keys and key")
         keys = repo.get("host_keys")
         if not isinstance(keys, list) or not keys:
             errors.append(f"{where}.host_keys must list the server's SSH host keys ('ssh-ed25519 AAAA...', from "
@@ -143,6 +159,25 @@ def repo_errors(repos, agents, allow_file=False):
     return errors
 
 
+def _https_errors(where, repo):
+    """An HTTPS repository: a token that may push (never shown), an optional user name and private CA."""
+    errors = []
+    wrong = sorted(key for key in SSH_KEYS if key in repo)
+    if wrong:
+        errors.append(f"{where}: {', '.join(wrong)} are for SSH URLs; an HTTPS URL takes token (and username, ca)")
+    token = repo.get("token")
+    if not isinstance(token, str) or not TOKEN_RE.fullmatch(token.strip()):
+        errors.append(f"{where}.token must be a token that may push to the repository, one word from the Vault "
+                      f"(its value is not shown)")  # fmt: skip
+    username = repo.get("username", "")
+    if not isinstance(username, str) or (username and not re.fullmatch(USER_RE, username)):
+        errors.append(f"{where}.username {str(username)!r:.80} must be a user name (letters, digits, . _ -)")
+    ca = repo.get("ca", "")
+    if ca and (not isinstance(ca, str) or not CERT_RE.fullmatch(ca.strip() + "\n")):
+        errors.append(f"{where}.ca must be the PEM certificate(s) of the CA that signed the server's certificate")
+    return errors
+
+
 def repo_plan(repos, agents, layout):
     """Where each repository lives on the VM, and each agent's repository as its runtime is told.
 
@@ -164,7 +199,12 @@ def repo_plan(repos, agents, layout):
             "known_hosts_text": "".join(f"{host} {k.strip()}\n" for k in repo.get("host_keys") or []) if host else "",
             "key": (repo.get("key") or "").strip() + "\n" if repo.get("key") else "",
             "mirror": f"{layout['mirror_dir']}/{name}.git",
-            "protocols": "file" if url.startswith("file://") else "ssh",
+            "protocols": url.split("://", 1)[0] if url.startswith(("file://", "https://")) else "ssh",
+            "token_file": f"{layout['dir']}/{name}.token",
+            "token": (repo.get("token") or "").strip() + "\n" if repo.get("token") else "",
+            "username": repo.get("username") or "",
+            "ca_file": f"{layout['dir']}/{name}.ca.pem" if repo.get("ca") else "",
+            "ca": repo["ca"].strip() + "\n" if repo.get("ca") else "",
         }
     first = next(iter(repos), None)
     chosen = {}
@@ -178,6 +218,7 @@ def repo_plan(repos, agents, layout):
         chosen[name] = {
             "name": pick, "url": repo["url"], "base": repo["base"], "author": author,
             "known_hosts": repo["known_hosts"], "protocols": repo["protocols"],
+            **({"username": repo["username"], "ca": repo["ca_file"]} if repo["protocols"] == "https" else {}),
         }  # fmt: skip
     return {"repos": planned, "agents": chosen}
 
@@ -202,10 +243,11 @@ def worktrees(plan, fleet, console_user):
     """repo_worktrees' arguments: the repositories this host's agents use, and each such agent's workspace."""
     chosen = plan.get("agents", {})
     used = sorted({repo["name"] for repo in chosen.values()})
-    fields = ("name", "url", "base", "mirror", "key_file", "known_hosts")
+    fields = ("name", "url", "base", "mirror", "key_file", "known_hosts", "token_file", "username", "ca_file")
     repos = [{key: plan["repos"][name][key] for key in fields} for name in used]
     for repo in repos:
         repo["key_file"] = repo["key_file"] if plan["repos"][repo["name"]]["key"] else ""
+        repo["token_file"] = repo["token_file"] if plan["repos"][repo["name"]]["token"] else ""
     trees = [
         {"agent": agent["name"], "repo": chosen[agent["name"]]["name"], "path": agent["workdir"],
          "owner": agent.get("user") or console_user, "author": chosen[agent["name"]]["author"]}
@@ -225,7 +267,7 @@ FORGE_URL_RE = re.compile(
 
 def forge_project(url):
     """The forge's project of a repository's SSH URL: its path without ``.git`` (org/app, group/sub/app)."""
-    found = SSH_URL_RE.fullmatch(url) or SCP_URL_RE.fullmatch(url)
+    found = SSH_URL_RE.fullmatch(url) or SCP_URL_RE.fullmatch(url) or HTTPS_URL_RE.fullmatch(url)
     path = found["path"] if found else ""
     return path.strip("/").removesuffix(".git")
 

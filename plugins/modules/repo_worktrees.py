@@ -33,7 +33,7 @@ options:
         type: str
         required: true
       url:
-        description: Its SSH URL (V(file://) in tests).
+        description: Its SSH or HTTPS URL (V(file://) in tests).
         type: str
         required: true
       base:
@@ -45,11 +45,25 @@ options:
         type: path
         required: true
       key_file:
-        description: The deploy key's file (root's, 0600); empty for a V(file://) URL.
+        description: The deploy key's file (root's, 0600) of an SSH URL; empty for other URLs.
         type: path
         default: ""
       known_hosts:
-        description: The server's pinned host keys, as a known_hosts file.
+        description: The server's pinned host keys, as a known_hosts file (SSH URLs).
+        type: path
+        default: ""
+      token_file:
+        description: The token's file (root's, 0600) of an HTTPS URL, read by git's credential helper when the
+          server asks (never on a command line or in a URL).
+        type: path
+        default: ""
+      username:
+        description: The user name sent with the token (HTTPS); empty for V(x-access-token), which GitHub takes.
+        type: str
+        default: ""
+      ca_file:
+        description: A private CA's certificate that verifies the HTTPS server (a self-hosted forge); empty for the
+          system's CAs.
         type: path
         default: ""
   worktrees:
@@ -131,11 +145,10 @@ worktrees_made:
 
 import os
 import pwd
-import re
-import shlex
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.central_mcp.agents.plugins.module_utils.git_env import git_env, said
 
 GIT_TIMEOUT_S = 600
 
@@ -144,26 +157,17 @@ class GitError(Exception):
     pass
 
 
-def git_env(repo, local=False):
-    ssh = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "StrictHostKeyChecking=yes"]
-    ssh += ["-o", f"UserKnownHostsFile={repo['known_hosts'] or '/dev/null'}"]
-    ssh += ["-o", "IdentitiesOnly=yes", "-i", repo["key_file"]] if repo["key_file"] else []
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    protocols = "file" if local or repo["url"].startswith("file://") else "ssh"  # local: from the mirror
-    env.update(GIT_SSH_COMMAND=shlex.join(ssh), GIT_TERMINAL_PROMPT="0", GIT_ALLOW_PROTOCOL=protocols)
-    return env
-
-
 def git(repo, *args, local=False):
+    """git for ``repo`` (``local``: from its mirror, to make a worktree), as git_env.py says it reaches the server."""
+    env = git_env(repo["url"], known_hosts=repo["known_hosts"], key=repo["key_file"], token_file=repo["token_file"],
+                  username=repo["username"], ca_file=repo["ca_file"], local=local, connect_timeout_s=20)  # fmt: skip
     try:
-        done = subprocess.run(["git", *args], env=git_env(repo, local), capture_output=True, text=True,
+        done = subprocess.run(["git", *args], env=env, capture_output=True, text=True,
                               timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
     except subprocess.TimeoutExpired:
         raise GitError(f"git {args[0]} for repository {repo['name']} took more than {GIT_TIMEOUT_S} s") from None
     if done.returncode != 0:
-        text = re.sub(r"(https?://)[^/@\s]+@", r"\1***@", done.stderr or done.stdout).strip()
-        said = [line.strip() for line in text.splitlines() if line.strip()][-6:]
-        raise GitError(f"git {args[0]} for repository {repo['name']} failed: {' / '.join(said)}")
+        raise GitError(f"git {args[0]} for repository {repo['name']} failed: {said(done.stderr or done.stdout)}")
     return done.stdout
 
 
@@ -189,6 +193,8 @@ def main():
         name=dict(type="str", required=True), url=dict(type="str", required=True),
         base=dict(type="str", required=True), mirror=dict(type="path", required=True),
         key_file=dict(type="path", default=""), known_hosts=dict(type="path", default=""),
+        token_file=dict(type="path", default=""), username=dict(type="str", default=""),
+        ca_file=dict(type="path", default=""),
     )  # fmt: skip
     tree_spec = dict(
         agent=dict(type="str", required=True), repo=dict(type="str", required=True),

@@ -180,7 +180,7 @@ class Coordinator:
         self.proc: subprocess.Popen[bytes] | None = None
         self.ssl_context, self.ca_file = None, None
         if tls:
-            from tests.reliability.load_agents import throwaway_tls  # noqa: PLC0415 (cryptography: only here)
+            from tests.throwaway_ca import throwaway_tls  # noqa: PLC0415 (cryptography: only here)
 
             tls_env, self.ssl_context = throwaway_tls(root)
             self.env.update(tls_env)

@@ -201,3 +201,45 @@ def test_a_server_with_another_host_key_is_refused_and_the_task_says_why(
     assert not any(e.get("agent") == "A" and e["kind"] == "messages" for e in fleet.requests()), (
         "the model was called although the task never started"
     )
+
+
+def https_spec(server: GitServer, name: str, agent: str, token: Path) -> dict:
+    """An HTTPS repository as the runtime's spec has it: the token a file (the unit's credential on a VM)."""
+    return {
+        "name": name, "url": server.https_url(name), "base": "main", "protocols": "https", "username": "deploy",
+        "author": f"Agent {agent} <agent-{agent.lower()}@fleet.invalid>", "known_hosts": "", "token": str(token),
+        "ca": str(server.ca),
+    }  # fmt: skip
+
+
+def test_over_https_the_branch_is_pushed_with_the_token_read_from_its_file(server: GitServer, fleet: Fleet) -> None:
+    server.repository("web")
+    start_worker(fleet, "A", repo=https_spec(server, "web", "A", server.token))
+    task_id = fleet.coordinator.create_task("Serve a page", role="backend")["id"]
+    wait_for(lambda: (branch_of(fleet, task_id) or {}).get("pushed"), 90, "the branch pushed over HTTPS")
+
+    branch = branch_of(fleet, task_id)
+    assert server.branches("web")[branch["branch"]] == branch["head"]
+    assert server.show("web", branch["branch"]) == f"Agent A <agent-a@fleet.invalid>\nTask {task_id}: add agent-A.txt\n"
+    token = server.token.read_text().strip()
+    origin = subprocess.run(["git", "-C", str(fleet.workdir("A")), "config", "--list"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert token not in origin and token not in json.dumps(fleet.coordinator.task(task_id))  # never kept or told
+    assert token not in (fleet.root / "runtime.json").read_text()
+
+
+def test_over_https_a_wrong_token_hands_the_task_back_saying_why(
+    server: GitServer, fleet: Fleet, tmp_path: Path
+) -> None:
+    server.repository("guarded")
+    wrong = tmp_path / "token"
+    wrong.write_text("not-the-servers-token\n")
+    start_worker(fleet, "A", repo=https_spec(server, "guarded", "A", wrong))
+    task_id = fleet.coordinator.create_task("Never starts either", role="backend")["id"]
+
+    def handed_back() -> list[str]:
+        return [e["text"] for e in fleet.coordinator.task(task_id)["events"] if e["kind"] == "handed_back"]
+
+    reasons = wait_for(handed_back, 60, "the task handed back")
+    assert "Authentication failed" in reasons[0] and "not-the-servers-token" not in reasons[0], reasons
+    assert set(server.branches("guarded")) == {"main"}

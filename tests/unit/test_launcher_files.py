@@ -196,3 +196,23 @@ def test_agents_with_a_repository_are_told_it_and_only_their_units_load_its_key(
     assert (pinned["mode"], pinned["content"]) == ("0644", "github.com ssh-ed25519 AAAAC3Nz\n")
     dirs = [d["path"] for d in result["directories"]]
     assert "/etc/central-mcp/repos" in dirs and "/var/lib/central-mcp/repos" in dirs
+
+
+def test_an_https_repositorys_token_reaches_only_its_agents_units_as_a_credential():
+    from ansible_collections.central_mcp.agents.plugins.filter.repos import repo_plan
+
+    token = "glpat-pushes-to-app-0123456789"
+    repos = {"app": {"url": "https://git.example.com/org/app.git", "token": token, "username": "deploy"}}
+    agents = [{"name": "A", "role": "dev"}, {"name": "B", "role": "dev", "repo": "none"}]
+    plan = repo_plan(repos, agents, {"dir": "/etc/central-mcp/repos", "mirror_dir": "/var/lib/central-mcp/repos",
+                                     "author": "Agent {name} <agent-{lower}@central-mcp.invalid>"})  # fmt: skip
+    fleet = launcher_fleet(agents, KINDS, {**SETTINGS, "user_prefix": "agent-", "mode": "worker"}, SECRETS)
+    result = launcher_files(fleet, {**LAYOUT, "repos": plan})
+    by_path = {f["path"]: f for f in result["files"]}
+    units = json.loads(by_path["/etc/central-mcp/agent-units.json"]["content"])["agents"]
+    assert "LoadCredential=repo_token:/etc/central-mcp/repos/app.token" in units["A"]["properties"]
+    assert not any("repo_" in p for p in units["B"]["properties"] + units["A"]["properties"] if "repo_key" in p)
+    assert not any("repo_token" in p for p in units["B"]["properties"])
+    secret = by_path["/etc/central-mcp/repos/app.token"]
+    assert (secret["owner"], secret["mode"], secret["content"]) == ("root", "0600", token + "\n")
+    assert [f["path"] for f in result["files"] if token in f["content"]] == ["/etc/central-mcp/repos/app.token"]

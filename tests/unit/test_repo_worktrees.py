@@ -110,3 +110,33 @@ def test_a_workspace_that_is_a_clone_of_another_repository_is_refused(team_repo,
     wanted["repos"][0]["url"] = f"file://{tmp_path}/other.git"  # the agent's repo: changed in the inventory
     failed = run_module(wanted)
     assert failed["failed"] and "whose origin is" in failed["msg"] and "nothing was changed" in failed["msg"]
+
+
+def test_over_https_the_mirror_is_made_with_the_token_file_and_the_private_ca(tmp_path) -> None:
+    from tests.gitserver import GitServer, Unavailable  # noqa: PLC0415 (podman: only this test)
+
+    try:
+        server = GitServer(tmp_path / "server").start()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        server.repository("app")
+        repo = {"name": "app", "url": server.https_url("app"), "base": "main", "mirror": str(tmp_path / "app.git"),
+                "token_file": str(server.token), "username": "deploy", "ca_file": str(server.ca)}  # fmt: skip
+        tree = {"agent": "A", "repo": "app", "path": str(tmp_path / "A"), "owner": ME, "author": "A <a@x.invalid>"}
+        made = run_module({"repos": [repo], "worktrees": [tree]})
+        assert made["mirrors_cloned"] == ["app"] and made["worktrees_made"] == ["A"]
+        assert (tmp_path / "A" / "README.md").read_text() == "# app\n"
+        token = server.token.read_text().strip()
+        for config in (tmp_path / "app.git" / "config", tmp_path / "A" / ".git" / "config"):
+            assert token not in config.read_text()  # the token is read when asked, never written down
+        assert token not in json.dumps(made)
+
+        wrong = tmp_path / "wrong"
+        wrong.write_text("a-wrong-token\n")
+        failed = run_module({"repos": [{**repo, "token_file": str(wrong), "mirror": str(tmp_path / "b.git")}],
+                             "worktrees": []})  # fmt: skip
+        assert failed["failed"] and "git clone for repository app failed" in failed["msg"]
+        assert "Authentication failed" in failed["msg"] and "a-wrong-token" not in failed["msg"]
+    finally:
+        server.stop()

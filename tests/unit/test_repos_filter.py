@@ -7,10 +7,20 @@ import subprocess
 
 import pytest
 
-from plugins.filter.repos import branch_error, forge_errors, forge_file, repo_disk_gb, repo_errors, repo_plan
+from plugins.filter.repos import (
+    branch_error,
+    forge_errors,
+    forge_file,
+    repo_disk_gb,
+    repo_errors,
+    repo_plan,
+    worktrees,
+)
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+TOKEN = "ghp_pushes_to_app_0123456789"
+CA = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2VudHJhbC1NQ1AgdGVzdA==\n-----END CERTIFICATE-----\n"
 APP = {"url": "git@github.com:org/app.git", "branch": "main", "host_keys": [HOST_KEY], "key": KEY}
 LAYOUT = {"dir": "/etc/central-mcp/repos", "mirror_dir": "/var/lib/central-mcp/repos",
           "author": "Agent {name} <agent-{lower}@central-mcp.invalid>"}  # fmt: skip
@@ -38,14 +48,17 @@ def test_a_good_fleet_has_no_errors_and_each_agent_gets_the_first_repository_unl
     "url",
     [
         "ext::sh -c touch% /tmp/pwned", "-uhelp", "--upload-pack=touch /tmp/x", "file:///srv/app.git",
-        "https://github.com/org/app.git", "https://user:token@github.com/org/app.git", "ftp://x/y",
+        "http://github.com/org/app.git", "https://user:token@github.com/org/app.git", "ftp://x/y",
+        "https://github.com/org/app.git?x=1", "https://-x/y",
         "git@github.com:-oProxyCommand=x", "ssh://-oProxyCommand=x/y", "git@github.com:org/app.git; rm -rf /",
         "ssh://git@host/path with space", "", "fd::17",
     ],
 )  # fmt: skip
 def test_hostile_or_unusable_urls_are_refused_naming_them(url: str) -> None:
-    errors = repo_errors({"app": {**APP, "url": url}}, [])
+    repo = {"url": url, "token": TOKEN} if url.startswith("https://") else {**APP, "url": url}
+    errors = repo_errors({"app": repo}, [])
     assert len(errors) == 1 and "central_mcp_repos.app.url" in errors[0], errors
+    assert "token@" not in errors[0]  # credentials in a URL are never shown
 
 
 def test_file_urls_only_where_tests_allow_them_and_without_keys() -> None:
@@ -93,8 +106,9 @@ def test_host_keys_and_a_deploy_key_are_required_and_the_key_is_never_shown() ->
 
 def test_unknown_repo_names_authors_and_keys_are_refused() -> None:
     agents = [{"name": "A", "repo": "ap"}, {"name": "B", "author": "no email"}]
-    errors = repo_errors({"app": {**APP, "token": "x"}, "none": APP, "../x": APP}, agents)
-    assert any("unknown key(s) token" in e for e in errors)
+    errors = repo_errors({"app": {**APP, "password": "x", "token": "y"}, "none": APP, "../x": APP}, agents)
+    assert any("unknown key(s) password" in e for e in errors)
+    assert any("app: token are for HTTPS URLs; an SSH URL takes host_keys and key" in e for e in errors)
     assert any("'none' is not a repository name" in e for e in errors)
     assert any("'../x' is not a repository name" in e for e in errors)
     assert any("repo 'ap' is not in central_mcp_repos (known: app, none, ../x" in e for e in errors), errors
@@ -158,3 +172,39 @@ def test_the_disk_counts_each_used_repositorys_mirror_once_and_a_worktree_per_ag
 def test_disk_sizes_must_be_numbers_of_gb(size: object) -> None:
     errors = repo_errors({"app": {**APP, "disk_gb": size}}, [])
     assert errors == [f"central_mcp_repos.app.disk_gb {str(size)!r:.40} must be a number of GB from 0 to 10000"]
+
+
+def test_an_https_repository_pushes_with_its_token_as_a_credential_and_its_private_ca() -> None:
+    repos = {"app": {"url": "https://git.example.com/org/app.git", "token": TOKEN, "username": "deploy", "ca": CA}}
+    assert repo_errors(repos, [{"name": "A"}]) == []
+    plan = repo_plan(repos, [{"name": "A"}], LAYOUT)
+    assert plan["agents"]["A"] == {
+        "name": "app", "url": "https://git.example.com/org/app.git", "base": "main",
+        "author": "Agent A <agent-a@central-mcp.invalid>", "known_hosts": "/etc/central-mcp/repos/app.known_hosts",
+        "protocols": "https", "username": "deploy", "ca": "/etc/central-mcp/repos/app.ca.pem",
+    }  # fmt: skip
+    assert TOKEN not in str(plan["agents"])  # the runtime's spec names no token: the unit's credential holds it
+    planned = plan["repos"]["app"]
+    assert (planned["token_file"], planned["token"], planned["known_hosts_text"]) == (
+        "/etc/central-mcp/repos/app.token", TOKEN + "\n", "",
+    )  # fmt: skip
+    (repo,) = worktrees(plan, [{"name": "A", "workdir": "/w/A"}], "agent")["repos"]
+    assert (repo["token_file"], repo["username"], repo["ca_file"], repo["key_file"]) == (
+        "/etc/central-mcp/repos/app.token", "deploy", "/etc/central-mcp/repos/app.ca.pem", "",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"token": None}, "app.token must be a token that may push"),
+        ({"token": "two words"}, "app.token must be a token that may push"),
+        ({"key": "k", "host_keys": []}, "app: host_keys, key are for SSH URLs; an HTTPS URL takes token"),
+        ({"username": "a b"}, "app.username 'a b' must be a user name"),
+        ({"ca": "not a certificate"}, "app.ca must be the PEM certificate(s)"),
+    ],
+)
+def test_a_bad_https_repository_is_refused_naming_the_value_never_the_token(changes: dict, said: str) -> None:
+    repo = {"url": "https://git.example.com/org/app.git", "token": TOKEN, **changes}
+    errors = repo_errors({"app": {k: v for k, v in repo.items() if v is not None}}, [])
+    assert any(said in e for e in errors) and not any(TOKEN in e for e in errors), errors

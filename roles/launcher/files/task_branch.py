@@ -21,17 +21,26 @@ why not. A refused push leaves the branch in the worktree: nothing is lost.
 The repository (``repo``, from the runtime's spec): ``name``, ``url``,
 ``base`` (branch), ``known_hosts`` (the server's pinned keys: never trust on
 first use), ``key`` (an SSH private key file; default the unit's credential
-``repo_key``), ``author`` ("Name <email>"), and ``protocols`` (what git may
-use: ``ssh:https``; tests add ``file``).
+``repo_key``), for an HTTPS URL ``token`` (a file; default the unit's
+credential ``repo_token``), ``username`` and ``ca`` (a private CA's
+certificate file), ``author`` ("Name <email>"), and ``protocols`` (what git
+may use; default the URL's own). How git reaches the server is
+git_env.py's (the collection's module_utils, installed beside this file).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 import subprocess
+import sys
 import unicodedata
+
+try:
+    import git_env as transport  # beside this file on a VM: the launcher installs it there
+except ImportError:  # run from a checkout of the collection (the tests): it lives in plugins/module_utils
+    sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "plugins", "module_utils"))
+    import git_env as transport
 
 MAX_DIFF = 1_000_000  # characters: the coordinator keeps no more per task
 MAX_COMMITS = 100
@@ -62,16 +71,14 @@ def _credential(name: str) -> str:
 
 
 def git_env(repo: dict) -> dict[str, str]:
-    """The environment of every git command: no prompt, the pinned host keys, the agent's key, the protocols allowed."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_ALLOW_PROTOCOL=repo.get("protocols", "ssh:https"))
-    key = repo.get("key") or _credential("repo_key")
-    ssh = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-o", "StrictHostKeyChecking=yes"]
-    known_hosts = repo.get("known_hosts", "")
-    ssh += ["-o", f"UserKnownHostsFile={known_hosts}"] if known_hosts else ["-o", "UserKnownHostsFile=/dev/null"]
-    ssh += ["-o", "IdentitiesOnly=yes", "-i", key] if key else []
-    env["GIT_SSH_COMMAND"] = shlex.join(ssh)
-    return env
+    """The environment of every git command: no prompt, the pinned host keys, the agent's key or token, the
+    protocols allowed (git_env.py)."""
+    https = repo["url"].startswith("https://")
+    return transport.git_env(
+        repo["url"], known_hosts=repo.get("known_hosts", ""), key=repo.get("key") or _credential("repo_key"),
+        token_file=(repo.get("token") or _credential("repo_token")) if https else "",
+        username=repo.get("username", ""), ca_file=repo.get("ca", ""), protocols=repo.get("protocols", ""),
+    )  # fmt: skip
 
 
 def git(workdir: str, repo: dict, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT_S) -> str:
@@ -89,10 +96,7 @@ def git(workdir: str, repo: dict, *args: str, check: bool = True, timeout: float
     return done.stdout
 
 
-def tail(text: str, lines: int = 6, limit: int = 1500) -> str:
-    """The end of git's message, without credentials in any URL."""
-    text = re.sub(r"(https?://)[^/@\s]+@", r"\1***@", text)
-    return " / ".join(line.strip() for line in text.strip().splitlines()[-lines:] if line.strip())[:limit]
+tail = transport.said  # the end of git's message, without credentials in any URL
 
 
 def _identity(workdir: str, repo: dict) -> None:
