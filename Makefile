@@ -126,3 +126,5 @@ bench: setup
 	coordinator/.venv/bin/python benchmarks/coordinator_load.py
 	coordinator/.venv/bin/python benchmarks/agent_kinds.py
 	coordinator/.venv/bin/python benchmarks/worker_runtime.py
+	python benchmarks/repo_disk.py
+	coordinator/.venv/bin/python benchmarks/task_branches.py

@@ -118,6 +118,7 @@ def test_a_pushed_branch_gets_its_pull_request_after_a_forge_hiccup(server: Serv
     assert runtime(server, "A", "branch", branch_report(task_id)).json()["pr_state"] == "opening"
     shown = wait_for(lambda: branch(server, task_id)["pr_state"] != "opening" and branch(server, task_id))
     assert (shown["pr_state"], shown["pr_url"], shown["pr_error"]) == ("opened", PULL["html_url"], "")
+    assert shown["pr_at"] >= shown["at"]  # when the forge answered
     first, second = forge.requests
     assert first == second and first["method"] == "POST" and first["path"] == "/repos/org/app/pulls"
     assert first["auth"] == f"Bearer {TOKEN}"

@@ -153,7 +153,7 @@ class Branches:
             record = json.loads(row["record"]) if row else None
             if record is None or record["head"] != head or record.get("pr_state") != "opening":
                 return False
-            record.update(pr_state="opened" if url else "failed", pr_url=url, pr_error=error)
+            record.update(pr_state="opened" if url else "failed", pr_url=url, pr_error=error, pr_at=iso(time.time()))
             conn.execute("UPDATE task_branches SET record = ? WHERE task_id = ?", (json.dumps(record), task_id))
         return True
 
