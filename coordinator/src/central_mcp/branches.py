@@ -181,6 +181,10 @@ class Branches:
                 found[row["task_id"]] = self._view(row)
         return found
 
+    def record(self, task_id: int) -> dict[str, Any] | None:
+        """A task's branch record (without its diff), None when it has none."""
+        return self.of([task_id]).get(task_id)
+
     def diff(self, task_id: int) -> tuple[dict[str, Any], str]:
         """A task's branch record and its diff; NotFound when the task has no branch."""
         row = self.store.query_one("SELECT * FROM task_branches WHERE task_id = ?", (task_id,))

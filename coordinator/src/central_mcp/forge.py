@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_S = 15.0
 RETRIES = 3  # after the first try, for failures that may pass (network, 429, 5xx)
+PAUSE_S = 2.0  # before the first retry; one more each time
 GITHUB_API_VERSION = "2022-11-28"  # the REST API version the requests and answers here follow
 
 
@@ -144,11 +145,9 @@ class PullRequests:
     """Opens the pull requests of reported branches, one at a time, in a task of its own (see the module)."""
 
     def __init__(self, branches: Branches, spec: ForgeSpec, task_of: Callable[[int], dict[str, Any]],
-                 published: Callable[[int], None], transport: httpx2.AsyncBaseTransport | None = None,
-                 pause_s: float = 2.0) -> None:  # fmt: skip
+                 published: Callable[[int], None]) -> None:  # fmt: skip
         self.branches, self.spec, self.task_of, self.published = branches, spec, task_of, published
         self.forge = GitHub(spec) if spec.kind == "github" else GitLab(spec)
-        self.transport, self.pause_s = transport, pause_s
         self.queue: asyncio.Queue[int] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -171,7 +170,7 @@ class PullRequests:
                 await self._task
 
     async def _run(self) -> None:
-        async with httpx2.AsyncClient(timeout=TIMEOUT_S, transport=self.transport) as client:
+        async with httpx2.AsyncClient(timeout=TIMEOUT_S) as client:
             while True:
                 task_id = await self.queue.get()
                 try:
@@ -180,8 +179,8 @@ class PullRequests:
                     log.exception("task #%d: opening its pull request failed", task_id)
 
     async def open(self, client: httpx2.AsyncClient, task_id: int) -> None:
-        record, _ = self.branches.diff(task_id)
-        if record.get("pr_state") != "opening":
+        record = self.branches.record(task_id)
+        if record is None or record.get("pr_state") != "opening":
             return
         project = self.spec.project(record["repo"]) or ""
         task = self.task_of(task_id)
@@ -198,7 +197,7 @@ class PullRequests:
             except (ForgeError, httpx2.HTTPError) as exc:
                 transient = not isinstance(exc, ForgeError) or exc.transient
                 if transient and attempt < RETRIES:
-                    await asyncio.sleep(self.pause_s * (attempt + 1))
+                    await asyncio.sleep(PAUSE_S * (attempt + 1))
                     continue
                 why = str(exc) if isinstance(exc, ForgeError) else f"{self.forge.name} unreachable: {_first_cause(exc)}"
                 log.warning("task #%d: no pull request for %s: %s", task_id, record["branch"], why)
