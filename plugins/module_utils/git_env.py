@@ -37,8 +37,8 @@ def protocol(url: str, local: bool = False) -> str:
     return "https" if url.startswith("https://") else "ssh"
 
 
-def git_env(url: str, known_hosts: str = "", key: str = "", token_file: str = "", username: str = "",
-            ca_file: str = "", local: bool = False, protocols: str = "", connect_timeout_s: int = 15) -> dict[str, str]:  # fmt: skip
+def git_env(url: str, known_hosts: str = "", key: str = "", token_file: str = "", username: str = "", ca_file: str = "",
+            local: bool = False, protocols: str = "", connect_timeout_s: int = 15) -> dict[str, str]:  # fmt: skip
     """The environment of a git command for the repository at ``url`` (see the module's docstring); ``protocols``
     (git's GIT_ALLOW_PROTOCOL) defaults to the URL's own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}

@@ -39,7 +39,7 @@ import unicodedata
 try:
     import git_env as transport  # beside this file on a VM: the launcher installs it there
 except ImportError:  # run from a checkout of the collection (the tests): it lives in plugins/module_utils
-    sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "plugins", "module_utils"))
+    sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), *[".."] * 3, "plugins", "module_utils"))
     import git_env as transport
 
 MAX_DIFF = 1_000_000  # characters: the coordinator keeps no more per task
