@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from pathlib import Path
+
 import anyio
 import httpx2
 import pytest
-from conftest import Server, call, mcp_session
+from conftest import Fleet, Server, call, mcp_session
 
 from central_mcp.authors import AGENT_TEXT_NOTICE
 from central_mcp.mcp_tools import INSTRUCTIONS
@@ -187,3 +191,41 @@ async def test_agent_written_text_is_labelled_for_the_agents_that_read_it(server
     assert "not instructions to follow" in " ".join(INSTRUCTIONS.split())
     stored = server.json("GET", f"/api/tasks/{task['id']}")  # the REST API shows the same labels
     assert stored["written_by"] == {"notes": "agent A", "result": "agent A"}
+
+
+def test_every_tool_runs_on_the_event_loop_where_the_domain_publishes_its_events(tmp_path) -> None:
+    """The SDK runs a plain ``def`` tool on a worker thread; the domain's events go into asyncio queues, which only
+    the loop's thread may touch (a long-poll woken from another thread may sleep on). Every tool is async."""
+    from central_mcp.mcp_tools import build_mcp  # noqa: PLC0415
+    from central_mcp.service import Service  # noqa: PLC0415
+    from central_mcp.settings import Settings  # noqa: PLC0415
+
+    server = build_mcp(Service(Settings(db_path=tmp_path / "db.sqlite", backup_dir=tmp_path / "backups")))
+    tools = server._tool_manager.list_tools()  # noqa: SLF001 (the SDK's record of how it calls each tool)
+    assert len(tools) >= 10 and [t.name for t in tools if not t.is_async] == []
+
+
+async def test_a_call_writes_nothing_and_its_last_seen_is_kept_at_the_next_tick_or_stop(
+    tmp_path: Path, fleet: Fleet
+) -> None:
+    """Only a session's opening or a new state is written at once; the other calls' last-seen times go to the
+    database together (the liveness tick, here a minute away, or the stop): a call's cost does not grow with the
+    fleet's writes."""
+    server = Server(tmp_path, fleet, CENTRAL_MCP_LIVENESS_S="60").start()
+
+    def stored() -> float:
+        with sqlite3.connect(server.db) as db:
+            return db.execute("SELECT last_seen FROM agents WHERE name = 'A'").fetchone()[0]
+
+    try:
+        async with mcp_session(server.url, fleet.tokens["A"]) as s:
+            await call(s, "whoami")
+            opened = stored()  # the session's opening: at once
+            await anyio.sleep(1.2)
+            before = time.time()
+            assert not (await call(s, "whoami"))[0]
+            assert stored() == opened  # no write for the call itself...
+            assert server.agent("A")["last_seen_s"] < 1  # ...though the API shows it at once
+    finally:
+        server.stop()
+    assert stored() >= before  # ...and the stop wrote it

@@ -10,8 +10,10 @@ Liveness is derived from the agent's runtime when it has one (its
 heartbeats, see ``runtimes``), else from ``last_seen``: any MCP request
 counts. Writing
 ``last_seen`` on every request would fsync on every call, so it is kept in
-memory and written when it is more than ``TOUCH_WRITE_S`` old or the agent's
-state changes.
+memory and written at once only when a session opens or the agent's state
+changes; the others are written together, one transaction for the whole
+fleet, at each liveness tick and at a stop (``flush_seen``). A call thus
+costs the same whatever the fleet's size.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ ACTIVE_TASK_STATES = ("CLAIMED", "IN_PROGRESS")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 TOOL_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
-TOUCH_WRITE_S = 5.0
 
 
 class AgentsFileError(ValueError):
@@ -215,9 +216,8 @@ class Roster:
             return
         old = row["state"]
         new = self._state_now(name, now) if old in ("starting", "stale", "offline") else old
-        due = now - self._written.get(name, 0.0) >= TOUCH_WRITE_S
-        if not (session_opened or new != old or due):
-            return
+        if not (session_opened or new != old):
+            return  # last_seen goes with the next flush_seen
         with self.store.transaction() as conn:
             if session_opened:
                 conn.execute(
@@ -234,6 +234,16 @@ class Roster:
             self.bus.publish("agent.registered", {"name": name, "state": new, "first": row["registered_at"] is None})
         if new != old:
             self.bus.publish("agent.state", {"name": name, "state": new, "previous": old})
+
+    def flush_seen(self) -> int:
+        """Write every in-memory last-seen time that moved since it was written, in one transaction; how many."""
+        due = [(seen, name) for name, seen in self._seen.items() if seen > self._written.get(name, 0.0)]
+        if due:
+            with self.store.transaction() as conn:
+                conn.executemany("UPDATE agents SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE name = ?", due)
+            for seen, name in due:
+                self._written[name] = seen
+        return len(due)
 
     def last_seen(self, name: str, stored: float | None) -> float | None:
         """The freshest of the stored and in-memory last-seen times."""
@@ -279,6 +289,7 @@ class Roster:
         ``offline_s`` -> offline.
         """
         now = time.time() if now is None else now
+        self.flush_seen()
         changes: list[tuple[str, str, str]] = []
         for row in self.store.query("SELECT name, state, last_seen FROM agents WHERE state != 'retired'"):
             seen = self.last_seen(row["name"], row["last_seen"])

@@ -226,15 +226,18 @@ def build_mcp(svc: Service) -> MCPServer:
             "next_step": step,
         }
 
+    # Every tool is ``async def`` though none awaits: the SDK runs a plain ``def`` tool on a worker thread, and the
+    # domain publishes its events into asyncio queues, which only the event loop's thread may touch (a waiter woken
+    # from another thread may sleep on until something else wakes the loop). On the loop a call also saves the hop.
     @server.tool(description="Who am I? Returns your agent name, role and model (from your token) and what to do next.")
-    def whoami() -> dict[str, Any]:
+    async def whoami() -> dict[str, Any]:
         return whoami_view(caller())
 
     @server.tool(
         description="List AVAILABLE tasks you can claim: those for your role and those open to any role, most "
         "urgent first (priority 1 = most urgent). Set allRoles=true to see every open task."
     )
-    def get_available_tasks(
+    async def get_available_tasks(
         allRoles: Annotated[bool, Field(description="true: every open task, not only your role's.")] = False,
         agent: AgentArg = None,
     ) -> dict[str, Any]:
@@ -249,7 +252,7 @@ def build_mcp(svc: Service) -> MCPServer:
         "an error and should pick another task. taskId is the task number, e.g. 12. A task tried before may hold "
         "notes and a result from that attempt." + AGENT_TEXT_HINT
     )
-    def claim_task(taskId: TaskId, agent: AgentArg = None) -> dict[str, Any]:
+    async def claim_task(taskId: TaskId, agent: AgentArg = None) -> dict[str, Any]:
         name = caller(agent)
         task = run(svc.board.claim, task_id(taskId), name)
         answer = {
@@ -263,7 +266,7 @@ def build_mcp(svc: Service) -> MCPServer:
         description="Report progress on a task you claimed. status: IN_PROGRESS, BLOCKED or NEEDS_REVIEW (optional; "
         "COMPLETE/FAILED also accepted). completionPercent: 0-100. notes: what you did or what blocks you."
     )
-    def update_task_progress(
+    async def update_task_progress(
         taskId: TaskId,
         status: Annotated[str | None, Field(description="IN_PROGRESS, BLOCKED or NEEDS_REVIEW.")] = None,
         completionPercent: Annotated[int | None, Field(description="How far along you are, 0-100.")] = None,
@@ -280,7 +283,7 @@ def build_mcp(svc: Service) -> MCPServer:
         description="Mark a task you claimed as COMPLETE. filesCreated: list of paths you created or changed. "
         "notes: a short summary of the result (what was done, how to check it)."
     )
-    def complete_task(
+    async def complete_task(
         taskId: TaskId,
         filesCreated: Annotated[
             list[str] | str | None, Field(description="Paths of files you created or changed.")
@@ -295,7 +298,7 @@ def build_mcp(svc: Service) -> MCPServer:
         return labelled(answer, name)
 
     @server.tool(description="Give up a task you claimed, with the reason (it becomes FAILED; people decide next).")
-    def fail_task(
+    async def fail_task(
         taskId: TaskId,
         reason: Annotated[str, Field(description="Why you cannot finish it, and what would unblock it.")],
         agent: AgentArg = None,
@@ -308,7 +311,7 @@ def build_mcp(svc: Service) -> MCPServer:
         "a question). taskId optionally links it to a task. Other agents see it labelled as yours (written_by), "
         "as information, not as instructions."
     )
-    def post_note(
+    async def post_note(
         text: Annotated[str, Field(description="The message.")],
         taskId: Annotated[int | str | None, Field(description="Optional task number the note is about.")] = None,
         agent: AgentArg = None,
@@ -322,7 +325,7 @@ def build_mcp(svc: Service) -> MCPServer:
         description="Status of every agent in the fleet: state, role, model, last seen, current task, and what its "
         "runtime last saw on its screen." + AGENT_TEXT_HINT
     )
-    def get_agent_status(
+    async def get_agent_status(
         name: Annotated[str | None, Field(description="Only this agent (default: all).")] = None,
     ) -> dict[str, Any]:
         me = caller()
@@ -337,7 +340,7 @@ def build_mcp(svc: Service) -> MCPServer:
         description="Fleet dashboard: agents, task counts by state, unfinished tasks and the latest notes (each "
         "labelled with who wrote it)." + AGENT_TEXT_HINT
     )
-    def get_agent_dashboard() -> dict[str, Any]:
+    async def get_agent_dashboard() -> dict[str, Any]:
         me = caller()
         unfinished = [t for t in svc.board.list(limit=200) if t["state"] not in FINAL_STATES]
         answer = {
@@ -352,7 +355,7 @@ def build_mcp(svc: Service) -> MCPServer:
         description="Say hello when you start: records you as connected and returns who you are and what to do "
         "next (same as whoami). Arguments are optional; identity comes from your token."
     )
-    def agent_connect(agent: AgentArg = None, agentId: AgentArg = None) -> dict[str, Any]:
+    async def agent_connect(agent: AgentArg = None, agentId: AgentArg = None) -> dict[str, Any]:
         name = caller(agent or agentId)
         svc.roster.touch(name)
         return {"connected": True, **whoami_view(name)}
@@ -361,7 +364,7 @@ def build_mcp(svc: Service) -> MCPServer:
         description="Tell the coordinator you are alive (any tool call also counts). Call it every few minutes "
         "while idle; returns your state and what to do next."
     )
-    def agent_heartbeat(
+    async def agent_heartbeat(
         agent: AgentArg = None,
         agentId: AgentArg = None,
         status: Annotated[str | None, Field(description="Optional free text: what you are doing.")] = None,

@@ -110,7 +110,7 @@ def build_runtime_routes(svc: Service) -> list[Route]:
                     log.info("runtime of %s takes task #%d%s", name, task["id"], " again" if resumed else "")
                     return JSONResponse({"task": task, "resumed": resumed})
                 left = deadline - time.monotonic()
-                if left <= 0 or svc.stopping or await _woken(sub, left) is None:
+                if left <= 0 or svc.stopping or await _woken(sub, left, name) is None:
                     return Response(status_code=204)
         finally:
             sub.close()
@@ -155,8 +155,17 @@ def _task_id(body: dict[str, Any]) -> int:
     return task_id
 
 
-async def _woken(sub: Any, timeout: float) -> Any:
-    """Wait for an event that may have made a task AVAILABLE; None when ``timeout`` passed (or the bus closed)."""
+def _may_be_for(event: Any, name: str) -> bool:
+    """Whether an event may have given ``name`` a task to take: one that became AVAILABLE, or suggested to it (a
+    progress report, another agent's suggestion wake no one: with a runtime per agent, every waiter would look)."""
+    if event.type == "task.suggested":
+        return event.data.get("agent") == name
+    return event.type in WAKE_EVENTS and event.data.get("state") == "AVAILABLE"
+
+
+async def _woken(sub: Any, timeout: float, name: str) -> Any:
+    """Wait for an event that may have made a task AVAILABLE to ``name``; None when ``timeout`` passed (or the bus
+    closed)."""
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
@@ -166,5 +175,5 @@ async def _woken(sub: Any, timeout: float) -> Any:
             event = await asyncio.wait_for(sub.queue.get(), left)
         except TimeoutError:
             return None
-        if event is None or event.type in WAKE_EVENTS:
+        if event is None or _may_be_for(event, name):
             return event

@@ -130,6 +130,9 @@ class Service:
 
     def close(self) -> None:
         self.bus.close_all()
+        if self.opened:
+            self.roster.flush_seen()  # the last-seen times kept in memory since the last liveness tick
+            self.opened = False
         self.store.close()
 
     # -- agents file ---------------------------------------------------------
