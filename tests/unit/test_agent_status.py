@@ -126,7 +126,7 @@ def proc_state(pid: int) -> str:
         return fh.read().rsplit(b")", 1)[1].split()[0].decode()
 
 
-def wait_for(condition, timeout: float = 5.0) -> None:
+def wait_for(condition, timeout: float = 15.0) -> None:  # a loaded 2-core CI machine once needed more than 5 s
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "the fleet did not settle"
