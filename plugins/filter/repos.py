@@ -14,6 +14,8 @@ the key reaches the agent's unit as a credential, never a path it could share).
 
 import re
 
+from ansible_collections.central_mcp.agents.plugins.module_utils.git_env import protocol
+
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NONE = "none"  # an agent's ``repo: none``: an empty workspace, as before repositories
 HOST_RE = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]"
@@ -199,7 +201,7 @@ def repo_plan(repos, agents, layout):
             "known_hosts_text": "".join(f"{host} {k.strip()}\n" for k in repo.get("host_keys") or []) if host else "",
             "key": (repo.get("key") or "").strip() + "\n" if repo.get("key") else "",
             "mirror": f"{layout['mirror_dir']}/{name}.git",
-            "protocols": url.split("://", 1)[0] if url.startswith(("file://", "https://")) else "ssh",
+            "protocols": protocol(url),
             "token_file": f"{layout['dir']}/{name}.token",
             "token": (repo.get("token") or "").strip() + "\n" if repo.get("token") else "",
             "username": repo.get("username") or "",

@@ -20,6 +20,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.e2e.fleet import AGENTS, TIMING, Fleet, Unavailable, claude_binary  # noqa: E402
+from tests.forge_api import Contract, description  # noqa: E402
+from tests.npm_locks import NpmUnavailable  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,6 +34,15 @@ def claude_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return claude_binary(tmp_path_factory.mktemp("claude-code"))
     except Unavailable as exc:
         pytest.skip(f"real Claude Code CLI unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def contract() -> Contract:
+    """GitHub's pulls API contract from its OpenAPI description (read once: 13 MB of JSON)."""
+    try:
+        return Contract(description())
+    except NpmUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -24,20 +24,11 @@ import pytest
 from central_mcp.forge import ForgeError, GitHub, GitLab
 from central_mcp.settings import ForgeSpec
 
-from tests.forge_api import Contract, GitHubApi, GitHubApiServer, description
-from tests.npm_locks import NpmUnavailable
+from tests.forge_api import Contract, GitHubApi, GitHubApiServer
 
 pytestmark = pytest.mark.e2e
 TOKEN = "ghp_" + "e2e" * 12
 BRANCHES = {"team/app": {"main": "a" * 40, "central-mcp/1-add-a-page": "b" * 40, "central-mcp/2-nothing": "a" * 40}}
-
-
-@pytest.fixture(scope="module")
-def contract() -> Contract:
-    try:
-        return Contract(description())
-    except NpmUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture

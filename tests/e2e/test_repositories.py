@@ -24,11 +24,10 @@ import pytest
 from tests.e2e.fleet import Fleet, Unavailable, wait_for
 from tests.e2e.scenarios import epoch, percentile
 from tests.e2e.workers import start_worker
-from tests.forge_api import Contract, GitHubApi, GitHubApiServer, description
+from tests.forge_api import Contract, GitHubApi, GitHubApiServer
 from tests.gitserver import GitServer
 from tests.gitserver import Unavailable as NoGitServer
 from tests.model_api import Policy
-from tests.npm_locks import NpmUnavailable
 
 pytestmark = pytest.mark.e2e
 WORKERS = {"A": "backend", "B": "backend"}
@@ -59,14 +58,6 @@ def repo_spec(server: GitServer, name: str, agent: str, known_hosts: Path | None
         "author": f"Agent {agent} <agent-{agent.lower()}@fleet.invalid>",
         "known_hosts": str(known_hosts or server.known_hosts), "key": str(server.key),
     }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def contract() -> Contract:
-    try:
-        return Contract(description())
-    except NpmUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture

@@ -172,17 +172,22 @@ def test_secrets_of_an_agent_of_its_own_user_are_readable_by_it_or_the_console_u
             assert (entry["owner"], entry["group"], entry["mode"]) in allowed, entry["path"]
 
 
-def test_agents_with_a_repository_are_told_it_and_only_their_units_load_its_key():
+def repo_fleet_files(repos: dict) -> tuple[dict, dict]:
+    """launcher_files of agents A (on the first repository) and B (repo: none), and its files by path."""
     from ansible_collections.central_mcp.agents.plugins.filter.repos import repo_plan
 
-    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
-    repos = {"app": {"url": "git@github.com:org/app.git", "host_keys": ["ssh-ed25519 AAAAC3Nz"], "key": key}}
     agents = [{"name": "A", "role": "dev"}, {"name": "B", "role": "dev", "repo": "none"}]
     plan = repo_plan(repos, agents, {"dir": "/etc/central-mcp/repos", "mirror_dir": "/var/lib/central-mcp/repos",
                                      "author": "Agent {name} <agent-{lower}@central-mcp.invalid>"})  # fmt: skip
     fleet = launcher_fleet(agents, KINDS, {**SETTINGS, "user_prefix": "agent-", "mode": "worker"}, SECRETS)
     result = launcher_files(fleet, {**LAYOUT, "repos": plan})
-    by_path = {f["path"]: f for f in result["files"]}
+    return result, {f["path"]: f for f in result["files"]}
+
+
+def test_agents_with_a_repository_are_told_it_and_only_their_units_load_its_key():
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+    repos = {"app": {"url": "git@github.com:org/app.git", "host_keys": ["ssh-ed25519 AAAAC3Nz"], "key": key}}
+    result, by_path = repo_fleet_files(repos)
     workers = {w["name"]: w for w in json.loads(by_path["/etc/central-mcp/agents/runtime.json"]["content"])["workers"]}
     assert workers["A"]["repo"]["url"] == "git@github.com:org/app.git" and "repo" not in workers["B"]
     assert workers["A"]["repo"]["author"] == "Agent A <agent-a@central-mcp.invalid>"
@@ -199,19 +204,12 @@ def test_agents_with_a_repository_are_told_it_and_only_their_units_load_its_key(
 
 
 def test_an_https_repositorys_token_reaches_only_its_agents_units_as_a_credential():
-    from ansible_collections.central_mcp.agents.plugins.filter.repos import repo_plan
-
     token = "glpat-pushes-to-app-0123456789"
     repos = {"app": {"url": "https://git.example.com/org/app.git", "token": token, "username": "deploy"}}
-    agents = [{"name": "A", "role": "dev"}, {"name": "B", "role": "dev", "repo": "none"}]
-    plan = repo_plan(repos, agents, {"dir": "/etc/central-mcp/repos", "mirror_dir": "/var/lib/central-mcp/repos",
-                                     "author": "Agent {name} <agent-{lower}@central-mcp.invalid>"})  # fmt: skip
-    fleet = launcher_fleet(agents, KINDS, {**SETTINGS, "user_prefix": "agent-", "mode": "worker"}, SECRETS)
-    result = launcher_files(fleet, {**LAYOUT, "repos": plan})
-    by_path = {f["path"]: f for f in result["files"]}
+    result, by_path = repo_fleet_files(repos)
     units = json.loads(by_path["/etc/central-mcp/agent-units.json"]["content"])["agents"]
     assert "LoadCredential=repo_token:/etc/central-mcp/repos/app.token" in units["A"]["properties"]
-    assert not any("repo_" in p for p in units["B"]["properties"] + units["A"]["properties"] if "repo_key" in p)
+    assert not any("repo_key" in p for p in units["A"]["properties"] + units["B"]["properties"])
     assert not any("repo_token" in p for p in units["B"]["properties"])
     secret = by_path["/etc/central-mcp/repos/app.token"]
     assert (secret["owner"], secret["mode"], secret["content"]) == ("root", "0600", token + "\n")
