@@ -271,3 +271,22 @@ def test_the_last_claimer_of_a_handed_back_task_still_brings_its_branch_back(ser
     assert runtime(server, "B", "branch", branch_report(task["id"])).status_code == 403
     kept = runtime(server, "A", "branch", branch_report(task["id"], committed_leftovers=True))
     assert kept.status_code == 200 and kept.json()["committed_leftovers"] is True
+
+
+def test_a_runtime_gone_while_it_waited_claims_nothing(server: Server) -> None:
+    """A runtime killed during its long-poll: the coordinator's handler, still waiting, must not claim the next
+    task for it (the task would be handed back a moment later as a failed attempt)."""
+    import socket  # noqa: PLC0415
+
+    body = json.dumps({"wait_s": 30}).encode()
+    head = (f"POST /runtime/next HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {server.fleet.tokens['B']}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    request = head.encode() + body
+    with socket.create_connection(("127.0.0.1", server.port)) as conn:
+        conn.sendall(request)
+        time.sleep(0.5)  # the handler waits now
+    time.sleep(0.3)  # ...and its client is gone
+    task = server.json("POST", "/api/tasks", json={"title": "for the living", "role": "backend"})
+    time.sleep(1.0)
+    shown = server.json("GET", f"/api/tasks/{task['id']}")
+    assert shown["state"] == "AVAILABLE" and shown["claimed_by"] is None, shown

@@ -102,6 +102,8 @@ def build_runtime_routes(svc: Service) -> list[Route]:
         sub = svc.bus.subscribe()
         try:
             while True:
+                if await request.is_disconnected():  # a runtime killed while it waited: claim nothing for it
+                    return Response(status_code=204)
                 svc.roster.touch(name, mcp=False)
                 me = svc.roster.get(name) or {}
                 found = svc.work.next_for(name, me.get("role") or None)
