@@ -4,47 +4,103 @@
 For each fleet size (``--agents 100,500,1000,2000,4000``), a fresh coordinator
 (``python -m central_mcp serve``, pinned to CPU 0) with that many agents in its
 agents file, each with its own token; this process (pinned to CPU 1) opens one
-MCP session per agent with the official SDK client, as a CLI holds it, then
-every agent calls ``get_available_tasks`` once every ``--interval-s`` (10 s, at a
-random phase) for ``--seconds``. Printed per size:
+MCP session per agent (``initialize``, its own keep-alive connection, as a CLI
+holds it), then every agent calls ``get_available_tasks`` once every
+``--interval-s`` (10 s, at a random phase) for ``--seconds``. Printed per size:
 
 * calls asked per second and served per second, p50 and p99 latency, errors;
 * the server's CPU (share of its one core) during the calls;
 * its RSS idle, with every session open, and per open session.
 
 A size whose calls cannot keep up shows it as served < asked and a p99 of
-seconds: that is the limit. The client side is one Python process; its own
-CPU is printed too, so a client that is the bottleneck is not mistaken for
-the server. Needs the coordinator's venv: ``coordinator/.venv/bin/python
-benchmarks/coordinator_curve.py`` (about a minute per size).
+seconds: that is the limit. The clients speak MCP on the wire
+(``mcp_wire.py``): the SDK's client costs more CPU per call than the server,
+so thousands of them on one core measured the clients. The client core's CPU
+is printed too, so a client that is the bottleneck is not mistaken for the
+server.
+
+Then, in the same run (``--mix-seconds``, 0 to skip), the claim -> progress ->
+complete mix of 16 agents calling as fast as they can against the coordinator,
+next to 16 clients calling a no-op tool of the bare SDK served the same way
+(``bare_mcp_server.py``, stateless with JSON answers, pinned to CPU 0 too):
+calls/s and p99 of each, and their ratio. Needs the coordinator's venv:
+``coordinator/.venv/bin/python benchmarks/coordinator_curve.py`` (about a minute
+per size).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import random
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 try:
     import anyio
+    import httpx2
 except ImportError as exc:  # pragma: no cover - a plain message instead of a traceback
     sys.exit(f"coordinator_curve: {exc.name} is missing; run it with the coordinator's venv")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from coordinator_load import cpu_s, pct, rss_mb, session, start_server  # noqa: E402
+from coordinator_load import cpu_s, free_port, pct, rss_mb, seed_tasks, start_server  # noqa: E402
+from mcp_wire import WireSession  # noqa: E402
 
 OPEN_AT_ONCE = 50  # sessions opened concurrently while the fleet connects
+MIX_AGENTS = 16
 
 
-async def one_size(agents: int, seconds: float, interval_s: float) -> dict:
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def loop_lags(seconds: float, tick: float = 0.05) -> list[float]:
+    """How late this process's event loop wakes a sleeper, for ``seconds``: a busy client delays every answer."""
+    lags = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        asked = time.perf_counter()
+        await anyio.sleep(tick)
+        lags.append(time.perf_counter() - asked - tick)
+    return lags
+
+
+SCREEN = [
+    f"line {i} of what the agent's window shows, as the runtime reads it with tmux capture-pane" for i in range(20)
+]
+
+
+async def every(period: float, seconds: float, call: Callable[[], Awaitable[Any]], latencies: list[float]) -> int:
+    """``call`` once every ``period`` from a random phase for ``seconds``; its latencies; how many failed."""
+    errors = 0
+    await anyio.sleep(random.uniform(0, period))  # each agent at its own phase
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        try:
+            await call()
+        except Exception:  # a refused, failed or timed-out call counts, the agent goes on
+            errors += 1
+        latencies.append(time.perf_counter() - started)
+        await anyio.sleep(max(0.0, period - (time.perf_counter() - started)))
+    return errors
+
+
+async def one_size(agents: int, seconds: float, interval_s: float, heartbeat_s: float) -> dict:
     tokens = {f"agent{i:05d}": secrets.token_urlsafe(32) for i in range(agents)}
     with tempfile.TemporaryDirectory(prefix="central-mcp-curve-") as tmpdir:
         proc, url, _ = start_server(Path(tmpdir), tokens, {}, True)
@@ -52,35 +108,44 @@ async def one_size(agents: int, seconds: float, interval_s: float) -> dict:
             await anyio.sleep(1.0)
             idle_rss = rss_mb(proc.pid)
             latencies: list[float] = []
+            beats: list[float] = []
             errors = 0
             opened = 0
             all_open, go = anyio.Event(), anyio.Event()
             gate = anyio.Semaphore(OPEN_AT_ONCE)
 
             async def agent(name: str) -> None:
+                """The CLI's MCP session, and beside it the runtime's heartbeats on a connection of its own."""
                 nonlocal opened, errors
                 async with gate:
-                    context = session(url, tokens[name], True)
-                    s = await context.__aenter__()
+                    s = await WireSession(url, tokens[name]).__aenter__()
+                runtime = httpx2.AsyncClient(headers={"Authorization": f"Bearer {tokens[name]}"}, timeout=30)
+
+                async def beat() -> None:
+                    report = {"activity": "working", "task_id": None, "output_age_s": 2.5, "screen": SCREEN}
+                    response = await runtime.post(url + "/runtime/heartbeat", json=report)
+                    response.raise_for_status()
+
+                async def calls() -> None:
+                    nonlocal errors
+                    errors += await every(interval_s, seconds, lambda: s.call("get_available_tasks", {}), latencies)
+
+                async def heartbeats() -> None:
+                    nonlocal errors
+                    errors += await every(heartbeat_s, seconds, beat, beats)
+
                 try:
                     opened += 1
                     if opened == agents:
                         all_open.set()
                     await go.wait()
-                    await anyio.sleep(random.uniform(0, interval_s))  # each agent at its own phase
-                    deadline = time.monotonic() + seconds
-                    while time.monotonic() < deadline:
-                        started = time.perf_counter()
-                        try:
-                            result = await s.call_tool("get_available_tasks", {})
-                            errors += bool(result.is_error)
-                        except Exception:  # a refused or timed-out call counts, the agent goes on
-                            errors += 1
-                        latencies.append(time.perf_counter() - started)
-                        await anyio.sleep(max(0.0, interval_s - (time.perf_counter() - started)))
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(calls)
+                        if heartbeat_s > 0:
+                            tg.start_soon(heartbeats)
                 finally:
-                    with contextlib.suppress(Exception):  # closing thousands of sessions at once is not measured
-                        await context.__aexit__(None, None, None)
+                    await s.__aexit__(None, None, None)
+                    await runtime.aclose()
 
             async with anyio.create_task_group() as tg:
                 for name in tokens:
@@ -88,27 +153,106 @@ async def one_size(agents: int, seconds: float, interval_s: float) -> dict:
                 with anyio.fail_after(60 + agents / 10):
                     await all_open.wait()
                 await anyio.sleep(1.0)
+                gc.freeze()  # thousands of open clients: a full collection of them would stall every answer here
+                gc.disable()
                 open_rss = rss_mb(proc.pid)
                 cpu_before, client_before, began = cpu_s(proc.pid), time.process_time(), time.monotonic()
                 go.set()
-                await anyio.sleep(seconds + interval_s)
+                lags = await loop_lags(seconds + max(interval_s, heartbeat_s))
                 took = time.monotonic() - began
                 server_cpu = (cpu_s(proc.pid) - cpu_before) / took
                 client_cpu = (time.process_time() - client_before) / took
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            gc.enable()
+            stop(proc)
     # served: each agent calls for `seconds` from its own phase, so a fleet that keeps up serves agents / interval
     return {
         "agents": agents, "asked": agents / interval_s, "served": len(latencies) / seconds,
+        "beats": len(beats) / seconds, "beat_p99_ms": pct(beats, 0.99) * 1000 if beats else float("nan"),
         "p50_ms": pct(latencies, 0.5) * 1000 if latencies else float("nan"),
         "p99_ms": pct(latencies, 0.99) * 1000 if latencies else float("nan"),
-        "errors": errors, "server_cpu": server_cpu, "client_cpu": client_cpu,
+        "errors": errors, "server_cpu": server_cpu, "client_cpu": client_cpu, "client_lag_ms": pct(lags, 0.99) * 1000,
         "idle_rss": idle_rss, "open_rss": open_rss, "per_session_kb": (open_rss - idle_rss) * 1024 / agents,
     }  # fmt: skip
+
+
+Call = Callable[[str, dict[str, Any]], Awaitable[None]]  # one timed MCP call of a client
+
+
+async def flat_out(
+    url: str, tokens: list[str], pid: int, seconds: float, step: Callable[[Call], Awaitable[None]]
+) -> dict[str, Any]:
+    """Every client runs ``step`` again and again for ``seconds``: calls/s, p50/p99 per call, errors, server CPU."""
+    latencies: list[float] = []
+    errors = 0
+
+    async def client(token: str) -> None:
+        async with WireSession(url, token) as s:
+
+            async def call(tool: str, arguments: dict[str, Any]) -> None:
+                nonlocal errors
+                started = time.perf_counter()
+                try:
+                    await s.call(tool, arguments)
+                except Exception:  # counted; the client goes on
+                    errors += 1
+                latencies.append(time.perf_counter() - started)
+
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                await step(call)
+
+    cpu_before, began = cpu_s(pid), time.monotonic()
+    async with anyio.create_task_group() as tg:
+        for token in tokens:
+            tg.start_soon(client, token)
+    took = time.monotonic() - began
+    return {
+        "rate": len(latencies) / took, "p50_ms": pct(latencies, 0.5) * 1000, "p99_ms": pct(latencies, 0.99) * 1000,
+        "errors": errors, "server_cpu": (cpu_s(pid) - cpu_before) / took,
+    }  # fmt: skip
+
+
+async def mix_vs_bare(seconds: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The coordinator's claim/progress/complete mix, then the bare SDK's no-op, with the same clients."""
+    tokens = {f"agent{i:02d}": secrets.token_urlsafe(32) for i in range(MIX_AGENTS)}
+    with tempfile.TemporaryDirectory(prefix="central-mcp-mix-") as tmpdir:
+        proc, url, _ = start_server(Path(tmpdir), tokens, {}, True)
+        try:
+            ids = iter(seed_tasks(Path(tmpdir) / "db" / "central-mcp.db", 100_000))
+
+            async def claim_progress_complete(call: Call) -> None:
+                task_id = next(ids)
+                await call("claim_task", {"taskId": task_id})
+                await call("update_task_progress", {"taskId": task_id, "completionPercent": 50, "notes": "half"})
+                await call("complete_task", {"taskId": task_id, "filesCreated": ["x.py"], "notes": "done"})
+
+            await anyio.sleep(1.0)
+            mix = await flat_out(url, list(tokens.values()), proc.pid, seconds, claim_progress_complete)
+        finally:
+            stop(proc)
+
+    port = free_port()
+    bare_url = f"http://127.0.0.1:{port}"
+    pin = (lambda: os.sched_setaffinity(0, {0})) if hasattr(os, "sched_setaffinity") else None
+    script = Path(__file__).with_name("bare_mcp_server.py")
+    bare = subprocess.Popen(
+        [sys.executable, str(script), str(port)], preexec_fn=pin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(300):  # listening yet? (a GET of /mcp would open an event stream)
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            await anyio.sleep(0.05)
+
+        async def noop(call: Call) -> None:
+            await call("noop", {})
+
+        await anyio.sleep(1.0)
+        sdk = await flat_out(bare_url, ["unused"] * MIX_AGENTS, bare.pid, seconds, noop)
+    finally:
+        stop(bare)
+    return mix, sdk
 
 
 def main() -> None:
@@ -116,17 +260,31 @@ def main() -> None:
     parser.add_argument("--agents", default="100,500,1000,2000,4000", help="fleet sizes, comma-separated")
     parser.add_argument("--seconds", type=float, default=40.0, help="how long each agent calls")
     parser.add_argument("--interval-s", type=float, default=10.0, help="one call per agent this often")
+    parser.add_argument("--heartbeat-s", type=float, default=5.0, help="the runtime's heartbeat (0: none)")
+    parser.add_argument("--mix-seconds", type=float, default=15.0, help="the mix and the no-op, each (0: skip)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {1})  # the clients on CPU 1, the server alone on CPU 0
-    print(f"one get_available_tasks per agent every {args.interval_s:g} s for {args.seconds:g} s; "
-          "the coordinator on one core")  # fmt: skip
-    print("agents  asked/s  served/s   p50 ms   p99 ms  errors  server CPU  client CPU  RSS idle  RSS open  KB/session")
+    beating = f" and a runtime heartbeat every {args.heartbeat_s:g} s" if args.heartbeat_s > 0 else ""
+    print(f"per agent: one MCP call (get_available_tasks) every {args.interval_s:g} s{beating}, "
+          f"for {args.seconds:g} s; the coordinator on one core")  # fmt: skip
+    print("agents  MCP calls/s asked  served   p50 ms   p99 ms  beats/s  beat p99 ms  errors  server CPU  client CPU  "
+          "client lag p99  RSS idle  RSS open  KB/session")  # fmt: skip
     for agents in (int(word) for word in args.agents.split(",")):
-        r = anyio.run(one_size, agents, args.seconds, args.interval_s)
-        print(f"{r['agents']:>6}  {r['asked']:>7.0f}  {r['served']:>8.1f}  {r['p50_ms']:>7.1f}  {r['p99_ms']:>7.1f}  "
-              f"{r['errors']:>6}  {r['server_cpu']:>9.0%}  {r['client_cpu']:>10.0%}  {r['idle_rss']:>6.0f} MB  "
+        r = anyio.run(one_size, agents, args.seconds, args.interval_s, args.heartbeat_s)
+        print(f"{r['agents']:>6}  {r['asked']:>17.0f}  {r['served']:>6.1f}  {r['p50_ms']:>7.1f}  {r['p99_ms']:>7.1f}  "
+              f"{r['beats']:>7.1f}  {r['beat_p99_ms']:>11.1f}  {r['errors']:>6}  {r['server_cpu']:>9.0%}  "
+              f"{r['client_cpu']:>10.0%}  {r['client_lag_ms']:>11.1f} ms  {r['idle_rss']:>6.0f} MB  "
               f"{r['open_rss']:>6.0f} MB  {r['per_session_kb']:>10.1f}", flush=True)  # fmt: skip
+    if args.mix_seconds <= 0:
+        return
+    mix, sdk = anyio.run(mix_vs_bare, args.mix_seconds)
+    print(f"\n{MIX_AGENTS} clients calling as fast as they can for {args.mix_seconds:g} s, each server on one core:")
+    print("                                        calls/s   p50 ms   p99 ms  errors  server CPU")
+    for label, r in (("coordinator claim/progress/complete", mix), ("bare SDK no-op (stateless, JSON)", sdk)):
+        print(f"  {label:<36}  {r['rate']:>7.0f}  {r['p50_ms']:>7.1f}  {r['p99_ms']:>7.1f}  {r['errors']:>6}  "
+              f"{r['server_cpu']:>9.0%}")  # fmt: skip
+    print(f"  mix / no-op: {mix['rate'] / sdk['rate']:.2f}x the calls/s, {mix['p99_ms'] / sdk['p99_ms']:.2f}x the p99")
 
 
 if __name__ == "__main__":

@@ -108,6 +108,58 @@ def test_priority_order_and_role_filter(parts) -> None:
     assert len(board.available(None)) == 4
 
 
+def test_limited_lists_read_in_urgency_order(parts) -> None:
+    """A limit gives the most urgent tasks of the role and of any role, merged; the count is of all of them."""
+    _, _, _, board = parts
+    made = [board.create(f"t{i}", role=("backend", "", "review")[i % 3], priority=1 + i % 5) for i in range(30)]
+    for role in ("backend", None):
+        everything = board.available(role)
+        assert board.available(role, 7) == everything[:7]
+        assert board.count_available(role) == len(everything)
+    assert len(board.available(None)) == len(made)
+
+
+def test_a_call_commits_once_and_tells_after_the_commit(parts) -> None:
+    """A claim changes the task and its agent's state in one transaction (one fsync); the events wait for it."""
+    store, bus, roster, board = parts
+    task = board.create("t", role="backend")
+    roster.touch("A")  # a live, idle agent: the claim makes it working
+    sub = bus.subscribe()
+    begun, real = [], store.conn
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def execute(self, sql, *args):
+            if sql == "BEGIN IMMEDIATE":
+                begun.append(sub.queue.qsize())  # events already out when the transaction began
+            return real.execute(sql, *args)
+
+    store._conn = Counting()
+    try:
+        board.claim(task["id"], "A")
+    finally:
+        store._conn = real
+    assert begun == [0]
+    types = [sub.queue.get_nowait().type for _ in range(sub.queue.qsize())]
+    assert types == ["agent.state", "task.claimed"]
+
+
+def test_nothing_is_told_of_a_rolled_back_change(parts) -> None:
+    store, _, _, _ = parts
+    told = []
+    with pytest.raises(ZeroDivisionError), store.transaction():
+        store.after_commit(lambda: told.append("rolled back"))
+        1 / 0  # noqa: B018
+    with store.transaction():
+        with store.transaction():
+            store.after_commit(lambda: told.append("nested"))
+        assert told == []  # not before the outer transaction commits
+    store.after_commit(lambda: told.append("outside"))
+    assert told == ["nested", "outside"]
+
+
 def test_sync_retires_and_returns_agents(parts) -> None:
     store, _, roster, _ = parts
     assert roster.agent_for_token("A") == "A"

@@ -129,6 +129,29 @@ async def test_malformed_arguments_are_clear_tool_errors(shared: Server, tool: s
         assert not (await call(s, "whoami"))[0]  # the session survives
 
 
+async def test_a_long_board_lists_the_most_urgent_and_counts_all(server: Server) -> None:
+    """A poll reads a page of the board, not all of it; whoami counts the open tasks and finds its suggestion."""
+    made = [
+        server.json("POST", "/api/tasks", json={"title": f"t{i}", "role": "backend", "priority": 1 + i % 5})
+        for i in range(55)
+    ]
+    async with mcp_session(server.url, server.fleet.tokens["A"]) as s:
+        error, listing = await call(s, "get_available_tasks")
+        assert not error and listing["count"] == 55 and len(listing["tasks"]) == 50
+        assert "5 less urgent" in listing["more"]
+        order = [(t["priority"], t["id"]) for t in listing["tasks"]]
+        assert order == sorted((t["priority"], t["id"]) for t in made)[:50]
+        error, me = await call(s, "whoami")
+        assert not error and me["open_tasks_for_my_role"] == 55 and me["suggested_task"] is None
+        least = max(made, key=lambda t: (t["priority"], t["id"]))
+        with sqlite3.connect(server.db) as db:
+            db.execute("UPDATE tasks SET suggested_agent = 'A' WHERE id = ?", (least["id"],))
+        error, me = await call(s, "whoami")
+        assert me["suggested_task"]["id"] == least["id"] and f"claim_task(taskId={least['id']})" in me["next_step"]
+        error, listing = await call(s, "get_available_tasks", allRoles=True)
+        assert listing["role"] == "(all)" and listing["count"] == 55
+
+
 async def test_bad_or_missing_token_is_401(shared: Server) -> None:
     body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
     headers = {"Accept": "application/json, text/event-stream"}

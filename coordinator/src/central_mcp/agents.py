@@ -260,9 +260,18 @@ class Roster:
         )
         return "working" if row else "idle"
 
-    def _state_now(self, name: str, now: float) -> str:
+    def working(self) -> set[str]:
+        """Every agent that holds a claimed or in-progress task: one read, however many agents there are."""
+        marks = ",".join("?" * len(ACTIVE_TASK_STATES))
+        rows = self.store.query(
+            f"SELECT DISTINCT claimed_by FROM tasks WHERE state IN ({marks}) AND claimed_by IS NOT NULL",
+            ACTIVE_TASK_STATES,
+        )
+        return {r["claimed_by"] for r in rows}
+
+    def _state_now(self, name: str, now: float, live: str | None = None) -> str:
         """A live agent's state: from its runtime's reports when it has one, else idle or working."""
-        live = self._live_state(name)
+        live = live or self._live_state(name)
         by_runtime = self.runtimes.state(
             name, live == "working", self._mcp_at.get(name), self.runtime_offline_s, self.quiet_s, now
         )
@@ -290,13 +299,15 @@ class Roster:
         """
         now = time.time() if now is None else now
         self.flush_seen()
+        working = self.working()
         changes: list[tuple[str, str, str]] = []
         for row in self.store.query("SELECT name, state, last_seen FROM agents WHERE state != 'retired'"):
             seen = self.last_seen(row["name"], row["last_seen"])
             if seen is not None and row["state"] in LIVE_STATES:
                 seen = max(seen, self.started)
+            live = "working" if row["name"] in working else "idle"
             if self.runtimes.get(row["name"]) is not None:
-                new = self._state_now(row["name"], now)
+                new = self._state_now(row["name"], now, live)
             elif seen is None:
                 new = "starting"
             elif now - seen >= offline_s:
@@ -304,7 +315,7 @@ class Roster:
             elif now - seen >= stale_s:
                 new = "stale"
             else:
-                new = self._live_state(row["name"])
+                new = live
             if new != row["state"]:
                 changes.append((row["name"], row["state"], new))
         self._set_states(changes)
@@ -323,9 +334,17 @@ class Roster:
                     (new, seen, now, name),
                 )
         for name, old, new in changes:
-            self.bus.publish("agent.state", {"name": name, "state": new, "previous": old})
+            self.store.after_commit(
+                lambda name=name, old=old, new=new: self.bus.publish(
+                    "agent.state", {"name": name, "state": new, "previous": old}
+                )
+            )
 
     # -- views ----------------------------------------------------------------
+
+    def states(self) -> list[dict[str, str]]:
+        """Every agent's name, role and state, retired ones included: what the loops need, one plain read."""
+        return [dict(r) for r in self.store.query("SELECT name, role, state FROM agents ORDER BY name")]
 
     def get(self, name: str) -> dict[str, Any] | None:
         """One agent as :meth:`list` shows it (read by its name alone: every heartbeat asks)."""

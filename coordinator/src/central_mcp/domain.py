@@ -16,6 +16,7 @@ Priority: 1 is the most urgent, 5 the least; lists sort by priority, then age.
 
 from __future__ import annotations
 
+import heapq
 import json
 import time
 from collections.abc import Iterable
@@ -161,15 +162,46 @@ class Board:
         sql += " ORDER BY priority, id LIMIT ?"
         return [task_view(r) for r in self.store.query(sql, (*params, max(1, min(limit, 5000))))]
 
-    def available(self, role: str | None) -> list[dict[str, Any]]:
-        """AVAILABLE tasks for ``role`` (and tasks open to any role), or all when ``role`` is None."""
+    def available(
+        self, role: str | None, limit: int | None = None, not_failed_by: str | None = None, failed_before: float = 0.0
+    ) -> list[dict[str, Any]]:
+        """AVAILABLE tasks for ``role`` (and tasks open to any role), or all when ``role`` is None; most urgent first.
+
+        ``limit``: at most that many, read in index order (one range per role, merged here: an ``IN`` over two
+        roles would read and sort all of both). ``not_failed_by``: leave out tasks whose last attempt failed on
+        that agent after ``failed_before``.
+        """
+        where, params = "state = 'AVAILABLE'", []
+        if not_failed_by is not None:
+            where += " AND (failed_by IS NOT ? OR failed_at < ?)"
+            params += [not_failed_by, failed_before]
+        tail = " ORDER BY priority, id" + ("" if limit is None else f" LIMIT {int(limit)}")
         if role is None:
-            rows = self.store.query("SELECT * FROM tasks WHERE state = 'AVAILABLE' ORDER BY priority, id")
+            # INDEXED BY: in urgency order without a sort (the planner would take tasks_state and sort them all)
+            rows = self.store.query(f"SELECT * FROM tasks INDEXED BY tasks_available WHERE {where}{tail}", params)
         else:
-            rows = self.store.query(
-                "SELECT * FROM tasks WHERE state = 'AVAILABLE' AND role IN (?, '') ORDER BY priority, id", (role,)
-            )
+            rows = [
+                r
+                for each in dict.fromkeys((role, ""))
+                for r in self.store.query(f"SELECT * FROM tasks WHERE {where} AND role = ?{tail}", (*params, each))
+            ]
+            rows = heapq.nsmallest(len(rows) if limit is None else limit, rows, key=lambda r: (r["priority"], r["id"]))
         return [task_view(r) for r in rows]
+
+    def count_available(self, role: str | None) -> int:
+        """How many tasks :meth:`available` would list without a limit."""
+        if role is None:
+            return self.store.query_one("SELECT COUNT(*) AS n FROM tasks WHERE state = 'AVAILABLE'")["n"]
+        sql = "SELECT COUNT(*) AS n FROM tasks WHERE state = 'AVAILABLE' AND role IN (?, '')"
+        return self.store.query_one(sql, (role,))["n"]
+
+    def suggested_to(self, agent: str) -> dict[str, Any] | None:
+        """The AVAILABLE task the assignment loop suggested to ``agent``, if any (the most urgent)."""
+        row = self.store.query_one(
+            "SELECT * FROM tasks WHERE state = 'AVAILABLE' AND suggested_agent = ? ORDER BY priority, id LIMIT 1",
+            (agent,),
+        )
+        return None if row is None else task_view(row)
 
     def held_by(self, agent: str) -> list[dict[str, Any]]:
         """Open tasks claimed by ``agent``."""
@@ -232,8 +264,8 @@ class Board:
                 who = f" by {row['claimed_by']}" if row["claimed_by"] else ""
                 raise Conflict(f"task {task_id} is {row['state']}{who}, not AVAILABLE; call get_available_tasks")
             self._event(conn, task_id, agent, "claimed", "CLAIMED", None, "")
+            self.roster.recompute(agent)  # in the same transaction: one commit for the call
         task = self.get(task_id)
-        self.roster.recompute(agent)
         self.bus.publish("task.claimed", task)
         return task
 
@@ -270,8 +302,8 @@ class Board:
                 (state, new_percent, notes, notes, notes, by_agent(agent), now, task_id),
             )
             self._event(conn, task_id, agent, "progress", state, new_percent, notes)
+            self.roster.recompute(agent)  # in the same transaction: one commit for the call
         task = self.get(task_id)
-        self.roster.recompute(agent)
         self.bus.publish("task.updated", task)
         return task
 
@@ -303,8 +335,8 @@ class Board:
                 (result, by_agent(agent), json.dumps(files), now, now, task_id),
             )
             self._event(conn, task_id, agent, "completed", "COMPLETE", 100, result)
+            self.roster.recompute(agent)  # in the same transaction: one commit for the call
         task = self.get(task_id)
-        self.roster.recompute(agent)
         self.bus.publish("task.completed", task)
         return task
 
@@ -320,8 +352,8 @@ class Board:
                 (reason, by_agent(agent), now, now, task_id),
             )
             self._event(conn, task_id, agent, "failed", "FAILED", None, reason)
+            self.roster.recompute(agent)  # in the same transaction: one commit for the call
         task = self.get(task_id)
-        self.roster.recompute(agent)
         self.bus.publish("task.failed", task)
         return task
 
@@ -341,9 +373,9 @@ class Board:
                 (reason, by_person(by), now, now, task_id),
             )
             self._event(conn, task_id, by, "cancelled", "CANCELLED", None, reason)
+            if row["claimed_by"]:
+                self.roster.recompute(row["claimed_by"])
         task = self.get(task_id)
-        if row["claimed_by"]:
-            self.roster.recompute(row["claimed_by"])
         self.bus.publish("task.failed", task)
         return task
 
@@ -357,9 +389,9 @@ class Board:
             if row["state"] in ("AVAILABLE", "COMPLETE"):
                 raise Conflict(f"task {task_id} is {row['state']}; only unfinished or failed tasks can be reopened")
             self._release(conn, [task_id], by, reason)
+            if row["claimed_by"]:
+                self.roster.recompute(row["claimed_by"])
         task = self.get(task_id)
-        if row["claimed_by"]:
-            self.roster.recompute(row["claimed_by"])
         self.bus.publish("task.updated", task)
         return task
 

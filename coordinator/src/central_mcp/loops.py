@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 
 from central_mcp import retention, sysinfo
@@ -104,8 +105,11 @@ class Loops:
     def assignment(self) -> None:
         """Hand back tasks of offline or retired agents; suggest open tasks to idle agents of the right role."""
         svc = self.service
-        agents = svc.roster.list(include_retired=True)
+        agents = svc.roster.states()
+        holding = svc.roster.working()  # only these can have anything to hand back
         for agent in agents:
+            if agent["name"] not in holding:
+                continue
             if agent["state"] == "offline":
                 self._hand_back_offline(agent["name"])  # what the liveness step missed (e.g. at start)
             elif agent["state"] == "retired":
@@ -123,13 +127,24 @@ class Loops:
         if not idle:
             return
         open_tasks = svc.board.available(role=None)
-        taken = {t["suggested_agent"] for t in open_tasks if t["suggested_agent"] in {a["name"] for a in idle}}
+        idle_names = {a["name"] for a in idle}
+        taken = {t["suggested_agent"] for t in open_tasks if t["suggested_agent"] in idle_names}
+        # Idle agents in name order, per role and all together: each task takes the first one not yet taken,
+        # so a round costs tasks + agents steps, not tasks x agents.
+        anyone: deque[dict] = deque(a for a in idle if a["name"] not in taken)
+        by_role: dict[str, deque[dict]] = {}
+        for a in anyone:
+            by_role.setdefault(a["role"], deque()).append(a)
+
+        def first_free(queue: deque[dict]) -> dict | None:
+            while queue and queue[0]["name"] in taken:
+                queue.popleft()
+            return queue.popleft() if queue else None
+
         for task in open_tasks:
             if task["suggested_agent"] in taken:
                 continue  # its suggestion still stands: the agent is idle and was told
-            match = next(
-                (a for a in idle if a["name"] not in taken and (not task["role"] or a["role"] == task["role"])), None
-            )
+            match = first_free(by_role.get(task["role"], deque()) if task["role"] else anyone)
             if match is None:
                 continue
             taken.add(match["name"])
@@ -145,7 +160,7 @@ class Loops:
     def health(self) -> None:
         """Record CPU, memory, disk and capacity; a warning in the log when the fleet outgrows the VM or its disk."""
         svc = self.service
-        agents = sum(1 for a in svc.roster.list() if a["state"] != "retired")
+        agents = sum(1 for a in svc.roster.states() if a["state"] != "retired")
         before = set(svc.system.get("warnings", []))
         svc.system = sysinfo.snapshot(
             self._meter, svc.settings.db_path.parent, agents, svc.settings.disk_warn_percent,

@@ -154,6 +154,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        8,
+        "open tasks read in order of urgency, and the one suggested to an agent by its name (calls read a few rows)",
+        (
+            "CREATE INDEX tasks_available ON tasks(priority, id) WHERE state = 'AVAILABLE'",
+            "CREATE INDEX tasks_suggested ON tasks(suggested_agent) WHERE suggested_agent IS NOT NULL",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

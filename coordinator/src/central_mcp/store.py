@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ class Store:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
         self._depth = 0
+        self._after_commit: list[Callable[[], None]] = []
 
     # -- connection ---------------------------------------------------------
 
@@ -151,6 +152,21 @@ class Store:
                 raise
             finally:
                 self._depth = 0
+                done, self._after_commit = self._after_commit, []
+        for callback in done:  # reached only after the COMMIT
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current transaction is committed (now, outside one); never after a rollback.
+
+        What tells others about a change (an event) must not go out before the change is durable, and a
+        write nested in a caller's transaction commits with it: one fsync for the whole call.
+        """
+        with self._lock:
+            if self._depth:
+                self._after_commit.append(callback)
+                return
+        callback()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run a read and return all rows."""

@@ -20,11 +20,10 @@ from central_mcp.domain import MAX_TEXT, Board, Conflict
 
 # A task whose attempt just failed on an agent goes to another agent first: for this long, not back to it.
 RETRY_ELSEWHERE_S = 10.0
-# The suggestion of the assignment loop first, then priority, then age.
-NEXT_SQL = (
-    "SELECT id FROM tasks WHERE state = 'AVAILABLE' AND (? IS NULL OR role IN (?, ''))"
-    " AND (failed_by IS NOT ? OR failed_at < ?)"
-    " ORDER BY (suggested_agent IS ?) DESC, priority, id LIMIT 1"
+# The task the assignment loop suggested to an agent (unless its attempt just failed there), by the index on it.
+SUGGESTED_SQL = (
+    "SELECT id, role FROM tasks WHERE suggested_agent = ? AND state = 'AVAILABLE'"
+    " AND (failed_by IS NOT ? OR failed_at < ?) ORDER BY priority, id LIMIT 1"
 )
 
 
@@ -46,14 +45,23 @@ class WorkQueue:
         held = [t for t in self.board.held_by(agent) if t["state"] in ACTIVE_TASK_STATES]
         if held:
             return held[0], True
-        params = (role, role, agent, time.time() - RETRY_ELSEWHERE_S, agent)
-        row = self.board.store.query_one(NEXT_SQL, params)
-        while row is not None:
+        while True:
+            found = self._next_available(agent, role)
+            if found is None:
+                return None
             try:
-                return self.board.claim(row["id"], agent), False
+                return self.board.claim(found, agent), False
             except Conflict:  # taken in between by a claim_task call: try the next one
-                row = self.board.store.query_one(NEXT_SQL, params)
-        return None
+                continue
+
+    def _next_available(self, agent: str, role: str | None) -> int | None:
+        """The suggestion of the assignment loop first, then priority, then age; each read in index order."""
+        cutoff = time.time() - RETRY_ELSEWHERE_S
+        row = self.board.store.query_one(SUGGESTED_SQL, (agent, agent, cutoff))
+        if row is not None and (role is None or row["role"] in (role, "")):
+            return row["id"]
+        tasks = self.board.available(role, 1, not_failed_by=agent, failed_before=cutoff)
+        return tasks[0]["id"] if tasks else None
 
     def attempt_failed(self, agent: str, task_ids: list[int] | None, why: str) -> list[dict[str, Any]]:
         """Give back ``agent``'s CLAIMED and IN_PROGRESS tasks (or ``task_ids`` of them), each as a failed attempt.
@@ -97,9 +105,9 @@ class WorkQueue:
                     )
                     board._event(conn, row["id"], "coordinator", "failed", "FAILED", None, text)
                 done.append(row["id"])
+            if done:
+                board.roster.recompute(agent)  # in the same transaction: one commit
         tasks = [board.get(task_id) for task_id in done]
         for task in tasks:
             board.bus.publish("task.failed" if task["state"] == "FAILED" else "task.updated", task)
-        if tasks:
-            board.roster.recompute(agent)
         return tasks
