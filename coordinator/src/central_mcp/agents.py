@@ -134,6 +134,7 @@ class Roster:
         self.started = time.time()
         self._written: dict[str, float] = {}
         self._grants: dict[str, frozenset[str] | None] = {}
+        self._roles: dict[str, str] = {}
 
     # -- the agents file ----------------------------------------------------
 
@@ -142,6 +143,7 @@ class Roster:
         now = time.time()
         wanted = {s.name: s for s in specs}
         self._grants = {s.name: s.tools for s in specs}
+        self._roles = {s.name: s.role for s in specs}
         changes: dict[str, list[str]] = {"added": [], "updated": [], "retired": [], "returned": []}
         state_events: list[tuple[str, str, str]] = []
         with self.store.transaction() as conn:
@@ -277,16 +279,24 @@ class Roster:
         )
         return by_runtime or live
 
-    def recompute(self, name: str) -> None:
-        """After a claim/complete/fail/hand-back or a heartbeat: the state of a live agent, now."""
+    def recompute(self, name: str) -> str | None:
+        """After a claim/complete/fail/hand-back or a heartbeat: the state of a live agent, now; its state after."""
         row = self.store.query_one("SELECT state FROM agents WHERE name = ?", (name,))
         if row is None or row["state"] not in ("idle", "working", "quiet", "waiting", "offline"):
-            return  # stale, starting and retired change only with a call of the agent's own (touch)
+            return None if row is None else row["state"]  # stale, starting, retired: only a call of its own (touch)
         if row["state"] == "offline" and self.runtimes.get(name) is None:
-            return  # no runtime: only a call of its own brings it back (touch)
+            return "offline"  # no runtime: only a call of its own brings it back (touch)
         new = self._state_now(name, time.time())
         if new != row["state"]:
             self._set_states([(name, row["state"], new)])
+        return new
+
+    def role_of(self, name: str) -> str:
+        """An agent's role, from the agents file as last read (no database read: every poll asks)."""
+        if name in self._roles:
+            return self._roles[name]
+        row = self.store.query_one("SELECT role FROM agents WHERE name = ?", (name,))
+        return "" if row is None else row["role"]
 
     def refresh(self, stale_s: float, offline_s: float, now: float | None = None) -> list[tuple[str, str, str]]:
         """The liveness rule.

@@ -247,8 +247,7 @@ def build_mcp(svc: Service) -> MCPServer:
         agent: AgentArg = None,
     ) -> dict[str, Any]:
         name = caller(agent)
-        me = svc.roster.get(name) or {}
-        role = None if allRoles else (me.get("role") or None)
+        role = None if allRoles else (svc.roster.role_of(name) or None)
         tasks = svc.board.available(role, limit=LISTED_TASKS)
         count = len(tasks) if len(tasks) < LISTED_TASKS else svc.board.count_available(role)
         answer: dict[str, Any] = {"role": role or "(all)", "count": count, "tasks": [_compact(t) for t in tasks]}

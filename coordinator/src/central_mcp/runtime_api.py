@@ -82,12 +82,11 @@ def build_runtime_routes(svc: Service) -> list[Route]:
         beat = parse_report(await _body(request), time.time())
         svc.roster.runtimes.record(name, beat)
         svc.roster.touch(name, mcp=False)
-        svc.roster.recompute(name)
-        me = svc.roster.get(name) or {}
+        state = svc.roster.recompute(name)
         return JSONResponse(
             {
                 "agent": name,
-                "state": me.get("state"),
+                "state": state,
                 "interval_s": svc.settings.heartbeat_s,
                 "task": task_brief(beat.task_id),
             }
@@ -105,8 +104,7 @@ def build_runtime_routes(svc: Service) -> list[Route]:
                 if await request.is_disconnected():  # a runtime killed while it waited: claim nothing for it
                     return Response(status_code=204)
                 svc.roster.touch(name, mcp=False)
-                me = svc.roster.get(name) or {}
-                found = svc.work.next_for(name, me.get("role") or None)
+                found = svc.work.next_for(name, svc.roster.role_of(name) or None)
                 if found is not None:
                     task, resumed = found
                     log.info("runtime of %s takes task #%d%s", name, task["id"], " again" if resumed else "")
