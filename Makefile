@@ -124,6 +124,7 @@ bench: setup
 	python benchmarks/gce_resize.py
 	python benchmarks/gce_disk_resize.py
 	coordinator/.venv/bin/python benchmarks/coordinator_load.py
+	coordinator/.venv/bin/python benchmarks/coordinator_curve.py
 	coordinator/.venv/bin/python benchmarks/agent_kinds.py
 	coordinator/.venv/bin/python benchmarks/worker_runtime.py
 	python benchmarks/repo_disk.py
