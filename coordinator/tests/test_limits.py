@@ -103,9 +103,14 @@ async def test_event_streams_and_long_polls_per_agent_token_are_bounded(server: 
         assert refused.status_code == 429 and "4 requests to GET /mcp are open" in (await refused.aread()).decode()
         mine = await stream(http, other)
         assert mine.status_code == 200  # every token has its own allowance
+        async def waiting() -> None:
+            """A long-poll that stays in: one refused because a probe below held a slot that moment asks again."""
+            while (await poll(http, 30)).status_code == 429:
+                pass
+
         async with anyio.create_task_group() as group:
             for _ in range(2):
-                group.start_soon(poll, http, 30)
+                group.start_soon(waiting)
             with anyio.fail_after(10):  # a third long-poll is refused once the two are in
                 while (third := await poll(http, 0)).status_code != 429:
                     assert third.status_code == 204

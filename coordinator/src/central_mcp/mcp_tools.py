@@ -203,7 +203,7 @@ def build_mcp(svc: Service) -> MCPServer:
         role = me.get("role") or None
         open_count = svc.board.count_available(role)
         suggested = svc.board.suggested_to(name)
-        if suggested is not None and suggested["role"] not in ("", role):
+        if suggested is not None and role is not None and suggested["role"] not in ("", role):
             suggested = None  # suggested before its role changed: not one for this agent now
         if mine:
             t = mine[0]
