@@ -103,6 +103,7 @@ async def test_event_streams_and_long_polls_per_agent_token_are_bounded(server: 
         assert refused.status_code == 429 and "4 requests to GET /mcp are open" in (await refused.aread()).decode()
         mine = await stream(http, other)
         assert mine.status_code == 200  # every token has its own allowance
+
         async def waiting() -> None:
             """A long-poll that stays in: one refused because a probe below held a slot that moment asks again."""
             while (await poll(http, 30)).status_code == 429:
