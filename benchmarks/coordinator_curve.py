@@ -170,6 +170,7 @@ async def one_size(agents: int, seconds: float, interval_s: float, heartbeat_s: 
                 client_cpu = (time.process_time() - client_before) / took
         finally:
             gc.enable()
+            gc.unfreeze()  # this size's clients are garbage now: the next size starts clean
             stop(proc)
     # served: each agent calls for `seconds` from its own phase, so a fleet that keeps up serves agents / interval
     return {

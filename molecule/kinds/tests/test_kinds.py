@@ -194,4 +194,4 @@ def test_a_workers_task_branch_is_pushed_with_its_identity_and_nothing_else_chan
                   90, "the pull request's failure recorded")  # fmt: skip
     # refused by the server's address (nothing listens there): the unit's network filter let the call out
     why = failed["pr_error"]
-    assert why.startswith("GitHub unreachable: ") and "[Errno 111] Connect call" in why and failed["pushed"], failed
+    assert why.startswith("GitHub unreachable: ") and "[Errno 111]" in why and failed["pushed"], failed
