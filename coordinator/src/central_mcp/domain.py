@@ -195,12 +195,17 @@ class Board:
         sql = "SELECT COUNT(*) AS n FROM tasks WHERE state = 'AVAILABLE' AND role IN (?, '')"
         return self.store.query_one(sql, (role,))["n"]
 
-    def suggested_to(self, agent: str) -> dict[str, Any] | None:
-        """The AVAILABLE task the assignment loop suggested to ``agent``, if any (the most urgent)."""
-        row = self.store.query_one(
-            "SELECT * FROM tasks WHERE state = 'AVAILABLE' AND suggested_agent = ? ORDER BY priority, id LIMIT 1",
-            (agent,),
-        )
+    def suggested_to(self, agent: str, failed_before: float | None = None) -> dict[str, Any] | None:
+        """The AVAILABLE task the assignment loop suggested to ``agent``, if any (the most urgent), by its index.
+
+        ``failed_before``: not one whose last attempt failed on this agent after that time.
+        """
+        sql = "SELECT * FROM tasks WHERE state = 'AVAILABLE' AND suggested_agent = ?"
+        params: tuple[Any, ...] = (agent,)
+        if failed_before is not None:
+            sql += " AND (failed_by IS NOT ? OR failed_at < ?)"
+            params += (agent, failed_before)
+        row = self.store.query_one(sql + " ORDER BY priority, id LIMIT 1", params)
         return None if row is None else task_view(row)
 
     def held_by(self, agent: str) -> list[dict[str, Any]]:

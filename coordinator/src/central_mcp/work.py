@@ -20,11 +20,6 @@ from central_mcp.domain import MAX_TEXT, Board, Conflict
 
 # A task whose attempt just failed on an agent goes to another agent first: for this long, not back to it.
 RETRY_ELSEWHERE_S = 10.0
-# The task the assignment loop suggested to an agent (unless its attempt just failed there), by the index on it.
-SUGGESTED_SQL = (
-    "SELECT id, role FROM tasks WHERE suggested_agent = ? AND state = 'AVAILABLE'"
-    " AND (failed_by IS NOT ? OR failed_at < ?) ORDER BY priority, id LIMIT 1"
-)
 
 
 class WorkQueue:
@@ -57,9 +52,9 @@ class WorkQueue:
     def _next_available(self, agent: str, role: str | None) -> int | None:
         """The suggestion of the assignment loop first, then priority, then age; each read in index order."""
         cutoff = time.time() - RETRY_ELSEWHERE_S
-        row = self.board.store.query_one(SUGGESTED_SQL, (agent, agent, cutoff))
-        if row is not None and (role is None or row["role"] in (role, "")):
-            return row["id"]
+        suggested = self.board.suggested_to(agent, failed_before=cutoff)
+        if suggested is not None and (role is None or suggested["role"] in (role, "")):
+            return suggested["id"]
         tasks = self.board.available(role, 1, not_failed_by=agent, failed_before=cutoff)
         return tasks[0]["id"] if tasks else None
 
