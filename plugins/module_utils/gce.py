@@ -230,6 +230,12 @@ class ComputeApi:
     def post(self, path: str, body: dict | None = None) -> dict:
         return self.request("POST", path, body)
 
+    def change(self, path: str, body: dict | None = None) -> dict:
+        """POST a state-changing call with a fresh requestId, kept across its retries: it is carried out once
+        even when an answer is lost and the call is sent again (the operation it started comes back)."""
+        separator = "&" if "?" in path else "?"
+        return self.post(f"{path}{separator}requestId={request_id()}", body)
+
     def wait(self, operation: dict, what: str) -> dict:
         """Block until the zone operation is DONE (zoneOperations.wait, again until done); raise on its error."""
         while operation.get("status") != "DONE":

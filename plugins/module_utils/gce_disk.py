@@ -20,7 +20,6 @@ from ansible_collections.central_mcp.agents.plugins.module_utils.gce import (
     GceOperationError,
     GceTimeout,
     link_parts,
-    request_id,
     session_for,
     short_name,
 )
@@ -125,7 +124,7 @@ class Grow:
         if self.check_mode:  # the one change point: nothing above has written
             return self.report(**extra)
         try:
-            operation = self.api.post(f"disks/{name}/resize?requestId={request_id()}", {"sizeGb": str(target)})
+            operation = self.api.change(f"disks/{name}/resize", {"sizeGb": str(target)})
             self.api.wait(operation, f"growing disk {name} to {target} GB")
         except GceError as exc:
             self.fail(self.failure(name, current, target, exc), **extra)

@@ -174,15 +174,15 @@ class Resize:
         if self.status == "RUNNING":
             self.step = "stopping it"
             self.stopped_at = time.monotonic()
-            operation = self.api.post(f"{self.path}/stop")
+            operation = self.api.change(f"{self.path}/stop")
             self.result["stopped"] = True
             self.api.wait(operation, f"stopping instance {name}")
         self.step = "setting the machine type"
         body = {"machineType": f"zones/{self.p['zone']}/machineTypes/{self.target}"}
-        self.api.wait(self.api.post(f"{self.path}/setMachineType", body), f"setting the machine type to {self.target}")
+        self.api.wait(self.api.change(f"{self.path}/setMachineType", body), f"setting the machine type to {self.target}")
         if starts:
             self.step = f"starting it on {self.target}"
-            self.api.wait(self.api.post(f"{self.path}/start"), f"starting instance {name} on {self.target}")
+            self.api.wait(self.api.change(f"{self.path}/start"), f"starting instance {name} on {self.target}")
             self.back_at = time.monotonic()
         self.step = "confirming the change"
 
@@ -200,10 +200,10 @@ class Resize:
             instance = self.read()
             if instance.get("status") in STOPPED and short_name(instance.get("machineType")) != self.previous:
                 body = {"machineType": f"zones/{p['zone']}/machineTypes/{self.previous}"}
-                self.api.wait(self.api.post(f"{self.path}/setMachineType", body), f"restoring {self.previous}")
+                self.api.wait(self.api.change(f"{self.path}/setMachineType", body), f"restoring {self.previous}")
                 done.append(f"restored machine type {self.previous}")
             if was_running and instance.get("status") in STOPPED:
-                self.api.wait(self.api.post(f"{self.path}/start"), f"starting {name} again")
+                self.api.wait(self.api.change(f"{self.path}/start"), f"starting {name} again")
                 self.back_at = time.monotonic()
                 done.append("started the VM again")
             instance = self.api.get(self.path)

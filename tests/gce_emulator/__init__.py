@@ -82,10 +82,11 @@ class RunningEmulator:
         disk_size_gb: int = 10,
         disk_type: str = "pd-balanced",
         boot_disk: str | None = None,
+        provisioning_model: str = "STANDARD",
     ) -> dict:
         """An instance with its boot disk (named after it unless boot_disk says otherwise)."""
         body = {"project": project, "zone": zone, "name": name, "machineType": machine_type, "status": status}
-        body.update(diskSizeGb=disk_size_gb, diskType=disk_type)
+        body.update(diskSizeGb=disk_size_gb, diskType=disk_type, provisioningModel=provisioning_model)
         if boot_disk:
             body["bootDisk"] = boot_disk
         return self.admin("POST", "instances", body)
@@ -94,6 +95,14 @@ class RunningEmulator:
         return self.admin(
             "POST", "disks", {"project": project, "zone": zone, "name": name, "sizeGb": size_gb, "type": disk_type}
         )
+
+    def preempt(self, project: str, zone: str, name: str, notice_s: float = 30.0) -> dict:
+        """Preempt a running Spot VM as GCE does (the notice, then TERMINATED); the system operation."""
+        return self.admin("POST", "preempt", {"project": project, "zone": zone, "name": name, "noticeS": notice_s})
+
+    def metadata_url(self, project: str, zone: str, name: str) -> str:
+        """The base URL of that VM's metadata server (GCE's http://metadata.google.internal)."""
+        return f"{self.url}/_emulator/metadata/{project}/{zone}/{name}"
 
     def fault(self, kind: str, **fields) -> list:
         return self.admin("POST", "faults", {"kind": kind, **fields})

@@ -23,8 +23,6 @@ grow a loop device the way Compute Engine grows the guest's block device.
 
 from __future__ import annotations
 
-import re
-
 from .common import API, ApiError, not_found, rfc3339, zone_link
 
 DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd", "pd-extreme")
@@ -32,7 +30,6 @@ DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd", "pd-extreme")
 QUOTAS = {"pd-standard": "DISKS_TOTAL_GB", "pd-balanced": "SSD_TOTAL_GB", "pd-ssd": "SSD_TOTAL_GB"}
 MAX_SIZE_GB = 65536
 DEBIAN_IMAGE = f"{API}/projects/debian-cloud/global/images/debian-12-bookworm-v20261118"
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
 class Disks:
@@ -137,15 +134,9 @@ class Disks:
         with self.lock:
             self.tick()
             record = self._disk_record(project, zone, name)
-            requests = self.data.setdefault("requests", {})
-            if request_id is not None:
-                if not _UUID.match(request_id) or set(request_id) <= {"0", "-"}:
-                    raise ApiError(
-                        400, "invalid", f"Invalid value for field 'requestId': '{request_id}'. Must be a UUID"
-                    )
-                seen = requests.get(f"{project}/{request_id}")
-                if seen:  # the same request again: its first operation, nothing runs twice
-                    return self.operation_view(self.data["operations"][seen])
+            seen = self.seen_request(project, request_id)
+            if seen:  # the same request again: its first operation, nothing runs twice
+                return seen
             try:
                 wanted = int(size_gb)
             except (TypeError, ValueError):
@@ -187,8 +178,7 @@ class Disks:
             }
             key = f"{project}/{zone}/{op['name']}"
             self.data["operations"][key] = op
-            if request_id is not None:
-                requests[f"{project}/{request_id}"] = key
+            self.remember_request(project, request_id, key)
             record["pending"] = op["name"]
             self.tick()
             self.save()

@@ -10,8 +10,13 @@ assert on (``GET /_emulator/violations``).
 
 Admin API (no token; bind it to 127.0.0.1):
   GET    /_emulator/state        instances (as the API shows them), operations, faults, config
-  POST   /_emulator/instances    {project, zone, name, machineType?, status?, diskSizeGb?, diskType?, bootDisk?}
+  POST   /_emulator/instances    {project, zone, name, machineType?, status?, diskSizeGb?, diskType?, bootDisk?,
+                                  provisioningModel?: STANDARD|SPOT}
                                  add an instance and its boot disk (default: named after it, 10 GB pd-balanced)
+  POST   /_emulator/preempt      {project, zone, name, noticeS?: 30} preempt a running Spot VM as GCE does:
+                                 metadata preempted TRUE, STOPPING for the notice, then TERMINATED
+  GET    /_emulator/metadata/PROJECT/ZONE/NAME/computeMetadata/v1/instance/preempted
+                                 that VM's metadata server (header Metadata-Flavor: Google), as the guest reads it
   POST   /_emulator/disks        {project, zone, name, sizeGb?, type?} add a disk attached to nothing
   POST   /_emulator/faults       {kind: http, status: 429|503|403|500|any, reason?, message?, times?, method?,
                                   after?: true = carry the request out, then lose its answer to this error}
@@ -19,7 +24,7 @@ Admin API (no token; bind it to 127.0.0.1):
                                   times?} (disks.resize: QUOTA_EXCEEDED of the disk type's quota, size unchanged)
                                  {kind: slow, method: instances.setMachineType, seconds, times?}
   DELETE /_emulator/faults       disarm all faults
-  POST   /_emulator/config       {durations: {stop, start, setMachineType, resize}, wait_max_s, token}
+  POST   /_emulator/config       {durations: {stop, start, setMachineType, setScheduling, resize}, wait_max_s, token}
   GET    /_emulator/log          every request: verb, path, method id, status, time
   DELETE /_emulator/log          forget the log
   GET    /_emulator/violations   contract violations seen so far
@@ -36,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from .contract import Contract, ContractViolation
+from .scheduling import PREEMPTION_NOTICE_S
 from .state import ApiError, World
 
 # The discovery methods the emulator answers; the contract test checks each against the document.
@@ -44,12 +50,20 @@ EMULATED = (
     "compute.instances.stop",
     "compute.instances.start",
     "compute.instances.setMachineType",
+    "compute.instances.setScheduling",
     "compute.machineTypes.get",
     "compute.disks.get",
     "compute.disks.resize",
     "compute.machineTypes.list",
     "compute.zoneOperations.get",
     "compute.zoneOperations.wait",
+)
+# The instance methods that change state: each takes a requestId and answers with an operation.
+INSTANCE_ACTIONS = (
+    "compute.instances.stop",
+    "compute.instances.start",
+    "compute.instances.setMachineType",
+    "compute.instances.setScheduling",
 )
 HTTP_FAULTS = {
     429: ("rateLimitExceeded", "Rate Limit Exceeded", "usageLimits"),
@@ -135,10 +149,10 @@ class Emulator:
         world = self.world
         if method_id == "compute.instances.get":
             return world.instance(p["project"], p["zone"], p["instance"])
-        if method_id in ("compute.instances.stop", "compute.instances.start"):
-            return world.act(p["project"], p["zone"], p["instance"], method_id.rsplit(".", 1)[1])
-        if method_id == "compute.instances.setMachineType":
-            return world.act(p["project"], p["zone"], p["instance"], "setMachineType", body.get("machineType"))
+        request_id = ((query or {}).get("requestId") or [None])[0]
+        if method_id in INSTANCE_ACTIONS:
+            action = method_id.rsplit(".", 1)[1]
+            return world.act(p["project"], p["zone"], p["instance"], action, body, request_id)
         if method_id == "compute.machineTypes.get":
             return world.machine_type(p["project"], p["zone"], p["machineType"])
         if method_id == "compute.machineTypes.list":
@@ -146,13 +160,32 @@ class Emulator:
         if method_id == "compute.disks.get":
             return world.disk(p["project"], p["zone"], p["disk"])
         if method_id == "compute.disks.resize":
-            request_id = ((query or {}).get("requestId") or [None])[0]
             return world.resize_disk(p["project"], p["zone"], p["disk"], body.get("sizeGb"), request_id)
         if method_id == "compute.zoneOperations.get":
             return world.operation(p["project"], p["zone"], p["operation"])
         if method_id == "compute.zoneOperations.wait":
             return world.wait(p["project"], p["zone"], p["operation"])
         raise ApiError(501, "notImplemented", f"{method_id} exists in the Compute API but is not emulated")
+
+    # ------------------------------------------------------------- guest metadata
+    def metadata(self, path: str, headers) -> tuple[int, str]:
+        """The metadata server one VM sees (on GCE: http://metadata.google.internal, per VM by its address).
+
+        Here under /_emulator/metadata/PROJECT/ZONE/NAME, so a test gives each VM its own base URL and the
+        guest reads the same paths with the same header as on GCE. Only what the fleet reads is served.
+        """
+        if headers.get("Metadata-Flavor") != "Google":
+            return 403, "Missing required header: Metadata-Flavor: Google"
+        parts = path.split("/", 6)  # '', '_emulator', 'metadata', project, zone, name, rest
+        if len(parts) < 7:
+            return 404, "not found"
+        project, zone, name, rest = parts[3], parts[4], parts[5], "/" + parts[6]
+        try:
+            values = self.world.metadata(project, zone, name)
+        except ApiError:
+            return 404, "not found"
+        value = values.get(rest)
+        return (200, value) if value is not None else (404, "not found")
 
     # ------------------------------------------------------------- oauth
     def token(self, raw: bytes) -> tuple[int, dict]:
@@ -177,11 +210,15 @@ class Emulator:
                     disk_size_gb=int(body.get("diskSizeGb", 10)),
                     disk_type=body.get("diskType", "pd-balanced"),
                     boot_disk=body.get("bootDisk"),
+                    provisioning_model=body.get("provisioningModel", "STANDARD"),
                 )
                 return 200, world.add_instance(body["project"], body["zone"], body["name"], **fields)
             if (verb, path) == ("POST", "/_emulator/disks"):
                 fields = {"size_gb": int(body.get("sizeGb", 10)), "disk_type": body.get("type", "pd-balanced")}
                 return 200, world.add_disk(body["project"], body["zone"], body["name"], **fields)
+            if (verb, path) == ("POST", "/_emulator/preempt"):
+                notice = float(body.get("noticeS", PREEMPTION_NOTICE_S))
+                return 200, world.preempt(body["project"], body["zone"], body["name"], notice)
             if (verb, path) == ("POST", "/_emulator/faults"):
                 return 200, world.add_fault(body)
             if (verb, path) == ("DELETE", "/_emulator/faults"):
@@ -229,6 +266,10 @@ class Handler(BaseHTTPRequestHandler):
         elif parts.path == "/token" and self.command == "POST":
             status, answer = emulator.token(raw)
             entry["method"] = "oauth2.token"
+        elif parts.path.startswith("/_emulator/metadata/"):
+            status, text = emulator.metadata(parts.path, self.headers)
+            self._send(status, text.encode(), "application/text")
+            return
         elif parts.path.startswith("/_emulator/"):
             try:
                 body = json.loads(raw) if raw else {}
@@ -241,9 +282,11 @@ class Handler(BaseHTTPRequestHandler):
         if entry is not None:
             entry.update(status=status, seconds=round(time.time() - entry["t"], 4))
             emulator.record(entry)
-        payload = json.dumps(answer).encode()
+        self._send(status, json.dumps(answer).encode(), "application/json; charset=UTF-8")
+
+    def _send(self, status: int, payload: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

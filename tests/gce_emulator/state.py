@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import zlib
 
 from .common import ApiError, not_found, rfc3339, zone_link
 from .disks import Disks
+from .scheduling import Scheduling, scheduling_for
 
 # guestCpus, memoryMb, isSharedCpu: the numbers the real API reports.
 MACHINE_TYPES = {
@@ -40,12 +42,13 @@ MACHINE_TYPES = {
 ZONES = ["us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f", "europe-west1-b", "europe-west4-a"]
 DEFAULT_CONFIG = {
     # Seconds each operation takes; the real ones take 10-60 s, tests want them short.
-    "durations": {"stop": 1.0, "start": 1.5, "setMachineType": 0.3, "resize": 0.3},
+    "durations": {"stop": 1.0, "start": 1.5, "setMachineType": 0.3, "setScheduling": 0.3, "resize": 0.3},
     # zoneOperations.wait returns after this long even if the operation is not done (real API: ~2 min).
     "wait_max_s": 120.0,
     # None: any non-empty bearer token is accepted. A string: only that one.
     "token": None,
 }
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 # What a failed operation reports, per method, unless the fault says otherwise.
 OPERATION_ERRORS = {
     "start": (
@@ -55,12 +58,13 @@ OPERATION_ERRORS = {
         503,
     ),
     "setMachineType": ("QUOTA_EXCEEDED", "Quota 'CPUS' exceeded. Limit: 8.0 in region {region}.", 403),
+    "setScheduling": ("INTERNAL_ERROR", "Internal error. Please try again or contact Google Support.", 500),
     "stop": ("INTERNAL_ERROR", "Internal error. Please try again or contact Google Support.", 500),
     "resize": ("QUOTA_EXCEEDED", "Quota 'SSD_TOTAL_GB' exceeded. Limit: 500.0 in region {region}.", 403),
 }
 
 
-class World(Disks):
+class World(Disks, Scheduling):
     """The whole emulated state, behind one lock; optionally saved to a JSON file after each change."""
 
     def __init__(self, state_file: str | None = None, clock=time.time):
@@ -118,6 +122,23 @@ class World(Disks):
             self.save()
             return self.config
 
+    def seen_request(self, project: str, request_id: str | None) -> dict | None:
+        """The operation a state-changing call with this requestId already started (None: a new request).
+
+        As on GCE: the ID must be a UUID other than the zero one, and a request sent again with the same ID
+        gets its first operation back instead of running twice (what makes a retried POST safe).
+        """
+        if request_id is None:
+            return None
+        if not _UUID.match(request_id) or set(request_id) <= {"0", "-"}:
+            raise ApiError(400, "invalid", f"Invalid value for field 'requestId': '{request_id}'. Must be a UUID")
+        key = self.data.setdefault("requests", {}).get(f"{project}/{request_id}")
+        return self.operation_view(self.data["operations"][key]) if key else None
+
+    def remember_request(self, project: str, request_id: str | None, operation_key: str) -> None:
+        if request_id is not None:
+            self.data.setdefault("requests", {})[f"{project}/{request_id}"] = operation_key
+
     def _next_id(self) -> str:
         self.data["seq"] += 1
         return str(7_000_000_000_000_000 + self.data["seq"])
@@ -133,6 +154,7 @@ class World(Disks):
         disk_size_gb: int = 10,
         disk_type: str = "pd-balanced",
         boot_disk: str | None = None,
+        provisioning_model: str = "STANDARD",
     ) -> dict:
         """An instance and its boot disk (named after it unless boot_disk says otherwise), as GCE creates them."""
         if status not in ("RUNNING", "TERMINATED"):
@@ -155,6 +177,8 @@ class World(Disks):
                 "lastStop": now if status == "TERMINATED" else None,
                 "pending": None,
                 "bootDisk": boot_disk or name,
+                "scheduling": scheduling_for({"provisioningModel": provisioning_model}),
+                "preempted": False,
             }
             self.add_disk(project, zone, boot_disk or name, disk_size_gb, disk_type, user=name)
             return self.instance(project, zone, name)
@@ -187,6 +211,7 @@ class World(Disks):
                 "selfLink": f"{link}/instances/{name}",
                 "labels": {"central-mcp": "agents"},
                 "deletionProtection": False,
+                "scheduling": self.scheduling_of(record),
             }
             disks = self.attached_disks(record)
             if disks:
@@ -195,6 +220,16 @@ class World(Disks):
                 if record[key]:
                     view[field] = rfc3339(record[key])
             return view
+
+    def metadata(self, project: str, zone: str, name: str) -> dict:
+        """What the VM's own metadata server answers, by path (the values are text, as on GCE)."""
+        with self.lock:
+            self.tick()
+            record = self._instance_record(project, zone, name)
+            return {
+                "/computeMetadata/v1/instance/preempted": "TRUE" if record.get("preempted") else "FALSE",
+                "/computeMetadata/v1/instance/name": name,
+            }
 
     # ------------------------------------------------------------- machine types
     def machine_type(self, project: str, zone: str, name: str) -> dict:
@@ -260,15 +295,29 @@ class World(Disks):
         return None
 
     # ------------------------------------------------------------- operations
-    def act(self, project: str, zone: str, name: str, action: str, machine_type: str | None = None) -> dict:
-        """stop / start / setMachineType: check, create the operation, put the instance in its transition."""
+    def act(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        action: str,
+        body: dict | None = None,
+        request_id: str | None = None,
+    ) -> dict:
+        """stop / start / setMachineType / setScheduling: check, create the operation, start the transition."""
+        body = body or {}
         with self.lock:
             self.tick()
             record = self._instance_record(project, zone, name)
+            seen = self.seen_request(project, request_id)
+            if seen:  # the same request again: its first operation, nothing runs twice
+                return seen
             if record["pending"]:
                 resource = f"projects/{project}/zones/{zone}/instances/{name}"
                 raise ApiError(400, "resourceNotReady", f"The resource '{resource}' is not ready")
+            machine_type = scheduling = None
             if action == "setMachineType":
+                machine_type = body.get("machineType")
                 target = (machine_type or "").rsplit("/", 1)[-1]
                 if target not in MACHINE_TYPES:
                     message = (
@@ -279,6 +328,8 @@ class World(Disks):
                 if record["status"] != "TERMINATED":
                     reason = "Instance must be stopped before its machine type can be changed."
                     raise ApiError(400, "invalidResourceUsage", f"Invalid resource usage: '{reason}'.")
+            if action == "setScheduling":
+                scheduling = self.check_scheduling(record, body)
             slow = self.take_fault("slow", f"compute.instances.{action}")
             failure = self.take_fault("operation_error", f"compute.instances.{action}")
             duration = float(slow["seconds"]) if slow else float(self.config["durations"].get(action, 0.5))
@@ -294,15 +345,20 @@ class World(Disks):
                 "targetId": record["id"],
                 "action": action,
                 "machineType": machine_type and machine_type.rsplit("/", 1)[-1],
+                "scheduling": scheduling,
                 "inserted": now,
                 "done_at": now + (0.0 if noop else duration),
                 "failure": failure,
                 "applied": False,
             }
-            self.data["operations"][f"{project}/{zone}/{op['name']}"] = op
+            key = f"{project}/{zone}/{op['name']}"
+            self.data["operations"][key] = op
+            self.remember_request(project, request_id, key)
             if not noop:
                 record["pending"] = op["name"]
                 record["status"] = {"stop": "STOPPING", "start": "STAGING"}.get(action, record["status"])
+                if action == "stop":
+                    self.state_reached(record, "stop")  # the guest gets its shutdown signal now, as on GCE
             self.tick()
             self.save()
             return self.operation_view(op)
@@ -322,15 +378,21 @@ class World(Disks):
                 continue
             record["pending"] = None
             failed = op["failure"] is not None
-            if op["action"] == "stop":
+            before = record["status"]
+            if op["action"] in ("stop", "compute.instances.preempted"):
                 record["status"] = "RUNNING" if failed else "TERMINATED"
                 record["lastStop"] = None if failed else op["done_at"]
             elif op["action"] == "start":
                 record["status"] = "TERMINATED" if failed else "RUNNING"
                 if not failed:
                     record["lastStart"] = op["done_at"]
+                    record["preempted"] = False
             elif op["action"] == "setMachineType" and not failed:
                 record["machineType"] = op["machineType"]
+            elif op["action"] == "setScheduling" and not failed:
+                record["scheduling"] = op["scheduling"]
+            if record["status"] != before:
+                self.state_reached(record, "preempted" if op["action"].endswith("preempted") else op["action"])
         if changed:
             self.save()
 

@@ -193,6 +193,25 @@ def test_transient_errors_are_retried(emu, fault):
     assert result["api_calls"] == len(statuses)
 
 
+@pytest.mark.parametrize("method", ["instances.stop", "instances.setMachineType", "instances.start"])
+def test_a_lost_answer_is_retried_and_the_step_runs_once(emu, method):
+    """The emulator carries the call out and loses its answer; the retry carries the same requestId and gets
+    the first operation back (without it, a second stop of a STOPPING VM is refused: resourceNotReady)."""
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    emu.fault("http", status=503, times=1, method=method, after=True)
+    result = run_module(emu, allow_stopping=True)
+    assert result["rc"] == 0, result
+    assert vm(emu) == ("RUNNING", "e2-standard-4")
+    sent = [entry for entry in emu.log() if entry["method"] == f"compute.{method}"]
+    assert [entry["status"] for entry in sent] == [503, 200]
+    assert sent[0]["query"] == sent[1]["query"] and sent[0]["query"].startswith("requestId=")
+    action = method.rsplit(".", 1)[1]
+    assert [op["operationType"] for op in emu.state()["operations"]].count(action) == 1
+    changes = [entry for entry in emu.log() if entry["verb"] == "POST" and "/wait" not in entry["path"]]
+    assert all(entry["query"].startswith("requestId=") for entry in changes)
+    assert len({entry["query"] for entry in changes}) == 3  # stop, setMachineType, start: one ID each
+
+
 def test_retries_stop_and_the_error_is_named(emu):
     emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
     emu.fault("http", status=503, times=50)
