@@ -1,19 +1,25 @@
 #!/usr/bin/python
 # SPDX-License-Identifier: Apache-2.0
-"""Ansible module: set a Compute Engine VM's machine type, stopping and starting it safely."""
+"""Ansible module: set a Compute Engine VM's machine type and provisioning model, stopping and starting it safely."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: gce_machine_type
-short_description: Set the machine type of a Compute Engine VM, with a safe stop, start and rollback
+short_description: Set the machine type and provisioning model (standard or Spot) of a Compute Engine VM, with a safe stop, start and rollback
 version_added: "0.1.0"
 description:
-  - Reads the instance and, when its machine type differs from O(machine_type),
-    stops it, sets the new type, starts it and confirms it is C(RUNNING) on the
-    new type. Each step waits for its zone operation to be C(DONE)
-    (C(zoneOperations.wait)).
+  - Reads the instance and, when its machine type differs from O(machine_type)
+    or its provisioning model from O(provisioning_model), stops it, sets the
+    new type (C(instances.setMachineType)) and the new scheduling
+    (C(instances.setScheduling)), starts it and confirms it is C(RUNNING) on
+    the new type and model, both in one stop. Each step waits for its zone
+    operation to be C(DONE) (C(zoneOperations.wait)). A VM that already has
+    both costs one read (C(instances.get)).
+  - Every state-changing call carries a C(requestId), kept across its
+    retries, so a call whose answer was lost and is sent again is carried
+    out once.
   - Before anything stops, the new type is looked up in the instance's zone
     (C(machineTypes.get)); an unknown type or zone fails with nothing changed.
     A running VM is only stopped when O(allow_stopping=true).
@@ -21,8 +27,8 @@ description:
     O(start_if_terminated=true).
   - If setting the type or starting the VM fails (an operation that ends with
     an error such as C(ZONE_RESOURCE_POOL_EXHAUSTED) or C(QUOTA_EXCEEDED), or the
-    O(timeout) passes), the module restores the previous type if it had
-    changed, starts the VM again if it was running, and fails with
+    O(timeout) passes), the module restores the previous type and scheduling
+    if they had changed, starts the VM again if it was running, and fails with
     RV(rolled_back=true) and a message that says what happened and on which
     type the VM now runs. The rollback gets a fresh O(timeout) (at least 300 s). A
     VM that was running is never left stopped; if even the rollback fails, the
@@ -49,8 +55,22 @@ options:
     description:
       - The machine type the VM should have, e.g. C(e2-standard-4). A full or
         partial URL (C(zones/Z/machineTypes/T)) is accepted; its last part is used.
+      - Left out, the type stays as it is. One of O(machine_type) and
+        O(provisioning_model) is required.
     type: str
-    required: true
+  provisioning_model:
+    description:
+      - V(spot) makes the VM a Spot VM (C(provisioningModel=SPOT),
+        C(instanceTerminationAction=STOP), C(automaticRestart=false),
+        C(onHostMaintenance=TERMINATE)) - roughly 60-90 % cheaper, but Compute
+        Engine may stop it at any time with about 30 s notice; it is stopped,
+        not deleted, so its disk stays and it can be started again.
+      - V(standard) makes it an ordinary VM again (C(automaticRestart=true),
+        C(onHostMaintenance=MIGRATE)).
+      - The rest of the VM's scheduling (node affinities and the like) is kept.
+        Left out, the provisioning model stays as it is.
+    type: str
+    choices: [standard, spot]
   allow_stopping:
     description:
       - Whether the module may stop a C(RUNNING) VM to change its type (the VM
@@ -80,14 +100,14 @@ attributes:
     description: Only reads (GET) the instance and the machine type, and reports what would change.
   diff_mode:
     support: full
-    description: Shows C(machine_type) and C(status) before and after.
+    description: Shows C(machine_type), C(provisioning_model) and C(status) before and after.
   platform:
     support: full
     platforms: posix
     description: Runs wherever google-auth is installed; the vm_upgrade role runs it on the controller.
 notes:
   - The account needs C(compute.instances.get), C(stop), C(start),
-    C(setMachineType) and C(compute.machineTypes.get), e.g. the role
+    C(setMachineType), C(setScheduling) and C(compute.machineTypes.get), e.g. the role
     C(roles/compute.instanceAdmin.v1).
   - Stopping a VM loses what is in its memory and on local SSDs; agents in tmux
     restart when the VM boots if their service is enabled.
@@ -95,6 +115,9 @@ seealso:
   - name: Changing the machine type of a VM
     description: What Compute Engine allows and what stops.
     link: https://cloud.google.com/compute/docs/instances/changing-machine-type-of-stopped-instance
+  - name: Spot VMs
+    description: What a Spot VM costs and how Compute Engine preempts it.
+    link: https://cloud.google.com/compute/docs/instances/spot
 """
 
 EXAMPLES = r"""
@@ -110,6 +133,15 @@ EXAMPLES = r"""
   delegate_to: localhost
   become: false
   register: resize
+
+- name: Make the VM a Spot VM (it stops once; its type stays)
+  central_mcp.agents.gce_machine_type:
+    project: my-project
+    zone: us-central1-a
+    instance: central-mcp-vm2
+    provisioning_model: spot
+    allow_stopping: true
+  delegate_to: localhost
 
 - name: Only tell what would change
   central_mcp.agents.gce_machine_type:
@@ -135,6 +167,16 @@ machine_type:
   returned: always
   type: str
   sample: e2-standard-4
+previous_provisioning_model:
+  description: The provisioning model the VM had when the module started.
+  returned: always
+  type: str
+  sample: STANDARD
+provisioning_model:
+  description: The provisioning model the VM has now (in check mode, the one it would get), as the API spells it.
+  returned: always
+  type: str
+  sample: SPOT
 status:
   description: The VM's status at the end (C(RUNNING), C(TERMINATED)...); in check mode, the one it would have.
   returned: always
@@ -152,7 +194,8 @@ downtime_s:
   type: float
   sample: 94.2
 rolled_back:
-  description: Whether a failure was undone (previous type restored, VM started again). Always false on success.
+  description: Whether a failure was undone (previous type and scheduling restored, VM started again).
+    Always false on success.
   returned: always
   type: bool
   sample: false

@@ -65,6 +65,7 @@ def call(emu, verb: str, path: str, body=None, token: str | None = "t") -> tuple
         ("compute.instances.stop", "POST", None, "Operation"),
         ("compute.instances.start", "POST", None, "Operation"),
         ("compute.instances.setMachineType", "POST", "InstancesSetMachineTypeRequest", "Operation"),
+        ("compute.instances.setScheduling", "POST", "Scheduling", "Operation"),
         ("compute.machineTypes.get", "GET", None, "MachineType"),
         ("compute.machineTypes.list", "GET", None, "MachineTypeList"),
         ("compute.zoneOperations.get", "GET", None, "Operation"),

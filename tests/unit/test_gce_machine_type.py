@@ -146,8 +146,100 @@ def test_check_mode_only_reads_and_shows_the_plan(emu):
     assert result["changed"] is True and result["machine_type"] == "e2-standard-4"
     assert posts(emu) == [] and calls(emu) == ["instances.get", "machineTypes.get"]
     assert vm(emu) == ("RUNNING", "e2-micro")
-    assert result["diff"]["before"] == "machine_type: e2-micro\nstatus: RUNNING\n"
-    assert result["diff"]["after"] == "machine_type: e2-standard-4\nstatus: RUNNING\n"
+    assert result["diff"]["before"] == "machine_type: e2-micro\nprovisioning_model: STANDARD\nstatus: RUNNING\n"
+    assert result["diff"]["after"] == "machine_type: e2-standard-4\nprovisioning_model: STANDARD\nstatus: RUNNING\n"
+
+
+# ----------------------------------------------------------------- the provisioning model (Spot)
+def model(emu) -> str:
+    return emu.instance(PROJECT, ZONE, VM)["scheduling"]["provisioningModel"]
+
+
+def test_spot_and_a_new_type_in_one_stop_then_a_no_op_costs_one_read(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    result = run_module(emu, allow_stopping=True, provisioning_model="spot", diff=True)
+    assert result["rc"] == 0, result
+    assert vm(emu) == ("RUNNING", "e2-standard-4") and model(emu) == "SPOT"
+    assert emu.instance(PROJECT, ZONE, VM)["scheduling"] == {
+        "provisioningModel": "SPOT",
+        "instanceTerminationAction": "STOP",
+        "automaticRestart": False,
+        "onHostMaintenance": "TERMINATE",
+        "preemptible": True,
+    }
+    assert (result["previous_provisioning_model"], result["provisioning_model"]) == ("STANDARD", "SPOT")
+    assert [c for c in calls(emu) if c != "zoneOperations.wait"] == [
+        "instances.get",
+        "machineTypes.get",
+        "instances.stop",
+        "instances.setMachineType",
+        "instances.setScheduling",
+        "instances.start",
+        "instances.get",
+    ]
+    assert "provisioning_model: SPOT" in result["diff"]["after"]
+    emu.clear_log()
+    again = run_module(emu, allow_stopping=True, provisioning_model="spot")
+    assert again["changed"] is False and again["api_calls"] == 1 and calls(emu) == ["instances.get"]
+
+
+def test_only_the_model_changes_when_no_type_is_asked_and_standard_brings_it_back(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-standard-2", status="TERMINATED")
+    args = {"machine_type": None, "allow_stopping": False}
+    result = run_module(emu, provisioning_model="spot", **args)
+    assert result["rc"] == 0, result
+    assert vm(emu) == ("TERMINATED", "e2-standard-2") and model(emu) == "SPOT" and not result["stopped"]
+    assert "machineTypes.get" not in calls(emu) and "instances.start" not in calls(emu)
+    back = run_module(emu, provisioning_model="standard", **args)
+    assert back["rc"] == 0 and model(emu) == "STANDARD"
+    assert emu.instance(PROJECT, ZONE, VM)["scheduling"]["automaticRestart"] is True
+
+
+def test_spot_check_mode_only_reads(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-standard-4")
+    result = run_module(emu, check=True, provisioning_model="spot", allow_stopping=True)
+    assert result["rc"] == 0 and result["changed"] and result["provisioning_model"] == "SPOT"
+    assert posts(emu) == [] and calls(emu) == ["instances.get"] and model(emu) == "STANDARD"
+
+
+def test_a_running_vm_is_not_stopped_for_spot_unless_allowed(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-standard-4")
+    result = run_module(emu, provisioning_model="spot")
+    assert result["rc"] == 1 and "changing it from STANDARD to SPOT means stopping it" in result["msg"]
+    assert posts(emu) == [] and model(emu) == "STANDARD"
+
+
+def test_a_failed_set_scheduling_puts_the_old_type_back_and_starts_the_vm(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    emu.fault("operation_error", method="instances.setScheduling")
+    result = run_module(emu, allow_stopping=True, provisioning_model="spot")
+    assert result["rc"] == 1 and result["rolled_back"] is True, result
+    assert result["msg"].startswith(
+        "changing instance vm1 from e2-micro to e2-standard-4 and from STANDARD to SPOT failed while setting the "
+        "provisioning model"
+    )
+    assert "Rolled back (restored machine type e2-micro, started the VM again)" in result["msg"]
+    assert vm(emu) == ("RUNNING", "e2-micro") and model(emu) == "STANDARD"
+
+
+def test_a_failed_start_on_spot_puts_the_standard_scheduling_back(emu):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-standard-4")
+    emu.fault("operation_error", method="instances.start")
+    result = run_module(emu, allow_stopping=True, provisioning_model="spot")
+    assert result["rc"] == 1 and result["rolled_back"] is True, result
+    assert "restored provisioning model STANDARD, started the VM again" in result["msg"]
+    assert vm(emu) == ("RUNNING", "e2-standard-4") and model(emu) == "STANDARD"
+
+
+def test_neither_a_type_nor_a_model_is_refused(emu):
+    emu.add_instance(PROJECT, ZONE, VM)
+    args = module_args(emu)
+    del args["machine_type"]
+    result = run(gce_machine_type, args)
+    assert result["rc"] == 1 and "one of the following is required: machine_type, provisioning_model" in result["msg"]
+    none = run_module(emu, machine_type=None)  # given, but empty
+    assert none["rc"] == 1 and "nothing to set" in none["msg"]
+    assert calls(emu) == []
 
 
 # ----------------------------------------------------------------- refused before any change
