@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.central_mcp.agents.plugins.filter import disk_sizing, sizing  # noqa: E402
+from ansible_collections.central_mcp.agents.plugins.module_utils import prices  # noqa: E402
 
 from tests.gce_emulator import start  # noqa: E402
 
@@ -129,7 +130,7 @@ def main() -> None:
     print()
     print(
         f"disk_size_for_agents: {disk_sizing.DISK_BASE_GB} GB base + {disk_sizing.DISK_PER_AGENT_GB} GB per agent "
-        f"(the seed measured ~0.1 GB per agent); prices per GB-month {disk_sizing.DEFAULT_DISK_PRICES}"
+        f"(the seed measured ~0.1 GB per agent); prices per GB-month {prices.DEFAULT_TABLE['disks']}"
     )
     for agents in (4, 8, 16):
         size = disk_sizing.disk_size_for_agents(agents)

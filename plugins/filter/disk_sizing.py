@@ -14,9 +14,10 @@ releases it keeps for rollback and its SQLite database. 4 agents get 28 GB,
 8 get 36 GB, 16 get 52 GB; all stay under the 85 % use that the health
 checks warn at. Both numbers are parameters (and role variables).
 
-Cost. Persistent disks are billed per GB-month by type; the defaults are the
-on-demand prices in us-central1 (pd-standard $0.04, pd-balanced $0.10,
-pd-ssd $0.17), overridable with a table of one's own.
+Cost. Persistent disks are billed per GB-month by type, the same under every
+pricing plan; the prices come from the collection's one price table
+(module_utils/prices.py: us-central1 list prices, pd-standard $0.04,
+pd-balanced $0.10, pd-ssd $0.17), which ``central_mcp_prices`` overrides.
 
 Room for new agents. Before the launcher adds agents to a host, it measures
 the free space where their workspaces go (one ``df``) and refuses when the
@@ -35,17 +36,18 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 from ansible_collections.central_mcp.agents.plugins.filter.sizing import (
     _count,
+    flat_prices,
     machine_type_change,
     machine_type_monthly_cost,
 )
+from ansible_collections.central_mcp.agents.plugins.module_utils.prices import PriceError
+from ansible_collections.central_mcp.agents.plugins.module_utils.prices import table as price_table
 from ansible_collections.central_mcp.agents.plugins.plugin_utils import root_fs_memo
 
 DISK_BASE_GB = 20
 DISK_PER_AGENT_GB = 2
 MIN_BOOT_DISK_GB = 10
 DEFAULT_DISK_TYPE = "pd-balanced"
-# US dollars per GB-month, on-demand, us-central1.
-DEFAULT_DISK_PRICES = {"pd-standard": 0.04, "pd-balanced": 0.10, "pd-ssd": 0.17}
 
 
 def _number(value, what: str) -> float:
@@ -71,17 +73,19 @@ def disk_size_for_agents(count, base_gb=DISK_BASE_GB, per_agent_gb=DISK_PER_AGEN
 
 
 def disk_monthly_cost(size_gb, disk_type=DEFAULT_DISK_TYPE, prices=None) -> float:
-    """US dollars a month for a disk of size_gb GB of this type; an unknown type names the known ones."""
-    prices = DEFAULT_DISK_PRICES if prices is None else prices
-    if not isinstance(prices, dict):
-        raise AnsibleFilterError(
-            f"disk prices must be a dict of disk type -> US dollars per GB-month, got {prices!r:.80}"
-        )
+    """US dollars a month for a disk of size_gb GB of this type, from the price table's ``disks`` (with
+    ``prices``, central_mcp_prices, merged in) or a plain {type: dollars per GB-month}; an unknown type names
+    the known ones."""
+    if not flat_prices(prices):
+        try:
+            prices = price_table(prices)["disks"]
+        except PriceError as exc:
+            raise AnsibleFilterError(str(exc)) from None
     if disk_type not in prices:
         known = ", ".join(sorted(prices)) or "none"
         raise AnsibleFilterError(
             f"no price per GB-month for disk type {disk_type!r:.60}: known types are {known} "
-            "(add it to the disk price table, e.g. vm_upgrade_disk_prices)"
+            "(add it to central_mcp_prices.disks)"
         )
     return round(_number(size_gb, "size_gb") * _number(prices[disk_type], f"the price of {disk_type}"), 2)
 
@@ -123,18 +127,29 @@ def disk_size_change(previous_gb, size_gb, disk_type=DEFAULT_DISK_TYPE, prices=N
     return f"boot disk {previous} GB → {size} GB, {_money(delta, sign=True)}/month, online, no restart"
 
 
-def vm_monthly_cost(machine_type, disk_size_gb, disk_type=DEFAULT_DISK_TYPE, prices=None, disk_prices=None) -> str:
-    """The VM's monthly cost line: `e2-standard-4 $97.00 + boot disk 50 GB pd-balanced $5.00 = $102.00/month`."""
+def vm_monthly_cost(
+    machine_type, disk_size_gb, disk_type=DEFAULT_DISK_TYPE, prices=None, disk_prices=None, plan="on_demand"
+) -> str:
+    """The VM's monthly cost line: `e2-standard-4 $97.83 + boot disk 50 GB pd-balanced $5.00 = $102.83/month`
+    (a Spot VM's: `e2-standard-4 Spot $29.35 + ...`)."""
+    if disk_prices is None and not flat_prices(prices):
+        disk_prices = prices  # the price table (or overrides of it) prices the disk too
     disk = _cost_or_none(disk_size_gb, disk_type, disk_prices)
     disk_part = f"boot disk {int(_number(disk_size_gb, 'disk_size_gb'))} GB {disk_type} {_money(disk)}"
     if not machine_type:
         return f"{disk_part}/month (the machine type is not managed here)"
     try:
-        machine = float(machine_type_monthly_cost(machine_type, prices))
+        machine = float(machine_type_monthly_cost(machine_type, prices, plan))
     except AnsibleFilterError:
         machine = None
     total = None if machine is None or disk is None else machine + disk
-    return f"{machine_type} {_money(machine)} + {disk_part} = {_money(total)}/month"
+    label = f"{machine_type} Spot" if plan == "spot" else machine_type
+    return f"{label} {_money(machine)} + {disk_part} = {_money(total)}/month"
+
+
+def _plan(provisioning_model) -> str:
+    """The plan a VM is billed under: spot for a Spot VM (the API's SPOT), on_demand otherwise."""
+    return "spot" if str(provisioning_model or "").lower() == "spot" else "on_demand"
 
 
 def _ran(result) -> bool:
@@ -164,7 +179,9 @@ def vm_upgrade_report(results, host, check_mode=False, prices=None, disk_prices=
         changed = bool(machine.get("changed"))
         line = ("would change: " if check_mode and changed else "") + machine_type_change(
             machine["previous_machine_type"], machine["machine_type"], prices, stops=machine.get("status") == "RUNNING",
-            downtime_s=None if check_mode else machine.get("downtime_s"))  # fmt: skip
+            downtime_s=None if check_mode else machine.get("downtime_s"),
+            previous_plan=_plan(machine.get("previous_provisioning_model")),
+            plan=_plan(machine.get("provisioning_model")))  # fmt: skip
         if changed and not check_mode and vcpus is not None:
             line += f" (now {vcpus} vCPUs, {memory_mb} MB)"
         lines.append(line)
@@ -175,7 +192,8 @@ def vm_upgrade_report(results, host, check_mode=False, prices=None, disk_prices=
         lines.append(("would change: " if check_mode and changed else "") + change)
         pending = check_mode and (changed or (_ran(machine) and bool(machine.get("changed"))))
         machine_type = machine.get("machine_type", "") if _ran(machine) else ""
-        cost = vm_monthly_cost(machine_type, size, kind, prices, disk_prices)
+        plan = _plan(machine.get("provisioning_model")) if _ran(machine) else "on_demand"
+        cost = vm_monthly_cost(machine_type, size, kind, prices, disk_prices, plan)
         lines.append(("once changed, " if pending else "") + cost)
     ran = [run for run in runs if _ran(run)]
     if ran:

@@ -20,8 +20,11 @@ boundary takes the smaller type).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.central_mcp.agents.plugins.module_utils.prices import PLAN_NAMES, PLANS, PriceError, monthly
+from ansible_collections.central_mcp.agents.plugins.module_utils.prices import table as price_table
 
 AGENT_VCPU = 0.5
 AGENT_MEMORY_MB = 500
@@ -34,8 +37,6 @@ DEFAULT_MACHINE_TYPES = [
     {"name": "e2-standard-4", "vcpus": 4, "memory_mb": 16384},
     {"name": "e2-standard-8", "vcpus": 8, "memory_mb": 32768},
 ]
-# US dollars a month, on-demand, us-central1 (the seed's figures); e2-micro is in the free tier.
-DEFAULT_PRICES = {"e2-micro": 0, "e2-standard-2": 49, "e2-standard-4": 97, "e2-standard-8": 194}
 STOP_TIME = "~2–3 minutes"
 _DIGITS = re.compile(r"^\s*\d+\s*$")
 
@@ -98,39 +99,71 @@ def machine_type_for_agents(count, table=None) -> str:
     )
 
 
-def machine_type_monthly_cost(machine_type, prices=None):
-    """Monthly price in US dollars of a machine type; an error names the type and the known ones."""
-    prices = DEFAULT_PRICES if prices is None else prices
-    if not isinstance(prices, dict):
-        raise AnsibleFilterError(f"prices must be a dict of machine type -> US dollars a month, got {prices!r:.80}")
-    if machine_type not in prices:
-        known = ", ".join(sorted(prices)) or "none"
-        raise AnsibleFilterError(
-            f"no monthly price for machine type {machine_type!r:.60}: known types are {known} "
-            "(add it to the price table, e.g. vm_upgrade_prices)"
-        )
-    return prices[machine_type]
+def flat_prices(prices) -> bool:
+    """A plain {name: number} mapping (a price per type), rather than the price table or overrides of it."""
+    return isinstance(prices, Mapping) and bool(prices) and all(_is_number(v) for v in prices.values())
 
 
-def _dollars(machine_type, prices) -> str:
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def machine_type_monthly_cost(machine_type, prices=None, plan="on_demand"):
+    """US dollars a month of a machine type under a plan, from the price table (module_utils/prices.py) with
+    ``prices`` (central_mcp_prices) merged in; ``prices`` may also be a plain {type: dollars a month}.
+    An error names the type and where its price goes."""
+    if flat_prices(prices):
+        if machine_type not in prices:
+            known = ", ".join(sorted(prices)) or "none"
+            raise AnsibleFilterError(
+                f"no monthly price for machine type {machine_type!r:.60}: known types are {known} "
+                "(add it to the price table)"
+            )
+        return prices[machine_type]
     try:
-        price = machine_type_monthly_cost(machine_type, prices)
+        table = price_table(prices)
+    except PriceError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+    if plan not in PLANS:
+        raise AnsibleFilterError(f"plan {plan!r:.40} is not a pricing plan: use {', '.join(PLANS)}")
+    value = monthly(machine_type, plan, table)
+    if value is None:
+        raise AnsibleFilterError(
+            f"no {plan} price for machine type {machine_type!r:.60} in the price table of {table['date']}: give its "
+            "family's rates (central_mcp_prices.rates) or its own prices (central_mcp_prices.machine_types)"
+        )
+    return round(value, 2)
+
+
+def _dollars(machine_type, prices, plan="on_demand") -> str:
+    try:
+        price = machine_type_monthly_cost(machine_type, prices, plan)
     except AnsibleFilterError:
         return "$?"
     return f"${price:,.0f}" if float(price).is_integer() else f"${price:,.2f}"
 
 
-def machine_type_change(previous, machine_type, prices=None, stops=True, downtime_s=None) -> str:
-    """One line for a person: `e2-micro → e2-standard-4, $0 → $97/month, the VM stops for ~2–3 minutes`.
+def machine_type_change(
+    previous, machine_type, prices=None, stops=True, downtime_s=None, previous_plan="on_demand", plan="on_demand"
+) -> str:
+    """One line for a person: `e2-micro → e2-standard-4, $6.11 → $97.83/month, the VM stops for ~2–3 minutes`.
 
     ``downtime_s`` (measured) replaces the estimate once the change is done;
     ``stops=False`` says that nothing stops (the VM was not running). A type
     without a price shows as $? rather than failing: the report must never
-    fail a change that already happened.
+    fail a change that already happened. ``previous_plan`` and ``plan``
+    (on_demand, spot) price each side under its own plan; when either is
+    Spot, both sides name their plan (`e2-standard-4 on-demand → e2-standard-4 Spot`).
     """
-    if previous == machine_type:
-        return f"{machine_type} (unchanged, {_dollars(machine_type, prices)}/month)"
-    line = f"{previous} → {machine_type}, {_dollars(previous, prices)} → {_dollars(machine_type, prices)}/month"
+
+    def label(name, its_plan):
+        named = "spot" in (previous_plan, plan)
+        return f"{name} {PLAN_NAMES.get(its_plan, its_plan)}" if named else str(name)
+
+    if previous == machine_type and previous_plan == plan:
+        return f"{label(machine_type, plan)} (unchanged, {_dollars(machine_type, prices, plan)}/month)"
+    before, after = _dollars(previous, prices, previous_plan), _dollars(machine_type, prices, plan)
+    line = f"{label(previous, previous_plan)} → {label(machine_type, plan)}, {before} → {after}/month"
     if downtime_s is not None and float(downtime_s) > 0:
         return f"{line}, the VM was down for {float(downtime_s):.1f} s"
     if stops and downtime_s is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: gce_machine_type
-short_description: Set the machine type and provisioning model (standard or Spot) of a Compute Engine VM, with a safe stop, start and rollback
+short_description: Set a Compute Engine VM's machine type and provisioning model (Spot), with a safe stop and rollback
 version_added: "0.1.0"
 description:
   - Reads the instance and, when its machine type differs from O(machine_type)

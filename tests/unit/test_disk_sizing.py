@@ -80,8 +80,9 @@ def test_disk_monthly_cost(size, disk_type, prices, expected):
     ("args", "message"),
     [
         ((50, "pd-extreme"), "'pd-extreme': known types are pd-balanced, pd-ssd, pd-standard"),
-        ((50, "pd-ssd", {}), "known types are none"),
-        ((50, "pd-ssd", ["pd-ssd"]), "disk prices must be a dict"),
+        ((50, "pd-ssd", {"pd-x": 0.1}), "known types are pd-x"),
+        ((50, "pd-ssd", ["pd-ssd"]), "central_mcp_prices must be a mapping"),
+        ((50, "pd-ssd", {"disks": {"pd-ssd": -1}}), "central_mcp_prices.disks.pd-ssd must be a price of 0 or more"),
         ((-5, "pd-ssd"), "size_gb must be 0 or more"),
     ],
 )
@@ -111,9 +112,14 @@ def test_disk_size_change(args, kwargs, expected):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("e2-standard-4", 50), "e2-standard-4 $97.00 + boot disk 50 GB pd-balanced $5.00 = $102.00/month"),
-        (("e2-micro", 10, "pd-standard"), "e2-micro $0.00 + boot disk 10 GB pd-standard $0.40 = $0.40/month"),
-        (("n2-standard-4", 50), "n2-standard-4 $? + boot disk 50 GB pd-balanced $5.00 = $?/month"),
+        (("e2-standard-4", 50), "e2-standard-4 $97.83 + boot disk 50 GB pd-balanced $5.00 = $102.83/month"),
+        (("e2-micro", 10, "pd-standard"), "e2-micro $6.11 + boot disk 10 GB pd-standard $0.40 = $6.51/month"),
+        (("c3-standard-4", 50), "c3-standard-4 $? + boot disk 50 GB pd-balanced $5.00 = $?/month"),
+        (("e2-standard-4", 50, "pd-balanced", None, None, "spot"), "e2-standard-4 Spot $29.35 + boot disk 50 GB"),
+        (
+            ("e2-standard-4", 50, "pd-balanced", {"machine_types": {"e2-standard-4": {"on_demand": 0.1}}}),
+            "e2-standard-4 $73.00 + boot disk 50 GB pd-balanced $5.00 = $78.00/month",
+        ),
         (("n2-standard-4", 50, "pd-ssd", {"n2-standard-4": 141.5}), "$141.50 + boot disk 50 GB pd-ssd $8.50 = $150.00"),
         (("", 36), "boot disk 36 GB pd-balanced $3.60/month (the machine type is not managed here)"),
     ],
@@ -131,26 +137,33 @@ GREW = {"changed": True, "previous_size_gb": 10, "size_gb": 36, "disk_type": "pd
 SAME_DISK = {"changed": False, "previous_size_gb": 36, "size_gb": 36, "disk_type": "pd-balanced"}
 FS = {"changed": False, "msg": "/ (ext4 on /dev/sda1) fills its disk (found so on 2026-12-06 10:31 UTC; ...)"}
 SKIPPED = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
-COST_36 = "e2-standard-4 $97.00 + boot disk 36 GB pd-balanced $3.60 = $100.60/month"
+COST_36 = "e2-standard-4 $97.83 + boot disk 36 GB pd-balanced $3.60 = $101.43/month"
 
 # (results, options) -> the lines, without the host's name
 REPORTS = {
     "a no-op": (
         {"machine_type": SAME_TYPE, "disk": SAME_DISK, "filesystem": [FS, SKIPPED]}, {},
-        ["e2-standard-4 (unchanged, $97/month)", "boot disk 36 GB pd-balanced (unchanged, $3.60/month)", COST_36,
+        ["e2-standard-4 (unchanged, $97.83/month)", "boot disk 36 GB pd-balanced (unchanged, $3.60/month)", COST_36,
          FS["msg"]],
     ),
     "a resize and a grow": (
         {"machine_type": RESIZED, "disk": GREW, "filesystem": [{**FS, "msg": "/ grew"}, {**FS, "msg": "/ grew now"}]},
         {"vcpus": 4, "memory_mb": 16008},
-        ["e2-micro → e2-standard-4, $0 → $97/month, the VM was down for 94.2 s (now 4 vCPUs, 16008 MB)",
+        ["e2-micro → e2-standard-4, $6.11 → $97.83/month, the VM was down for 94.2 s (now 4 vCPUs, 16008 MB)",
          "boot disk 10 GB → 36 GB, +$2.60/month, online, no restart", COST_36, "/ grew now"],
     ),
     "check mode": (
         {"machine_type": {**RESIZED, "downtime_s": 0.0}, "disk": SAME_DISK, "filesystem": None},
         {"check_mode": True, "vcpus": 2, "memory_mb": 1000},
-        ["would change: e2-micro → e2-standard-4, $0 → $97/month, the VM stops for ~2–3 minutes",
+        ["would change: e2-micro → e2-standard-4, $6.11 → $97.83/month, the VM stops for ~2–3 minutes",
          "boot disk 36 GB pd-balanced (unchanged, $3.60/month)", f"once changed, {COST_36}"],
+    ),
+    "Spot in the same stop": (
+        {"machine_type": {**RESIZED, "previous_provisioning_model": "STANDARD", "provisioning_model": "SPOT"},
+         "disk": SAME_DISK}, {},
+        ["e2-micro on-demand → e2-standard-4 Spot, $6.11 → $29.35/month, the VM was down for 94.2 s",
+         "boot disk 36 GB pd-balanced (unchanged, $3.60/month)",
+         "e2-standard-4 Spot $29.35 + boot disk 36 GB pd-balanced $3.60 = $32.95/month"],
     ),
     "the disk only": (
         {"machine_type": SKIPPED, "disk": {**SAME_DISK, "size_gb": 40, "previous_size_gb": 40}}, {"wanted_gb": 28},

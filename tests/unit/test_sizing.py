@@ -17,7 +17,8 @@ from ansible_collections.central_mcp.agents.plugins.filter import sizing
 
 # The seed's table, as it was written: type -> agent range (a boundary count is in two rows).
 SEED_RANGES = {"e2-micro": (0, 1), "e2-standard-2": (2, 4), "e2-standard-4": (4, 8), "e2-standard-8": (8, 16)}
-SEED_PRICES = {"e2-micro": 0, "e2-standard-2": 49, "e2-standard-4": 97, "e2-standard-8": 194}
+# On-demand a month by the price table (vCPUs and GB at the E2 rates, 730 hours): the seed had 0 / 49 / 97 / 194.
+TABLE_PRICES = {"e2-micro": 6.11, "e2-standard-2": 48.91, "e2-standard-4": 97.83, "e2-standard-8": 195.66}
 N2_TABLE = [
     {"name": "n2-standard-8", "vcpus": 8, "memory_mb": 32768},  # out of order on purpose
     {"name": "n2-standard-2", "vcpus": 2, "memory_mb": 8192},
@@ -86,7 +87,8 @@ def test_machine_type_for_agents_errors_name_the_value(count, table, message):
 
 @pytest.mark.parametrize(
     ("machine_type", "prices", "expected"),
-    [(name, None, price) for name, price in SEED_PRICES.items()]
+    [(name, None, price) for name, price in TABLE_PRICES.items()]
+    + [("n2-standard-4", None, 141.79), ("e2-custom-4-8192", None, 80.76)]
     + [("n2-standard-4", {"n2-standard-4": 141.5}, 141.5), ("e2-micro", {"e2-micro": 7}, 7)],
 )
 def test_monthly_cost(machine_type, prices, expected):
@@ -96,13 +98,12 @@ def test_monthly_cost(machine_type, prices, expected):
 @pytest.mark.parametrize(
     ("machine_type", "prices", "message"),
     [
-        (
-            "n2-standard-4",
-            None,
-            r"'n2-standard-4': known types are e2-micro, e2-standard-2, e2-standard-4, e2-standard-8",
-        ),
-        ("e2-micro", {}, "'e2-micro': known types are none"),
-        ("e2-micro", ["e2-micro"], "prices must be a dict"),
+        ("c3-standard-4", None, r"no on_demand price for machine type 'c3-standard-4' in the price table of 20"),
+        ("zz-what", None, r"give its family's rates \(central_mcp_prices.rates\)"),
+        ("e2-micro", {"e2-standard-4": 97}, "'e2-micro': known types are e2-standard-4"),
+        ("e2-micro", ["e2-micro"], "central_mcp_prices must be a mapping"),
+        ("e2-micro", {"rates": {"e2": {"spot": [0.1]}}}, r"rates.e2.spot must be \[per vCPU-hour, per GB-hour\]"),
+        ("e2-micro", {"dates": "2026-01-01"}, "unknown key"),
     ],
 )
 def test_monthly_cost_unknown_type_names_it_and_the_known_ones(machine_type, prices, message):
@@ -113,13 +114,27 @@ def test_monthly_cost_unknown_type_names_it_and_the_known_ones(machine_type, pri
 @pytest.mark.parametrize(
     ("args", "kwargs", "expected"),
     [
-        (("e2-micro", "e2-standard-4"), {}, "e2-micro → e2-standard-4, $0 → $97/month, the VM stops for ~2–3 minutes"),
-        (("e2-standard-8", "e2-standard-2"), {}, "e2-standard-8 → e2-standard-2, $194 → $49/month, the VM stops for"),
-        (("e2-micro", "e2-standard-4"), {"stops": False}, "$0 → $97/month, no downtime (the VM was not running)"),
-        (("e2-micro", "e2-standard-4"), {"downtime_s": 94.24}, "$0 → $97/month, the VM was down for 94.2 s"),
-        (("e2-standard-4", "e2-standard-4"), {}, "e2-standard-4 (unchanged, $97/month)"),
-        (("e2-micro", "n2-standard-4"), {}, "e2-micro → n2-standard-4, $0 → $?/month"),
+        (
+            ("e2-micro", "e2-standard-4"),
+            {},
+            "e2-micro → e2-standard-4, $6.11 → $97.83/month, the VM stops for ~2–3 min",
+        ),
+        (("e2-standard-8", "e2-standard-2"), {}, "e2-standard-8 → e2-standard-2, $195.66 → $48.91/month, the VM stops"),
+        (("e2-micro", "e2-standard-4"), {"stops": False}, "$6.11 → $97.83/month, no downtime (the VM was not running)"),
+        (("e2-micro", "e2-standard-4"), {"downtime_s": 94.24}, "$6.11 → $97.83/month, the VM was down for 94.2 s"),
+        (("e2-standard-4", "e2-standard-4"), {}, "e2-standard-4 (unchanged, $97.83/month)"),
+        (("e2-micro", "c3-standard-4"), {}, "e2-micro → c3-standard-4, $6.11 → $?/month"),
         (("e2-micro", "n2-standard-4"), {"prices": {"e2-micro": 0, "n2-standard-4": 141.5}}, "$0 → $141.50/month"),
+        (
+            ("e2-standard-4", "e2-standard-4"),
+            {"plan": "spot"},
+            "e2-standard-4 on-demand → e2-standard-4 Spot, $97.83 → $29.35/month, the VM stops for",
+        ),
+        (
+            ("e2-standard-4", "e2-standard-4"),
+            {"previous_plan": "spot", "plan": "spot"},
+            "e2-standard-4 Spot (unchanged",
+        ),
     ],
 )
 def test_machine_type_change(args, kwargs, expected):

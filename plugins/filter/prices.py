@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Filters that price VMs and the fleet under every plan, from one table (module_utils/prices.py).
+
+``price_table`` checks and completes the inventory's ``central_mcp_prices``;
+``vm_plan_costs`` prices one VM (machine type and boot disk) under every
+plan; ``fleet_costs`` prices every VM of the fleet, the fleet and an agent,
+and draws the table the vm_upgrade role prints in ``--check`` and after a
+run. What each VM costs now is its own plan's price: Spot for a Spot VM,
+on-demand otherwise (a commitment is bought per project and region, not per
+VM, so it is shown, never assumed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.central_mcp.agents.plugins.module_utils import prices as p
+
+
+def price_table(overrides=None) -> dict:
+    """The default price table with the inventory's overrides merged in, checked."""
+    try:
+        return p.table(overrides)
+    except p.PriceError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def _table(prices) -> dict:
+    """A complete table as given (it has rates), or the defaults with these overrides."""
+    if isinstance(prices, Mapping) and {"rates", "disks", "date"} <= set(prices):
+        return dict(prices)
+    return price_table(prices)
+
+
+def vm_plan_costs(machine_type, disk_size_gb=None, disk_type="pd-balanced", prices=None) -> dict:
+    """{on_demand, spot, commit_1y, commit_3y: US dollars a month or None, date}: one VM under every plan."""
+    table = _table(prices)
+    return {**p.vm_plans(machine_type or None, disk_size_gb, disk_type, table), "date": table["date"]}
+
+
+def plan_of(provisioning_model) -> str:
+    """The plan a VM is billed under now: spot for a Spot VM, on_demand otherwise."""
+    return "spot" if str(provisioning_model or "").lower() == "spot" else "on_demand"
+
+
+def _money(value) -> str:
+    return "?" if value is None else f"{value:,.2f}"
+
+
+def fleet_costs(vms, prices=None) -> dict:
+    """Every VM, the fleet and one agent under every plan, and what the fleet costs now.
+
+    ``vms``: a list of {host, machine_type, disk_size_gb, disk_type, agents (a count), provisioning_model}.
+    Returns {date, source, vms: [{host, machine_type, agents, plan, plans, now}], fleet: {plan: total or None},
+    per_agent: {plan: ...}, now, now_per_agent, agents, lines (the table as text)}.
+    A VM whose type the table cannot price counts as unknown (None), never as free.
+    """
+    if not isinstance(vms, list):
+        raise AnsibleFilterError(f"fleet_costs: vms must be a list of VMs, got {vms!r:.80}")
+    table = _table(prices)
+    rows, agents = [], 0
+    for vm in vms:
+        if not isinstance(vm, Mapping) or not vm.get("host"):
+            raise AnsibleFilterError(f"fleet_costs: each VM needs a host, got {vm!r:.80}")
+        count = int(vm.get("agents") or 0)
+        plans = p.vm_plans(
+            vm.get("machine_type") or None, vm.get("disk_size_gb"), vm.get("disk_type") or "pd-balanced", table
+        )
+        plan = plan_of(vm.get("provisioning_model"))
+        rows.append({"host": vm["host"], "machine_type": vm.get("machine_type") or "", "agents": count, "plan": plan,
+                     "plans": plans, "now": plans[plan]})  # fmt: skip
+        agents += count
+    fleet = {plan: _sum(row["plans"][plan] for row in rows) for plan in p.PLANS}
+    per_agent = {plan: _each(fleet[plan], agents) for plan in p.PLANS}
+    now = _sum(row["now"] for row in rows)
+    result = {"date": table["date"], "source": table["source"], "vms": rows, "fleet": fleet, "per_agent": per_agent,
+              "now": now, "now_per_agent": _each(now, agents), "agents": agents}  # fmt: skip
+    result["lines"] = _lines(result)
+    return result
+
+
+def _sum(values):
+    values = list(values)
+    return None if not values or None in values else round(sum(values), 2)
+
+
+def _each(total, count):
+    return None if total is None or not count else round(total / count, 2)
+
+
+def _lines(costs: dict) -> list:
+    heads = [p.PLAN_NAMES[plan] for plan in p.PLANS]
+    width = max([len(row["host"]) for row in costs["vms"]] + [len("per agent")])
+    lines = [f"US dollars a month, prices of {costs['date']}: {costs['source']} (they move: see central_mcp_prices)"]
+    lines.append(f"{'VM':<{width}}  {'type':<15} {'agents':>6}  {'now':<9}" + "".join(f"{h:>12}" for h in heads))
+    for row in costs["vms"]:
+        plans = "".join(f"{_money(row['plans'][plan]):>12}" for plan in p.PLANS)
+        now = "Spot" if row["plan"] == "spot" else "on-demand"
+        lines.append(f"{row['host']:<{width}}  {row['machine_type'] or '?':<15} {row['agents']:>6}  {now:<9}{plans}")
+    fleet = "".join(f"{_money(costs['fleet'][plan]):>12}" for plan in p.PLANS)
+    vms = f"{len(costs['vms'])} VM{'s' if len(costs['vms']) != 1 else ''}"
+    lines.append(f"{'fleet':<{width}}  {vms:<15} {costs['agents']:>6}  {'':<9}{fleet}")
+    each = "".join(f"{_money(costs['per_agent'][plan]):>12}" for plan in p.PLANS)
+    lines.append(f"{'per agent':<{width}}  {'':<15} {'':>6}  {'':<9}{each}")
+    lines.append(
+        f"now, each VM on its own plan: ${_money(costs['now'])} a month, ${_money(costs['now_per_agent'])} per agent"
+    )
+    return lines
+
+
+class FilterModule:
+    """Price filters of central_mcp.agents."""
+
+    def filters(self):
+        return {
+            "price_table": price_table,
+            "vm_plan_costs": vm_plan_costs,
+            "fleet_costs": fleet_costs,
+        }
