@@ -17,6 +17,8 @@ import re
 from collections.abc import Mapping
 
 from ansible_collections.central_mcp.agents.plugins.filter.fleet import ENV_KEY_RE, fleet_errors, one_line
+from ansible_collections.central_mcp.agents.plugins.module_utils.prices import PriceError
+from ansible_collections.central_mcp.agents.plugins.module_utils.prices import table as price_table
 
 TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]{16,256}")
 ADDRESS_RE = re.compile(r"[A-Za-z0-9.:-]{1,253}")
@@ -401,6 +403,29 @@ def vm_upgrade_errors(settings: Mapping, host: str) -> list:
                 f"vm_upgrade_disk_size_gb is auto but {host} has no central_mcp_agents: describe its agents in the "
                 "inventory, or give a size in GB"
             )
+    model = s.get("vm_upgrade_provisioning_model")
+    if model not in (None, "", "standard", "spot"):
+        errors.append(
+            f"vm_upgrade_provisioning_model {_shown(model)} is not a provisioning model: use spot, standard, or leave "
+            "it empty to leave the VM as it is"
+        )
+    if model == "spot" and s.get("coordinator_here") and s.get("vm_upgrade_spot_coordinator") is not True:
+        errors.append(
+            f"vm_upgrade_provisioning_model is spot on {host}, the coordinator's VM: a preemption there stops the "
+            "coordinator, its dashboard and the watcher that starts the fleet's Spot VMs again, so every agent "
+            "waits until someone starts it. Keep the coordinator's VM standard and make the other agent VMs Spot, "
+            "or set vm_upgrade_spot_coordinator: true to accept that"
+        )
+    try:
+        price_table(s.get("central_mcp_prices"))
+    except PriceError as exc:
+        errors.append(str(exc))
+    for old in s.get("replaced") or []:
+        errors.append(
+            f"{old} is no longer read: prices come from one table, central_mcp_prices (see the README's prices), "
+            "e.g. central_mcp_prices: {machine_types: {e2-standard-4: {on_demand: 0.134}}, disks: {pd-ssd: 0.17}} "
+            "(machine types in US dollars an hour, disks per GB-month); remove it"
+        )
     auth = s.get("vm_upgrade_auth_kind")
     if (auth == "accesstoken" and not s.get("vm_upgrade_access_token")) or (
         auth == "serviceaccount" and not s.get("vm_upgrade_service_account_file")

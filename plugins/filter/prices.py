@@ -109,6 +109,27 @@ def _lines(costs: dict) -> list:
     return lines
 
 
+def fleet_vms(hostvars, hosts) -> list:
+    """The VMs fleet_costs prices, from what the vm_upgrade role told of each host (``vm_upgrade_current``);
+    hosts without a machine type (not a Compute Engine VM, or not managed) are left out."""
+    vms = []
+    for host in hosts or []:
+        host_vars = hostvars[host] if host in hostvars else {}
+        current = host_vars.get("vm_upgrade_current") or {}
+        if not isinstance(current, Mapping) or not current.get("machine_type"):
+            continue
+        agents = host_vars.get("central_mcp_agents")
+        vms.append({
+            "host": host,
+            "machine_type": current["machine_type"],
+            "provisioning_model": current.get("provisioning_model") or "",
+            "disk_size_gb": current.get("disk_size_gb"),
+            "disk_type": current.get("disk_type") or "pd-balanced",
+            "agents": len(agents) if isinstance(agents, list) else 0,
+        })  # fmt: skip
+    return vms
+
+
 class FilterModule:
     """Price filters of central_mcp.agents."""
 
@@ -117,4 +138,5 @@ class FilterModule:
             "price_table": price_table,
             "vm_plan_costs": vm_plan_costs,
             "fleet_costs": fleet_costs,
+            "fleet_vms": fleet_vms,
         }

@@ -37,6 +37,16 @@ AGENTS = ("A", "B", "C", "D")
 ROLES = {"A": "ui-velocity", "B": "design-architecture", "C": "backend", "D": "integration"}
 KINDS = {"C": "codex", "D": "gemini"}  # the others: claude (the agents here are shell loops; the kind is shown)
 SESSION = "central-mcp-agents"
+# Two VMs as the coordinator role describes them: D runs on a Spot VM whose relay is not started here (its
+# vCPUs are unknown, its terminal falls back to this VM's relay, which has its pane).
+HOSTS_OF = {"D": "vm2"}
+VMS = [
+    {"name": "vm1", "coordinator": True, "machine_type": "e2-standard-4", "provisioning_model": "standard",
+     "monthly_cost": 101.43, "plans": {"on_demand": 101.43, "spot": 32.95, "commit_1y": 65.24, "commit_3y": 47.63},
+     "price_date": "2025-06-01"},
+    {"name": "vm2", "machine_type": "e2-standard-2", "provisioning_model": "spot", "monthly_cost": 17.47,
+     "plans": {"on_demand": 51.71, "spot": 17.47, "commit_1y": 33.62, "commit_3y": 24.82}, "price_date": "2025-06-01"},
+]  # fmt: skip
 
 
 class PullsForge(ThreadingHTTPServer):
@@ -104,11 +114,11 @@ class Fleet:
             loop = f'i=0; while true; do i=$((i+1)); echo "agent {name} working, step $i"; sleep 3; done'
             self.tmux("new-window", "-d", "-t", SESSION, "-n", name, "sh", "-c", loop)
         agents = [
-            {"name": n, "role": ROLES[n], "model": "claude-sonnet-5-5", "kind": KINDS.get(n, "claude"), "host": "vm1",
-             "token_sha256": hashlib.sha256(t.encode()).hexdigest()}
+            {"name": n, "role": ROLES[n], "model": "claude-sonnet-5-5", "kind": KINDS.get(n, "claude"),
+             "host": HOSTS_OF.get(n, "vm1"), "token_sha256": hashlib.sha256(t.encode()).hexdigest()}
             for n, t in self.tokens.items()
         ]  # fmt: skip
-        (self.tmp / "agents.json").write_text(json.dumps({"agents": agents}))
+        (self.tmp / "agents.json").write_text(json.dumps({"agents": agents, "hosts": VMS}))
         forge = {"kind": "github", "api_url": f"http://127.0.0.1:{self.forge.server_address[1]}",
                  "token": "ghp_browser_tests_0123456789", "projects": {"app": "team/app"}}  # fmt: skip
         (self.tmp / "forge.json").write_text(json.dumps(forge))

@@ -148,6 +148,18 @@ def test_dashboard_end_to_end(fleet: Fleet, browser: Any) -> None:
     )
     assert kinds == ["claude", "claude", "codex", "gemini"], kinds
     assert "e2-standard-4" in browser.find_element(By.ID, "fleet-facts").text
+    # each VM against its own agents and its own price, then the fleet's (D runs on vm2, a Spot VM)
+    vms = browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#vms tbody tr')]"
+        ".map(r => [r.dataset.vm, [...r.cells].map(c => c.textContent)]));"
+    )
+    assert vms["vm1"][:4] == ["vm1 (coordinator)", "e2-standard-4", "standard", vms["vm1"][3]]
+    assert vms["vm1"][3].startswith("3 of ") and vms["vm1"][6] == "$101.43", vms
+    assert vms["vm2"][2:7] == ["Spot", "1", "—", "—", "$17.47"] and vms["vm2"][8] == "$17.47", vms
+    assert vms["fleet"][3] == "4" and vms["fleet"][6:] == ["$118.90", "$153.14", "$50.42", "$98.86", "$72.45"], vms
+    cost = browser.find_element(By.CSS_SELECTOR, "#fleet-facts dd[data-fact='Fleet cost']").text
+    assert cost == "$118.90 / month for 2 VMs ($29.73 per agent)", cost
+    assert "prices of 2025-06-01" in browser.find_element(By.ID, "price-date").text
     # the disk early warning: the Disk fact highlighted, its warning first among the problems
     # (text and class read in one script: the page re-renders on every event, so an element
     # found in one call may be replaced before the next)

@@ -28,7 +28,7 @@ if str(COLLECTIONS) not in sys.path:  # the filters import each other by their F
 
 BLOCKS = ("variables", "cost")
 # Fleet sizes of the cost table: agents per VM, and how many such VMs.
-COST_ROWS = ((1, 1), (4, 1), (8, 1), (16, 1), (8, 2))
+COST_ROWS = ((4, 1), (8, 1), (16, 1), (16, 2))
 LONG = 48  # a default longer than this is summarised in the table (the role README has it whole)
 
 
@@ -158,38 +158,35 @@ def variables_table(specs: dict[str, dict] | None = None) -> str:
 
 # ----------------------------------------------------------------- the cost
 def cost_table() -> str:
-    """What `auto` picks for a fleet and what that costs a month, by the filters' default tables."""
+    """What `auto` picks for a fleet and what that costs a month under every plan, by the default price table."""
     from ansible_collections.central_mcp.agents.plugins.filter.disk_sizing import (
         DEFAULT_DISK_TYPE,
-        disk_monthly_cost,
         disk_size_for_agents,
     )
-    from ansible_collections.central_mcp.agents.plugins.filter.sizing import (
-        machine_type_for_agents,
-        machine_type_monthly_cost,
-    )
+    from ansible_collections.central_mcp.agents.plugins.filter.prices import fleet_costs
+    from ansible_collections.central_mcp.agents.plugins.filter.sizing import machine_type_for_agents
+    from ansible_collections.central_mcp.agents.plugins.module_utils.prices import DEFAULT_TABLE, PLAN_NAMES, PLANS
 
+    plans = " | ".join(PLAN_NAMES[plan] for plan in PLANS)
     lines = [
-        f"| agents | VMs | machine type (`auto`) | boot disk (`auto`, {DEFAULT_DISK_TYPE}) | per VM a month "
-        "| fleet a month | per agent a month |",
-        "|---|---|---|---|---|---|---|",
+        f"| agents | VMs × machine type (`auto`) | boot disk (`auto`, {DEFAULT_DISK_TYPE}) | {plans} |",
+        "|---|---|---|" + "---|" * len(PLANS),
     ]
     for per_vm, vms in COST_ROWS:
-        machine_type = machine_type_for_agents(per_vm)
-        disk_gb = disk_size_for_agents(per_vm)
-        machine, disk = float(machine_type_monthly_cost(machine_type)), disk_monthly_cost(disk_gb)
-        per_vm_cost = machine + disk
+        machine_type, disk_gb = machine_type_for_agents(per_vm), disk_size_for_agents(per_vm)
+        fleet = [{"host": f"vm{n}", "machine_type": machine_type, "disk_size_gb": disk_gb, "agents": per_vm}
+                 for n in range(vms)]  # fmt: skip
+        costs = fleet_costs(fleet)
         agents = per_vm * vms
         cells = [
             str(agents) if vms == 1 else f"{agents} ({vms} × {per_vm})",
-            str(vms),
-            f"{machine_type} (${machine:,.2f})",
-            f"{disk_gb} GB (${disk:,.2f})",
-            f"${per_vm_cost:,.2f}",
-            f"${per_vm_cost * vms:,.2f}",
-            f"${per_vm_cost * vms / agents:,.2f}",
+            f"{vms} × {machine_type}",
+            f"{disk_gb} GB",
+            *(f"${costs['fleet'][plan]:,.2f} (${costs['per_agent'][plan]:,.2f} per agent)" for plan in PLANS),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"US dollars a month, {DEFAULT_TABLE['source']}, prices of {DEFAULT_TABLE['date']}.")
     return "\n".join(lines)
 
 

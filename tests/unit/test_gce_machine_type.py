@@ -26,7 +26,9 @@ from gce_harness import run_module as run
 
 PROJECT, ZONE, VM = "demo-project", "us-central1-a", "vm1"
 # The role's one check of its settings (tasks/preflight.yml), which fails before any API call.
-CHECK_TASK = "Check the VM's names, machine type, disk size and credentials before any API call"
+CHECK_TASK = (
+    "Check the VM's names, machine type, provisioning model, disk size, prices and credentials before any API call"
+)
 
 
 # ----------------------------------------------------------------- fixtures
@@ -446,7 +448,7 @@ def test_module_runs_as_a_process(emu, tmp_path):
 ROLE_PLAY = "- hosts: all\n  gather_facts: false\n  roles: [central_mcp.agents.vm_upgrade]\n"
 
 
-def role_run(emu, tmp_path, machine_type: str, check: bool = False):
+def role_run(emu, tmp_path, machine_type: str, check: bool = False, groups: dict | None = None, **extra):
     """The role through ansible-runner on two local hosts: vm1 (a GCE VM with six agents) and plain."""
     from tests.integration.playbook_run import run_playbook
 
@@ -459,9 +461,11 @@ def role_run(emu, tmp_path, machine_type: str, check: bool = False):
         "vm_upgrade_access_token": "test-token",
         "vm_upgrade_api_endpoint": emu.api_endpoint,
         "vm_upgrade_timeout_s": 30,
+        **extra,
     }
     hosts = {"vm1": {**local, **gce_vars, "central_mcp_agents": agents}, "plain": local}
-    (tmp_path / "inventory.yml").write_text(json.dumps({"all": {"hosts": hosts, "vars": role_vars}}))
+    inventory = {"all": {"hosts": hosts, "vars": role_vars, "children": groups or {}}}
+    (tmp_path / "inventory.yml").write_text(json.dumps(inventory))
     (tmp_path / "play.yml").write_text(ROLE_PLAY)
     run = run_playbook(tmp_path / "inventory.yml", str(tmp_path / "play.yml"), check=check, diff=check)
     messages = {(host, task): res.get("msg") for host, task, res in run.results}
@@ -469,6 +473,7 @@ def role_run(emu, tmp_path, machine_type: str, check: bool = False):
 
 
 REPORT = ("vm1", "Show what changed (or would), what the VM costs a month and how / stands")
+FLEET_COSTS = ("vm1", "Show what each VM, the fleet and one agent cost a month under every pricing plan")
 SKIPPED = ("plain", "Say why the machine type and boot disk of this host are left alone")
 # What follows a resize (handlers/main.yml), run only after one.
 AFTER_RESIZE = ("Wait until the resized VM answers again", "Read the VM's facts again (its CPUs and memory changed)")
@@ -485,8 +490,10 @@ def test_role_plans_resizes_and_then_changes_nothing(emu, tmp_path):
     run, messages = role_run(emu, tmp_path, "auto", check=True)  # 6 agents: e2-standard-4
     assert run.rc == 0, run.stdout
     assert messages[REPORT] == [
-        "vm1: would change: e2-micro → e2-standard-4, $0 → $97/month, the VM stops for ~2–3 minutes"
+        "vm1: would change: e2-micro → e2-standard-4, $6.11 → $97.83/month, the VM stops for ~2–3 minutes"
     ]
+    costs = messages[FLEET_COSTS]
+    assert costs[2].split()[:5] == ["vm1", "e2-standard-4", "6", "on-demand", "97.83"]  # what it would be
     assert "plain is not resized: it has no gce_project" in messages[SKIPPED]
     assert all(("vm1", task) in run.skipped for task in AFTER_RESIZE)  # notified, nothing stopped in check mode
     assert posts(emu) == [] and vm(emu) == ("RUNNING", "e2-micro")
@@ -494,15 +501,53 @@ def test_role_plans_resizes_and_then_changes_nothing(emu, tmp_path):
     run, messages = role_run(emu, tmp_path, "auto")
     assert run.rc == 0 and run.changed_count("vm1") == 1, run.stdout
     (line,) = messages[REPORT]
-    assert line.startswith("vm1: e2-micro → e2-standard-4, $0 → $97/month, the VM was down for ")
+    assert line.startswith("vm1: e2-micro → e2-standard-4, $6.11 → $97.83/month, the VM was down for ")
     assert line.endswith(" MB)") and " vCPUs, " in line  # the VM's facts, read again by the handlers
     assert all(task in ran(run, "vm1") for task in AFTER_RESIZE)
     assert vm(emu) == ("RUNNING", "e2-standard-4")
 
     run, messages = role_run(emu, tmp_path, "auto")
     assert run.rc == 0 and run.changed_count("vm1") == 0, run.stdout
-    assert messages[REPORT] == ["vm1: e2-standard-4 (unchanged, $97/month)"]
+    assert messages[REPORT] == ["vm1: e2-standard-4 (unchanged, $97.83/month)"]
     assert not any(task in ran(run, "vm1") for task in AFTER_RESIZE)  # no handler after a no-op
+
+
+def test_role_makes_an_agents_vm_spot_and_prices_the_fleet_under_every_plan(emu, tmp_path):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-standard-4")
+    run, messages = role_run(emu, tmp_path, "", check=True, vm_upgrade_provisioning_model="spot")
+    assert run.rc == 0, run.stdout
+    assert messages[REPORT] == [
+        "vm1: would change: e2-standard-4 on-demand → e2-standard-4 Spot, $97.83 → $29.35/month, the VM stops for "
+        "~2–3 minutes"
+    ]
+    assert posts(emu) == [] and emu.instance(PROJECT, ZONE, VM)["scheduling"]["provisioningModel"] == "STANDARD"
+
+    run, messages = role_run(emu, tmp_path, "", vm_upgrade_provisioning_model="spot")
+    assert run.rc == 0 and run.changed_count("vm1") == 1, run.stdout
+    assert emu.instance(PROJECT, ZONE, VM)["scheduling"]["provisioningModel"] == "SPOT"
+    assert vm(emu) == ("RUNNING", "e2-standard-4")
+    costs = messages[FLEET_COSTS]
+    assert costs[0].startswith("US dollars a month, prices of 2025-") and len(costs) == 6
+    assert costs[2].split() == ["vm1", "e2-standard-4", "6", "Spot", "97.83", "29.35", "61.64", "44.03"]
+    assert costs[-1] == "now, each VM on its own plan: $29.35 a month, $4.89 per agent"
+
+    emu.clear_log()
+    run, _ = role_run(emu, tmp_path, "", vm_upgrade_provisioning_model="spot")
+    assert run.rc == 0 and run.changed_count("vm1") == 0 and calls(emu) == ["instances.get"]  # one read
+
+
+def test_role_refuses_spot_for_the_coordinators_vm_before_any_call(emu, tmp_path):
+    emu.add_instance(PROJECT, ZONE, VM, "e2-standard-4")
+    coordinator = {"coordinator": {"hosts": {"vm1": {}}}}
+    run, messages = role_run(emu, tmp_path, "", groups=coordinator, vm_upgrade_provisioning_model="spot")
+    assert run.rc != 0
+    (failed,) = [msg for host, _task, msg in run.failed if host == "vm1"]
+    assert "vm_upgrade_provisioning_model is spot on vm1, the coordinator's VM" in failed
+    assert calls(emu) == []
+    run, _ = role_run(
+        emu, tmp_path, "", groups=coordinator, vm_upgrade_provisioning_model="spot", vm_upgrade_spot_coordinator=True
+    )
+    assert run.rc == 0 and emu.instance(PROJECT, ZONE, VM)["scheduling"]["provisioningModel"] == "SPOT"
 
 
 @pytest.mark.parametrize(

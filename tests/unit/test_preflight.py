@@ -331,6 +331,13 @@ VM = {
         ({"has_agents": False, "vm_upgrade_machine_type": "e2-micro"}, "vm_upgrade_disk_size_gb is auto but vm-a"),
         ({"vm_upgrade_auth_kind": "accesstoken"}, "vm_upgrade_auth_kind is accesstoken: set vm_upgrade_access_token"),
         ({"vm_upgrade_auth_kind": "serviceaccount"}, "vm_upgrade_auth_kind is serviceaccount"),
+        ({"vm_upgrade_provisioning_model": "preemptible"}, '"preemptible" is not a provisioning model: use spot'),
+        (
+            {"vm_upgrade_provisioning_model": "spot", "coordinator_here": True},
+            "vm_upgrade_provisioning_model is spot on vm-a, the coordinator's VM: a preemption there stops",
+        ),
+        ({"central_mcp_prices": {"disks": {"pd-ssd": "cheap"}}}, "central_mcp_prices.disks.pd-ssd must be a price"),
+        ({"replaced": ["vm_upgrade_prices"]}, "vm_upgrade_prices is no longer read: prices come from one table"),
     ],
 )
 def test_vm_upgrade_names_the_bad_value(changes, named):
@@ -340,6 +347,10 @@ def test_vm_upgrade_names_the_bad_value(changes, named):
 
 def test_vm_upgrade_checks_only_what_it_manages():
     assert vm_upgrade_errors(VM, "vm-a") == []
+    spot = {"vm_upgrade_provisioning_model": "spot"}
+    assert vm_upgrade_errors({**VM, **spot}, "vm-a") == []  # an agents VM
+    insists = {**spot, "coordinator_here": True, "vm_upgrade_spot_coordinator": True}
+    assert vm_upgrade_errors({**VM, **insists}, "vm-a") == []  # the inventory insists
     assert vm_upgrade_errors({**VM, "vm_upgrade_disk_size_gb": 65536, "vm_upgrade_machine_type": "n2-standard-4"},
                              "vm-a") == []  # fmt: skip
     unmanaged = {**VM, "machine_type_managed": False, "disk_managed": False, "has_agents": False}

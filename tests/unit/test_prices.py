@@ -109,4 +109,16 @@ def test_bad_vms_are_named():
 def test_filters_are_registered_under_their_documented_names():
     names = set(f.FilterModule().filters())
     docs = {path.stem for path in Path(f.__file__).parent.glob("*.yml")} & names
-    assert names == docs == {"price_table", "vm_plan_costs", "fleet_costs"}
+    assert names == docs == {"price_table", "vm_plan_costs", "fleet_costs", "fleet_vms"}
+
+
+def test_fleet_vms_reads_what_vm_upgrade_told_of_each_host():
+    hostvars = {
+        "vm1": {"vm_upgrade_current": {"machine_type": "e2-standard-2", "provisioning_model": "", "disk_size_gb": 28},
+                "central_mcp_agents": [{"name": "a"}, {"name": "b"}]},
+        "vm2": {"vm_upgrade_current": {"machine_type": "e2-standard-2", "provisioning_model": "spot"}},
+        "pod": {"central_mcp_agents": [{"name": "c"}]},
+    }  # fmt: skip
+    vms = f.fleet_vms(hostvars, ["vm1", "vm2", "pod", "gone"])
+    assert [(vm["host"], vm["agents"], vm["provisioning_model"]) for vm in vms] == [("vm1", 2, ""), ("vm2", 0, "spot")]
+    assert vms[0]["disk_size_gb"] == 28 and vms[0]["disk_type"] == "pd-balanced"

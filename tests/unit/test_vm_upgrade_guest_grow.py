@@ -47,7 +47,9 @@ from ansible_collections.central_mcp.agents.plugins.modules import grow_root_fs
 
 REPO = Path(__file__).resolve().parents[2]
 # The role's one check of its settings (tasks/preflight.yml), which fails before any API call.
-CHECK_TASK = "Check the VM's names, machine type, disk size and credentials before any API call"
+CHECK_TASK = (
+    "Check the VM's names, machine type, provisioning model, disk size, prices and credentials before any API call"
+)
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))

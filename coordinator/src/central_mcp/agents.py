@@ -68,6 +68,11 @@ def token_sha256(token: str) -> str:
 
 def parse_agents_file(path: Path) -> list[AgentSpec]:
     """Read and validate ``{"agents": [{name, role, model, kind, host, token_sha256, tools?}, ...]}``."""
+    return parse_agents_doc(read_agents_file(path), path)
+
+
+def read_agents_file(path: Path) -> Any:
+    """The agents file as JSON; AgentsFileError says why it cannot be read."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -76,6 +81,11 @@ def parse_agents_file(path: Path) -> list[AgentSpec]:
         raise AgentsFileError(f"agents file {path} cannot be read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise AgentsFileError(f"agents file {path} is not valid JSON: {exc}") from None
+    return doc
+
+
+def parse_agents_doc(doc: Any, path: Path) -> list[AgentSpec]:
+    """The agents of an agents file read as JSON, validated."""
     entries = doc.get("agents") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise AgentsFileError(f'agents file {path}: expected an object {{"agents": [...]}}')
@@ -353,8 +363,8 @@ class Roster:
     # -- views ----------------------------------------------------------------
 
     def states(self) -> list[dict[str, str]]:
-        """Every agent's name, role and state, retired ones included: what the loops need, one plain read."""
-        return [dict(r) for r in self.store.query("SELECT name, role, state FROM agents ORDER BY name")]
+        """Every agent's name, role, host and state, retired ones included: what the loops need, one plain read."""
+        return [dict(r) for r in self.store.query("SELECT name, role, host, state FROM agents ORDER BY name")]
 
     def get(self, name: str) -> dict[str, Any] | None:
         """One agent as :meth:`list` shows it (read by its name alone: every heartbeat asks)."""

@@ -158,9 +158,12 @@ class Loops:
             )
 
     def health(self) -> None:
-        """Record CPU, memory, disk and capacity; a warning in the log when the fleet outgrows the VM or its disk."""
+        """Record CPU, memory, disk and capacity; a warning in the log when this VM's agents outgrow it or its disk.
+
+        Only the agents on this VM count against its capacity: another VM's agents use that VM's CPUs.
+        """
         svc = self.service
-        agents = sum(1 for a in svc.roster.states() if a["state"] != "retired")
+        agents = sum(1 for a in svc.roster.states() if a["state"] != "retired" and svc.on_this_vm(a["host"]))
         before = set(svc.system.get("warnings", []))
         svc.system = sysinfo.snapshot(
             self._meter, svc.settings.db_path.parent, agents, svc.settings.disk_warn_percent,

@@ -51,7 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from central_mcp import listen_fds, relay_auth
+from central_mcp import listen_fds, relay_auth, sysinfo
 from central_mcp.dashboard import procstat
 from central_mcp.dashboard.tmux_control import ControlClient, TmuxError
 from central_mcp.relay_auth import Address
@@ -67,6 +67,11 @@ MAX_LINE = 2**20  # longest request line accepted from a client
 # as they are (only ``rename-window`` escapes them), so a name may hold both.
 PANE_FIELDS = ("pane_id", "window_id", "window_index", "pane_pid", "pane_width", "pane_height", "pane_active",
                "window_name")  # fmt: skip
+
+
+def machine() -> dict[str, int]:
+    """This VM's vCPUs and memory, for the dashboard's capacity of each VM (the coordinator sees only its own)."""
+    return {"cpus": os.cpu_count() or 1, "memory_bytes": sysinfo.meminfo()["total_bytes"]}
 
 
 def pane_format(mark: str) -> str:
@@ -313,7 +318,7 @@ class Relay:
 
     async def _dispatch(self, viewer: Viewer, op: str, request: dict[str, Any]) -> None:
         if op == "list":
-            viewer.send({"type": "list", "panes": await self.list_panes()})
+            viewer.send({"type": "list", "panes": await self.list_panes(), "machine": machine()})
         elif op == "watch":
             pane = await self.resolve(str(request.get("target", "")))
             if pane is None:

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from central_mcp.agents import AgentsFileError, Roster, iso, parse_agents_file
+from central_mcp.agents import AgentsFileError, Roster, iso, parse_agents_doc, read_agents_file
 from central_mcp.branches import Branches
 from central_mcp.domain import Board
 from central_mcp.events import EventBus
+from central_mcp.fleet_hosts import HostSpec, parse_hosts
 from central_mcp.forge import PullRequests
 from central_mcp.ratelimit import RateLimiter
 from central_mcp.settings import Settings
@@ -99,6 +100,8 @@ class Service:
         self.integrity: str | None = None
         self.integrity_at: float | None = None
         self.agents_file = AgentsFileStatus(str(settings.agents_file) if settings.agents_file else None)
+        # The fleet's VMs as the agents file describes them (machine type, Spot or not, price); empty: one VM.
+        self.hosts: list[HostSpec] = []
         self._last_unknown_check = 0.0
         self.opened = False
         # Set once a stop was asked for: the loops judge no agent any more (no heartbeat can arrive while
@@ -156,7 +159,12 @@ class Service:
         if not force and mtime == status.mtime and status.error is None:
             return False
         try:
-            specs = parse_agents_file(path)
+            doc = read_agents_file(path)
+            specs = parse_agents_doc(doc, path)
+            try:
+                hosts = parse_hosts(doc, path)
+            except ValueError as exc:
+                raise AgentsFileError(str(exc)) from None
         except AgentsFileError as exc:
             status.error = str(exc)
             status.mtime = mtime
@@ -165,10 +173,21 @@ class Service:
             log.error("%s; keeping the previous roster", exc)
             return False
         changes = self.roster.sync(specs)
+        self.hosts = hosts
         status.loaded_at, status.mtime, status.agents, status.error = time.time(), mtime, len(specs), None
         status.last_changes = {k: v for k, v in changes.items() if v}
         log.info("agents file %s: %d agents %s", path, len(specs), status.last_changes or "(no change)")
         return True
+
+    @property
+    def own_host(self) -> str | None:
+        """The inventory name of the coordinator's VM, when the agents file says which it is."""
+        return next((host.name for host in self.hosts if host.coordinator), None)
+
+    def on_this_vm(self, agent_host: str) -> bool:
+        """Whether an agent runs on the coordinator's VM (every agent does when the file names no VMs)."""
+        own = self.own_host
+        return own is None or agent_host in (own, "")
 
     def publish_task(self, task_id: int) -> None:
         """Tell the board's watchers that a task changed (with its branch record)."""

@@ -57,6 +57,8 @@ class RelaySource:
         self.where = where if isinstance(where, Address) else Address(path=where)
         self.token, self.host = token, host
         self.tls = tls if self.where.tcp else None
+        # The relay's VM as its last list told it: {cpus, memory_bytes}; None until then (or from an older relay).
+        self.machine: dict[str, int] | None = None
 
     @property
     def address(self) -> str:
@@ -126,7 +128,11 @@ class RelaySource:
             raise RelayUnavailable(f"terminal relay at {self.address} did not answer: {exc}") from None
         finally:
             writer.close()
-        return reply.get("panes", []) if reply.get("type") == "list" else []
+        if reply.get("type") != "list":
+            return []
+        machine = reply.get("machine")
+        self.machine = machine if isinstance(machine, dict) else None
+        return reply.get("panes", [])
 
 
 class Relays:
@@ -212,7 +218,8 @@ class Metrics:
             await asyncio.sleep(min(1.0, self.interval_s) if unrated else self.interval_s)
 
     def view(self) -> dict[str, Any]:
-        return {"agents": self.agents, "relay_error": self.error, "taken_at": self.taken_at}
+        machines = {source.host: source.machine for source in self.relays.remote.values() if source.machine}
+        return {"agents": self.agents, "relay_error": self.error, "taken_at": self.taken_at, "machines": machines}
 
 
 async def terminal_session(

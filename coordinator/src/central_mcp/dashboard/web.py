@@ -34,6 +34,7 @@ from central_mcp import __version__, sysinfo
 from central_mcp.api import _path_id
 from central_mcp.dashboard.auth import COOKIE, SecurityHeaders, Sessions, host_allowed, same_origin, session_cookie
 from central_mcp.dashboard.terminals import Metrics, Relays, RelaySource, terminal_session
+from central_mcp.dashboard.vms import fleet_cost, vms_view
 from central_mcp.domain import DomainError
 from central_mcp.health import report
 from central_mcp.http_limits import BodyLimit, StreamLimit, dashboard_body_limit
@@ -57,32 +58,36 @@ def _json_error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": kind, "message": message}, status_code=status)
 
 
-def fleet_view(svc: Service, health: dict[str, Any]) -> dict[str, Any]:
-    """Machine, capacity by the sizing rule, disk use and cost: only what is configured or measured."""
+def fleet_view(
+    svc: Service,
+    health: dict[str, Any],
+    agents: list[dict[str, Any]] | None = None,
+    machines: dict[str, dict[str, int]] | None = None,
+) -> dict[str, Any]:
+    """This VM's machine and disk, each VM against its own agents, and the fleet's cost: only what is known."""
     system = health.get("system") or {}
-    agents = health["agents"]["total"]
-    cpus = system.get("cpus")
-    memory = (system.get("memory") or {}).get("total_bytes") or None
-    capacity = system.get("capacity") or {}
+    total = health["agents"]["total"]
+    vms = vms_view(svc, system, agents if agents is not None else svc.roster.list(), machines or {})
+    own = next(row for row in vms if row["coordinator"])
     disk = system.get("disk") or {}
-    cost = svc.settings.monthly_cost
     return {
-        "machine_type": svc.settings.machine_type or None,
-        "cpus": cpus,
-        "memory_bytes": memory,
+        "machine_type": own["machine_type"],
+        "cpus": own["cpus"],
+        "memory_bytes": own["memory_bytes"],
         "cpu_percent": system.get("cpu_percent"),
-        "agents": agents,
-        "fits": capacity.get("fits"),
-        "needs_cpus": agents * sysinfo.CPU_PER_AGENT,
-        "needs_memory_bytes": agents * sysinfo.MB_PER_AGENT * 2**20,
+        "agents": total,
+        "own_agents": own["agents"],
+        "fits": own["fits"],
+        "needs_cpus": own["agents"] * sysinfo.CPU_PER_AGENT,
+        "needs_memory_bytes": own["agents"] * sysinfo.MB_PER_AGENT * 2**20,
         "rule": {"cpu_per_agent": sysinfo.CPU_PER_AGENT, "mb_per_agent": sysinfo.MB_PER_AGENT},
         "disk": {
             key: disk.get(key)
             for key in ("path", "total_bytes", "free_bytes", "used_percent", "warn_percent", "warning")
         },
         "database": {key: (health.get("database") or {}).get(key) for key in ("total_bytes", "retention_days")},
-        "monthly_cost": cost,
-        "cost_per_agent": round(cost / agents, 2) if cost is not None and agents else None,
+        "vms": vms,
+        **fleet_cost(vms, total),
         "status": health["status"],
         "problems": health["problems"],
         "version": __version__,
@@ -103,7 +108,7 @@ def state_view(svc: Service, metrics: Metrics, allow_input: bool) -> dict[str, A
         "agents": agents,
         "tasks": svc.with_branches(svc.board.list(limit=BOARD_LIMIT)),
         "counts": svc.board.counts(),
-        "fleet": fleet_view(svc, health),
+        "fleet": fleet_view(svc, health, agents, figures["machines"]),
         "relay": {"address": metrics.relays.address, "error": figures["relay_error"]},
         "input": allow_input,
         "taken_at": figures["taken_at"],

@@ -85,9 +85,11 @@ function renderFleet(fleet) {
   const facts = document.getElementById('fleet-facts');
   const cpu = fleet.cpus === null ? DASH : `${fleet.needs_cpus} of ${fleet.cpus} vCPU`;
   const mem = fleet.memory_bytes === null ? DASH : `${bytes(fleet.needs_memory_bytes)} of ${bytes(fleet.memory_bytes)}`;
-  const fits = fleet.fits === null || fleet.fits === undefined ? DASH : `${fleet.agents} of ${fleet.fits} agents`;
+  // This VM's agents against this VM: every other VM is held against its own (the VMs table).
+  const fits = fleet.fits === null || fleet.fits === undefined ? DASH : `${fleet.own_agents} of ${fleet.fits} agents`;
   const cost = fleet.monthly_cost === null ? DASH
-    : `${fleet.monthly_cost.toFixed(2)} / month` + (fleet.cost_per_agent === null ? '' : ` (${fleet.cost_per_agent.toFixed(2)} per agent)`);
+    : `$${fleet.monthly_cost.toFixed(2)} / month for ${fleet.vms.length} VM${fleet.vms.length === 1 ? '' : 's'}`
+      + (fleet.cost_per_agent === null ? '' : ` ($${fleet.cost_per_agent.toFixed(2)} per agent)`);
   const disk = fleet.disk || {};
   const diskText = disk.used_percent === null || disk.used_percent === undefined ? DASH
     : `${disk.used_percent} % used, ${bytes(disk.free_bytes)} free of ${bytes(disk.total_bytes)}`;
@@ -95,19 +97,45 @@ function renderFleet(fleet) {
   const dbText = bytes(db.total_bytes) + (db.retention_days ? `, events and notes kept ${db.retention_days} days` : ', kept forever');
   const rows = [
     ['Machine type', fleet.machine_type || DASH],
-    ['Capacity used', fits],
+    ['Capacity used (this VM)', fits],
     ['CPU by the rule', cpu + ` (${fleet.rule.cpu_per_agent} vCPU per agent)`],
     ['RAM by the rule', mem + ` (${fleet.rule.mb_per_agent} MB per agent)`],
     ['VM CPU busy', fleet.cpu_percent === null || fleet.cpu_percent === undefined ? DASH : fleet.cpu_percent + ' %'],
     ['Disk', diskText, disk.warning ? 'warn' : ''],
     ['Database', dbText],
-    ['Monthly cost', cost],
+    ['Fleet cost', cost],
     ['Coordinator', fleet.version],
   ];
   facts.replaceChildren(...rows.flatMap(([k, v, cls]) => [el('dt', { text: k }), el('dd', { text: v, class: cls || '', 'data-fact': k })]));
+  renderVms(fleet);
   // The disk warning goes first: it is the one that needs an inventory change before the disk fills up.
   const problems = [...fleet.problems].sort((a, b) => (b === disk.warning) - (a === disk.warning));
   document.getElementById('problems').replaceChildren(...problems.map((p) => el('li', { text: p, class: p === disk.warning ? 'disk-warning' : '' })));
+}
+
+function money(n) {
+  return n === null || n === undefined ? DASH : '$' + n.toFixed(2);
+}
+
+// One row per VM (its own agents against its own vCPUs and memory, its own price), then the fleet's total.
+function renderVms(fleet) {
+  const plans = ['on_demand', 'spot', 'commit_1y', 'commit_3y'];
+  const rows = fleet.vms.map((vm) => el('tr', { 'data-vm': vm.name || 'this VM', class: vm.over ? 'warn' : '' },
+    el('td', { text: (vm.name || 'this VM') + (vm.coordinator ? ' (coordinator)' : '') }),
+    el('td', { text: vm.machine_type || DASH }),
+    el('td', { text: vm.provisioning_model === 'spot' ? 'Spot' : vm.provisioning_model || DASH }),
+    el('td', { class: 'num', text: vm.fits === null ? `${vm.agents}` : `${vm.agents} of ${vm.fits}` }),
+    el('td', { class: 'num', text: vm.cpus === null ? DASH : `${vm.cpus}` }),
+    el('td', { class: 'num', text: vm.memory_bytes === null ? DASH : bytes(vm.memory_bytes) }),
+    el('td', { class: 'num', text: money(vm.monthly_cost) }),
+    ...plans.map((plan) => el('td', { class: 'num', text: money(vm.plans ? vm.plans[plan] : null) }))));
+  const total = el('tr', { 'data-vm': 'fleet', class: 'total' },
+    el('th', { text: 'Fleet' }), el('td'), el('td'),
+    el('td', { class: 'num', text: `${fleet.agents}` }), el('td'), el('td'),
+    el('td', { class: 'num', text: money(fleet.monthly_cost) }),
+    ...plans.map((plan) => el('td', { class: 'num', text: money(fleet.plans ? fleet.plans[plan] : null) })));
+  document.querySelector('#vms tbody').replaceChildren(...rows, total);
+  document.getElementById('price-date').textContent = fleet.price_date ? `prices of ${fleet.price_date}` : 'no price table';
 }
 
 // States in which an agent needs a person's eyes: its screen's last lines are shown under its row.
