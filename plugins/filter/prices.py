@@ -130,6 +130,29 @@ def fleet_vms(hostvars, hosts) -> list:
     return vms
 
 
+def coordinator_hosts(plan, hostvars, prices=None) -> list:
+    """What the coordinator is told of each VM of the fleet plan (its agents file's ``hosts``): name, whether
+    it is the coordinator's, machine type, provisioning model, the price under its own plan and every plan's,
+    and the prices' date. A VM vm_upgrade does not manage has its name only (its cost is unknown)."""
+    if not isinstance(plan, Mapping) or "hosts" not in plan or "coordinator" not in plan:
+        raise AnsibleFilterError(f"coordinator_hosts: expected the fleet plan, got {plan!r:.80}")
+    own = plan["coordinator"].get("host")
+    names = list(plan["hosts"]) + ([own] if own and own not in plan["hosts"] else [])
+    vms = fleet_vms(hostvars, names)
+    costs = {row["host"]: row for row in fleet_costs(vms, prices)["vms"]} if vms else {}
+    date = _table(prices)["date"]
+    hosts = []
+    for name in names:
+        entry = {"name": name, "coordinator": name == own}
+        row = costs.get(name)
+        if row is not None:
+            vm = next(vm for vm in vms if vm["host"] == name)
+            entry.update(machine_type=row["machine_type"], provisioning_model=str(vm["provisioning_model"]).lower(),
+                         monthly_cost=row["now"], plans=row["plans"], price_date=date)  # fmt: skip
+        hosts.append(entry)
+    return hosts
+
+
 class FilterModule:
     """Price filters of central_mcp.agents."""
 
@@ -139,4 +162,5 @@ class FilterModule:
             "vm_plan_costs": vm_plan_costs,
             "fleet_costs": fleet_costs,
             "fleet_vms": fleet_vms,
+            "coordinator_hosts": coordinator_hosts,
         }

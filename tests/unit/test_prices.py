@@ -109,7 +109,7 @@ def test_bad_vms_are_named():
 def test_filters_are_registered_under_their_documented_names():
     names = set(f.FilterModule().filters())
     docs = {path.stem for path in Path(f.__file__).parent.glob("*.yml")} & names
-    assert names == docs == {"price_table", "vm_plan_costs", "fleet_costs", "fleet_vms"}
+    assert names == docs == {"price_table", "vm_plan_costs", "fleet_costs", "fleet_vms", "coordinator_hosts"}
 
 
 def test_fleet_vms_reads_what_vm_upgrade_told_of_each_host():
@@ -122,3 +122,22 @@ def test_fleet_vms_reads_what_vm_upgrade_told_of_each_host():
     vms = f.fleet_vms(hostvars, ["vm1", "vm2", "pod", "gone"])
     assert [(vm["host"], vm["agents"], vm["provisioning_model"]) for vm in vms] == [("vm1", 2, ""), ("vm2", 0, "spot")]
     assert vms[0]["disk_size_gb"] == 28 and vms[0]["disk_type"] == "pd-balanced"
+
+
+def test_coordinator_hosts_tells_the_coordinator_each_vm_and_its_price():
+    plan = {"coordinator": {"host": "vm1"}, "hosts": {"vm2": {}, "pod": {}}}
+    hostvars = {
+        "vm1": {"vm_upgrade_current": {"machine_type": "e2-standard-4", "provisioning_model": "standard"}},
+        "vm2": {"vm_upgrade_current": {"machine_type": "e2-standard-2", "provisioning_model": "spot",
+                                       "disk_size_gb": 28}, "central_mcp_agents": [{"name": "E"}]},
+        "pod": {"central_mcp_agents": [{"name": "G"}]},
+    }  # fmt: skip
+    hosts = f.coordinator_hosts(plan, hostvars)
+    assert [(h["name"], h["coordinator"]) for h in hosts] == [("vm2", False), ("pod", False), ("vm1", True)]
+    vm2 = hosts[0]
+    assert (vm2["machine_type"], vm2["provisioning_model"]) == ("e2-standard-2", "spot")
+    assert vm2["monthly_cost"] == f.vm_plan_costs("e2-standard-2", 28)["spot"] == vm2["plans"]["spot"]
+    assert vm2["price_date"] == p.DEFAULT_TABLE["date"] and hosts[1] == {"name": "pod", "coordinator": False}
+    assert hosts[2]["monthly_cost"] == E2_STANDARD_4["on_demand"]
+    with pytest.raises(AnsibleFilterError, match="expected the fleet plan"):
+        f.coordinator_hosts({"hosts": {}}, hostvars)
