@@ -290,3 +290,37 @@ def test_a_runtime_gone_while_it_waited_claims_nothing(server: Server) -> None:
     time.sleep(1.0)
     shown = server.json("GET", f"/api/tasks/{task['id']}")
     assert shown["state"] == "AVAILABLE" and shown["claimed_by"] is None, shown
+
+
+BOOT = "0b8f4c2e-6a1d-4f3b-9c57-2d6e8a1f0c34"
+NEXT_BOOT = "5d2a7e91-3c4b-4e8f-a016-7b9c2d4e6f80"
+
+
+def test_a_vm_going_down_hands_its_tasks_back_at_once_and_takes_none_until_its_next_boot(server: Server) -> None:
+    """A Spot preemption: the VM's shutdown tells the coordinator, its agent's task is AVAILABLE within the call
+    (not after the offline time-out), as no failed attempt; a runtime still beating from the dying boot gets
+    no new task; a heartbeat from the next boot brings the agent back."""
+    task = server.json("POST", "/api/tasks", json={"title": "long job", "role": "backend"})
+    assert runtime(server, "A", "next", {"wait_s": 0}).json()["task"]["id"] == task["id"]
+    beat(server, "A", activity="working", task_id=task["id"], boot_id=BOOT)
+
+    left = runtime(server, "A", "leaving", {"reason": "VM vm2 was preempted (Spot)", "boot_id": BOOT})
+    assert left.status_code == 200 and left.json() == {"agent": "A", "state": "offline", "handed_back": [task["id"]]}
+    after = server.json("GET", f"/api/tasks/{task['id']}")
+    assert after["state"] == "AVAILABLE" and after["attempts"] == 0 and after["claimed_by"] is None
+    assert "agent A left: VM vm2 was preempted (Spot)" in after["events"][-1]["text"]
+
+    assert beat(server, "A", boot_id=BOOT)["state"] == "offline"  # still the dying boot
+    assert runtime(server, "A", "next", {"wait_s": 0}).status_code == 204
+    assert runtime(server, "B", "next", {"wait_s": 0}).json()["task"]["id"] == task["id"]  # another agent takes it
+
+    assert beat(server, "A", boot_id=NEXT_BOOT)["state"] == "idle"  # the VM is back
+    second = server.json("POST", "/api/tasks", json={"title": "next job", "role": "backend"})
+    assert runtime(server, "A", "next", {"wait_s": 0}).json()["task"]["id"] == second["id"]
+
+
+def test_a_leaving_report_is_checked(server: Server) -> None:
+    bad = runtime(server, "A", "leaving", {"reason": "x", "boot_id": "not a boot id!"})
+    assert bad.status_code == 400 and "boot_id must be the kernel's boot ID" in bad.text
+    people = server.api("POST", "/runtime/leaving", json={})
+    assert people.status_code == 401  # the people's API token opens no runtime route

@@ -171,6 +171,23 @@ def test_the_runtime_talks_http_with_its_token(answering):
     assert agent_worker._unchunk(b'5\r\n{"a":\r\n3\r\n 1}\r\n0\r\n\r\n') == b'{"a": 1}'
 
 
+class StillScreen:
+    def look(self):
+        return ["$ make"]
+
+    def still_for(self):
+        return 0.0
+
+
+def test_a_heartbeat_says_which_boot_of_the_vm_it_comes_from(answering):
+    """The coordinator tells a VM that came back from the one that went down by the kernel's boot ID."""
+    url, seen = answering
+    agent_worker.Heartbeat("A", agent_worker.Coordinator(url, "t"), StillScreen(), "idle").beat()
+    sent = seen[-1][2]
+    assert sent["boot_id"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert sent["activity"] == "idle" and sent["screen"] == ["$ make"]
+
+
 AGENT_RUNTIME = Path(agent_worker.__file__).with_name("agent-runtime")
 
 

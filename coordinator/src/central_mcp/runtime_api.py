@@ -16,6 +16,9 @@ accept them. The agent is known from its token, as on ``/mcp``.
     handed back at once as a failed attempt, with the reason.
 ``POST /runtime/branch``  the task's branch once its work is committed and
     pushed (or the push refused): see ``branches``.
+``POST /runtime/leaving``  the agent's VM is going down (``reason``, e.g. a
+    Spot preemption; ``boot_id``): its tasks go back at once, not as failed
+    attempts, and it gets no new task until a heartbeat from its next boot.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from central_mcp.api import _body, _error
+from central_mcp.authors import BY_COORDINATOR
 from central_mcp.domain import DomainError
-from central_mcp.runtimes import ReportError, parse_report
+from central_mcp.runtimes import ReportError, boot_id_of, parse_report
 from central_mcp.service import Service
 from central_mcp.store import StoreError
 
@@ -103,6 +107,8 @@ def build_runtime_routes(svc: Service) -> list[Route]:
             while True:
                 if await request.is_disconnected():  # a runtime killed while it waited: claim nothing for it
                     return Response(status_code=204)
+                if svc.roster.runtimes.left(name) is not None:  # its VM is going down: nothing new for it
+                    return Response(status_code=204)
                 svc.roster.touch(name, mcp=False)
                 found = svc.work.next_for(name, svc.roster.role_of(name) or None)
                 if found is not None:
@@ -128,6 +134,21 @@ def build_runtime_routes(svc: Service) -> list[Route]:
             log.info("task #%d %s: %s", task["id"], "FAILED" if task["state"] == "FAILED" else "handed back", why)
         return JSONResponse({"tasks": tasks})
 
+    async def leaving(request: Request, name: str) -> Response:
+        """The agent's VM is going down (a shutdown, a Spot preemption): its tasks go back now, not after the
+        offline time-out, and not as failed attempts (nothing the task did); no new task until its next boot."""
+        body = await _body(request)
+        reason = " ".join(str(body.get("reason") or "its VM is shutting down").split())[:200]
+        svc.roster.runtimes.leave(name, reason, boot_id_of(body), time.time())
+        why = f"agent {name} left: {reason}"
+        ids = svc.board.hand_back(name, why)
+        state = svc.roster.recompute(name)
+        if ids:
+            listing = ", ".join(f"#{i}" for i in ids)
+            svc.board.post_note("coordinator", f"Handed back {listing}: {why}.", written_by=BY_COORDINATOR)
+            log.info("handed back %s: %s", listing, why)
+        return JSONResponse({"agent": name, "state": state, "handed_back": ids})
+
     async def branch(request: Request, name: str) -> Response:
         body = await _body(request)
         task_id = _task_id(body)
@@ -145,6 +166,7 @@ def build_runtime_routes(svc: Service) -> list[Route]:
         Route("/runtime/branch", agent_only(branch), methods=["POST"]),
         Route("/runtime/next", agent_only(next_task), methods=["POST"]),
         Route("/runtime/exit", agent_only(cli_exit), methods=["POST"]),
+        Route("/runtime/leaving", agent_only(leaving), methods=["POST"]),
     ]
 
 

@@ -54,6 +54,7 @@ ENV_KEY_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 NEXT_WAIT_S = 25.0
 FINISH_TIMEOUT_S = 600.0  # a task's branch: commit, fetch, push (each of git's steps has its own time-out)
 BACKOFF_MAX_S = 30.0
+BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"  # the kernel's ID of this boot: the coordinator tells boots apart
 # What counts as new output: the letters on the screen. A spinner, a ticking timer or a token count
 # ("✻ Churning… (12s · 1.2k tokens)") is the CLI waiting, not new work.
 NOT_OUTPUT = re.compile(r"[^A-Za-z]+")
@@ -63,6 +64,18 @@ TASK_FIELDS = ("task_id", "title", "description", "role", "priority", "name", "m
 
 def say(name: str, text: str) -> None:
     print(f"[agent-run] {time.strftime('%H:%M:%S')} agent {name}: {text}", flush=True)
+
+
+def boot_id(path: str = BOOT_ID_FILE) -> str | None:
+    """This boot of the VM, as the kernel names it (a VM that went down and came back has another)."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+BOOT_ID = boot_id()
 
 
 class Coordinator:
@@ -329,6 +342,8 @@ class Heartbeat(threading.Thread):
                 "screen": lines[-20:],
                 "prompt": prompt,
             }
+        if BOOT_ID:
+            report["boot_id"] = BOOT_ID
         try:
             status, answer = self.coordinator.post("heartbeat", report)
         except OSError as exc:
