@@ -8,6 +8,7 @@ is tested end to end in tests/e2e/test_worker_mode.py.
 import json
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -223,3 +224,47 @@ def test_the_runtime_reads_its_spec_again_when_it_changes_and_says_what_it_canno
         runtime.kill()
     usage = subprocess.run([sys.executable, str(AGENT_RUNTIME)], capture_output=True, text=True, check=False)
     assert usage.returncode == 2 and "usage: agent-runtime --spec RUNTIME.json" in usage.stderr
+
+
+AGENT_LEAVING = Path(agent_worker.__file__).with_name("agent-leaving")
+
+
+def leaving(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(AGENT_LEAVING), *args], capture_output=True, text=True, check=False, timeout=30
+    )
+
+
+def test_a_vm_going_down_says_so_for_each_agent_with_its_own_token_and_why(answering, tmp_path):
+    """agent-leaving (a shutdown's hand-back): every agent's env file, its own token, preempted when the metadata
+    server says so; a restart of its unit outside a shutdown says nothing."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.gce_emulator import start
+
+    url, seen = answering
+    for name in ("A", "B"):
+        (tmp_path / f"{name}.env").write_text(f"CENTRAL_MCP_URL={url}\nCENTRAL_MCP_AGENT_TOKEN=token-{name}\n")
+    (tmp_path / "C.env").write_text("ANTHROPIC_API_KEY=x\n")  # not an agent of the coordinator: left alone
+    quiet = leaving("--config-dir", str(tmp_path))
+    assert quiet.returncode == 0 and "not shutting down: nothing to hand back" in quiet.stdout and seen == []
+
+    with start() as emu:
+        emu.add_instance("p", "us-central1-a", "vm2", provisioning_model="SPOT")
+        emu.preempt("p", "us-central1-a", "vm2", notice_s=30)
+        done = leaving("--config-dir", str(tmp_path), "--metadata-url", emu.metadata_url("p", "us-central1-a", "vm2"),
+                       "--now")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted((path, token) for path, token, _body in seen) == [
+        ("/fleet/runtime/leaving", "Bearer token-A"),
+        ("/fleet/runtime/leaving", "Bearer token-B"),
+    ]
+    body = seen[0][2]
+    assert body["reason"].endswith("was preempted by Compute Engine (Spot)") and body["boot_id"] == agent_worker.BOOT_ID
+    assert "telling the coordinator for 2 agents" in done.stdout and "A: handed back" in done.stdout
+
+    seen.clear()
+    plain = leaving("--config-dir", str(tmp_path), "--metadata-url", "http://127.0.0.1:9", "--now")
+    assert plain.returncode == 0 and {body["reason"] for _, _, body in seen} == {
+        f"VM {socket.gethostname()} is shutting down"
+    }
+    assert leaving("--config-dir").returncode == 2
