@@ -126,6 +126,7 @@ def fleet_vms(hostvars, hosts) -> list:
             "disk_size_gb": current.get("disk_size_gb"),
             "disk_type": current.get("disk_type") or "pd-balanced",
             "agents": len(agents) if isinstance(agents, list) else 0,
+            "gce": current.get("gce") if isinstance(current.get("gce"), Mapping) else None,
         })  # fmt: skip
     return vms
 
@@ -149,6 +150,8 @@ def coordinator_hosts(plan, hostvars, prices=None) -> list:
             vm = next(vm for vm in vms if vm["host"] == name)
             entry.update(machine_type=row["machine_type"], provisioning_model=str(vm["provisioning_model"]).lower(),
                          monthly_cost=row["now"], plans=row["plans"], price_date=date)  # fmt: skip
+            if vm["gce"]:  # where the Compute API knows it: the watcher starts a preempted Spot VM again
+                entry["gce"] = {key: str(vm["gce"].get(key) or "") for key in ("project", "zone", "instance")}
         hosts.append(entry)
     return hosts
 

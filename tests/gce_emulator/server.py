@@ -56,6 +56,7 @@ EMULATED = (
     "compute.disks.resize",
     "compute.machineTypes.list",
     "compute.zoneOperations.get",
+    "compute.zoneOperations.list",
     "compute.zoneOperations.wait",
 )
 # The instance methods that change state: each takes a requestId and answers with an operation.
@@ -163,6 +164,8 @@ class Emulator:
             return world.resize_disk(p["project"], p["zone"], p["disk"], body.get("sizeGb"), request_id)
         if method_id == "compute.zoneOperations.get":
             return world.operation(p["project"], p["zone"], p["operation"])
+        if method_id == "compute.zoneOperations.list":
+            return world.operations(p["project"], p["zone"], ((query or {}).get("filter") or [None])[0])
         if method_id == "compute.zoneOperations.wait":
             return world.wait(p["project"], p["zone"], p["operation"])
         raise ApiError(501, "notImplemented", f"{method_id} exists in the Compute API but is not emulated")

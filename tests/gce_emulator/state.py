@@ -49,6 +49,25 @@ DEFAULT_CONFIG = {
     "token": None,
 }
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+# One term of an AIP-160 filter: field = "value" (quotes optional), possibly in parentheses.
+_TERM = re.compile(r'\(?\s*([A-Za-z][A-Za-z0-9_.]*)\s*=\s*"?([^"()\s]*)"?\s*\)?')
+
+
+def parse_filter(text: str | None) -> list[tuple[str, str]]:
+    """[(field, value)] of a filter such as ``(operationType = "compute.instances.preempted") AND (targetId = 7)``;
+    anything else is a 400, as the API answers a filter it cannot read."""
+    if not text:
+        return []
+    terms = []
+    for part in re.split(r"\s+AND\s+|\)\s+\(", text.strip()):
+        found = _TERM.fullmatch(part.strip())
+        if not found:
+            message = f"Invalid value for field 'filter': '{text}'. Invalid list filter expression."
+            raise ApiError(400, "invalid", message)
+        terms.append((found.group(1), found.group(2)))
+    return terms
+
+
 # What a failed operation reports, per method, unless the fault says otherwise.
 OPERATION_ERRORS = {
     "start": (
@@ -226,9 +245,13 @@ class World(Disks, Scheduling):
         with self.lock:
             self.tick()
             record = self._instance_record(project, zone, name)
+            token = {"access_token": self.config.get("token") or "emulated-metadata-token", "expires_in": 3599,
+                     "token_type": "Bearer"}  # fmt: skip
             return {
                 "/computeMetadata/v1/instance/preempted": "TRUE" if record.get("preempted") else "FALSE",
                 "/computeMetadata/v1/instance/name": name,
+                # The VM's service account's token, as google-auth's compute_engine credentials read it.
+                "/computeMetadata/v1/instance/service-accounts/default/token": json.dumps(token),
             }
 
     # ------------------------------------------------------------- machine types
@@ -407,6 +430,26 @@ class World(Disks, Scheduling):
         if op is None:
             raise not_found(f"projects/{project}/zones/{zone}/operations/{name}")
         return op
+
+    def operations(self, project: str, zone: str, filter_text: str | None = None) -> dict:
+        """zoneOperations.list, oldest first, with the AIP-160 filters a client of the fleet sends:
+        ``field = "value"`` terms (``operationType``, ``targetId``, ``status``...) joined by AND or spaces."""
+        wanted = parse_filter(filter_text)
+        with self.lock:
+            self.tick()
+            self._check_zone(project, zone)
+            views = [
+                self.operation_view(op)
+                for op in self.data["operations"].values()
+                if (op["project"], op["zone"]) == (project, zone)
+            ]
+        items = [v for v in views if all(str(v.get(field)) == value for field, value in wanted)]
+        link = zone_link(project, zone)
+        answer = {"kind": "compute#operationList", "id": f"projects/{project}/zones/{zone}/operations",
+                  "selfLink": f"{link}/operations"}  # fmt: skip
+        if items:
+            answer["items"] = items
+        return answer
 
     def wait(self, project: str, zone: str, name: str) -> dict:
         """zoneOperations.wait: block until the operation is done or the server's wait limit passes."""

@@ -69,6 +69,7 @@ def call(emu, verb: str, path: str, body=None, token: str | None = "t") -> tuple
         ("compute.machineTypes.get", "GET", None, "MachineType"),
         ("compute.machineTypes.list", "GET", None, "MachineTypeList"),
         ("compute.zoneOperations.get", "GET", None, "Operation"),
+        ("compute.zoneOperations.list", "GET", None, "OperationList"),
         ("compute.zoneOperations.wait", "POST", None, "Operation"),
     ],
 )

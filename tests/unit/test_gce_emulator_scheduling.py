@@ -8,6 +8,7 @@ asked; the emulator checks its answers against the same document.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import urllib.error
@@ -156,3 +157,26 @@ def test_only_a_running_spot_vm_is_preempted(emu):
     with pytest.raises(urllib.error.HTTPError) as stopped:
         emu.preempt(PROJECT, ZONE, "vm2")
     assert "only a running Spot VM" in stopped.value.read().decode()
+
+
+def test_a_preemption_is_found_among_the_zones_operations_and_the_vm_has_a_token(emu, compute):
+    """What the fleet's watcher reads: the VM's own token from its metadata server, then the preemptions of a
+    stopped Spot VM (a person's stop is none)."""
+    emu.add_instance(PROJECT, ZONE, VM, provisioning_model="SPOT")
+    emu.add_instance(PROJECT, ZONE, "vm2", provisioning_model="SPOT")
+    target = compute.instances().get(instance=VM, **IDS).execute()["id"]
+    emu.preempt(PROJECT, ZONE, VM, notice_s=0)
+    done(compute, compute.instances().stop(instance="vm2", **IDS).execute())
+    wanted = f'(operationType = "compute.instances.preempted") AND (targetId = "{target}")'
+    found = compute.zoneOperations().list(filter=wanted, **IDS).execute()["items"]
+    assert [(op["operationType"], op["targetId"], op["status"]) for op in found] == [
+        ("compute.instances.preempted", target, "DONE")
+    ]
+    other = compute.instances().get(instance="vm2", **IDS).execute()["id"]
+    none = compute.zoneOperations().list(filter=wanted.replace(target, other), **IDS).execute()
+    assert "items" not in none
+    with pytest.raises(compute.HttpError) as bad:
+        compute.zoneOperations().list(filter="operationType ~ preempted", **IDS).execute()
+    assert bad.value.resp.status == 400
+    status, text = metadata(emu, "instance/service-accounts/default/token")
+    assert status == 200 and json.loads(text)["token_type"] == "Bearer"

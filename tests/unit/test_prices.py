@@ -129,13 +129,15 @@ def test_coordinator_hosts_tells_the_coordinator_each_vm_and_its_price():
     hostvars = {
         "vm1": {"vm_upgrade_current": {"machine_type": "e2-standard-4", "provisioning_model": "standard"}},
         "vm2": {"vm_upgrade_current": {"machine_type": "e2-standard-2", "provisioning_model": "spot",
-                                       "disk_size_gb": 28}, "central_mcp_agents": [{"name": "E"}]},
+                                       "disk_size_gb": 28, "gce": {"project": "p", "zone": "z", "instance": "vm-2"}},
+                "central_mcp_agents": [{"name": "E"}]},
         "pod": {"central_mcp_agents": [{"name": "G"}]},
     }  # fmt: skip
     hosts = f.coordinator_hosts(plan, hostvars)
     assert [(h["name"], h["coordinator"]) for h in hosts] == [("vm2", False), ("pod", False), ("vm1", True)]
     vm2 = hosts[0]
     assert (vm2["machine_type"], vm2["provisioning_model"]) == ("e2-standard-2", "spot")
+    assert vm2["gce"] == {"project": "p", "zone": "z", "instance": "vm-2"} and "gce" not in hosts[2]
     assert vm2["monthly_cost"] == f.vm_plan_costs("e2-standard-2", 28)["spot"] == vm2["plans"]["spot"]
     assert vm2["price_date"] == p.DEFAULT_TABLE["date"] and hosts[1] == {"name": "pod", "coordinator": False}
     assert hosts[2]["monthly_cost"] == E2_STANDARD_4["on_demand"]

@@ -34,6 +34,7 @@ from central_mcp.notify import Notifier
 from central_mcp.runtime_api import build_runtime_routes
 from central_mcp.service import Service
 from central_mcp.settings import Settings
+from central_mcp.spot import SpotWatcher
 
 log = logging.getLogger("central_mcp")
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
         json_response=True,
     )
     loops = Loops(svc)
+    spot = SpotWatcher(svc)
     dashboard = DashboardServer(svc) if settings.dashboard_port else None
     notifier = Notifier(svc) if settings.notify_url else None
 
@@ -94,6 +96,7 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
         try:
             async with mcp.session_manager.run():
                 loops.start()
+                spot.start()
                 if notifier is not None:
                     notifier.start()
                 if svc.pull_requests is not None:
@@ -128,6 +131,7 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
                         await svc.pull_requests.stop()
                     if dashboard is not None:
                         await dashboard.stop()
+                    await spot.stop()
                     await loops.stop()
                     svc.bus.close_all()
         finally:

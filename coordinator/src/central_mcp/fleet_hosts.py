@@ -16,12 +16,15 @@ this one, running every agent.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 PLANS = ("on_demand", "spot", "commit_1y", "commit_3y")
 MODELS = ("", "standard", "spot")
+# Compute Engine names of a project (or domain:project), a zone and an instance: they go into API paths.
+GCE_NAME_RE = re.compile(r"^[a-z0-9](?:[-a-z0-9.:]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,12 @@ class HostSpec:
     monthly_cost: float | None = None  # under its own plan: Spot for a Spot VM, else on-demand
     plans: dict[str, float | None] = field(default_factory=dict)
     price_date: str = ""
+    gce: tuple[str, str, str] | None = None  # (project, zone, instance): where the Compute API knows it
+
+    @property
+    def spot(self) -> bool:
+        """A Spot VM the coordinator's watcher can start again after a preemption."""
+        return self.provisioning_model == "spot" and self.gce is not None
 
 
 def _price(value: Any, where: str) -> float | None:
@@ -61,6 +70,13 @@ def parse_hosts(doc: Any, path: Path) -> list[HostSpec]:
         plans = entry.get("plans") or {}
         if not isinstance(plans, dict) or set(plans) - set(PLANS):
             raise ValueError(f"{where} ({entry['name']}): plans must map {', '.join(PLANS)} to prices")
+        gce = entry.get("gce")
+        if gce is not None:
+            keys = ("project", "zone", "instance")
+            parts = tuple(str(gce.get(key) or "") for key in keys) if isinstance(gce, dict) else ()
+            if len(parts) != 3 or not all(GCE_NAME_RE.match(part) for part in parts):
+                raise ValueError(f"{where} ({entry['name']}): gce must be {{project, zone, instance}}, got {gce!r:.80}")
+            gce = parts
         hosts.append(
             HostSpec(
                 name=entry["name"],
@@ -70,6 +86,7 @@ def parse_hosts(doc: Any, path: Path) -> list[HostSpec]:
                 monthly_cost=_price(entry.get("monthly_cost"), f"{where} monthly_cost"),
                 plans={plan: _price(value, f"{where} plans.{plan}") for plan, value in plans.items()},
                 price_date=str(entry.get("price_date") or ""),
+                gce=gce,
             )
         )
     if sum(host.coordinator for host in hosts) > 1:

@@ -83,6 +83,8 @@ def report(svc: Service) -> dict[str, Any]:
             "error": svc.agents_file.error,
         },
         "system": svc.system,
+        # The Spot watcher's story of each Spot VM (central_mcp.spot): running, preempted, back after how long.
+        "spot": svc.spot_view,
         "events": {"subscribers": svc.bus.subscribers, "published": svc.bus.published},
     }
 

@@ -102,6 +102,8 @@ class Service:
         self.agents_file = AgentsFileStatus(str(settings.agents_file) if settings.agents_file else None)
         # The fleet's VMs as the agents file describes them (machine type, Spot or not, price); empty: one VM.
         self.hosts: list[HostSpec] = []
+        # What the Spot watcher (central_mcp.spot) last saw of each Spot VM: preempted, back after how long.
+        self.spot_view: dict[str, dict[str, Any]] = {}
         self._last_unknown_check = 0.0
         self.opened = False
         # Set once a stop was asked for: the loops judge no agent any more (no heartbeat can arrive while

@@ -86,6 +86,11 @@ class Settings:
     heartbeat_s: float = 5.0
     # A working agent with no coordinator call and no new output on its screen this long is "quiet".
     quiet_s: float = 900.0
+    # The Spot watcher: how often it reads the fleet's Spot VMs, where the Compute API and this VM's metadata
+    # server (its service account's token) answer.
+    spot_s: float = 15.0
+    compute_url: str = "https://compute.googleapis.com/compute/v1"
+    metadata_url: str = "http://metadata.google.internal"
     # Failed attempts (its CLI ended, its agent went offline) after which a task is FAILED.
     task_max_attempts: int = 3
     # Where to POST a one-line JSON message when an agent waits for a person, goes offline or a task fails.
@@ -191,6 +196,9 @@ class Settings:
             agent_processes=_words(env, "CENTRAL_MCP_AGENT_PROCESSES"),
             heartbeat_s=_float(env, "CENTRAL_MCP_HEARTBEAT_S", 5.0),
             quiet_s=_float(env, "CENTRAL_MCP_QUIET_S", 900.0),
+            spot_s=_float(env, "CENTRAL_MCP_SPOT_S", 15.0),
+            compute_url=_url(env, "CENTRAL_MCP_COMPUTE_URL") or "https://compute.googleapis.com/compute/v1",
+            metadata_url=_url(env, "CENTRAL_MCP_METADATA_URL") or "http://metadata.google.internal",
             task_max_attempts=_int(env, "CENTRAL_MCP_TASK_MAX_ATTEMPTS", 3, low=1, high=100),
             notify_url=_url(env, "CENTRAL_MCP_NOTIFY_URL"),
             agent_writes_per_minute=_int(env, "CENTRAL_MCP_AGENT_WRITES_PER_MINUTE", 30, low=0, high=100000),

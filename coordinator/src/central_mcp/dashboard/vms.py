@@ -50,6 +50,7 @@ def vms_view(
             "monthly_cost": host.monthly_cost,
             "plans": {plan: host.plans.get(plan) for plan in PLANS} if host.plans else None,
             "price_date": host.price_date or None,
+            "spot": svc.spot_view.get(host.name),  # the Spot watcher's story: preempted, back after how long
         })  # fmt: skip
     return rows
 
