@@ -123,9 +123,11 @@ bench: setup
 	python benchmarks/agent_status_time.py
 	python benchmarks/gce_resize.py
 	python benchmarks/gce_disk_resize.py
+	python benchmarks/fleet_costs.py
 	coordinator/.venv/bin/python benchmarks/coordinator_load.py
 	coordinator/.venv/bin/python benchmarks/coordinator_curve.py
 	coordinator/.venv/bin/python benchmarks/agent_kinds.py
 	coordinator/.venv/bin/python benchmarks/worker_runtime.py
 	python benchmarks/repo_disk.py
 	coordinator/.venv/bin/python benchmarks/task_branches.py
+	coordinator/.venv/bin/python benchmarks/spot_preemption.py

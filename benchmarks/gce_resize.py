@@ -10,7 +10,9 @@ arguments on stdin, as Ansible runs it on the controller), and:
 - overhead = wall time minus the emulated operations' time (goal < 1 s),
   also shown without Python's start-up (first to last API call);
 - API calls per resize and per no-op check (goal for a no-op: <= 2);
-- downtime as the module reports it, next to the emulated stop + set + start.
+- downtime as the module reports it, next to the emulated stop + set + start;
+- the Spot change (provisioning_model: spot, setScheduling in the same stop)
+  and its no-op check (goal: <= 1 API call).
 
 Each figure is the median of a few resizes back and forth between two types.
 """
@@ -35,7 +37,7 @@ DURATIONS = {"stop": 1.0, "setMachineType": 0.3, "start": 1.5}
 RUNS = 3
 
 
-def run_module(emu, machine_type: str) -> tuple[dict, float]:
+def run_module(emu, machine_type: str | None, **extra) -> tuple[dict, float]:
     args = {
         "project": PROJECT,
         "zone": ZONE,
@@ -45,7 +47,10 @@ def run_module(emu, machine_type: str) -> tuple[dict, float]:
         "auth_kind": "accesstoken",
         "access_token": "bench-token",
         "api_endpoint": emu.api_endpoint,
+        **extra,
     }
+    if machine_type is None:
+        del args["machine_type"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "collections")}
     started = time.monotonic()
     proc = subprocess.run(
@@ -98,6 +103,11 @@ def main() -> None:
             result, wall = run_module(emu, target)
             assert not result["changed"], result
             noops.append({"wall": wall, "calls": result["api_calls"]})
+        emu.clear_log()
+        spot, spot_wall = run_module(emu, None, provisioning_model="spot")
+        assert spot["provisioning_model"] == "SPOT", spot
+        spot_noop, _ = run_module(emu, None, provisioning_model="spot")
+        assert not spot_noop["changed"], spot_noop
 
     def median(rows, key):
         return statistics.median(row[key] for row in rows)
@@ -123,6 +133,12 @@ def main() -> None:
     print(
         f"  downtime reported by the module {median(resizes, 'downtime'):.2f} s, "
         f"emulated stop + setMachineType + start {emulated:.2f} s"
+    )
+    verdict = "ok" if spot_noop["api_calls"] <= 1 else "MISSED"
+    print(
+        f"  Spot   : {spot['previous_provisioning_model']} -> {spot['provisioning_model']} in {spot_wall:.2f} s, "
+        f"{spot['api_calls']} API calls; no-op scheduling check {spot_noop['api_calls']} API call(s) "
+        f"(goal <= 1: {verdict})"
     )
 
 

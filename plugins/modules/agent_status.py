@@ -304,6 +304,20 @@ disk:
       type: str
       sample: "disk / is 87 % used (1.2 GiB free of 9.7 GiB), above the 85 % warning threshold: raise
         vm_upgrade_disk_size_gb in the inventory (or set it to auto) and run site.yml; the boot disk grows online"
+machine:
+  description: This VM's vCPUs and memory, for the status table's capacity of each VM (the sizing rule holds
+    its agents against them).
+  returned: always
+  type: dict
+  contains:
+    cpus:
+      description: The CPUs the kernel shows.
+      type: int
+      sample: 2
+    memory_bytes:
+      description: MemTotal; null when it cannot be read.
+      type: int
+      sample: 8341024768
 summary:
   description: Counts over RV(agents), and the same as one line.
   returned: always
@@ -351,6 +365,7 @@ from ansible_collections.central_mcp.agents.plugins.module_utils.agent_probe imp
     ProbeError,
     probe,
 )
+from ansible_collections.central_mcp.agents.plugins.module_utils.machine import machine  # noqa: E402
 from ansible_collections.central_mcp.agents.plugins.module_utils.tmux_fleet import (  # noqa: E402
     FleetError,
     validate_session,
@@ -411,7 +426,8 @@ def main() -> None:
         module.fail_json(msg=f"cannot measure the disk of {params['disk_paths']!r}: {exc}")
     for warning in report["warnings"] + [d["warning"] for d in disk if d["warning"]]:
         module.warn(warning)
-    result = {"changed": False, "agents": report["agents"], "summary": report["summary"], "disk": disk}
+    result = {"changed": False, "agents": report["agents"], "summary": report["summary"], "disk": disk,
+              "machine": machine()}  # fmt: skip
     summary = report["summary"]
     if params["fail_on_unhealthy"] and (summary["unhealthy"] or not summary["session_found"]):
         why = "; ".join(f"{a['name']}: {a['problem']}" for a in report["agents"] if a["problem"])

@@ -443,7 +443,12 @@ def test_fleet_table_over_hosts():
             "used_bytes": 9 * 2**30, "used_percent": 90.0, "warn_percent": 85.0,
             "warning": "disk / is 90 % used (1.0 GiB free of 10.0 GiB), above the 85 % warning threshold: raise "
                        "vm_upgrade_disk_size_gb in the inventory (or set it to auto) and run site.yml"}  # fmt: skip
-    result = {"agents": [agent, dead], "summary": summary, "disk": [disk]}
+    result = {
+        "agents": [agent, dead],
+        "summary": summary,
+        "disk": [disk],
+        "machine": {"cpus": 2, "memory_bytes": 2**30},
+    }
     hostvars = {"vm1": {"r": result}, "vm2": {"r": failed}, "vm3": {}}
     fleet = fleet_status(hostvars, ["vm1", "vm2", "vm3"], "r")
     line = "2 agents on 3 hosts: 1 running, 2 registered, 1 unhealthy; vm2: boom; vm3: no result"
@@ -457,11 +462,44 @@ def test_fleet_table_over_hosts():
     assert lines[1].split()[:12] == ["A", "codex", "vm1", "1", "yes", "1.5", "300M", "2h01m", "1", "yes", "4s", "ago"]
     assert lines[1].endswith("#7 A rather long task title that goes o…")
     assert lines[3] == "! B on vm1: its pane is dead" and lines[-1] == fleet["summary"]["line"]
-    assert lines[4] == "DISK vm1 / (holds /home/agent/workspaces): 90 % used, 1.0 GiB free of 10.0 GiB"
-    assert lines[5] == f"! vm1: {disk['warning']}" and len(lines) == 7
-    assert json.loads(status_table(fleet, "json")) == fleet
+    # 1 GiB holds one agent by the sizing rule (500 MB each, 500 MB for the coordinator): two is one too many
+    assert lines[4] == "! VM vm1: 2 of 1 agents (2 vCPUs, 1.0 GiB)"
+    assert lines[5] == "DISK vm1 / (holds /home/agent/workspaces): 90 % used, 1.0 GiB free of 10.0 GiB"
+    assert lines[6] == f"! vm1: {disk['warning']}" and len(lines) == 8
+    assert json.loads(status_table(fleet, "json")) == {**fleet, "costs": None}
     with pytest.raises(Exception, match="status_format 'yaml' is not allowed"):
         status_table(fleet, "yaml")
+
+
+def test_each_vm_against_its_own_agents_and_the_fleets_cost():
+    """Two VMs of four agents each on e2-standard-2 (2 vCPUs, 8 GB): each holds its 4, and the run's prices show."""
+    from ansible_collections.central_mcp.agents.plugins.filter.prices import fleet_costs
+
+    def result(names):
+        agents = [{"name": n, "kind": "claude", "window": 1, "pid": 10, "alive": True, "cpu_percent": 0.5,
+                   "rss_bytes": 2**28, "uptime_s": 60, "restarts": 0, "registered": True, "last_seen_s": 1,
+                   "current_task": None, "state": "idle", "healthy": True, "problem": None} for n in names]  # fmt: skip
+        return {"agents": agents, "summary": {"total": 4, "running": 4, "registered": 4, "unhealthy": 0},
+                "disk": [], "machine": {"cpus": 2, "memory_bytes": 8 * 2**30}}  # fmt: skip
+
+    hostvars = {"vm1": {"r": result("ABCD")}, "vm2": {"r": result("EFGH")}}
+    fleet = fleet_status(hostvars, ["vm1", "vm2"], "r")
+    costs = fleet_costs([
+        {"host": "vm1", "machine_type": "e2-standard-2", "disk_size_gb": 28, "agents": 4},
+        {"host": "vm2", "machine_type": "e2-standard-2", "disk_size_gb": 28, "agents": 4, "provisioning_model": "spot"},
+    ])  # fmt: skip
+    lines = status_table(fleet, costs=costs).splitlines()
+    vms = [line for line in lines if " VM " in line]
+    assert vms == [
+        "  VM vm1: 4 of 4 agents (2 vCPUs, 8.0 GiB), e2-standard-2 on-demand $51.71/month",
+        "  VM vm2: 4 of 4 agents (2 vCPUs, 8.0 GiB), e2-standard-2 Spot $17.47/month",
+    ]
+    fleet_line = next(line for line in lines if line.startswith("  fleet: "))
+    assert fleet_line.startswith(f"  fleet: ${costs['now']:,.2f}/month now (${costs['now_per_agent']:,.2f} per agent)")
+    assert "Spot $34.94" in fleet_line and f"(prices of {costs['date']})" in fleet_line
+    assert json.loads(status_table(fleet, "json", costs))["costs"]["now"] == costs["now"]
+    unpriced = status_table(fleet).splitlines()
+    assert "  VM vm2: 4 of 4 agents (2 vCPUs, 8.0 GiB)" in unpriced and not any("fleet:" in line for line in unpriced)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(None, "-"), (0, "0s"), (59.9, "59s"), (61, "1m01s"),

@@ -109,10 +109,14 @@ class SpotWatcher:
                 await self._task
 
     async def _run(self) -> None:
-        status = self.svc.loop_status("spot", self.svc.settings.spot_s)
+        status = None  # in /health's loops once there is a Spot VM to watch
         async with httpx2.AsyncClient(timeout=TIMEOUT_S) as client:
             self._client = self._client or client
             while not self.svc.stopping:
+                if not any(host.spot for host in self.svc.hosts) and not self.stories:
+                    await asyncio.sleep(self.svc.settings.spot_s)
+                    continue
+                status = status or self.svc.loop_status("spot", self.svc.settings.spot_s)
                 started = time.time()
                 try:
                     await self.check()

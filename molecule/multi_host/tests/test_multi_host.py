@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,74 @@ def test_check_mode_on_both_vms_reports_nothing():
     run = run_playbook(INVENTORY, check=True, diff=True)
     assert run.rc == 0, run.failed
     assert run.changed == [], run.changed
+
+
+def emulator(verb: str, path: str, body: dict | None = None) -> dict:
+    """The Compute API emulator's admin API (prepare.yml started it on the VMs' network)."""
+    address = (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "gce" / "address").read_text().strip()
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://{address}/_emulator/{path}", data=data, method=verb)
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (the local emulator)
+        return json.load(answer)
+
+
+def vm2_instance() -> dict:
+    return next(i for i in emulator("GET", "state")["instances"] if i["name"] == VM2)
+
+
+def task_state(task_id: int) -> dict:
+    return json.loads(HOSTS[VM1].check_output(f"{CLI} --json task show {task_id}"))
+
+
+def until(check, timeout: float, what: str, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def test_vm2_is_a_spot_vm_and_a_preemption_loses_no_task():
+    """VM 2 became a Spot VM in the converge (vm_upgrade_provisioning_model: spot; the emulator stopped its
+    container for setScheduling and started it again). Compute Engine preempts it: its shutdown hands E's
+    task back within seconds, the coordinator's watcher starts it again, its agents come back and finish."""
+    scheduling = vm2_instance()["scheduling"]
+    assert (scheduling["provisioningModel"], scheduling["instanceTerminationAction"]) == ("SPOT", "STOP")
+    created = HOSTS[VM1].check_output(f"{CLI} --json task add 'Work on the Spot VM' --role review")
+    task = json.loads(created)["id"]
+    claimed = probe(VM2, "agent_act.py", "E", "next")
+    assert claimed["status"] == 200 and claimed["answer"]["task"]["id"] == task, claimed
+
+    emulator("POST", "preempt", {"project": "molecule-project", "zone": "us-central1-a", "name": VM2, "noticeS": 30})
+    noticed = time.monotonic()
+    until(lambda: task_state(task)["state"] == "AVAILABLE", 60, "E's task back on the board")
+    handed_back_s = time.monotonic() - noticed
+    back = task_state(task)
+    assert back["attempts"] == 0 and "was preempted by Compute Engine (Spot)" in back["events"][-1]["text"], back
+    assert handed_back_s < 30, handed_back_s  # within the notice, not after the offline time-out
+
+    until(lambda: vm2_instance()["status"] == "RUNNING", 180, "VM 2 started again by the watcher")
+    running_s = time.monotonic() - noticed
+    agents = until(
+        lambda: (a := agents_of_coordinator()) and all(a[n]["state"] != "offline" for n in FLEET[VM2]) and a,
+        240, "VM 2's agents back", every=3,
+    )  # fmt: skip
+    registered_s = time.monotonic() - noticed
+    assert all(agents[n]["registered"] for n in FLEET[VM2])
+    print(f"preemption notice -> task AVAILABLE {handed_back_s:.1f} s; -> VM 2 running {running_s:.1f} s; "
+          f"-> its agents back {registered_s:.1f} s")  # fmt: skip
+
+    again = probe(VM2, "agent_act.py", "E", "next")
+    assert again["status"] == 200 and again["answer"]["task"]["id"] == task, again
+    done = probe(VM2, "agent_act.py", "E", "complete", str(task))
+    assert not done["answer"].get("isError"), done
+    assert task_state(task)["state"] == "DONE"
+    open_tasks = json.loads(HOSTS[VM1].check_output(f"{CLI} --json tasks"))["tasks"]
+    assert not [t for t in open_tasks if t["state"] in ("CLAIMED", "IN_PROGRESS")], open_tasks  # tasks lost: 0
+    notes = HOSTS[VM1].check_output("journalctl -u central-mcp.service --no-pager -n 400")
+    assert f"spot watcher: {VM2} was preempted; start requested" in notes
 
 
 def test_adding_agent_i_to_vm2_starts_only_i(tmp_path_factory: pytest.TempPathFactory):
