@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +140,25 @@ def test_a_preempted_spot_vm_loses_no_task_and_is_started_again(tmp_path: Path, 
         coordinator.close()
 
 
-def test_a_spot_vm_a_person_stopped_is_left_stopped(tmp_path: Path, emulator: Emulator) -> None:
-    body = {"project": PROJECT, "zone": ZONE, "name": "vm2", "provisioningModel": "SPOT", "status": "TERMINATED"}
+def test_a_zone_without_capacity_is_tried_again_later(tmp_path: Path, emulator: Emulator) -> None:
+    """The first start fails (ZONE_RESOURCE_POOL_EXHAUSTED, as a Spot start does when the zone has no capacity):
+    the watcher waits twice its interval and starts it again."""
+    body = {"project": PROJECT, "zone": ZONE, "name": "vm2", "provisioningModel": "SPOT"}
     emulator.admin("POST", "instances", body)
+    emulator.admin("POST", "faults", {"kind": "operation_error", "method": "instances.start"})
+    coordinator = _watching(tmp_path, emulator, "0.5")
+    try:
+        emulator.admin("POST", "preempt", {"project": PROJECT, "zone": ZONE, "name": "vm2", "noticeS": 0})
+        wait_for(lambda: emulator.instance("vm2")["status"] == "RUNNING", 30, "vm2 started on the second try")
+        starts = [op for op in emulator.admin("GET", "state")["operations"] if op["operationType"] == "start"]
+        assert len(starts) == 2 and "ZONE_RESOURCE_POOL_EXHAUSTED" in json.dumps(starts[0].get("error"))
+        gap = _seconds(starts[1]["insertTime"]) - _seconds(starts[0]["insertTime"])
+        assert gap >= 1.0  # spot_s x 2 after the first attempt
+    finally:
+        coordinator.close()
+
+
+def _watching(tmp_path: Path, emulator: Emulator, spot_s: str) -> Coordinator:
     coordinator = Coordinator(tmp_path / "coordinator", {"E": "backend"})
     spec = json.loads((coordinator.root / "agents.json").read_text())
     spec["hosts"] = [{"name": "vm2", "provisioning_model": "spot",
@@ -150,9 +167,19 @@ def test_a_spot_vm_a_person_stopped_is_left_stopped(tmp_path: Path, emulator: Em
     coordinator.env.update(
         CENTRAL_MCP_COMPUTE_URL=f"{emulator.url}/compute/v1",
         CENTRAL_MCP_METADATA_URL=f"{emulator.url}/_emulator/metadata/{PROJECT}/{ZONE}/vm2",
-        CENTRAL_MCP_SPOT_S="0.3",
+        CENTRAL_MCP_SPOT_S=spot_s,
     )
-    coordinator.start()
+    return coordinator.start()
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def test_a_spot_vm_a_person_stopped_is_left_stopped(tmp_path: Path, emulator: Emulator) -> None:
+    body = {"project": PROJECT, "zone": ZONE, "name": "vm2", "provisioningModel": "SPOT", "status": "TERMINATED"}
+    emulator.admin("POST", "instances", body)
+    coordinator = _watching(tmp_path, emulator, "0.3")
     try:
         story = wait_for(lambda: _spot(coordinator).get("vm2"), 10, "the watcher's first look")
         time.sleep(1)

@@ -173,10 +173,10 @@ class SpotWatcher:
         story.state = "preempted"  # a start that failed (no capacity in the zone) leaves it TERMINATED
         if status != "TERMINATED" or now < story.next_try_at:
             return
-        await self._call("POST", f"{base}/instances/{instance}/start?requestId={uuid.uuid4()}")
-        story.starts += 1
-        story.state = "starting"
+        story.starts += 1  # counted first: a start the API refuses backs off as one that fails later
         story.next_try_at = now + min(BACKOFF_MAX_S, self.svc.settings.spot_s * 2**story.starts)
+        await self._call("POST", f"{base}/instances/{instance}/start?requestId={uuid.uuid4()}")
+        story.state = "starting"
         log.info("spot watcher: %s was preempted; start requested (attempt %d)", host.name, story.starts)
 
     async def _preempted_since(self, base: str, target_id: str, since: float) -> float | None:
