@@ -185,7 +185,9 @@ def test_a_heartbeat_says_which_boot_of_the_vm_it_comes_from(answering):
     url, seen = answering
     agent_worker.Heartbeat("A", agent_worker.Coordinator(url, "t"), StillScreen(), "idle").beat()
     sent = seen[-1][2]
-    assert sent["boot_id"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    kernel = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    started = Path("/proc/1/stat").read_text().rsplit(")", 1)[1].split()[19]
+    assert sent["boot_id"] == f"{kernel}-{started}" == agent_worker.BOOT_ID
     assert sent["activity"] == "idle" and sent["screen"] == ["$ make"]
 
 
@@ -224,6 +226,20 @@ def test_the_runtime_reads_its_spec_again_when_it_changes_and_says_what_it_canno
         runtime.kill()
     usage = subprocess.run([sys.executable, str(AGENT_RUNTIME)], capture_output=True, text=True, check=False)
     assert usage.returncode == 2 and "usage: agent-runtime --spec RUNTIME.json" in usage.stderr
+
+
+def test_a_container_that_starts_again_is_another_boot(tmp_path):
+    """A container shares its host's kernel (and boot ID); its init's start time tells its starts apart."""
+    kernel = tmp_path / "boot_id"
+    kernel.write_text("0b8f4c2e-6a1d-4f3b-9c57-2d6e8a1f0c34\n")
+    stat = tmp_path / "stat"
+    fields = "S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0"
+    stat.write_text(f"1 (systemd (init)) {fields} 7264785 1 2\n")
+    first = agent_worker.boot_id(str(kernel), str(stat))
+    stat.write_text(f"1 (systemd (init)) {fields} 7301122 1 2\n")
+    assert first == "0b8f4c2e-6a1d-4f3b-9c57-2d6e8a1f0c34-7264785" != agent_worker.boot_id(str(kernel), str(stat))
+    assert agent_worker.boot_id(str(kernel), str(tmp_path / "hidden")) == "0b8f4c2e-6a1d-4f3b-9c57-2d6e8a1f0c34"
+    assert agent_worker.boot_id(str(tmp_path / "none")) is None
 
 
 AGENT_LEAVING = Path(agent_worker.__file__).with_name("agent-leaving")

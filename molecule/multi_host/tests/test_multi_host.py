@@ -126,6 +126,15 @@ def test_vm2_terminals_through_vm1_dashboard():
         name: (vm, True) for vm, names in FLEET.items() for name in names
     }
     assert seen["state"]["relay"]["error"] is None
+    # Each VM against its own agents (VM 2's vCPUs and memory from its relay) and its own price, then the fleet's.
+    fleet = seen["state"]["fleet"]
+    vms = {vm["name"]: vm for vm in fleet["vms"]}
+    assert {name: (vm["agents"], vm["coordinator"]) for name, vm in vms.items()} == {VM1: (4, True), VM2: (4, False)}
+    assert all(vm["cpus"] and vm["fits"] is not None and not vm["over"] for vm in vms.values()), vms
+    assert (vms[VM1]["provisioning_model"], vms[VM2]["provisioning_model"]) == ("standard", "spot")
+    assert vms[VM2]["monthly_cost"] == vms[VM2]["plans"]["spot"] < vms[VM2]["plans"]["on_demand"]
+    assert fleet["monthly_cost"] == round(vms[VM1]["monthly_cost"] + vms[VM2]["monthly_cost"], 2)
+    assert fleet["own_agents"] == 4 and not [p for p in fleet["problems"] if "agents on" in p], fleet["problems"]
     assert f"tcp:{VM2}:8765" in seen["state"]["relay"]["address"]
     hello, snapshot = seen["terminal"][:2]
     assert hello == {"type": "hello", "agent": "E", "input": False}

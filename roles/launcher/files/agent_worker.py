@@ -54,7 +54,7 @@ ENV_KEY_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 NEXT_WAIT_S = 25.0
 FINISH_TIMEOUT_S = 600.0  # a task's branch: commit, fetch, push (each of git's steps has its own time-out)
 BACKOFF_MAX_S = 30.0
-BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"  # the kernel's ID of this boot: the coordinator tells boots apart
+BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"  # the kernel's ID of this boot (see boot_id)
 # What counts as new output: the letters on the screen. A spinner, a ticking timer or a token count
 # ("✻ Churning… (12s · 1.2k tokens)") is the CLI waiting, not new work.
 NOT_OUTPUT = re.compile(r"[^A-Za-z]+")
@@ -66,13 +66,23 @@ def say(name: str, text: str) -> None:
     print(f"[agent-run] {time.strftime('%H:%M:%S')} agent {name}: {text}", flush=True)
 
 
-def boot_id(path: str = BOOT_ID_FILE) -> str | None:
-    """This boot of the VM, as the kernel names it (a VM that went down and came back has another)."""
+def boot_id(path: str = BOOT_ID_FILE, init_stat: str = "/proc/1/stat") -> str | None:
+    """This boot of the VM: the kernel's boot ID, then when PID 1 started (clock ticks after the kernel's boot).
+
+    The kernel's ID alone tells a VM's boots apart; a container shares its host's kernel, and so its boot ID,
+    but its init starts anew each time the container does. Either changes when the machine comes back.
+    """
     try:
         with open(path, encoding="ascii") as handle:
-            return handle.read().strip() or None
+            kernel = handle.read().strip()
     except OSError:
         return None
+    try:
+        with open(init_stat, encoding="ascii", errors="replace") as handle:
+            started = handle.read().rsplit(")", 1)[1].split()[19]  # field 22, counted after the command's name
+    except (OSError, IndexError):
+        return kernel or None
+    return f"{kernel}-{started}" if kernel and started.isdigit() else kernel or None
 
 
 BOOT_ID = boot_id()
