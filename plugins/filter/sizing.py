@@ -76,27 +76,69 @@ def _table(table) -> list[dict]:
     return sorted(checked, key=lambda e: (e["vcpus"], e["memory_mb"]))
 
 
-def agents_fitting(machine_type: dict) -> int:
-    """How many agents one machine type holds under the rule (besides the coordinator)."""
-    by_cpu = (machine_type["vcpus"] - COORDINATOR_VCPU) / AGENT_VCPU
-    by_memory = (machine_type["memory_mb"] - COORDINATOR_MEMORY_MB) / AGENT_MEMORY_MB
+def agents_fitting(machine_type: dict, agent_vcpu: float = AGENT_VCPU, agent_mb: float = AGENT_MEMORY_MB) -> int:
+    """How many agents one machine type holds (besides the coordinator), at the rule's share per agent or the
+    given one (sizing by measurement)."""
+    by_cpu = (machine_type["vcpus"] - COORDINATOR_VCPU) / agent_vcpu
+    by_memory = (machine_type["memory_mb"] - COORDINATOR_MEMORY_MB) / agent_mb
     return max(0, int(min(by_cpu, by_memory)))
 
 
-def machine_type_for_agents(count, table=None) -> str:
-    """The smallest machine type of the table that holds count agents plus the coordinator."""
+def machine_type_for_agents(count, table=None, agent_vcpu=None, agent_mb=None) -> str:
+    """The smallest machine type of the table that holds count agents plus the coordinator, each agent taking
+    the rule's 0.5 vCPU and 500 MB, or ``agent_vcpu`` and ``agent_mb`` (what the fleet was measured to use)."""
     count = _count(count)
     types = _table(table)
+    vcpu = AGENT_VCPU if agent_vcpu in (None, "") else _share(agent_vcpu, "agent_vcpu")
+    memory = AGENT_MEMORY_MB if agent_mb in (None, "") else _share(agent_mb, "agent_mb")
     for machine_type in types:
-        if agents_fitting(machine_type) >= count:
+        if agents_fitting(machine_type, vcpu, memory) >= count:
             return machine_type["name"]
-    largest = max(types, key=agents_fitting)
+    largest = max(types, key=lambda t: agents_fitting(t, vcpu, memory))
     raise AnsibleFilterError(
         f"{count} agents do not fit on one VM: the largest machine type, {largest['name']} "
-        f"({largest['vcpus']} vCPUs, {largest['memory_mb']} MB), holds {agents_fitting(largest)} "
-        f"at {AGENT_VCPU} vCPU and {AGENT_MEMORY_MB} MB each; add a bigger type to the table or put "
+        f"({largest['vcpus']} vCPUs, {largest['memory_mb']} MB), holds {agents_fitting(largest, vcpu, memory)} "
+        f"at {vcpu:g} vCPU and {memory:g} MB each; add a bigger type to the table or put "
         "the other agents on a second VM"
     )
+
+
+def _share(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise AnsibleFilterError(f"{what} must be a positive number, got {value!r:.40}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise AnsibleFilterError(f"{what} must be a positive number, got {value!r:.40}") from None
+    if not number > 0:
+        raise AnsibleFilterError(f"{what} must be a positive number, got {value!r:.40}")
+    return number
+
+
+def measured_sizing(usage, count, min_windows=288) -> dict:
+    """How ``auto`` sizes this host: from the fleet's measured use (the coordinator's ``GET /api/usage``: the
+    95th percentile of each agent's 5-minute peaks) when it has at least ``min_windows`` windows, else by the
+    rule. {rule: measured|rule, agent_vcpu, agent_mb, line}; ``usage`` may be a failed answer (its ``msg``)."""
+    count = _count(count)
+    per_agent = (usage or {}).get("per_agent") if isinstance(usage, Mapping) else None
+    windows = (per_agent or {}).get("windows") or 0
+    cpu, rss = (per_agent or {}).get("cpu_p95_percent"), (per_agent or {}).get("rss_p95_bytes")
+    rule = f"the rule ({AGENT_VCPU:g} vCPU and {AGENT_MEMORY_MB} MB per agent)"
+    if not per_agent:
+        why = (usage or {}).get("msg") if isinstance(usage, Mapping) else None
+        line = f"sized by {rule}: no measurement from the coordinator ({str(why or 'not asked')[:160]})"
+        return {"rule": "rule", "agent_vcpu": AGENT_VCPU, "agent_mb": AGENT_MEMORY_MB, "line": line}
+    if windows < int(min_windows) or cpu is None or rss is None:
+        line = (f"sized by {rule}: the coordinator has measured {windows} five-minute windows of its agents, "
+                f"fewer than the {int(min_windows)} asked (vm_upgrade_measured_min_windows)")  # fmt: skip
+        return {"rule": "rule", "agent_vcpu": AGENT_VCPU, "agent_mb": AGENT_MEMORY_MB, "line": line}
+    vcpu, memory = max(float(cpu) / 100, 0.01), max(float(rss) / 2**20, 1.0)
+    line = (
+        f"sized by measurement: the 95th percentile of {per_agent.get('agents', '?')} agents' 5-minute peaks over "
+        f"{usage.get('days', '?'):g} days ({windows} windows) is {vcpu:.2f} vCPU and {memory:.0f} MB per agent, "
+        f"for {count} agents here (the rule gives each {AGENT_VCPU:g} vCPU and {AGENT_MEMORY_MB} MB)"
+    )
+    return {"rule": "measured", "agent_vcpu": round(vcpu, 3), "agent_mb": round(memory, 1), "line": line}
 
 
 def flat_prices(prices) -> bool:
@@ -192,6 +234,7 @@ class FilterModule:
     def filters(self):
         return {
             "machine_type_for_agents": machine_type_for_agents,
+            "measured_sizing": measured_sizing,
             "machine_type_monthly_cost": machine_type_monthly_cost,
             "machine_type_change": machine_type_change,
             "agent_memory_max": agent_memory_max,

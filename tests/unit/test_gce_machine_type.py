@@ -536,6 +536,56 @@ def test_role_makes_an_agents_vm_spot_and_prices_the_fleet_under_every_plan(emu,
     assert run.rc == 0 and run.changed_count("vm1") == 0 and calls(emu) == ["instances.get"]  # one read
 
 
+SIZED = ("vm1", "Say how auto sized the machine type (by the rule, or by what the fleet was measured to use)")
+# What the coordinator's GET /api/usage answers (coordinator/tests/test_usage.py holds the real one to it).
+PER_AGENT = {"windows": 2016, "cpu_p95_percent": 18.0, "rss_p95_bytes": 410 * 2**20, "agents": 8}
+USAGE = {"days": 7, "since": 0, "window_s": 300, "agents": {}, "per_agent": PER_AGENT}
+
+
+def test_role_sizes_auto_by_what_the_fleet_was_measured_to_use(emu, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    served = []
+
+    class Usage(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            served.append((self.path, self.headers["Authorization"]))
+            body = json.dumps(USAGE).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Usage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    emu.add_instance(PROJECT, ZONE, VM, "e2-micro")
+    measured = {"vm_upgrade_sizing": "measured", "vm_upgrade_usage_token": "usage-token",
+                "vm_upgrade_usage_url": f"http://127.0.0.1:{server.server_port}/api/usage"}  # fmt: skip
+    try:
+        run, messages = role_run(emu, tmp_path, "auto", check=True, **measured)
+    finally:
+        server.shutdown()
+    assert run.rc == 0, run.stdout
+    # 6 agents at 0.18 vCPU and 410 MB each fit e2-standard-2; the rule (0.5 vCPU, 500 MB) would take e2-standard-4.
+    assert messages[REPORT] == [
+        "vm1: would change: e2-micro → e2-standard-2, $6.11 → $48.91/month, the VM stops for ~2–3 minutes"
+    ]
+    assert messages[SIZED].startswith("vm1: e2-standard-2 for 6 agents, sized by measurement: the 95th percentile")
+    assert served == [("/api/usage?days=7", "Bearer usage-token")]
+
+    gone = {**measured, "vm_upgrade_usage_url": "http://127.0.0.1:9/api/usage"}  # nothing listens: the rule
+    run, messages = role_run(emu, tmp_path, "auto", check=True, **gone)
+    assert run.rc == 0, run.stdout
+    assert "e2-micro → e2-standard-4" in messages[REPORT][0]
+    assert messages[SIZED].startswith("vm1: e2-standard-4 for 6 agents, sized by the rule (0.5 vCPU and 500 MB")
+    assert "no measurement from the coordinator" in messages[SIZED]
+
+
 def test_role_refuses_spot_for_the_coordinators_vm_before_any_call(emu, tmp_path):
     emu.add_instance(PROJECT, ZONE, VM, "e2-standard-4")
     coordinator = {"coordinator": {"hosts": {"vm1": {}}}}

@@ -145,8 +145,45 @@ def test_filters_are_registered_under_their_documented_names():
     names = set(sizing.FilterModule().filters())
     docs = {p.stem for p in Path(sizing.__file__).parent.glob("*.yml")} & names
     assert names == docs == {
-        "machine_type_for_agents", "machine_type_monthly_cost", "machine_type_change", "agent_memory_max"
+        "machine_type_for_agents", "machine_type_monthly_cost", "machine_type_change", "agent_memory_max",
+        "measured_sizing",
     }  # fmt: skip
+
+
+# ----------------------------------------------------------------- sizing by measurement
+USAGE = {"days": 7, "per_agent": {"windows": 2016, "cpu_p95_percent": 18.0, "rss_p95_bytes": 410 * 2**20, "agents": 8}}
+
+
+def test_measured_agents_size_a_smaller_vm_than_the_rule():
+    sizing_ = sizing.measured_sizing(USAGE, 6)
+    assert (sizing_["rule"], sizing_["agent_vcpu"], sizing_["agent_mb"]) == ("measured", 0.18, 410.0)
+    assert sizing_["line"].startswith(
+        "sized by measurement: the 95th percentile of 8 agents' 5-minute peaks over 7 days"
+    )
+    assert "0.18 vCPU and 410 MB per agent, for 6 agents here" in sizing_["line"]
+    assert sizing.machine_type_for_agents(6) == "e2-standard-4"  # the rule
+    assert sizing.machine_type_for_agents(6, None, sizing_["agent_vcpu"], sizing_["agent_mb"]) == "e2-standard-2"
+    busy = sizing.measured_sizing({**USAGE, "per_agent": {**USAGE["per_agent"], "cpu_p95_percent": 90.0}}, 6)
+    assert sizing.machine_type_for_agents(6, None, busy["agent_vcpu"], busy["agent_mb"]) == "e2-standard-8"
+
+
+@pytest.mark.parametrize(
+    ("usage", "says"),
+    [
+        (None, "no measurement from the coordinator (not asked)"),
+        ({"failed": True, "msg": "Status code was -1: Connection refused"}, "(Status code was -1: Connection refused)"),
+        ({**USAGE, "per_agent": {**USAGE["per_agent"], "windows": 12}}, "has measured 12 five-minute windows"),
+    ],
+)
+def test_without_enough_measurement_the_rule_sizes(usage, says):
+    kept = sizing.measured_sizing(usage, 6)
+    assert (kept["rule"], kept["agent_vcpu"], kept["agent_mb"]) == ("rule", 0.5, 500)
+    assert kept["line"].startswith("sized by the rule (0.5 vCPU and 500 MB per agent)") and says in kept["line"]
+
+
+def test_a_bad_share_per_agent_is_named():
+    with pytest.raises(AnsibleFilterError, match="agent_vcpu must be a positive number, got -1"):
+        sizing.machine_type_for_agents(4, None, -1, 500)
 
 
 # ------------------------------------------------------------------ agent_memory_max

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from central_mcp import __version__
+from central_mcp import __version__, usage
 from central_mcp.authors import by_person
 from central_mcp.domain import DomainError
 from central_mcp.events import EVENT_TYPES
@@ -164,6 +164,17 @@ def build_routes(svc: Service) -> list[Route]:
         path = svc.store.backup("api")
         return JSONResponse({"path": str(path), "size_bytes": path.stat().st_size}, status_code=201)
 
+    async def agent_usage(request: Request) -> Response:
+        """The agents' measured CPU and memory (95th percentile of 5-minute peaks), for sizing by measurement."""
+        raw = request.query_params.get("days", "7")
+        try:
+            days = float(raw)
+        except ValueError:
+            days = -1.0
+        if not 0 < days <= usage.KEEP_DAYS:
+            raise DomainError(f"days must be a number of days from 1 to {usage.KEEP_DAYS}, got {raw!r:.40}")
+        return JSONResponse(usage.summary(svc.store, days))
+
     async def reload(request: Request) -> Response:
         applied = svc.reload_agents_file(force=True)
         status = svc.agents_file
@@ -206,4 +217,5 @@ def build_routes(svc: Service) -> list[Route]:
         Route("/api/events", guarded(events), methods=["GET"]),
         Route("/api/backup", guarded(backup), methods=["POST"]),
         Route("/api/reload", guarded(reload), methods=["POST"]),
+        Route("/api/usage", guarded(agent_usage), methods=["GET"]),
     ]

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from central_mcp import retention, sysinfo
+from central_mcp import retention, sysinfo, usage
 from central_mcp.authors import BY_COORDINATOR
 from central_mcp.service import Service
 
@@ -184,6 +184,7 @@ class Loops:
                 deleted["events"], deleted["notes"], svc.settings.retention_days,
             )  # fmt: skip
         svc.pruned = {key: svc.pruned.get(key, 0) + count for key, count in deleted.items()}
+        usage.prune(svc.store)  # the agents' measured peaks: a week and a day
         svc.store.checkpoint()
         svc.integrity = svc.store.integrity_check()
         svc.integrity_at = time.time()

@@ -162,6 +162,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX tasks_suggested ON tasks(suggested_agent) WHERE suggested_agent IS NOT NULL",
         ),
     ),
+    Migration(
+        9,
+        "each agent's peak CPU share and memory per 5-minute window, kept 8 days (sizing by measurement)",
+        (
+            """CREATE TABLE usage (
+                agent TEXT NOT NULL,
+                at INTEGER NOT NULL,
+                cpu_percent REAL,
+                rss_bytes INTEGER,
+                PRIMARY KEY (agent, at)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX usage_at ON usage(at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -26,6 +26,8 @@ from central_mcp import tls
 from central_mcp.dashboard.terminals import Metrics, Relays, RelaySource
 from central_mcp.dashboard.web import build_app
 from central_mcp.service import Service
+from central_mcp.store import StoreError
+from central_mcp.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class DashboardServer:
         remote = [RelaySource(spec.address, spec.token, spec.host, relay_tls) for spec in settings.relays]
         self.source = Relays(RelaySource(settings.relay_socket), remote)
         self.metrics = Metrics(self.source)
+        self.usage = UsageRecorder(svc.store)  # each agent's peaks, for sizing by measurement
+        self.metrics.on_figures = self.usage.observe
         self.server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.error: str | None = None
@@ -138,3 +142,5 @@ class DashboardServer:
             with contextlib.suppress(asyncio.CancelledError, SystemExit):
                 await task
         self._tasks = []
+        with contextlib.suppress(StoreError):
+            self.usage.flush()  # the window so far

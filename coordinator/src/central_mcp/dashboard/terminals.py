@@ -167,6 +167,8 @@ class Metrics:
         self.error: str | None = None
         self.taken_at: float | None = None
         self.changed = asyncio.Event()
+        # Told every reading, {name: {cpu_percent, rss_bytes}}: the usage kept for sizing (central_mcp.usage).
+        self.on_figures: Callable[[dict[str, dict[str, Any]]], None] | None = None
 
     async def refresh(self) -> None:
         """Ask every relay at once; one that cannot be reached costs only its own VM's terminals."""
@@ -186,6 +188,8 @@ class Metrics:
         self.error = error
         self.agents = self._figures(panes)
         self.taken_at = time.time()
+        if self.on_figures is not None:
+            self.on_figures(self.agents)
         self.changed.set()
         self.changed = asyncio.Event()
 
