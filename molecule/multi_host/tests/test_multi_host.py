@@ -197,13 +197,13 @@ def test_vm2_is_a_spot_vm_and_a_preemption_loses_no_task():
     claimed = probe(VM2, "agent_act.py", "E", "next")
     assert claimed["status"] == 200 and claimed["answer"]["task"]["id"] == task, claimed
 
-    emulator("POST", "preempt", {"project": "molecule-project", "zone": "us-central1-a", "name": VM2, "noticeS": 30})
+    emulator("POST", "preempt", {"project": "molecule-project", "zone": "us-central1-a", "name": VM2, "noticeS": 15})
     noticed = time.monotonic()
     until(lambda: task_state(task)["state"] == "AVAILABLE", 60, "E's task back on the board")
     handed_back_s = time.monotonic() - noticed
     back = task_state(task)
     assert back["attempts"] == 0 and "was preempted by Compute Engine (Spot)" in back["events"][-1]["text"], back
-    assert handed_back_s < 30, handed_back_s  # within the notice, not after the offline time-out
+    assert handed_back_s < 15, handed_back_s  # within the notice, not after the offline time-out
 
     until(lambda: vm2_instance()["status"] == "RUNNING", 180, "VM 2 started again by the watcher")
     running_s = time.monotonic() - noticed
