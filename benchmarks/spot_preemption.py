@@ -83,7 +83,7 @@ def main() -> None:
         attempts = [coordinator.task(t)["attempts"] for t in tasks]
         wait_for(lambda: _status(emulator) == "RUNNING", 120, "vm2 running again", interval=0.2)
         running_s = time.monotonic() - started
-        lost = [t for t in tasks if coordinator.task(t)["state"] not in ("AVAILABLE", "CLAIMED", "DONE")]
+        lost = [t for t in tasks if coordinator.task(t)["state"] not in ("AVAILABLE", "CLAIMED", "COMPLETE")]
         health = json.load(urllib.request.urlopen(coordinator.url + "/health", timeout=5))  # noqa: S310
         story = health["spot"].get("vm2", {})
         print(f"Spot preemption of a VM of {len(AGENTS)} agents, each holding a task (coordinator, Compute API "

@@ -220,7 +220,7 @@ def test_vm2_is_a_spot_vm_and_a_preemption_loses_no_task():
     assert again["status"] == 200 and again["answer"]["task"]["id"] == task, again
     done = probe(VM2, "agent_act.py", "E", "complete", str(task))
     assert not done["answer"].get("isError"), done
-    assert task_state(task)["state"] == "DONE"
+    assert task_state(task)["state"] == "COMPLETE"
     open_tasks = json.loads(HOSTS[VM1].check_output(f"{CLI} --json tasks"))["tasks"]
     assert not [t for t in open_tasks if t["state"] in ("CLAIMED", "IN_PROGRESS")], open_tasks  # tasks lost: 0
     notes = HOSTS[VM1].check_output("journalctl -u central-mcp.service --no-pager -n 400")
