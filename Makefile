@@ -12,7 +12,7 @@ DEMO_VMS ?= $(DEMO_VM) central-mcp-vm2
 DEMO_NET ?= central-mcp-demo
 IMAGE ?= localhost/debian-systemd:bookworm
 
-.PHONY: help setup test unit coordinator e2e browser lint docs sanity molecule reliability demo demo-down bench
+.PHONY: help setup test unit coordinator e2e browser checks lint docs sanity molecule reliability demo demo-down bench
 
 help:
 	@echo "make test       unit tests, lint, Molecule (prepares the test bed first)"
@@ -25,15 +25,22 @@ help:
 setup:
 	@bash tests/testbed/setup.sh >/dev/null
 
-test: setup unit coordinator e2e browser lint docs sanity molecule
+test: setup unit coordinator e2e browser checks molecule
+
+# lint, docs and sanity only read the tree (docs and sanity work on copies): side by side.
+checks:
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint docs sanity
 
 # pytest exits 5 when it collects nothing: that is a failure here, said plainly.
+# The unit and the coordinator's tests run on every core (pytest-xdist, at most
+# 4 workers): each test has its own files, ports and servers.
+XDIST := -n auto --maxprocesses=4
 unit:
-	pytest -q tests/unit || { rc=$$?; [ $$rc -ne 5 ] || echo "no unit tests were collected" >&2; exit $$rc; }
+	pytest -q $(XDIST) tests/unit || { rc=$$?; [ $$rc -ne 5 ] || echo "no unit tests were collected" >&2; exit $$rc; }
 
 # The coordinator package's own tests, in its own pinned venv (coordinator/.venv).
 coordinator:
-	cd coordinator && .venv/bin/pytest -q
+	cd coordinator && .venv/bin/pytest -q $(XDIST)
 
 # The real Claude Code CLI against the real coordinator and a scripted model API.
 e2e:

@@ -189,6 +189,8 @@ def _relay(host: str | None = "vm2", address: str = "tcp:vm2:8765", token: str =
         (json.dumps({"relays": [_relay(token="short")]}), "16-256"),
         (json.dumps({"relays": [_relay(address="tcp:a:1"), _relay(address="tcp:b:1")]}), "two relays"),
     ],
+    # Named by what each refuses: the contents carry a random token, and parallel workers must collect the same ids.
+    ids=["not-json", "not-a-list", "no-host", "no-tcp", "bad-port", "short-token", "two-relays"],
 )
 def test_relays_file_errors_name_the_entry(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "relays.json"

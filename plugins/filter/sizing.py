@@ -19,6 +19,7 @@ boundary takes the smaller type).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 
@@ -110,7 +111,7 @@ def _share(value, what: str) -> float:
         number = float(value)
     except ValueError:
         raise AnsibleFilterError(f"{what} must be a positive number, got {value!r:.40}") from None
-    if not number > 0:
+    if math.isnan(number) or number <= 0:
         raise AnsibleFilterError(f"{what} must be a positive number, got {value!r:.40}")
     return number
 
