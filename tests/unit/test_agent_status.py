@@ -540,10 +540,12 @@ def test_kind_and_cli_process_of_an_agent(tmp_path, env, script, kind, found):
     env = {"PATH": "/usr/bin:/bin", **env}
     wrapper = subprocess.Popen(["/bin/sh", "-c", f"{cli} & wait"], env=env)
     try:
-        for _ in range(50):
+        for _ in range(100):  # until the forked shell has become the script (on a loaded machine it takes a while)
             procs = agent_probe.snapshot()
             kids = [p for p in procs.values() if p.ppid == wrapper.pid]
-            if kids and any(procs[k.pid].state != "Z" for k in kids):
+            if any(
+                procs[k.pid].state != "Z" and any(script in word for word in agent_probe._argv(k.pid)) for k in kids
+            ):
                 break
             time.sleep(0.05)
         tree = (procs[wrapper.pid], *kids)
