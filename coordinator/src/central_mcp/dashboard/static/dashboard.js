@@ -117,13 +117,25 @@ function money(n) {
   return n === null || n === undefined ? DASH : '$' + n.toFixed(2);
 }
 
+// A Spot VM's story as the Spot watcher tells it: preempted (since when), starting, or back after how long.
+function provisioning(vm) {
+  if (vm.provisioning_model !== 'spot') return vm.provisioning_model || DASH;
+  const story = vm.spot || {};
+  const since = story.preempted_at ? new Date(story.preempted_at * 1000).toLocaleTimeString() : '';
+  if (story.state === 'preempted' || story.state === 'starting') {
+    return `Spot: preempted ${since}, ${story.state === 'starting' ? 'starting again' : 'to be started again'}`;
+  }
+  if (story.down_s !== null && story.down_s !== undefined) return `Spot: back after ${Math.round(story.down_s)} s (preempted ${since})`;
+  return story.state === 'stopped' ? 'Spot: stopped (not by a preemption)' : 'Spot';
+}
+
 // One row per VM (its own agents against its own vCPUs and memory, its own price), then the fleet's total.
 function renderVms(fleet) {
   const plans = ['on_demand', 'spot', 'commit_1y', 'commit_3y'];
   const rows = fleet.vms.map((vm) => el('tr', { 'data-vm': vm.name || 'this VM', class: vm.over ? 'warn' : '' },
     el('td', { text: (vm.name || 'this VM') + (vm.coordinator ? ' (coordinator)' : '') }),
     el('td', { text: vm.machine_type || DASH }),
-    el('td', { text: vm.provisioning_model === 'spot' ? 'Spot' : vm.provisioning_model || DASH }),
+    el('td', { text: provisioning(vm) }),
     el('td', { class: 'num', text: vm.fits === null ? `${vm.agents}` : `${vm.agents} of ${vm.fits}` }),
     el('td', { class: 'num', text: vm.cpus === null ? DASH : `${vm.cpus}` }),
     el('td', { class: 'num', text: vm.memory_bytes === null ? DASH : bytes(vm.memory_bytes) }),
