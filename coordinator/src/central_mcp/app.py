@@ -162,6 +162,8 @@ def serve(settings: Settings) -> None:
     )
     if settings.log_level != "debug":
         logging.getLogger("mcp").setLevel(logging.WARNING)  # one line per MCP request is too much for the journal
+        # Nor one per outgoing request: the Spot watcher reads each Spot VM every 15 s (its own lines say what matters).
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
     settings.check_exposure()
     if not settings.loopback:
         names = [urlsplit(settings.public_url).hostname or "", *settings.allowed_hosts]
