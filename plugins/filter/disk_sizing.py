@@ -34,6 +34,7 @@ import math
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.central_mcp.agents.plugins.filter.prices import plan_of
 from ansible_collections.central_mcp.agents.plugins.filter.sizing import (
     _count,
     flat_prices,
@@ -147,11 +148,6 @@ def vm_monthly_cost(
     return f"{label} {_money(machine)} + {disk_part} = {_money(total)}/month"
 
 
-def _plan(provisioning_model) -> str:
-    """The plan a VM is billed under: spot for a Spot VM (the API's SPOT), on_demand otherwise."""
-    return "spot" if str(provisioning_model or "").lower() == "spot" else "on_demand"
-
-
 def _ran(result) -> bool:
     """A registered result of a step that ran (not skipped by its when, not left undefined by --tags)."""
     return isinstance(result, Mapping) and bool(result) and not result.get("skipped")
@@ -180,8 +176,8 @@ def vm_upgrade_report(results, host, check_mode=False, prices=None, disk_prices=
         line = ("would change: " if check_mode and changed else "") + machine_type_change(
             machine["previous_machine_type"], machine["machine_type"], prices, stops=machine.get("status") == "RUNNING",
             downtime_s=None if check_mode else machine.get("downtime_s"),
-            previous_plan=_plan(machine.get("previous_provisioning_model")),
-            plan=_plan(machine.get("provisioning_model")))  # fmt: skip
+            previous_plan=plan_of(machine.get("previous_provisioning_model")),
+            plan=plan_of(machine.get("provisioning_model")))  # fmt: skip
         if changed and not check_mode and vcpus is not None:
             line += f" (now {vcpus} vCPUs, {memory_mb} MB)"
         lines.append(line)
@@ -192,7 +188,7 @@ def vm_upgrade_report(results, host, check_mode=False, prices=None, disk_prices=
         lines.append(("would change: " if check_mode and changed else "") + change)
         pending = check_mode and (changed or (_ran(machine) and bool(machine.get("changed"))))
         machine_type = machine.get("machine_type", "") if _ran(machine) else ""
-        plan = _plan(machine.get("provisioning_model")) if _ran(machine) else "on_demand"
+        plan = plan_of(machine.get("provisioning_model")) if _ran(machine) else "on_demand"
         cost = vm_monthly_cost(machine_type, size, kind, prices, disk_prices, plan)
         lines.append(("once changed, " if pending else "") + cost)
     ran = [run for run in runs if _ran(run)]
