@@ -21,7 +21,8 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("--stateful", action="store_true", help="the SDK's sessions instead of stateless calls")
     args = parser.parse_args()
-    server = MCPServer("bare")
+    # Its log at WARNING, as the coordinator keeps the SDK's: at INFO the SDK logs a line per request.
+    server = MCPServer("bare", log_level="WARNING")
 
     @server.tool()
     async def noop() -> dict[str, bool]:

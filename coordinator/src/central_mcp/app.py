@@ -21,11 +21,12 @@ from urllib.parse import urlsplit
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 
 from central_mcp import __version__, listen_fds, tls
 from central_mcp.api import build_routes
 from central_mcp.dashboard.server import DashboardServer, GracefulServer
+from central_mcp.durable_answers import DurableAnswers
 from central_mcp.http_limits import BodyLimit, StreamLimit, coordinator_body_limit
 from central_mcp.local_listener import LocalListener
 from central_mcp.loops import Loops
@@ -140,8 +141,10 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
             svc.close()
             log.info("central-mcp stopped; database closed")
 
-    routes = [*build_routes(svc), *build_runtime_routes(svc), Mount("/", app=mcp_app)]
+    # /mcp first: nearly every request is an agent's MCP call, and each route ahead of it is a regex to try.
+    routes = [Route("/mcp", mcp_app), *build_routes(svc), *build_runtime_routes(svc), Mount("/", app=mcp_app)]
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(DurableAnswers, store=svc.store)
     app.add_middleware(BodyLimit, limit_for=coordinator_body_limit)
     app.add_middleware(StreamLimit, routes=STREAMS_PER_TOKEN)
     app.state.service = svc

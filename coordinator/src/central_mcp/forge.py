@@ -174,6 +174,7 @@ class PullRequests:
             while True:
                 task_id = await self.queue.get()
                 try:
+                    await self.branches.store.durable()  # the pushed branch's record is on disk
                     await self.open(client, task_id)
                 except Exception:  # one bad record must not end the others' pull requests
                     log.exception("task #%d: opening its pull request failed", task_id)

@@ -72,6 +72,7 @@ class Notifier:
                     async for event in sub:
                         body = message(self.svc, event.type, event.data)
                         if body is not None:
+                            await self.svc.store.durable()  # tell people only what a power cut keeps
                             await self._post(client, body)
                 finally:
                     sub.close()

@@ -81,7 +81,8 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.started_at = time.time()
-        self.store = Store(settings.db_path, settings.backup_dir, settings.backups_keep)
+        # Group commit: the HTTP servers answer only once the commits before the answer are synced.
+        self.store = Store(settings.db_path, settings.backup_dir, settings.backups_keep, group_commit=True)
         self.bus = EventBus()
         self.roster = Roster(self.store, self.bus, settings.runtime_offline_s, settings.quiet_s)
         self.board = Board(self.store, self.bus, self.roster)

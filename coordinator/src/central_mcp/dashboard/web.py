@@ -36,6 +36,7 @@ from central_mcp.dashboard.auth import COOKIE, SecurityHeaders, Sessions, host_a
 from central_mcp.dashboard.terminals import Metrics, Relays, RelaySource, terminal_session
 from central_mcp.dashboard.vms import fleet_cost, vms_view
 from central_mcp.domain import DomainError
+from central_mcp.durable_answers import DurableAnswers
 from central_mcp.health import report
 from central_mcp.http_limits import BodyLimit, StreamLimit, dashboard_body_limit
 from central_mcp.service import Service
@@ -273,6 +274,7 @@ def build_app(svc: Service, metrics: Metrics, source: RelaySource | Relays) -> S
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)
+    app.add_middleware(DurableAnswers, store=svc.store)  # logins and created tasks are on disk when answered
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit_for=dashboard_body_limit)
     app.add_middleware(StreamLimit, routes=STREAMS_PER_SESSION, credential=session_cookie)
