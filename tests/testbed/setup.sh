@@ -57,6 +57,19 @@ else
   log "image $git_image is current (recipe $git_recipe)"
 fi
 
+# 2c. The pod of the pod-host tests: the project's agent image for pods on top of the VM image.
+pod_image=localhost/central-mcp-pod:bookworm
+pod_recipe=$(cat "$here/image.sh" "$here/pod_image.sh" "$here/../../images/pod/Containerfile" \
+              "$here/../../images/pod/start" | sha256sum | cut -c1-16)
+have=$(sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" podman image inspect "$pod_image" \
+        --format '{{ index .Labels "central-mcp.recipe" }}' 2>/dev/null || true)
+if [ "$have" != "$pod_recipe" ]; then
+  log "building $pod_image (images/pod: sshd, tini, tmux from Debian, under a minute)"
+  sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" "$here/pod_image.sh" "$pod_image" "$image" "$pod_recipe"
+else
+  log "image $pod_image is current (recipe $pod_recipe)"
+fi
+
 # 3. Pinned virtualenvs, each rebuilt when its pins change: .venv for the
 #    Ansible tools, coordinator/.venv for the coordinator and its tests (kept
 #    apart so neither's pins constrain the other's).
