@@ -97,7 +97,8 @@ attributes:
     platforms: posix
     description:
       - Runs on the target. O(packages) needs C(dpkg-query) (Debian, Ubuntu);
-        O(units) needs systemd's C(systemctl).
+        O(units) needs systemd's C(systemctl), and a host that was not booted with systemd (a RunPod pod,
+        a plain container) fails with a message saying so and naming its PID 1.
 """
 
 EXAMPLES = r"""
@@ -313,9 +314,27 @@ def user_info(wanted: dict) -> dict:
     return {"exists": True, "home": entry.pw_dir, "shell": entry.pw_shell, "groups": groups, "in_step": in_step}
 
 
+# sd_booted(3): a host booted with systemd has this directory; that is how systemd's own tools tell.
+SYSTEMD_RUNTIME = "/run/systemd/system"
+
+
+def pid1() -> str:
+    try:
+        with open("/proc/1/comm", encoding="utf-8") as comm:
+            return comm.read().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
 def units_info(module: AnsibleModule, units: list) -> dict:
     if not units:
         return {}
+    if not os.path.isdir(SYSTEMD_RUNTIME):
+        module.fail_json(
+            msg=f"this host was not booted with systemd (its PID 1 is {pid1()}), and the units {units} need it: "
+            "run the coordinator and the agents on a VM (or a container whose PID 1 is systemd). Hosts without "
+            "systemd, such as RunPod pods, are listed by the runpod inventory but cannot run agents yet"
+        )
     rc, out, err = module.run_command(
         ["systemctl", "show", "--property=" + ",".join(UNIT_PROPERTIES), "--", *units],
         environ_update={"LC_ALL": "C"},

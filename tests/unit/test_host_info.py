@@ -66,6 +66,8 @@ def fake_systemctl(tmp_path, monkeypatch):
     )
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    (tmp_path / "systemd").mkdir()  # a host booted with systemd (this test machine may not be one)
+    monkeypatch.setattr(host_info, "SYSTEMD_RUNTIME", str(tmp_path / "systemd"))
 
 
 def test_paths_links_and_executables(tmp_path):
@@ -135,6 +137,17 @@ def test_units_running_enabled_and_stale(fake_systemctl):
     # Running an old copy of its unit file: not counted as running, so the role starts it with a reload.
     assert units["stale.service"]["need_daemon_reload"] and not units["stale.service"]["running"]
     assert not units["off.service"]["running"] and not units["off.service"]["enabled"]
+
+
+def test_units_on_a_host_without_systemd_fail_saying_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(host_info, "SYSTEMD_RUNTIME", str(tmp_path / "absent"))
+    out = io.StringIO()
+    with patch_module_args({"units": ["central-mcp.service"]}), contextlib.redirect_stdout(out):
+        with pytest.raises(SystemExit):
+            host_info.main()
+    result = json.loads(out.getvalue())
+    assert result["failed"] and "was not booted with systemd (its PID 1 is " in result["msg"]
+    assert "['central-mcp.service'] need it" in result["msg"] and "RunPod pods" in result["msg"]
 
 
 def test_free_space_of_existing_paths_only(tmp_path):

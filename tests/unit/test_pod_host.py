@@ -116,6 +116,12 @@ def test_a_pod_is_reached_over_ssh_and_comes_back_the_same_host_after_a_stop(pod
     first = ansible(tmp_path, env, "agents", "-m", "ansible.builtin.shell", "-a", write)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "tini -- /usr/local/sbin/central-mcp-pod-start" in first.stdout  # no systemd: the image's start
+    # The roles' first look at a host (host_info) says plainly that a pod cannot run their units yet.
+    units = ansible(
+        tmp_path, env, "agents", "-m", "central_mcp.agents.host_info", "-a", "units=central-mcp-agents.service"
+    )
+    assert units.returncode != 0
+    assert "not booted with systemd (its PID 1 is tini)" in units.stdout, units.stdout + units.stderr
     port = api.pods[pod_id]["ssh"]["direct"]["port"]
 
     local = {**env, "ANSIBLE_INVENTORY": "localhost,"}
