@@ -71,7 +71,7 @@ class RunPod:
         self.pods: dict[str, dict[str, Any]] = {}
         self.lock = threading.RLock()
         self.requests: list[tuple[str, str]] = []
-        self.failures: list[tuple[int, int | None]] = []  # answers to give instead of the next ones
+        self.failures: list[tuple[int, int | None, str | None]] = []  # answers to give instead of the next ones
         self.on_state: Callable[[dict[str, Any], str], None] | None = None
         self._ports = itertools.count(40022)
         self._port_for: Callable[[dict[str, Any]], int] | None = None
@@ -87,8 +87,9 @@ class RunPod:
             self._set(pod, status)
         return pod_id
 
-    def fail_next(self, status: int, count: int = 1, retry_after: int | None = None) -> None:
-        self.failures += [(status, retry_after)] * count
+    def fail_next(self, status: int, count: int = 1, retry_after: int | None = None, method: str | None = None) -> None:
+        """Answer ``status`` instead of the next ``count`` requests (of ``method`` only, when given)."""
+        self.failures += [(status, retry_after, method)] * count
 
     def port_for(self, choose: Callable[[dict[str, Any]], int]) -> None:
         """Where a pod's 22/tcp is published at its next starts (default: a new port each start)."""
@@ -233,9 +234,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         limits = {"RateLimit": '"minute";r=59;t=60', "RateLimit-Policy": '"minute";q=60;w=60'}
         with api.lock:
-            failure = api.failures.pop(0) if api.failures else None
+            due = [i for i, (_, _, only) in enumerate(api.failures) if only in (None, method)]
+            failure = api.failures.pop(due[0]) if due else None
         if failure is not None:
-            status, retry_after = failure
+            status, retry_after, _ = failure
             extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
             detail = "rate limit exceeded for the minute window" if status == 429 else "transient upstream failure"
             self._answer(status, {"title": TITLES.get(status, "Error"), "status": status, "detail": detail},

@@ -71,8 +71,12 @@ class RunPodApi:
         self._sleep = sleep
         self._clock = clock
 
-    def request(self, method, path, body=None):
-        """One call, retried on 429 and 5xx until it answers or the time is up; the JSON answer (None for 204)."""
+    def request(self, method, path, body=None, retry_unsure=True):
+        """One call, retried on 429 and 5xx until it answers or the time is up; the JSON answer (None for 204).
+
+        ``retry_unsure=False`` (a create): only a 429, which RunPod did not act on, is tried again; a 5xx or a
+        lost answer may have made the pod, and a second try would make a second one.
+        """
         deadline = self._clock() + self.timeout
         attempt = 0
         while True:
@@ -92,25 +96,32 @@ class RunPodApi:
                     http_agent="central_mcp.agents",
                 )
                 text = answer.read()
-                return json.loads(text) if text else None
             except HTTPError as exc:
                 status = exc.code
                 problem = _problem(exc)
                 wait = _retry_after(exc, attempt)
-                if status in RETRY_STATUSES and self._clock() + wait < deadline:
+                again = status == 429 or (retry_unsure and status in RETRY_STATUSES)
+                if again and self._clock() + wait < deadline:
                     self._sleep(wait)
                     continue
                 raise RunPodError(
                     f"RunPod API {method} {path}: HTTP {status} {problem}: {_advice(status)}", status
                 ) from None
-            except (URLError, OSError, ValueError) as exc:
+            except (URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 wait = min(2.0**attempt, 10.0)
-                if self._clock() + wait < deadline:
+                if retry_unsure and self._clock() + wait < deadline:
                     self._sleep(wait)
                     continue
                 raise RunPodError(
                     f"RunPod API {method} {path}: no answer from {self.url} ({reason}): check the network and api_url"
+                    + ("" if retry_unsure else "; the call may have been carried out: look before trying again")
+                ) from None
+            try:
+                return json.loads(text) if text else None
+            except ValueError:
+                raise RunPodError(
+                    f"RunPod API {method} {path}: the answer is not JSON ({text[:80]!r}): is api_url RunPod's API?"
                 ) from None
 
     def pods(self):
@@ -123,7 +134,7 @@ class RunPodApi:
         return self.request("POST", f"/v2/pods/{pod_id}/action", {"action": action})
 
     def create(self, body):
-        return self.request("POST", "/v2/pods", body)
+        return self.request("POST", "/v2/pods", body, retry_unsure=False)
 
     def wait_for(self, pod_id, wanted, timeout, poll=2.0):
         """Read the pod until ``wanted(pod)`` holds (then return it) or ``timeout`` seconds pass (RunPodError)."""

@@ -17,7 +17,7 @@ description:
   - For a fleet owner who stops the GPU agents at night and starts them in the morning; the pod keeps its
     volume (C(/workspace)) while stopped, and RunPod bills only that storage. The container disk is wiped on
     every stop; what the agents need again lives on the volume.
-  - With O(state=running) and no pod of that name, the pod is created from O(image) (and O(gpu_type)), with
+  - With O(state=running) and no pod of that name, the pod is created from O(image) and O(gpu_type), with
     C(22/tcp) exposed and the account's SSH keys (C(startSsh)), so that Ansible reaches it by direct SSH.
   - Runs where RunPod's API is reached, normally the controller (C(delegate_to) C(localhost)).
 attributes:
@@ -191,7 +191,7 @@ def plan(state, pod):
 
 
 def create_body(params):
-    if not params["image"]:
+    if not (params["image"] and params["gpu_type"]):
         return None
     body = {
         "name": params["name"],
@@ -203,8 +203,7 @@ def create_body(params):
         "cloud": params["cloud"],
         "startSsh": True,
     }
-    if params["gpu_type"]:
-        body["gpu"] = {"id": params["gpu_type"], "count": params["gpu_count"]}
+    body["gpu"] = {"id": params["gpu_type"], "count": params["gpu_count"]}
     return body
 
 
@@ -222,7 +221,7 @@ def main():
         action = plan(state, pod)
         if action == "create" and create_body(params) is None:
             module.fail_json(
-                msg=f"no pod is named {params['name']}: give image (and gpu_type) to create it, or the name of an "
+                msg=f"no pod is named {params['name']}: give image and gpu_type to create it, or the name of an "
                 "existing pod"
             )
         if action is None and pod is None and state != "absent":
@@ -230,7 +229,8 @@ def main():
         before = pod["status"] if pod else "absent"
         result = {"changed": action is not None, "action": action or "none"}
         after = {"running": "RUNNING", "restarted": "RUNNING", "stopped": "EXITED", "absent": "absent"}[state]
-        result["diff"] = {"before": {"status": before}, "after": {"status": after if action else before}}
+        if module._diff:
+            result["diff"] = {"before": {"status": before}, "after": {"status": after if action else before}}
         if action is not None and not module.check_mode:
             pod = act(api, pod, action, params)
         elif action is None and pod is not None and params["wait"] and state == "running" and before in BOOTING:

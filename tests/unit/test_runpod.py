@@ -181,7 +181,7 @@ def test_module_stops_and_starts_a_pod_and_reports_its_new_address(runpod) -> No
 
 def test_module_creates_a_missing_pod_and_deletes_one(runpod) -> None:
     missing = run_module(runpod_pod, {"name": "gpu-agents-3"})
-    assert missing["rc"] == 1 and "no pod is named gpu-agents-3: give image" in missing["msg"]
+    assert missing["rc"] == 1 and "no pod is named gpu-agents-3: give image and gpu_type" in missing["msg"]
     created = run_module(
         runpod_pod,
         {
@@ -203,6 +203,18 @@ def test_module_creates_a_missing_pod_and_deletes_one(runpod) -> None:
     assert gone["changed"] and gone["action"] == "terminate" and gone["pod"] == {}
     assert runpod.pods == {}
     assert not run_module(runpod_pod, {"name": "gpu-agents-3", "state": "absent"})["changed"]
+
+
+def test_a_create_is_tried_once_when_runpod_may_have_made_the_pod(runpod) -> None:
+    args = {"name": "gpu-agents-4", "image": "registry.example/central-mcp-pod:1", "gpu_type": "NVIDIA RTX A5000"}
+    runpod.fail_next(503, method="POST")  # the create is not tried again: RunPod may have made the pod
+    failed = run_module(runpod_pod, args)
+    assert failed["rc"] == 1 and failed["status"] == 503 and "HTTP 503" in failed["msg"]
+    assert [m for m, _ in runpod.requests] == ["GET", "POST"] and runpod.pods == {}
+    runpod.fail_next(429, retry_after=1, method="POST")  # a 429 was not acted on: tried again after Retry-After
+    made = run_module(runpod_pod, {**args, "wait": False})
+    assert made["rc"] == 0 and made["action"] == "create" and len(runpod.pods) == 1
+    assert [m for m, _ in runpod.requests][2:] == ["GET", "POST", "POST"]
 
 
 def test_module_refuses_twins_and_says_what_runpod_refused(runpod) -> None:
