@@ -224,20 +224,21 @@ async def flat_out(
 async def mix_vs_bare(seconds: float) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The coordinator's heartbeat and claim/progress/complete mix, then the bare SDK's no-op, with the same clients.
 
-    The heartbeat (over MCP, on an empty board) is the coordinator's cheapest call: what is left of it beside the
-    no-op is what every call passes (authentication, the limits, the activity hook), a floor for the mix.
+    The heartbeat (over MCP, with 100,000 open tasks on the board: it tells the agent how many are open) is the
+    coordinator's cheapest call: what is left of it beside the no-op is what every call passes (authentication,
+    the limits, the activity hook), a floor for the mix.
     """
     tokens = {f"agent{i:02d}": secrets.token_urlsafe(32) for i in range(MIX_AGENTS)}
     with tempfile.TemporaryDirectory(prefix="central-mcp-mix-") as tmpdir:
         proc, url, _ = start_server(Path(tmpdir), tokens, {}, True)
         try:
+            ids = iter(seed_tasks(Path(tmpdir) / "db" / "central-mcp.db", 100_000))
 
             async def heartbeat(call: Call) -> None:
                 await call("agent_heartbeat", {})
 
             await anyio.sleep(1.0)
             beat = await flat_out(url, list(tokens.values()), proc.pid, seconds, heartbeat)
-            ids = iter(seed_tasks(Path(tmpdir) / "db" / "central-mcp.db", 100_000))
 
             async def claim_progress_complete(call: Call) -> None:
                 task_id = next(ids)

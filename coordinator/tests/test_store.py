@@ -152,3 +152,60 @@ def test_writers_of_older_texts_are_filled_in_from_the_events(tmp_path: Path) ->
         "coordinator",
     ]
     store.close()
+
+
+def _open_counts(store: Store) -> tuple[dict[str, int], dict[str, int]]:
+    kept = {r["role"]: r["n"] for r in store.query("SELECT role, n FROM open_tasks WHERE n != 0")}
+    truth = {
+        r["role"]: r["n"]
+        for r in store.query("SELECT role, COUNT(*) AS n FROM tasks WHERE state = 'AVAILABLE' GROUP BY role")
+    }
+    return kept, truth
+
+
+def test_open_task_counts_follow_every_change_of_the_tasks(tmp_path: Path) -> None:
+    import random  # noqa: PLC0415
+
+    store = make(tmp_path)
+    store.migrate()
+    rng = random.Random(7)
+    roles, states = ["", "backend", "ui"], ["AVAILABLE", "CLAIMED", "IN_PROGRESS", "COMPLETE", "FAILED", "CANCELLED"]
+    for step in range(400):
+        ids = [r["id"] for r in store.query("SELECT id FROM tasks")]
+        op = rng.choice(["insert", "insert", "state", "role", "both", "delete"] if ids else ["insert"])
+        with store.transaction() as conn:
+            if op == "insert":
+                conn.execute(
+                    "INSERT INTO tasks (title, role, state, created_at, updated_at) VALUES (?, ?, ?, 0, 0)",
+                    (f"t{step}", rng.choice(roles), rng.choice(states[:2])),
+                )
+            elif op == "delete":
+                conn.execute("DELETE FROM tasks WHERE id = ?", (rng.choice(ids),))
+            else:
+                state = rng.choice(states) if op in ("state", "both") else None
+                role = rng.choice(roles) if op in ("role", "both") else None
+                conn.execute(
+                    "UPDATE tasks SET state = COALESCE(?, state), role = COALESCE(?, role) WHERE id = ?",
+                    (state, role, rng.choice(ids)),
+                )
+        kept, truth = _open_counts(store)
+        assert kept == truth, f"after step {step} ({op})"
+    store.close()
+
+
+def test_open_task_counts_start_from_the_tasks_already_there(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    store.schema_version()
+    with store.transaction() as conn:
+        for migration in MIGRATIONS[:-1]:
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, 'before', 0)", (migration.version,))
+        for role, state in [("", "AVAILABLE"), ("ui", "AVAILABLE"), ("ui", "AVAILABLE"), ("ui", "COMPLETE")]:
+            conn.execute(
+                "INSERT INTO tasks (title, role, state, created_at, updated_at) VALUES ('t', ?, ?, 0, 0)", (role, state)
+            )
+    assert store.migrate() == [MIGRATIONS[-1].version]
+    kept, truth = _open_counts(store)
+    assert kept == truth == {"": 1, "ui": 2}
+    store.close()

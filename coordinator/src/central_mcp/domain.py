@@ -189,10 +189,10 @@ class Board:
         return [task_view(r) for r in rows]
 
     def count_available(self, role: str | None) -> int:
-        """How many tasks :meth:`available` would list without a limit."""
+        """How many tasks :meth:`available` would list without a limit (kept per role by triggers: migration 10)."""
         if role is None:
-            return self.store.query_one("SELECT COUNT(*) AS n FROM tasks WHERE state = 'AVAILABLE'")["n"]
-        sql = "SELECT COUNT(*) AS n FROM tasks WHERE state = 'AVAILABLE' AND role IN (?, '')"
+            return self.store.query_one("SELECT COALESCE(SUM(n), 0) AS n FROM open_tasks")["n"]
+        sql = "SELECT COALESCE(SUM(n), 0) AS n FROM open_tasks WHERE role IN (?, '')"
         return self.store.query_one(sql, (role,))["n"]
 
     def suggested_to(self, agent: str, failed_before: float | None = None) -> dict[str, Any] | None:

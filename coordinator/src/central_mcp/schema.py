@@ -176,6 +176,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX usage_at ON usage(at)",
         ),
     ),
+    Migration(
+        10,
+        "how many tasks are open per role, kept by triggers (a poll reads a row per role, not every open task)",
+        (
+            "CREATE TABLE open_tasks (role TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
+            """INSERT INTO open_tasks (role, n)
+                SELECT COALESCE(role, ''), COUNT(*) FROM tasks WHERE state = 'AVAILABLE' GROUP BY COALESCE(role, '')""",
+            """CREATE TRIGGER open_tasks_insert AFTER INSERT ON tasks WHEN NEW.state = 'AVAILABLE' BEGIN
+                INSERT INTO open_tasks (role, n) VALUES (COALESCE(NEW.role, ''), 1)
+                    ON CONFLICT (role) DO UPDATE SET n = n + 1;
+            END""",
+            """CREATE TRIGGER open_tasks_delete AFTER DELETE ON tasks WHEN OLD.state = 'AVAILABLE' BEGIN
+                UPDATE open_tasks SET n = n - 1 WHERE role = COALESCE(OLD.role, '');
+            END""",
+            """CREATE TRIGGER open_tasks_update AFTER UPDATE OF state, role ON tasks
+                WHEN OLD.state = 'AVAILABLE' OR NEW.state = 'AVAILABLE' BEGIN
+                UPDATE open_tasks SET n = n - 1 WHERE OLD.state = 'AVAILABLE' AND role = COALESCE(OLD.role, '');
+                INSERT INTO open_tasks (role, n) SELECT COALESCE(NEW.role, ''), 1 WHERE NEW.state = 'AVAILABLE'
+                    ON CONFLICT (role) DO UPDATE SET n = n + 1;
+            END""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
