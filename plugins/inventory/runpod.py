@@ -28,7 +28,8 @@ description:
     fits any image, since a stock image's start script makes new host keys on every start. With
     O(host_key_scope=pod), for an image that keeps its host keys on the volume (the project's agent image
     does), one file per pod, and a key that changes is refused.
-  - Two pods of the same name fail the inventory, naming their ids, rather than one hiding the other.
+  - Two pods of the same name fail the inventory, naming their ids, rather than one hiding the other. A pod whose
+    name is not a host name (1-63 letters, digits, C(.), C(_) or C(-)) is left out with a warning.
 extends_documentation_fragment:
   - constructed
 options:
@@ -104,6 +105,7 @@ from ansible_collections.central_mcp.agents.plugins.module_utils.runpod import (
 )
 
 POD_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+HOST_NAME = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,62}$")
 STATUSES = ("PROVISIONING", "STARTING", "RUNNING", "EXITED", "ERROR", "TERMINATED")
 
 
@@ -134,6 +136,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             if any(fnmatch.fnmatchcase(pod.get("name") or "", p) for p in patterns)
             and (not statuses or pod.get("status") in statuses)
         ]
+        for pod in [pod for pod in chosen if not HOST_NAME.match(pod.get("name") or "")]:
+            # The name becomes the host's, which roles use in file names on the controller.
+            self.display.warning(
+                f"{path}: pod {pod.get('name')!r} ({pod.get('id')}) is left out: a host name is 1-63 letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit; rename the pod to use it"
+            )
+            chosen.remove(pod)
         self._refuse_twins(path, chosen)
         strict = self.get_option("strict")
         self.inventory.add_group("runpod")

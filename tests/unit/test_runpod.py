@@ -74,6 +74,7 @@ def test_running_pods_are_reached_by_direct_ssh_and_priced(runpod, tmp_path: Pat
     runpod.add_pod("gpu-agents-2", status="EXITED")
     runpod.add_pod("someone-elses", status="RUNNING")
     runpod.add_pod("cpu-pod", gpu=None, ports=[])
+    runpod.add_pod("gpu-agents-../../x")  # not a host name: left out, with a warning
     known = tmp_path / "known"
     rc, listing, err = inventory(
         tmp_path,
@@ -85,6 +86,7 @@ def test_running_pods_are_reached_by_direct_ssh_and_priced(runpod, tmp_path: Pat
         },
     )
     assert rc == 0, err
+    assert "pod 'gpu-agents-../../x'" in err and "is left out: a host name is" in " ".join(err.split())
     hostvars = listing["_meta"]["hostvars"]
     assert set(hostvars) == {"gpu-agents-1", "gpu-agents-2", "cpu-pod"}
     one = hostvars["gpu-agents-1"]
