@@ -72,6 +72,12 @@ def text_and_class(driver: Any, selector: str) -> list[str]:
     )
 
 
+def text_of(driver: Any, selector: str) -> str:
+    """The text of the first element matching selector, read in one script (the page re-renders on every event:
+    an element found in one WebDriver call may be replaced before the next reads it)."""
+    return text_and_class(driver, selector)[0]
+
+
 def task_id_by_title(driver: Any, title: str) -> int | None:
     return driver.execute_script(
         "const card = [...document.querySelectorAll('article.task')].find(c => c.textContent.includes(arguments[0]));"
@@ -141,13 +147,13 @@ def test_dashboard_end_to_end(fleet: Fleet, browser: Any) -> None:
     # 4 agents, all active, with their roles; live process figures from /proc
     rows = agent_rows(browser)
     assert [r[0] for r in rows] == list(AGENTS)
-    assert browser.find_element(By.ID, "agent-count").text == "4 active of 4"
+    assert text_of(browser, "#agent-count") == "4 active of 4"
     assert all(r[1] in ("idle", "working") for r in rows), rows
     kinds = browser.execute_script(
         "return [...document.querySelectorAll('#agents tbody tr.agent td.kind')].map(c => c.textContent);"
     )
     assert kinds == ["claude", "claude", "codex", "gemini"], kinds
-    assert "e2-standard-4" in browser.find_element(By.ID, "fleet-facts").text
+    assert "e2-standard-4" in text_of(browser, "#fleet-facts")
     # each VM against its own agents and its own price, then the fleet's (D runs on vm2, a Spot VM)
     vms = browser.execute_script(
         "return Object.fromEntries([...document.querySelectorAll('#vms tbody tr')]"
@@ -157,9 +163,9 @@ def test_dashboard_end_to_end(fleet: Fleet, browser: Any) -> None:
     assert vms["vm1"][3].startswith("3 of ") and vms["vm1"][6] == "$101.43", vms
     assert vms["vm2"][2:7] == ["Spot", "1", "—", "—", "$17.47"] and vms["vm2"][8] == "$17.47", vms
     assert vms["fleet"][3] == "4" and vms["fleet"][6:] == ["$118.90", "$153.14", "$50.42", "$98.86", "$72.45"], vms
-    cost = browser.find_element(By.CSS_SELECTOR, "#fleet-facts dd[data-fact='Fleet cost']").text
+    cost = text_of(browser, "#fleet-facts dd[data-fact='Fleet cost']")
     assert cost == "$118.90 / month for 2 VMs ($29.73 per agent)", cost
-    assert "prices of 2025-06-01" in browser.find_element(By.ID, "price-date").text
+    assert "prices of 2025-06-01" in text_of(browser, "#price-date")
     # the disk early warning: the Disk fact highlighted, its warning first among the problems
     # (text and class read in one script: the page re-renders on every event, so an element
     # found in one call may be replaced before the next)
@@ -168,7 +174,7 @@ def test_dashboard_end_to_end(fleet: Fleet, browser: Any) -> None:
     problem_text, problem_class = text_and_class(browser, "#problems li")
     assert "disk-warning" in problem_class
     assert "raise vm_upgrade_disk_size_gb" in problem_text
-    assert browser.find_element(By.ID, "status").text == "degraded"
+    assert text_of(browser, "#status") == "degraded"
 
     # every agent's terminal shows its pane
     for name in AGENTS:
@@ -280,7 +286,7 @@ def test_the_page_and_its_terminals_come_back_by_themselves_after_restarts(fleet
             f"a terminal shows no new line after the {name} restart",
         )
         back_s[name] = time.monotonic() - started
-        assert browser.find_element(By.ID, "live").text == "● live"
+        assert text_of(browser, "#live") == "● live"
     assert browser.execute_script("return window.cmcpSameDocument === true;"), "the page was reloaded"
     assert browser.current_url.rstrip("/") == fleet.url, browser.current_url  # not sent to the login page
     print("\nlive again without a reload: " + ", ".join(f"{n} restart {s:.1f} s" for n, s in back_s.items()))
