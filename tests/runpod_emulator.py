@@ -99,6 +99,7 @@ class RunPod:
 
     def _new(self, pod_id: str, body: dict[str, Any]) -> dict[str, Any]:
         gpu = body.get("gpu")
+        proxy_user = f"{pod_id}-{secrets.token_hex(4)}"  # RunPod's proxy routes by this name, not a user of the pod
         return {
             "id": pod_id, "name": body["name"], "status": "PROVISIONING", "actions": [], "image": body.get("image"),
             "args": body.get("args", ""), "disk": body.get("disk", 20), "ports": body.get("ports", []),
@@ -106,8 +107,8 @@ class RunPod:
             "mounts": body.get("mounts") or {"persistent": {"size": 20, "path": "/workspace"}},
             **({"gpu": {"id": gpu["id"], "count": gpu.get("count", 1)}} if gpu else {}),
             "cloud": body.get("cloud", "SECURE"), "dataCenterId": "US-KS-2", "cudaVersion": "12.8" if gpu else None,
-            "ssh": {"proxy": {"host": "ssh.runpod.io", "port": 22, "username": f"{pod_id}-{secrets.token_hex(4)}",
-                              "command": f"ssh {pod_id}@ssh.runpod.io"}, "direct": None},
+            "ssh": {"proxy": {"host": "ssh.runpod.io", "port": 22, "username": proxy_user,
+                              "command": f"ssh {proxy_user}@ssh.runpod.io"}, "direct": None},
             "template": None, "cost": 0.0, "locked": False, "globalNetworking": {"enabled": False}, "runtime": None,
             "createdAt": _now(), "startedAt": None, "_up_at": 0.0,
         }  # fmt: skip
