@@ -6,7 +6,8 @@
 #     Chromium with its driver for the dashboard's browser tests
 #   - the image localhost/debian-systemd:bookworm, built with debootstrap and
 #     rebuilt only when tests/testbed/image.sh changes; on top of it the git
-#     server of the repository tests, localhost/central-mcp-git:bookworm
+#     server of the repository tests, localhost/central-mcp-git:bookworm, and
+#     the pod of the pod-host tests, localhost/central-mcp-pod:bookworm
 #   - .venv with the pinned Python tools of tests/testbed/requirements.txt, and
 #     coordinator/.venv from the coordinator's hashed lock (requirements-test.lock)
 # Prints the environment to use (CONTAINERS_CONF) for the Makefile to export.
@@ -34,41 +35,33 @@ if [ ${#need[@]} -gt 0 ]; then
   sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# 2. The VM image, keyed by the hash of its recipe.
-recipe=$(sha256sum "$here/image.sh" | cut -c1-16)
-have=$(sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" podman image inspect "$image" \
-        --format '{{ index .Labels "central-mcp.recipe" }}' 2>/dev/null || true)
-if [ "$have" != "$recipe" ]; then
-  log "building $image with debootstrap (about a minute)"
-  sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" "$here/image.sh" "$image" "$recipe"
-else
-  log "image $image is current (recipe $recipe)"
-fi
-
-# 2b. The git server of the repository tests, on top of the VM image.
+# 2. The images, each keyed by the hash of its recipe (the files it is made
+#    from) and built again only when that changes: the VM image, then on top
+#    of it the git server of the repository tests and the pod of the pod-host
+#    tests (the project's agent image for pods).
+recipe_of() { cat "$@" | sha256sum | cut -c1-16; }
+ensure_image() {  # ensure_image IMAGE RECIPE WHAT BUILD-COMMAND...: the command labels IMAGE with RECIPE
+  local name=$1 recipe=$2 what=$3 have
+  shift 3
+  have=$(sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" podman image inspect "$name" \
+          --format '{{ index .Labels "central-mcp.recipe" }}' 2>/dev/null || true)
+  if [ "$have" != "$recipe" ]; then
+    log "building $name ($what)"
+    sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" "$@"
+  else
+    log "image $name is current (recipe $recipe)"
+  fi
+}
+recipe=$(recipe_of "$here/image.sh")
+ensure_image "$image" "$recipe" "with debootstrap, about a minute" "$here/image.sh" "$image" "$recipe"
 git_image=localhost/central-mcp-git:bookworm
-git_recipe=$(cat "$here/image.sh" "$here/git_image.sh" | sha256sum | cut -c1-16)
-have=$(sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" podman image inspect "$git_image" \
-        --format '{{ index .Labels "central-mcp.recipe" }}' 2>/dev/null || true)
-if [ "$have" != "$git_recipe" ]; then
-  log "building $git_image (OpenSSH and git-shell from Debian, under a minute)"
-  sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" "$here/git_image.sh" "$git_image" "$image" "$git_recipe"
-else
-  log "image $git_image is current (recipe $git_recipe)"
-fi
-
-# 2c. The pod of the pod-host tests: the project's agent image for pods on top of the VM image.
+git_recipe=$(recipe_of "$here/image.sh" "$here/git_image.sh")
+ensure_image "$git_image" "$git_recipe" "OpenSSH and git-shell from Debian, under a minute" \
+  "$here/git_image.sh" "$git_image" "$image" "$git_recipe"
 pod_image=localhost/central-mcp-pod:bookworm
-pod_recipe=$(cat "$here/image.sh" "$here/pod_image.sh" "$here/../../images/pod/Containerfile" \
-              "$here/../../images/pod/start" | sha256sum | cut -c1-16)
-have=$(sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" podman image inspect "$pod_image" \
-        --format '{{ index .Labels "central-mcp.recipe" }}' 2>/dev/null || true)
-if [ "$have" != "$pod_recipe" ]; then
-  log "building $pod_image (images/pod: sshd, tini, tmux from Debian, under a minute)"
-  sudo_ env CONTAINERS_CONF="$CONTAINERS_CONF" "$here/pod_image.sh" "$pod_image" "$image" "$pod_recipe"
-else
-  log "image $pod_image is current (recipe $pod_recipe)"
-fi
+pod_recipe=$(recipe_of "$here/image.sh" "$here/pod_image.sh" "$top/images/pod/Containerfile" "$top/images/pod/start")
+ensure_image "$pod_image" "$pod_recipe" "images/pod: sshd, tini, tmux from Debian, under a minute" \
+  "$here/pod_image.sh" "$pod_image" "$image" "$pod_recipe"
 
 # 3. Pinned virtualenvs, each rebuilt when its pins change: .venv for the
 #    Ansible tools, coordinator/.venv for the coordinator and its tests (kept
