@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 from gcp_inventory_stand_in import GOOGLE_HOSTS, GoogleStandIn, private_ip
+from inventory_listing import unwrap
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventories" / "gcp"
@@ -214,17 +215,6 @@ VMS = {
     "build-box": (ZONE, {"team": "web"}),  # not labelled for us: never listed
     "far-away": ("us-central1-b", {"central-mcp-role": "agents"}),  # outside the example's zones
 }
-
-
-def unwrap(value):
-    """ansible-inventory --list marks API strings as unsafe ({"__ansible_unsafe": ...})."""
-    if isinstance(value, dict) and set(value) == {"__ansible_unsafe"}:
-        return value["__ansible_unsafe"]
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from gce_harness import REPO, assert_doc_matches_spec, run_module
+from inventory_listing import unwrap
 
 sys.path.insert(0, str(REPO / "tests"))
 import runpod_emulator  # noqa: E402
@@ -34,17 +35,6 @@ def runpod(monkeypatch):
         monkeypatch.setenv("RUNPOD_API_URL", url)
         monkeypatch.setenv("RUNPOD_API_KEY", KEY)
         yield api
-
-
-def plain(value):
-    """ansible-inventory --list marks strings from an inventory source as unsafe ({"__ansible_unsafe": ...})."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def inventory(tmp_path: Path, config: dict, key: str = KEY) -> tuple[int, dict, str]:
@@ -66,7 +56,7 @@ def inventory(tmp_path: Path, config: dict, key: str = KEY) -> tuple[int, dict, 
         cwd=tmp_path,
         timeout=120,
     )
-    return done.returncode, plain(json.loads(done.stdout)) if done.returncode == 0 else {}, done.stderr
+    return done.returncode, unwrap(json.loads(done.stdout)) if done.returncode == 0 else {}, done.stderr
 
 
 def test_running_pods_are_reached_by_direct_ssh_and_priced(runpod, tmp_path: Path) -> None:
