@@ -219,7 +219,8 @@ def main():
         api = RunPodApi(params["api_key"], url, timeout=60)
         pod = find(module, api)
         action = plan(state, pod)
-        if action == "create" and create_body(params) is None:
+        body = create_body(params) if action == "create" else None
+        if action == "create" and body is None:
             module.fail_json(
                 msg=f"no pod is named {params['name']}: give image and gpu_type to create it, or the name of an "
                 "existing pod"
@@ -232,11 +233,9 @@ def main():
         if module._diff:
             result["diff"] = {"before": {"status": before}, "after": {"status": after if action else before}}
         if action is not None and not module.check_mode:
-            pod = act(api, pod, action, params)
+            pod = act(api, pod, action, params, body)
         elif action is None and pod is not None and params["wait"] and state == "running" and before in BOOTING:
             pod = settle(api, pod, state, params)  # on its way up already: wait for it
-        if state == "absent" and action is not None and not module.check_mode:
-            pod = None
     except RunPodError as exc:
         module.fail_json(msg=str(exc), status=exc.status)
     result["pod"] = public_view(pod) if pod else {}
@@ -246,10 +245,10 @@ def main():
     module.exit_json(**result)
 
 
-def act(api, pod, action, params):
-    """Ask RunPod for ``action``; then, with ``wait``, read the pod until it is there."""
+def act(api, pod, action, params, body):
+    """Ask RunPod for ``action`` (``body``: the pod to create); then, with ``wait``, read the pod until it is there."""
     if action == "create":
-        pod = api.create(create_body(params))
+        pod = api.create(body)
     elif action == "terminate":
         api.action(pod["id"], "terminate")
         return None
