@@ -543,9 +543,8 @@ def test_kind_and_cli_process_of_an_agent(tmp_path, env, script, kind, found):
         for _ in range(100):  # until the forked shell has become the script (on a loaded machine it takes a while)
             procs = agent_probe.snapshot()
             kids = [p for p in procs.values() if p.ppid == wrapper.pid]
-            if any(
-                procs[k.pid].state != "Z" and any(script in word for word in agent_probe._argv(k.pid)) for k in kids
-            ):
+            # the script's name as a word of its own: the forked shell's "-c" string holds it before the exec too
+            if any(procs[k.pid].state != "Z" and script in agent_probe._words(k.pid) for k in kids):
                 break
             time.sleep(0.05)
         tree = (procs[wrapper.pid], *kids)
