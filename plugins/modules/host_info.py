@@ -215,6 +215,14 @@ memory_mb:
   description: The VM's memory in MB (MemTotal of C(/proc/meminfo)), 0 when it cannot be read.
   returned: always
   type: int
+systemd:
+  description: Whether the host was booted with systemd (C(/run/systemd/system) exists, as sd_booted(3) tells).
+  returned: always
+  type: bool
+pid1:
+  description: The name of the host's PID 1 (C(systemd) on a VM; C(tini) or a start script in a pod).
+  returned: always
+  type: str
 url_status:
   description: The HTTP status O(url) answered with, or 0 when it could not be reached.
   returned: when O(url) is set
@@ -332,8 +340,9 @@ def units_info(module: AnsibleModule, units: list) -> dict:
     if not os.path.isdir(SYSTEMD_RUNTIME):
         module.fail_json(
             msg=f"this host was not booted with systemd (its PID 1 is {pid1()}), and the units {units} need it: "
-            "run the coordinator and the agents on a VM (or a container whose PID 1 is systemd). Hosts without "
-            "systemd, such as RunPod pods, are listed by the runpod inventory but cannot run agents yet"
+            "run the coordinator on a VM; for agents on a host without systemd (a RunPod pod), set "
+            "launcher_persistent_root to the directory that outlives a stop there (/workspace on RunPod): the "
+            "launcher then runs them with its boot starter"
         )
     rc, out, err = module.run_command(
         ["systemctl", "show", "--property=" + ",".join(UNIT_PROPERTIES), "--", *units],
@@ -415,6 +424,8 @@ def main() -> None:
         "units": units_info(module, params["units"]),
         "free_bytes": free_bytes(params["free_space"]),
         "memory_mb": memory_mb(),
+        "systemd": os.path.isdir(SYSTEMD_RUNTIME),
+        "pid1": pid1(),
     }
     if params["url"]:
         result["url_status"], result["url_error"] = ask(params["url"], params["url_timeout"])

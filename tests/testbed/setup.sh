@@ -60,7 +60,7 @@ ensure_image "$git_image" "$git_recipe" "OpenSSH and git-shell from Debian, unde
   "$here/git_image.sh" "$git_image" "$image" "$git_recipe"
 pod_image=localhost/central-mcp-pod:bookworm
 pod_recipe=$(recipe_of "$here/image.sh" "$here/pod_image.sh" "$top/images/pod/Containerfile" "$top/images/pod/start")
-ensure_image "$pod_image" "$pod_recipe" "images/pod: sshd, tini, tmux from Debian, under a minute" \
+ensure_image "$pod_image" "$pod_recipe" "images/pod: sshd, tini, tmux, Node from Debian, about a minute" \
   "$here/pod_image.sh" "$pod_image" "$image" "$pod_recipe"
 
 # 3. Pinned virtualenvs, each rebuilt when its pins change: .venv for the

@@ -147,7 +147,16 @@ def test_units_on_a_host_without_systemd_fail_saying_so(tmp_path, monkeypatch):
             host_info.main()
     result = json.loads(out.getvalue())
     assert result["failed"] and "was not booted with systemd (its PID 1 is " in result["msg"]
-    assert "['central-mcp.service'] need it" in result["msg"] and "RunPod pods" in result["msg"]
+    assert "['central-mcp.service'] need it" in result["msg"] and "set launcher_persistent_root" in result["msg"]
+
+
+def test_without_units_a_host_without_systemd_is_described(tmp_path, monkeypatch):
+    """The launcher's look at a pod asks no unit: it learns there is no systemd, and the PID 1 there is."""
+    monkeypatch.setattr(host_info, "SYSTEMD_RUNTIME", str(tmp_path / "absent"))
+    result = run_module({})
+    assert result["systemd"] is False and result["units"] == {} and result["pid1"]
+    monkeypatch.setattr(host_info, "SYSTEMD_RUNTIME", str(tmp_path))
+    assert run_module({})["systemd"] is True
 
 
 def test_free_space_of_existing_paths_only(tmp_path):
