@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from pathlib import Path
 
 import pytest
 
 from central_mcp.dashboard.web import fleet_view
+from central_mcp.fleet_hosts import parse_hosts
 from central_mcp.health import report
 from central_mcp.loops import Loops
 from central_mcp.relay import machine
@@ -125,6 +127,37 @@ def test_a_bad_hosts_section_keeps_the_previous_roster_and_says_why(tmp_path: Pa
         assert says in svc.agents_file.error and [h.name for h in svc.hosts] == ["vm1", "vm2"]
     finally:
         svc.close()
+
+
+def test_a_pod_costs_its_price_an_hour_for_the_hours_it_ran(tmp_path: Path) -> None:
+    """A pod is billed by the hour it runs: its month is the hours its agents were seen in the last week."""
+    from central_mcp.usage import WINDOW_S, UsageRecorder
+
+    hosts = [HOSTS[0], {"name": "pod", "hourly_cost": 0.44}]
+    svc = service(tmp_path, hosts, {"vm1": 1, "pod": 2})
+    try:
+        recorder = UsageRecorder(svc.store)
+        start = (int(time.time()) // WINDOW_S - 30) * WINDOW_S  # 24 windows (2 hours) of the last 2.5 hours
+        for window in range(24):  # both agents of the pod seen: each window counts once
+            recorder.observe({"POD_0": {"cpu_percent": 5.0, "rss_bytes": 1}, "POD_1": {"cpu_percent": 1.0,
+                              "rss_bytes": 1}}, now=start + window * WINDOW_S)  # fmt: skip
+        recorder.observe({"VM1_0": {"cpu_percent": 1.0, "rss_bytes": 1}}, now=start + 24 * WINDOW_S)
+        recorder.flush()
+        fleet = fleet_view(svc, health_with(svc, 2, 8 * GB))
+    finally:
+        svc.close()
+    pod = fleet["vms"][1]
+    month = round(0.44 * 2.0 * 730 / 168, 2)
+    assert (pod["hourly_cost"], pod["hours_7d"], pod["monthly_cost"]) == (0.44, 2.0, month)
+    assert pod["plans"] == dict.fromkeys(PLANS_VM1, month)  # Compute Engine's plans do not apply
+    assert fleet["monthly_cost"] == round(51.71 + month, 2)
+    assert fleet["vms"][0]["hourly_cost"] is None
+
+
+@pytest.mark.parametrize("bad", [-1, "0.44", True])
+def test_a_bad_hourly_price_is_named(tmp_path: Path, bad) -> None:
+    with pytest.raises(ValueError, match="hourly_cost must be US dollars an hour"):
+        parse_hosts({"hosts": [{"name": "pod", "hourly_cost": bad}]}, tmp_path / "agents.json")
 
 
 def test_the_relay_reports_its_vms_vcpus_and_memory() -> None:

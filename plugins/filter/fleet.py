@@ -482,9 +482,28 @@ def coordinator_relays(plan, hostvars, generated_tokens):
     return relays
 
 
+def coordinator_tunnel_keys(plan, keys):
+    """The tunnels' authorized_keys on the coordinator's VM: each tunneled host's public key (``keys``, one per
+    host of the plan's coordinator.tunnel.hosts, in order) may forward the coordinator's port and listen on
+    its own port of loopback, and do nothing else."""
+    tunnel, port = plan["coordinator"]["tunnel"], plan["coordinator"]["port"]
+    lines = [
+        "# Written by Ansible (central_mcp.agents.coordinator): one key per host that reaches the coordinator\n",
+        "# through an SSH tunnel; each may forward the coordinator's port and listen on its own port, nothing else.\n",
+    ]
+    for host, key in zip(tunnel["hosts"], keys, strict=True):
+        options = (
+            f'restrict,port-forwarding,command="/usr/sbin/nologin",permitopen="127.0.0.1:{port}",'
+            f'permitlisten="127.0.0.1:{tunnel["ports"][host]}"'
+        )
+        lines.append(f"{options} {key['public']}\n")
+    return "".join(lines)
+
+
 class FilterModule:
     def filters(self):
         return {
+            "coordinator_tunnel_keys": coordinator_tunnel_keys,
             "fleet_errors": fleet_errors,
             "agent_user_errors": agent_user_errors,
             "agent_users": agent_users,

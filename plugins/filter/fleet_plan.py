@@ -15,7 +15,10 @@ reaches it, where each pane relay listens and which agents run where.
                   only; null otherwise),
                   disk_warn_percent, api_token_ref (the agent_token lookup's
                   name for a generated token),
-                  remote_hosts (hosts of group agents other than its own)
+                  remote_hosts (hosts of group agents other than its own),
+                  tunnel (null, or how pods reach it: user, address, ssh_port,
+                  hosts [the tunneled hosts] and keys_ref {host: the
+                  ssh_key lookup's name for that host's key})
     hosts:        {host: coordinator_url (MCP, as this host's agents reach it),
                    api_url (REST, as this host reaches it), remote (the
                    coordinator is another VM), relay {listen, address,
@@ -26,7 +29,11 @@ reaches it, where each pane relay listens and which agents run where.
                    packages, bin {link: target}, marker, lock (its
                    committed npm lock), lock_sha256, tree (the controller's
                    tree), sha256 {file: pinned sha256}, lock_error],
-                   install_dirs {kind: path}}
+                   install_dirs {kind: path}, tunnel (null, or on a host
+                   with central_mcp_tunnel: user, address, ssh_port of the
+                   coordinator's VM, port (where its relay is reached on
+                   that VM's loopback), forward (the coordinator's port
+                   there), key_ref)}
     agents:       every agent of the fleet: name, host, role, kind, model,
                   tools, token_ref
     relay_socket: where the pane relay of the coordinator's own VM listens
@@ -67,6 +74,10 @@ LOOPBACKS = (LOOPBACK, "::1", "localhost")
 CA_FILE = "/etc/central-mcp/fleet-ca.pem"
 # Where the pane relay of the coordinator's own VM listens: the coordinator's dashboard connects there.
 RELAY_SOCKET = "/run/central-mcp-relay/relay.sock"
+# The coordinator's VM's user that hosts without a way into its network (pods) open their SSH tunnel as.
+TUNNEL_USER = "central-mcp-tunnel"
+# Where a tunneled host's relay is reached on the coordinator's loopback, unless central_mcp_tunnel_port says.
+TUNNEL_PORTS = (20000, 10000)  # first, how many
 # Where a kind's `bin` links go: on every user's PATH.
 BIN_DIR = "/usr/local/bin"
 # npm writes this file of an installed tree last: a tree without it was never finished.
@@ -192,12 +203,24 @@ def _text(value) -> str:
     return "" if value is None else str(value)  # str(): a Vault value decrypts
 
 
+def tunnel_port(host_vars, host: str) -> int:
+    """Where a tunneled host's relay is reached on the coordinator's loopback: central_mcp_tunnel_port, else
+    a port of TUNNEL_PORTS from the host's name (stable as hosts come and go; the preflight names a clash)."""
+    port = host_vars.get("central_mcp_tunnel_port")
+    if port not in (None, ""):
+        return port
+    first, count = TUNNEL_PORTS
+    return first + int(hashlib.sha256(host.encode()).hexdigest()[:8], 16) % count
+
+
 def fleet_plan(hostvars, groups) -> dict:
     """The fleet's topology from the inventory: see the module's docstring."""
     agent_hosts = list(groups.get("agents") or [])
     coordinators = list(groups.get("coordinator") or [])
     coord = coordinators[0] if coordinators else None
     remote_hosts = [host for host in agent_hosts if host != coord]
+    # Hosts outside the coordinator's network (pods) reach it through an SSH tunnel they open to its VM.
+    tunneled = [host for host in remote_hosts if hostvars[host].get("central_mcp_tunnel") is True]
 
     coordinator = None
     if coord is not None:
@@ -206,7 +229,9 @@ def fleet_plan(hostvars, groups) -> dict:
         address = private_address(cv, coord)
         # Other VMs' agents reach it on its private address, with TLS (and it speaks plain HTTP on
         # loopback for its own VM): it binds that address, not all of them, to have loopback for itself.
-        bind = _text(cv.get("coordinator_bind_host")) or (address if remote_hosts else LOOPBACK)
+        # (A tunneled host reaches its loopback, through the tunnel.)
+        networked = [host for host in remote_hosts if host not in tunneled]
+        bind = _text(cv.get("coordinator_bind_host")) or (address if networked else LOOPBACK)
         tls = bind not in LOOPBACKS
         advertised = address if bind in ALL_ADDRESSES else bind
         local = LOOPBACK if tls else bind  # how its own VM reaches it
@@ -223,21 +248,45 @@ def fleet_plan(hostvars, groups) -> dict:
             "disk_warn_percent": _setting(cv, "coordinator_disk_warn_percent"),
             "api_token_ref": f"{coord}/coordinator.api",
             "remote_hosts": remote_hosts,
+            "tunnel": {
+                "user": TUNNEL_USER,
+                "address": _text(cv.get("central_mcp_public_address")) or address,
+                "ssh_port": cv.get("central_mcp_public_ssh_port") or 22,
+                "hosts": tunneled,
+                "ports": {host: tunnel_port(hostvars[host], host) for host in tunneled},
+                "keys_ref": {host: f"{host}/tunnel" for host in tunneled},
+            }
+            if tunneled
+            else None,
         }
 
     hosts, agents = {}, []
     for host in agent_hosts:
         hv = hostvars[host]
         remote = coordinator is not None and host != coord
+        tunnel = None
+        if remote and host in tunneled:  # the coordinator's loopback, forwarded to this host's own
+            tunnel = {
+                **{key: coordinator["tunnel"][key] for key in ("user", "address", "ssh_port")},
+                "port": coordinator["tunnel"]["ports"][host],
+                "forward": coordinator["port"],
+                "key_ref": coordinator["tunnel"]["keys_ref"][host],
+            }
         if coordinator is None:  # no group coordinator: the agents' own VM, unless launcher_coordinator_url says
             base = f"http://{LOOPBACK}:{shared_defaults()['coordinator_port']}"
+        elif tunnel:
+            base = f"http://{LOOPBACK}:{coordinator['port']}"
         elif remote:
             scheme = "https" if coordinator["tls"] else "http"
             base = f"{scheme}://{bracketed(coordinator['address'])}:{coordinator['port']}"
         else:
             base = coordinator["local_url"]
         relay_port = _setting(hv, "launcher_relay_port")
-        relay_bind = _text(_setting(hv, "launcher_relay_bind_host"))
+        relay_bind = LOOPBACK if tunnel else _text(_setting(hv, "launcher_relay_bind_host"))
+        # Where the coordinator reaches it: its address on the network, or the tunnel's end on its own VM.
+        relay_at = (
+            f"tcp:{LOOPBACK}:{tunnel['port']}" if tunnel else f"tcp:{bracketed(private_address(hv, host))}:{relay_port}"
+        )
         declared = hv.get("central_mcp_agents")
         declared = declared if isinstance(declared, list) else []
         default_model = _setting(hv, "launcher_default_model")
@@ -268,13 +317,14 @@ def fleet_plan(hostvars, groups) -> dict:
             "relay": {
                 # TCP with a token on a VM without the coordinator, else a unix socket for the coordinator's group.
                 "listen": f"{bracketed(relay_bind)}:{relay_port}" if remote else RELAY_SOCKET,
-                "address": f"tcp:{bracketed(private_address(hv, host))}:{relay_port}" if remote else "",
+                "address": relay_at if remote else "",
                 "port": relay_port,
                 "token_ref": f"{host}/launcher.relay",
-                "tls": tls_names(host, private_address(hv, host)) if remote else None,
+                "tls": tls_names(host, LOOPBACK if tunnel else private_address(hv, host)) if remote else None,
             },
             "agents": names,
             "platform": platform,
+            "tunnel": tunnel,
         }
         used = [str(agent.get("kind", "claude")) for agent in declared if isinstance(agent, dict)]
         hosts[host]["installs"] = installs(used, versions, platform)

@@ -33,7 +33,49 @@ def launcher_boot(layout: dict) -> dict:
     for path in [layout["config_parent"], libexec, *layout["state_dirs"], home, layout["workspace_root"]]:
         if not any(_under(path, other) for other in kept):
             kept = [other for other in kept if not _under(other, path)] + [path]
-    services = [
+    services = []
+    tunnel = layout.get("tunnel")
+    if tunnel:  # first: the agents reach the coordinator through it, and the dashboard the relay
+        services.append(
+            {
+                "name": "tunnel",
+                "user": user,
+                # -F /dev/null: no one's ssh_config applies; the VM's host key, and only it, is trusted.
+                "command": [
+                    "ssh",
+                    "-N",
+                    "-F",
+                    "/dev/null",
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "ExitOnForwardFailure=yes",
+                    "-o",
+                    "ServerAliveInterval=15",
+                    "-o",
+                    "ServerAliveCountMax=3",
+                    "-o",
+                    "StrictHostKeyChecking=yes",
+                    "-o",
+                    f"UserKnownHostsFile={tunnel['known_hosts']}",
+                    "-o",
+                    "IdentitiesOnly=yes",
+                    "-o",
+                    "IdentityFile=%d/tunnel_key",
+                    "-p",
+                    str(tunnel["ssh_port"]),
+                    "-L",
+                    f"127.0.0.1:{tunnel['forward']}:127.0.0.1:{tunnel['forward']}",
+                    "-R",
+                    f"127.0.0.1:{tunnel['port']}:127.0.0.1:{tunnel['relay_port']}",
+                    f"{tunnel['user']}@{tunnel['address']}",
+                ],  # fmt: skip
+                "credentials": {"tunnel_key": tunnel["key_file"]},
+                "env": {"HOME": home, "LANG": "C.UTF-8"},
+                "restart_s": 3,
+            }
+        )
+    services += [
         {
             "name": "session",
             "user": user,
@@ -101,7 +143,7 @@ def launcher_boot(layout: dict) -> dict:
         "bin_links": {link: target for install in layout["installs"] for link, target in install["bin"].items()},
         "files": [{"path": SUDOERS, "mode": "0440", "content": sudoers(user, f"{libexec}/agent-unit")}],
         "users": [{"name": user, "home": home, "shell": "/bin/bash", "groups": []}, *layout["agent_users"]],
-        "needs": list(NEEDS),
+        "needs": [*NEEDS, *(["ssh"] if tunnel else [])],
         "services": services,
         # A stop of the pod: the host's tasks go back to the coordinator at once (as a VM's shutdown does).
         "on_stop": [[python, f"{libexec}/agent-leaving", "--config-dir", layout["config_dir"], "--now"]],

@@ -437,9 +437,53 @@ def vm_upgrade_errors(settings: Mapping, host: str) -> list:
     return errors
 
 
+PERSISTENT_ROOT_RE = re.compile(r"/[A-Za-z0-9._/-]*")
+
+
+def pod_errors(plan: Mapping, host: str, settings: Mapping) -> list:
+    """A host without systemd (launcher_persistent_root) and its tunnel to the coordinator (central_mcp_tunnel)."""
+    errors = []
+    root, tunnel = settings.get("launcher_persistent_root"), settings.get("central_mcp_tunnel")
+    if _text(root) is None or (root and (not _matches(PERSISTENT_ROOT_RE, root) or root.rstrip("/") == "")):
+        errors.append(
+            f"launcher_persistent_root {_shown(root)} must be empty (a VM) or an absolute directory other than / "
+            "(the volume that outlives a stop of a pod: /workspace on RunPod)"
+        )
+    if tunnel not in (None, True, False):
+        errors.append(f"central_mcp_tunnel {_shown(tunnel)} must be true or false")
+    if tunnel is not True:
+        return errors
+    here = (plan.get("hosts") or {}).get(host) or {}
+    if not here.get("tunnel"):
+        errors.append(
+            f"central_mcp_tunnel is true for {host}, but the coordinator is not another host of the inventory "
+            "(group coordinator): a tunnel leads to the coordinator's VM"
+        )
+        return errors
+    if not root:
+        errors.append(
+            f"central_mcp_tunnel is true for {host}, which has no launcher_persistent_root: the tunnel is for hosts "
+            "without systemd outside the coordinator's network (pods), whose boot starter runs it; a VM reaches the "
+            "coordinator on its private network"
+        )
+    port = here["tunnel"]["port"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 1024 <= port <= 65535:
+        errors.append(f"central_mcp_tunnel_port {_shown(port)} of {host} must be a port from 1024 to 65535")
+    others = [
+        other for other, theirs in plan["coordinator"]["tunnel"]["ports"].items() if other != host and theirs == port
+    ]  # fmt: skip
+    if others:
+        errors.append(
+            f"{host} and {', '.join(others)} would both reach the coordinator's VM on port {port}: set "
+            "central_mcp_tunnel_port of one of them to another port from 1024 to 65535"
+        )
+    return errors
+
+
 class FilterModule:
     def filters(self):
         return {
+            "pod_errors": pod_errors,
             "vm_upgrade_errors": vm_upgrade_errors,
             "coordinator_errors": coordinator_errors,
             "coordinator_fleet_errors": coordinator_fleet_errors,

@@ -48,13 +48,14 @@ def _money(value) -> str:
     return "?" if value is None else f"{value:,.2f}"
 
 
-def fleet_costs(vms, prices=None) -> dict:
+def fleet_costs(vms, prices=None, pods=None) -> dict:
     """Every VM, the fleet and one agent under every plan, and what the fleet costs now.
 
     ``vms``: a list of {host, machine_type, disk_size_gb, disk_type, agents (a count), provisioning_model}.
     Returns {date, source, vms: [{host, machine_type, agents, plan, plans, now}], fleet: {plan: total or None},
-    per_agent: {plan: ...}, now, now_per_agent, agents, lines (the table as text)}.
-    A VM whose type the table cannot price counts as unknown (None), never as free.
+    per_agent: {plan: ...}, now, now_per_agent, agents, pods, lines (the table as text)}.
+    A VM whose type the table cannot price counts as unknown (None), never as free. ``pods`` (fleet_pods)
+    are billed by the hour they run: listed with their price an hour, outside the monthly totals.
     """
     if not isinstance(vms, list):
         raise AnsibleFilterError(f"fleet_costs: vms must be a list of VMs, got {vms!r:.80}")
@@ -75,7 +76,7 @@ def fleet_costs(vms, prices=None) -> dict:
     per_agent = {plan: _each(fleet[plan], agents) for plan in p.PLANS}
     now = _sum(row["now"] for row in rows)
     result = {"date": table["date"], "source": table["source"], "vms": rows, "fleet": fleet, "per_agent": per_agent,
-              "now": now, "now_per_agent": _each(now, agents), "agents": agents}  # fmt: skip
+              "now": now, "now_per_agent": _each(now, agents), "agents": agents, "pods": list(pods or [])}  # fmt: skip
     result["lines"] = _lines(result)
     return result
 
@@ -106,6 +107,11 @@ def _lines(costs: dict) -> list:
     lines.append(
         f"now, each VM on its own plan: ${_money(costs['now'])} a month, ${_money(costs['now_per_agent'])} per agent"
     )
+    for pod in costs.get("pods") or []:
+        lines.append(
+            f"pod {pod['host']} ({pod['agents']} agents): ${_money(pod['hourly_cost'])} an hour while it runs "
+            "(the dashboard shows its month at the hours it ran)"
+        )
     return lines
 
 
@@ -131,6 +137,28 @@ def fleet_vms(hostvars, hosts) -> list:
     return vms
 
 
+def hourly_cost(host_vars) -> float | None:
+    """What a host billed by the hour costs an hour (US dollars): central_mcp_hourly_cost, else the price the
+    runpod inventory read (runpod_cost_per_hour; RunPod says 0 for a stopped pod, which is no price)."""
+    for name in ("central_mcp_hourly_cost", "runpod_cost_per_hour"):
+        value = host_vars.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return None
+
+
+def fleet_pods(hostvars, hosts) -> list:
+    """The hosts billed by the hour (pods): {host, hourly_cost, agents}."""
+    pods = []
+    for host in hosts or []:
+        host_vars = hostvars[host] if host in hostvars else {}
+        price = hourly_cost(host_vars)
+        if price is not None:
+            agents = host_vars.get("central_mcp_agents")
+            pods.append({"host": host, "hourly_cost": price, "agents": len(agents) if isinstance(agents, list) else 0})
+    return pods
+
+
 def coordinator_hosts(plan, hostvars, prices=None) -> list:
     """What the coordinator is told of each VM of the fleet plan (its agents file's ``hosts``): name, whether
     it is the coordinator's, machine type, provisioning model, the price under its own plan and every plan's,
@@ -145,6 +173,9 @@ def coordinator_hosts(plan, hostvars, prices=None) -> list:
     hosts = []
     for name in names:
         entry = {"name": name, "coordinator": name == own}
+        price = hourly_cost(hostvars[name] if name in hostvars else {})
+        if price is not None:  # a pod: the dashboard counts the hours it runs
+            entry["hourly_cost"] = price
         row = costs.get(name)
         if row is not None:
             vm = next(vm for vm in vms if vm["host"] == name)
@@ -166,4 +197,5 @@ class FilterModule:
             "fleet_costs": fleet_costs,
             "fleet_vms": fleet_vms,
             "coordinator_hosts": coordinator_hosts,
+            "fleet_pods": fleet_pods,
         }

@@ -80,6 +80,7 @@ def vm_lines(fleet: dict[str, Any], costs: dict[str, Any] | None = None) -> list
     plan and price when known (``costs``: fleet_costs of the run); then the fleet's cost, when every VM's is known.
     A VM over its capacity starts with ``!``."""
     priced = {row["host"]: row for row in (costs or {}).get("vms", [])}
+    pods = {pod["host"]: pod for pod in (costs or {}).get("pods") or []}
     counts: dict[str, int] = {}
     for agent in fleet["agents"]:
         counts[agent["host"]] = counts.get(agent["host"], 0) + 1
@@ -101,17 +102,20 @@ def vm_lines(fleet: dict[str, Any], costs: dict[str, Any] | None = None) -> list
             plan = "Spot" if row["plan"] == "spot" else "on-demand"
             money = "$?" if row["now"] is None else f"${row['now']:,.2f}"
             price = f", {row['machine_type']} {plan} {money}/month"
+        elif host in pods:
+            price = f", pod ${pods[host]['hourly_cost']:,.2f}/hour while it runs"
         mark = "!" if fits is not None and here > fits else " "
         lines.append(f"{mark} VM {host}: {holds}{price}")
-    if costs and costs.get("now") is not None and set(priced) >= set(fleet["hosts"]):
+    if costs and costs.get("now") is not None and set(priced) | set(pods) >= set(fleet["hosts"]):
         plans = ", ".join(
             f"{name} ${costs['fleet'][plan]:,.2f}"
             for plan, name in PLAN_NAMES.items()
             if costs["fleet"][plan] is not None
         )
+        hourly = sum(pod["hourly_cost"] for pod in pods.values())
         lines.append(
             f"  fleet: ${costs['now']:,.2f}/month now (${costs['now_per_agent'] or 0:,.2f} per agent); "
-            f"{plans} (prices of {costs['date']})"
+            f"{plans} (prices of {costs['date']})" + (f"; pods ${hourly:,.2f}/hour while they run" if pods else "")
         )
     return lines
 

@@ -498,6 +498,12 @@ def test_each_vm_against_its_own_agents_and_the_fleets_cost():
     assert fleet_line.startswith(f"  fleet: ${costs['now']:,.2f}/month now (${costs['now_per_agent']:,.2f} per agent)")
     assert "Spot $34.94" in fleet_line and f"(prices of {costs['date']})" in fleet_line
     assert json.loads(status_table(fleet, "json", costs))["costs"]["now"] == costs["now"]
+    # A pod beside them: its price an hour, outside the months.
+    hostvars["pod"] = {"r": {**result("P"), "summary": {"total": 1, "running": 1, "registered": 1, "unhealthy": 0}}}
+    with_pod = fleet_status(hostvars, ["vm1", "vm2", "pod"], "r")
+    lines = status_table(with_pod, costs={**costs, "pods": [{"host": "pod", "hourly_cost": 0.44, "agents": 1}]})
+    assert "  VM pod: 1 of 4 agents (2 vCPUs, 8.0 GiB), pod $0.44/hour while it runs" in lines.splitlines()
+    assert "; pods $0.44/hour while they run" in lines
     unpriced = status_table(fleet).splitlines()
     assert "  VM vm2: 4 of 4 agents (2 vCPUs, 8.0 GiB)" in unpriced and not any("fleet:" in line for line in unpriced)
 

@@ -32,6 +32,7 @@ def switch(tmp_path, monkeypatch):
         "properties": ["MemoryMax=2G", "LoadCredential=env:/etc/central-mcp/agents/A.env"],
     }}}))  # fmt: skip
     monkeypatch.setattr(module, "UNITS", str(units))
+    monkeypatch.setattr(module, "SYSTEMD_RUNTIME", str(tmp_path))  # booted with systemd (a VM)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name in ("systemd-run", "systemctl"):
@@ -77,3 +78,47 @@ def test_anything_else_is_refused_before_any_unit_is_touched(switch, capsys, arg
     assert switch.main(argv) == 2
     assert message in capsys.readouterr().err
     assert calls(switch) == []
+
+
+def test_without_systemd_the_agent_runs_as_its_own_user_with_its_credentials(switch, tmp_path, monkeypatch):
+    """A pod: no unit, but the same file, the same agent-run and the same credentials, as the agent's user."""
+    import pwd
+
+    monkeypatch.setattr(switch, "SYSTEMD_RUNTIME", str(tmp_path / "absent"))
+    monkeypatch.setattr(switch, "CREDENTIALS", str(tmp_path / "credentials"))
+    env_file = tmp_path / "A.env"
+    env_file.write_text("CENTRAL_MCP_AGENT_TOKEN=secret\n")
+    units = json.loads(Path(switch.UNITS).read_text())
+    units["agents"]["A"]["properties"] = [
+        f"LoadCredential=env:{env_file}",
+        f"WorkingDirectory={tmp_path}",
+        "UMask=0027",
+        "MemoryMax=2G",
+    ]
+    Path(switch.UNITS).write_text(json.dumps(units))
+    me = pwd.getpwuid(os.getuid())
+    monkeypatch.setattr(switch.pwd, "getpwnam", lambda name: me if name == "agent-a" else pwd.getpwnam(name))
+    became = {}
+
+    def execvpe(file, argv, env):
+        became.update(file=file, argv=argv, env=env, cwd=os.getcwd(), umask=os.umask(0o022))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(switch.os, "execvpe", execvpe)
+    here = os.getcwd()
+    try:
+        with pytest.raises(SystemExit):
+            switch.main(["A", "--setenv", "TERM=tmux-256color", "--", "--name", "A", "--", "claude"])
+    finally:
+        os.chdir(here)
+    assert calls(switch) == []  # no systemctl, no systemd-run
+    assert became["argv"] == [
+        "setpriv", f"--reuid={me.pw_uid}", f"--regid={me.pw_gid}", "--init-groups", "--no-new-privs",
+        "--inh-caps=-all", "--", "/usr/local/libexec/central-mcp/agent-run", "--exec", "--name", "A", "--", "claude",
+    ]  # fmt: skip
+    where = tmp_path / "credentials" / "central-mcp-agent-a.service"
+    assert became["env"]["CREDENTIALS_DIRECTORY"] == str(where) and became["env"]["TERM"] == "tmux-256color"
+    assert became["env"]["HOME"] == me.pw_dir and "CENTRAL_MCP_AGENT_TOKEN" not in became["env"]
+    assert (where / "env").read_text() == "CENTRAL_MCP_AGENT_TOKEN=secret\n"
+    assert (where.stat().st_mode & 0o777, (where / "env").stat().st_mode & 0o777) == (0o500, 0o400)
+    assert (became["cwd"], became["umask"]) == (str(tmp_path), 0o027)

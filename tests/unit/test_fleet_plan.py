@@ -77,6 +77,31 @@ CASES = {
         {"coordinator": {"url": "https://[fd00::1]:3000/mcp", "bind_host": "fd00::1"},
          "vm2": {"coordinator_url": "https://[fd00::1]:3000/mcp"}},
     ),
+    "a pod through its tunnel beside a VM": (
+        {
+            "coordinator": {"vm1": {"central_mcp_private_address": "10.0.0.5",
+                                    "central_mcp_public_address": "34.1.2.3"}},
+            "agents": {"vm1": {}, "vm2": {}, "pod": {"central_mcp_tunnel": True, "central_mcp_tunnel_port": 20001}},
+        },
+        {
+            # VM 2 still makes it listen on its private address; the pod reaches its loopback, over SSH.
+            "coordinator": {"bind_host": "10.0.0.5", "remote_hosts": ["vm2", "pod"],
+                            "tunnel": {"user": "central-mcp-tunnel", "address": "34.1.2.3", "ssh_port": 22,
+                                       "hosts": ["pod"], "ports": {"pod": 20001},
+                                       "keys_ref": {"pod": "pod/tunnel"}}},
+            "pod": {"coordinator_url": "http://127.0.0.1:3000/mcp", "api_url": "http://127.0.0.1:3000",
+                    "relay": "127.0.0.1:8765", "relay_address": "tcp:127.0.0.1:20001",
+                    "relay_tls": {"names": ["pod"], "addresses": ["127.0.0.1"]},
+                    "tunnel": {"user": "central-mcp-tunnel", "address": "34.1.2.3", "ssh_port": 22, "port": 20001,
+                               "forward": 3000, "key_ref": "pod/tunnel"}},
+            "vm2": {"coordinator_url": "https://10.0.0.5:3000/mcp", "tunnel": None},
+        },
+    ),
+    "only pods beside the coordinator: it stays on loopback": (
+        {"coordinator": {"vm1": {}}, "agents": {"pod": {"central_mcp_tunnel": True}}},
+        {"coordinator": {"bind_host": "127.0.0.1", "tls": None},
+         "pod": {"coordinator_url": "http://127.0.0.1:3000/mcp"}},
+    ),
     "no coordinator group: agents reach one on their own VM": (
         {"agents": {"vm1": {}}},
         {"vm1": {"coordinator_url": "http://127.0.0.1:3000/mcp", "remote": False}},
@@ -205,3 +230,12 @@ def test_an_install_is_due_until_its_tree_is_complete_and_its_links_lead_to_it()
     assert installs_due([claude], {**done, link: {"realpath": "/opt/old/claude"}}) == [claude]  # an older version
     assert installs_due([claude], {**done, target: {"exists": False}}) == [claude]
     assert installs_due([], {}) == []
+
+
+def test_a_tunneled_hosts_port_is_stable_and_in_range():
+    """Without central_mcp_tunnel_port, a port from the host's name: the same at every run, whoever else joins."""
+    alone = plan_of({"coordinator": {"vm1": {}}, "agents": {"pod-a": {"central_mcp_tunnel": True}}})
+    more = plan_of({"coordinator": {"vm1": {}}, "agents": {"pod-0": {"central_mcp_tunnel": True},
+                                                            "pod-a": {"central_mcp_tunnel": True}}})  # fmt: skip
+    port = alone["hosts"]["pod-a"]["tunnel"]["port"]
+    assert 20000 <= port < 30000 and more["hosts"]["pod-a"]["tunnel"]["port"] == port

@@ -109,7 +109,9 @@ def test_bad_vms_are_named():
 def test_filters_are_registered_under_their_documented_names():
     names = set(f.FilterModule().filters())
     docs = {path.stem for path in Path(f.__file__).parent.glob("*.yml")} & names
-    assert names == docs == {"price_table", "vm_plan_costs", "fleet_costs", "fleet_vms", "coordinator_hosts"}
+    assert names == docs == {
+        "price_table", "vm_plan_costs", "fleet_costs", "fleet_vms", "coordinator_hosts", "fleet_pods"
+    }  # fmt: skip
 
 
 def test_fleet_vms_reads_what_vm_upgrade_told_of_each_host():
@@ -143,3 +145,23 @@ def test_coordinator_hosts_tells_the_coordinator_each_vm_and_its_price():
     assert hosts[2]["monthly_cost"] == E2_STANDARD_4["on_demand"]
     with pytest.raises(AnsibleFilterError, match="expected the fleet plan"):
         f.coordinator_hosts({"hosts": {}}, hostvars)
+
+
+def test_a_pod_is_priced_by_the_hour_outside_the_monthly_totals():
+    """RunPod's price an hour (the runpod inventory's runpod_cost_per_hour; 0 for a stopped pod is no price),
+    or central_mcp_hourly_cost: told to the coordinator, listed beside the VMs, never added to their months."""
+    hostvars = {
+        "vm1": {"vm_upgrade_current": {"machine_type": "e2-standard-2"}, "central_mcp_agents": [{"name": "A"}]},
+        "pod": {"runpod_cost_per_hour": 0.44, "central_mcp_agents": [{"name": "P"}, {"name": "Q"}]},
+        "own": {"runpod_cost_per_hour": 0.44, "central_mcp_hourly_cost": 0.5},
+        "stopped": {"runpod_cost_per_hour": 0},
+    }  # fmt: skip
+    pods = f.fleet_pods(hostvars, ["vm1", "pod", "own", "stopped"])
+    assert pods == [{"host": "pod", "hourly_cost": 0.44, "agents": 2}, {"host": "own", "hourly_cost": 0.5, "agents": 0}]
+    plan = {"coordinator": {"host": "vm1"}, "hosts": {"vm1": {}, "pod": {}, "stopped": {}}}
+    hosts = {h["name"]: h for h in f.coordinator_hosts(plan, hostvars)}
+    assert hosts["pod"] == {"name": "pod", "coordinator": False, "hourly_cost": 0.44}
+    assert "hourly_cost" not in hosts["stopped"] and "hourly_cost" not in hosts["vm1"]
+    costs = f.fleet_costs(f.fleet_vms(hostvars, ["vm1", "pod"]), pods=pods[:1])
+    assert costs["now"] == f.vm_plan_costs("e2-standard-2")["on_demand"] and costs["pods"] == pods[:1]
+    assert costs["lines"][-1].startswith("pod pod (2 agents): $0.44 an hour while it runs")

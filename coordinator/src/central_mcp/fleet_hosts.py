@@ -7,7 +7,8 @@ to the VM. The coordinator role writes them into the agents file beside
 the agents (``{"agents": [...], "hosts": [...]}``), with the price table's
 date; the dashboard shows each VM against its own agents and its own cost.
 The vCPUs and memory of a VM are measured: the coordinator's own by itself,
-every other VM's by its pane relay.
+every other VM's by its pane relay. A host billed by the hour it runs (a
+pod) has its price an hour instead: the dashboard counts the hours it ran.
 
 A file without ``hosts`` (a coordinator started by hand) describes one VM,
 this one, running every agent.
@@ -39,6 +40,7 @@ class HostSpec:
     plans: dict[str, float | None] = field(default_factory=dict)
     price_date: str = ""
     gce: tuple[str, str, str] | None = None  # (project, zone, instance): where the Compute API knows it
+    hourly_cost: float | None = None  # a host billed by the hour it runs (a pod): US dollars an hour
 
     @property
     def spot(self) -> bool:
@@ -46,11 +48,11 @@ class HostSpec:
         return self.provisioning_model == "spot" and self.gce is not None
 
 
-def _price(value: Any, where: str) -> float | None:
+def _price(value: Any, where: str, per: str = "a month") -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
-        raise ValueError(f"{where} must be US dollars a month (a number of 0 or more) or null, got {value!r:.40}")
+        raise ValueError(f"{where} must be US dollars {per} (a number of 0 or more) or null, got {value!r:.40}")
     return float(value)
 
 
@@ -87,6 +89,7 @@ def parse_hosts(doc: Any, path: Path) -> list[HostSpec]:
                 plans={plan: _price(value, f"{where} plans.{plan}") for plan, value in plans.items()},
                 price_date=str(entry.get("price_date") or ""),
                 gce=gce,
+                hourly_cost=_price(entry.get("hourly_cost"), f"{where} hourly_cost", "an hour"),
             )
         )
     if sum(host.coordinator for host in hosts) > 1:

@@ -113,3 +113,22 @@ def summary(store: Store, days: float = 7.0, now: float | None = None) -> dict[s
         "agents": agents,
         "per_agent": {**view(every_cpu, every_rss, len(rows)), "agents": len(per_agent)},
     }
+
+
+def hours_run(store: Store, agents_by_host: dict[str, list[str]], days: float = 7.0, now: float | None = None) -> dict:
+    """Hours each host ran in the last ``days``: its windows in which one of its agents was seen (a pod is
+    billed by the hour it runs; while it is stopped, no relay shows its agents). Ended windows only."""
+    since = (time.time() if now is None else now) - days * DAY_S
+    hours = {}
+    for host, agents in agents_by_host.items():
+        marks = ", ".join("?" * len(agents))
+        rows = (
+            store.query(
+                f"SELECT count(DISTINCT at) AS n FROM usage WHERE at >= ? AND agent IN ({marks})",  # noqa: S608
+                (since, *agents),
+            )  # fmt: skip
+            if agents
+            else [{"n": 0}]
+        )
+        hours[host] = rows[0]["n"] * WINDOW_S / 3600
+    return hours

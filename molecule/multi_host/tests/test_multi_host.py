@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Verify two VMs: VM 1 (coordinator, agents A-D) and VM 2 (agents E-H) on one podman network.
+"""Verify two VMs: VM 1 (coordinator, agents A-D) and VM 2 (agents E-H) on one podman network, and a pod
+(agent P: no systemd, its volume at /workspace) that reaches VM 1 through its own SSH tunnel.
 
 Tests run in file order; the last one adds agent I to VM 2 in a copy of the
 inventory and re-runs the site, checking that nothing else restarts.
@@ -25,11 +26,13 @@ from playbook_run import run_playbook  # noqa: E402
 HERE = Path(__file__).parent
 # The inventory directory: Molecule keeps host_vars and group_vars beside the inventory file.
 INVENTORY = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-VM1, VM2 = "central-mcp-mh-vm1", "central-mcp-mh-vm2"
+VM1, VM2, POD = "central-mcp-mh-vm1", "central-mcp-mh-vm2", "central-mcp-mh-pod"
 FLEET = {VM1: ["A", "B", "C", "D"], VM2: ["E", "F", "G", "H"]}
+EVERYWHERE = {**FLEET, POD: ["P"]}
+POD_IMAGE, POD_VOLUME = "localhost/central-mcp-pod:bookworm", "central-mcp-mh-pod-workspace"
 SESSION = "central-mcp-agents"
 CLI = "/opt/central-mcp/current/bin/central-mcp --token-file /etc/central-mcp/api.token"
-HOSTS = {name: testinfra.get_host(f"podman://{name}") for name in FLEET}
+HOSTS = {name: testinfra.get_host(f"podman://{name}") for name in EVERYWHERE}
 NOTICE_S = 15  # Compute Engine gives 30 s; prepare.yml's emulator stops the container 15 s after the notice
 
 
@@ -70,19 +73,19 @@ def probe(vm: str, script: str, *args: str, python: str = "python3") -> dict:
     return json.loads(run.stdout)
 
 
-def test_all_eight_agents_registered_each_with_its_own_token():
-    agents = wait_registered([n for names in FLEET.values() for n in names])
+def test_all_nine_agents_registered_each_with_its_own_token():
+    agents = wait_registered([n for names in EVERYWHERE.values() for n in names])
     assert {name: (a["host"], a["registered"]) for name, a in agents.items()} == {
-        name: (vm, True) for vm, names in FLEET.items() for name in names
+        name: (vm, True) for vm, names in EVERYWHERE.items() for name in names
     }
     # Each agent's CLI holds its own bearer token (the coordinator knows it by its sha256 only).
     tokens = []
-    for vm, names in FLEET.items():
+    for vm, names in EVERYWHERE.items():
         for name in names:
             config = HOSTS[vm].check_output(f"cat /home/agent/.central-mcp/{name}/.claude.json")
             header = json.loads(config)["mcpServers"]["central-mcp"]["headers"]["Authorization"]
             tokens.append(header)
-    assert len(set(tokens)) == 8
+    assert len(set(tokens)) == 9
 
 
 def test_vm2_agents_reach_vm1_over_the_network_with_tokens_only():
@@ -120,21 +123,26 @@ def test_vm2_terminals_through_vm1_dashboard():
     while True:
         seen = probe(VM1, "dashboard_probe.py", "E", python=python)
         agents = {a["name"]: a for a in seen["state"]["agents"]}
-        if all(agents[n]["terminal"] for names in FLEET.values() for n in names) or time.monotonic() > deadline:
+        if all(agents[n]["terminal"] for names in EVERYWHERE.values() for n in names) or time.monotonic() > deadline:
             break
         time.sleep(2)
     assert {n: (a["host"], a["terminal"]) for n, a in agents.items()} == {
-        name: (vm, True) for vm, names in FLEET.items() for name in names
-    }
+        name: (vm, True) for vm, names in EVERYWHERE.items() for name in names
+    }  # the pod's through its tunnel: its relay is on VM 1's loopback
     assert seen["state"]["relay"]["error"] is None
-    # Each VM against its own agents (VM 2's vCPUs and memory from its relay) and its own price, then the fleet's.
+    # Each VM against its own agents (VM 2's and the pod's vCPUs and memory from their relays) and its own price,
+    # the pod's by the hour it ran (its agent seen by its relay, in ended 5-minute windows), then the fleet's.
     fleet = seen["state"]["fleet"]
     vms = {vm["name"]: vm for vm in fleet["vms"]}
-    assert {name: (vm["agents"], vm["coordinator"]) for name, vm in vms.items()} == {VM1: (4, True), VM2: (4, False)}
+    assert {name: (vm["agents"], vm["coordinator"]) for name, vm in vms.items()} == {
+        VM1: (4, True), VM2: (4, False), POD: (1, False)
+    }  # fmt: skip
     assert all(vm["cpus"] and vm["fits"] is not None and not vm["over"] for vm in vms.values()), vms
     assert (vms[VM1]["provisioning_model"], vms[VM2]["provisioning_model"]) == ("standard", "spot")
     assert vms[VM2]["monthly_cost"] == vms[VM2]["plans"]["spot"] < vms[VM2]["plans"]["on_demand"]
-    assert fleet["monthly_cost"] == round(vms[VM1]["monthly_cost"] + vms[VM2]["monthly_cost"], 2)
+    pod = vms[POD]
+    assert pod["hourly_cost"] == 0.44 and pod["monthly_cost"] == round(0.44 * pod["hours_7d"] * 730 / 168, 2), pod
+    assert fleet["monthly_cost"] == round(sum(vm["monthly_cost"] for vm in vms.values()), 2)
     assert fleet["own_agents"] == 4 and not [p for p in fleet["problems"] if "agents on" in p], fleet["problems"]
     assert f"tcp:{VM2}:8765" in seen["state"]["relay"]["address"]
     hello, snapshot = seen["terminal"][:2]
@@ -144,17 +152,17 @@ def test_vm2_terminals_through_vm1_dashboard():
     assert "agent E" in snapshot["data"]  # E's own window, which exists on VM 2 only
 
 
-def test_status_playbook_asks_the_coordinator_from_both_vms():
+def test_status_playbook_asks_the_coordinator_from_both_vms_and_the_pod():
     run = run_playbook(INVENTORY, playbook="playbooks/status.yml")
     assert run.rc == 0, run.failed
     status = {host: res for host, _, res in run.results if "summary" in res}
-    for vm, names in FLEET.items():
+    for vm, names in EVERYWHERE.items():
         assert {a["name"]: (a["alive"], a["registered"]) for a in status[vm]["agents"]} == dict.fromkeys(
             names, (True, True)
         ), vm  # VM 2 asks VM 1's coordinator over the network
 
 
-def test_check_mode_on_both_vms_reports_nothing():
+def test_check_mode_on_both_vms_and_the_pod_reports_nothing():
     run = run_playbook(INVENTORY, check=True, diff=True)
     assert run.rc == 0, run.failed
     assert run.changed == [], run.changed
@@ -230,8 +238,78 @@ def test_vm2_is_a_spot_vm_and_a_preemption_loses_no_task(capsys: pytest.CaptureF
     assert f"spot watcher: {VM2} was preempted; start requested" in notes
 
 
+def boot_status() -> dict:
+    return json.loads(HOSTS[POD].check_output("/workspace/.central-mcp/boot status"))
+
+
+def test_pod_runs_its_agent_without_systemd_and_through_its_tunnel():
+    """No systemd on the pod: the boot starter runs the session, the relay, the runtime's work and the tunnel to
+    VM 1, whose key may forward the coordinator's port and listen on its own port, nothing else."""
+    assert HOSTS[POD].check_output("cat /proc/1/comm") == "tini"
+    status = boot_status()
+    assert status["supervisor"] and {n for n, s in status["services"].items() if s["alive"]} == {
+        "tunnel", "session", "relay"
+    }, status  # fmt: skip
+    env = HOSTS[POD].check_output("grep -h ^CENTRAL_MCP_URL= /etc/central-mcp/agents/P.env")
+    assert env == "CENTRAL_MCP_URL=http://127.0.0.1:3000/mcp"  # its end of the tunnel
+    # P's CLI runs as its own user, started through sudo and agent-unit without systemd.
+    cli = HOSTS[POD].check_output("ps -o user= -C claude")
+    assert cli.split() == ["agent-p"], cli
+    # The tunnel's key opens no shell on VM 1, and may not forward elsewhere.
+    keys = HOSTS[VM1].check_output("cat /var/lib/central-mcp-tunnel/.ssh/authorized_keys")
+    assert 'restrict,port-forwarding,command="/usr/sbin/nologin",permitopen="127.0.0.1:3000"' in keys
+    shell = HOSTS[POD].run(
+        "runuser -u agent -- ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes"
+        " -o UserKnownHostsFile=/etc/central-mcp/tunnel/known_hosts -i /run/central-mcp/boot/credentials/tunnel/"
+        f"tunnel_key central-mcp-tunnel@{VM1} id"
+    )
+    assert "uid=" not in shell.stdout, shell.stdout  # nologin: no command runs
+
+
+def test_pod_stop_hands_its_task_back_and_its_agent_comes_back_without_ansible(capsys: pytest.CaptureFixture[str]):
+    """RunPod stops a pod: SIGTERM (its tasks go back at once), then its container disk is gone and only
+    /workspace is kept; at the next start the boot starter brings the agent back, with no run of Ansible."""
+    HOSTS[POD].check_output("echo kept > /home/agent/workspaces/P/kept.txt; echo gone > /root/gone.txt")
+    created = HOSTS[VM1].check_output(f"{CLI} --json task add 'Train on the GPU' --role gpu")
+    task = json.loads(created)["id"]
+    claimed = probe(POD, "agent_act.py", "P", "next")
+    assert claimed["status"] == 200 and claimed["answer"]["task"]["id"] == task, claimed
+
+    stopped = time.monotonic()
+    subprocess.run(["podman", "stop", "--time", "20", POD], check=True, capture_output=True, timeout=60)
+    until(lambda: task_state(task)["state"] == "AVAILABLE", 10, "P's task back on the board")
+    back_s = time.monotonic() - stopped
+    assert task_state(task)["attempts"] == 0
+    subprocess.run(["podman", "rm", "--force", POD], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["podman", "run", "--detach", "--name", POD, "--hostname", POD, "--network", "central-mcp-mh-net",
+         "--volume", f"{POD_VOLUME}:/workspace", POD_IMAGE],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    agents = until(
+        lambda: (a := agents_of_coordinator()) and a["P"]["state"] != "offline" and a["P"]["registered"] and a,
+        180, "P back", every=3,
+    )  # fmt: skip
+    assert HOSTS[POD].check_output("cat /home/agent/workspaces/P/kept.txt") == "kept"
+    assert not HOSTS[POD].file("/root/gone.txt").exists  # a new container disk
+    assert agents["P"]["host"] == POD
+    with capsys.disabled():  # the figures go to make test's output
+        print(f"\npod stopped: -> P's task AVAILABLE {back_s:.1f} s; -> a new container on the same volume, P "
+              f"back without Ansible {time.monotonic() - stopped:.1f} s after the stop")  # fmt: skip
+    done = probe(POD, "agent_act.py", "P", "next")
+    assert done["status"] == 200 and done["answer"]["task"]["id"] == task, done
+    assert not probe(POD, "agent_act.py", "P", "complete", str(task))["answer"].get("isError")
+
+    # tmux gone (a crash): the starter starts the session again, with P in it.
+    HOSTS[POD].check_output("runuser -u agent -- tmux kill-server")
+    until(lambda: "P" in (HOSTS[POD].run(
+        f"runuser -u agent -- tmux list-windows -t ={SESSION} -F '#{{window_name}}'").stdout.split()), 30,
+        "P's window back")  # fmt: skip
+
+
 def test_adding_agent_i_to_vm2_starts_only_i(tmp_path_factory: pytest.TempPathFactory):
-    before = {vm: windows(vm) for vm in FLEET}
+    before = {vm: windows(vm) for vm in EVERYWHERE}
+    pod_services = {name: s["pid"] for name, s in boot_status()["services"].items()}
     pids = {
         "coordinator": main_pid(VM1, "central-mcp.service"),
         "relay1": main_pid(VM1, "central-mcp-relay.service"),
@@ -246,7 +324,9 @@ def test_adding_agent_i_to_vm2_starts_only_i(tmp_path_factory: pytest.TempPathFa
 
     run = run_playbook(inventory)
     assert run.rc == 0, run.failed
-    after = {vm: windows(vm) for vm in FLEET}
+    after = {vm: windows(vm) for vm in EVERYWHERE}
+    assert after[POD] == before[POD]  # the pod's agent, and the starter's services, untouched by the re-run
+    assert {name: s["pid"] for name, s in boot_status()["services"].items()} == pod_services
     # Every agent keeps its window and process on both VMs. The Control window
     # (a status view, not an agent) is redrawn on VM 2: its command names the
     # agents it expects, and that list just grew by I.

@@ -7,15 +7,22 @@ its pane relay reports it. Its cost is what the agents file says
 (``fleet_hosts``): the price under its own plan, and every plan's. A VM
 nobody has measured or priced shows ``None`` (the page shows "—"), never
 a guess; the fleet's total is then unknown as well.
+
+A host billed by the hour (a pod) costs what it ran: its price an hour times
+the hours it ran in the last week (its agents seen by its relay, in 5-minute
+windows), as a month (730 hours a month, 168 a week). The same under every
+plan: Compute Engine's plans do not apply to it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from central_mcp import sysinfo
+from central_mcp import sysinfo, usage
 from central_mcp.fleet_hosts import PLANS, HostSpec
 from central_mcp.service import Service
+
+WEEKS_A_MONTH = 730 / 168  # hours a month (as Compute Engine's prices count them) over hours a week
 
 
 def vms_view(
@@ -27,6 +34,10 @@ def vms_view(
                  monthly_cost=svc.settings.monthly_cost)
     ]  # fmt: skip
     active = [agent for agent in agents if agent.get("state") != "retired"]
+    hourly = {host.name for host in hosts if host.hourly_cost is not None}
+    ran = usage.hours_run(svc.store, {
+        name: [agent["name"] for agent in agents if agent.get("host") == name] for name in sorted(hourly)
+    }) if hourly else {}  # fmt: skip
     rows = []
     for host in hosts:
         if host.coordinator:
@@ -51,7 +62,12 @@ def vms_view(
             "plans": {plan: host.plans.get(plan) for plan in PLANS} if host.plans else None,
             "price_date": host.price_date or None,
             "spot": svc.spot_view.get(host.name),  # the Spot watcher's story: preempted, back after how long
+            "hourly_cost": host.hourly_cost,
+            "hours_7d": None,
         })  # fmt: skip
+        if host.hourly_cost is not None:
+            month = round(host.hourly_cost * ran[host.name] * WEEKS_A_MONTH, 2)
+            rows[-1].update(monthly_cost=month, plans=dict.fromkeys(PLANS, month), hours_7d=round(ran[host.name], 2))
     return rows
 
 

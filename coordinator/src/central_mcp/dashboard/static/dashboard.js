@@ -119,6 +119,10 @@ function money(n) {
 
 // A Spot VM's story as the Spot watcher tells it: preempted (since when), starting, or back after how long.
 function provisioning(vm) {
+  // A pod: billed by the hour it runs (its month is the hours it ran in the last week, as a month).
+  if (vm.hourly_cost !== null && vm.hourly_cost !== undefined) {
+    return `$${vm.hourly_cost.toFixed(2)} / hour, ran ${vm.hours_7d} h in 7 days`;
+  }
   if (vm.provisioning_model !== 'spot') return vm.provisioning_model || DASH;
   const story = vm.spot || {};
   const since = story.preempted_at ? new Date(story.preempted_at * 1000).toLocaleTimeString() : '';
@@ -134,7 +138,7 @@ function renderVms(fleet) {
   const plans = ['on_demand', 'spot', 'commit_1y', 'commit_3y'];
   const rows = fleet.vms.map((vm) => el('tr', { 'data-vm': vm.name || 'this VM', class: vm.over ? 'warn' : '' },
     el('td', { text: (vm.name || 'this VM') + (vm.coordinator ? ' (coordinator)' : '') }),
-    el('td', { text: vm.machine_type || DASH }),
+    el('td', { text: vm.machine_type || (vm.hourly_cost !== null && vm.hourly_cost !== undefined ? 'pod' : DASH) }),
     el('td', { text: provisioning(vm) }),
     el('td', { class: 'num', text: vm.fits === null ? `${vm.agents}` : `${vm.agents} of ${vm.fits}` }),
     el('td', { class: 'num', text: vm.cpus === null ? DASH : `${vm.cpus}` }),
