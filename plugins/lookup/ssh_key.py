@@ -16,6 +16,7 @@ description:
   - The fleet plan (P(central_mcp.agents.fleet_plan#filter)) names the tunnel key of each host that reaches
     the coordinator through an SSH tunnel (C(HOST/tunnel)); the launcher gives the private key to that host,
     the coordinator role lets its public key, and nothing else, open the tunnel on the coordinator's VM.
+  - Needs the C(cryptography) package on the controller (ansible-core depends on it).
   - A term that is not C(HOST/NAME) (each part 1-63 letters, digits, C(.), C(_) or C(-), starting with a
     letter or digit, no C(..)), or a key file that cannot be read as an OpenSSH key, fails the lookup.
 options:
@@ -55,8 +56,12 @@ import re
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+try:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+except ImportError:  # said when the lookup runs, not when Ansible lists plugins
+    serialization = None
 
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -76,6 +81,8 @@ def _write(path: str, data: bytes, mode: int) -> None:
 
 def ssh_key(path: str, comment: str) -> dict:
     """The pair at ``path`` (made once: a fork that loses the race reads the winner's)."""
+    if serialization is None:
+        raise AnsibleLookupError("ssh_key: needs the cryptography package on the controller (pip install cryptography)")
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         key = Ed25519PrivateKey.generate()
