@@ -90,9 +90,9 @@ options:
     description: RunPod API key with write access to pods. Keep it in the environment or Vault.
     type: str
   api_url:
-    description: RunPod's API, without C(/v2); the environment's C(RUNPOD_API_URL) when set.
+    description:
+      - RunPod's API, without C(/v2). Not set, the environment's C(RUNPOD_API_URL), else C(https://api.runpod.io).
     type: str
-    default: https://api.runpod.io
 notes:
   - RunPod bills a running pod per hour (its C(cost) in RV(pod), in US dollars); a stopped pod's volume is billed too.
 """
@@ -133,11 +133,10 @@ ssh_port:
   returned: when the pod runs
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible_collections.central_mcp.agents.plugins.module_utils.runpod import (
     BOOTING,
+    DEFAULT_URL,
     RunPodApi,
     RunPodError,
     public_view,
@@ -159,7 +158,7 @@ ARGUMENT_SPEC = {
     "env": {"type": "dict", "default": {}, "no_log": True},
     "cloud": {"type": "str", "choices": ["SECURE", "COMMUNITY"], "default": "SECURE"},
     "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["RUNPOD_API_KEY"])},
-    "api_url": {"type": "str", "default": "https://api.runpod.io"},
+    "api_url": {"type": "str", "fallback": (env_fallback, ["RUNPOD_API_URL"])},
 }
 
 
@@ -214,7 +213,7 @@ def main():
     )
     params = module.params
     state = params["state"]
-    url = os.environ.get("RUNPOD_API_URL") or params["api_url"]
+    url = params["api_url"] or DEFAULT_URL  # as given, else RUNPOD_API_URL (env_fallback), else RunPod's
     try:
         api = RunPodApi(params["api_key"], url, timeout=60)
         pod = find(module, api)

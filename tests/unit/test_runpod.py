@@ -171,6 +171,14 @@ def test_module_stops_and_starts_a_pod_and_reports_its_new_address(runpod) -> No
     assert "env" not in started["pod"] and started["pod"]["env_names"] == []
 
 
+def test_an_api_url_given_to_the_module_beats_the_environments(runpod, monkeypatch) -> None:
+    url = os.environ["RUNPOD_API_URL"]
+    runpod.add_pod("gpu-agents-1")
+    monkeypatch.setenv("RUNPOD_API_URL", "http://127.0.0.1:9")  # nothing listens there
+    seen = run_module(runpod_pod, {"name": "gpu-agents-1", "api_url": url})
+    assert not seen["changed"] and seen["pod"]["status"] == "RUNNING"
+
+
 def test_module_creates_a_missing_pod_and_deletes_one(runpod) -> None:
     missing = run_module(runpod_pod, {"name": "gpu-agents-3"})
     assert missing["rc"] == 1 and "no pod is named gpu-agents-3: give image and gpu_type" in missing["msg"]
