@@ -109,7 +109,8 @@ def _lines(costs: dict) -> list:
     )
     for pod in costs.get("pods") or []:
         lines.append(
-            f"pod {pod['host']} ({pod['agents']} agents): ${_money(pod['hourly_cost'])} an hour while it runs "
+            f"pod {pod['host']} ({pod['agents']} agent{'' if pod['agents'] == 1 else 's'}): "
+            f"${_money(pod['hourly_cost'])} an hour while it runs "
             "(the dashboard shows its month at the hours it ran)"
         )
     return lines
