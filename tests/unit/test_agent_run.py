@@ -294,6 +294,21 @@ def test_merge_keeps_what_the_cli_wrote(tmp_path):
     }
 
 
+def test_a_workspace_behind_a_link_is_trusted_under_its_real_path_too(tmp_path):
+    """On a pod the workspaces sit on the volume behind a link: the CLI's cwd is the real path, which it looks up."""
+    real = tmp_path / "volume" / "workspaces" / "A"
+    real.mkdir(parents=True)
+    (tmp_path / "home").symlink_to(tmp_path / "volume")
+    linked = str(tmp_path / "home" / "workspaces" / "A")
+    src, dest = tmp_path / "managed.json", tmp_path / "state" / ".claude.json"
+    src.write_text(json.dumps({"projects": {linked: {"hasTrustDialogAccepted": True}, "/nowhere": {"x": 1}}}))
+    agent_run.merge_json(str(src), str(dest))
+    assert json.loads(dest.read_text())["projects"] == {
+        linked: {"hasTrustDialogAccepted": True}, os.path.realpath(real): {"hasTrustDialogAccepted": True},
+        "/nowhere": {"x": 1},
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize("old_mode", [None, 0o644], ids=["new-file", "was-0644"])
 def test_merge_writes_private_files(tmp_path, old_mode):
     """The file holds the agent's bearer token: 0600 in a 0700 directory, whatever was there."""

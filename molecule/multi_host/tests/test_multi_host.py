@@ -252,9 +252,12 @@ def test_pod_runs_its_agent_without_systemd_and_through_its_tunnel():
     }, status  # fmt: skip
     env = HOSTS[POD].check_output("grep -h ^CENTRAL_MCP_URL= /etc/central-mcp/agents/P.env")
     assert env == "CENTRAL_MCP_URL=http://127.0.0.1:3000/mcp"  # its end of the tunnel
-    # P's CLI runs as its own user, started through sudo and agent-unit without systemd.
+    # P's CLI runs as its own user, started through sudo and agent-unit without systemd, and holds its own MCP
+    # session with the coordinator (a second one after agent-run's heartbeat: no prompt held it back, such as
+    # Claude Code's trust question for a workspace it knows under another path).
     cli = HOSTS[POD].check_output("ps -o user= -C claude")
     assert cli.split() == ["agent-p"], cli
+    until(lambda: agents_of_coordinator()["P"]["session_count"] >= 2, 60, "P's CLI connected", every=2)
     # The tunnel's key opens no shell on VM 1, and may not forward elsewhere.
     keys = HOSTS[VM1].check_output("cat /var/lib/central-mcp-tunnel/.ssh/authorized_keys")
     assert 'restrict,port-forwarding,command="/usr/sbin/nologin",permitopen="127.0.0.1:3000"' in keys
@@ -274,6 +277,7 @@ def test_pod_stop_hands_its_task_back_and_its_agent_comes_back_without_ansible(c
     task = json.loads(created)["id"]
     claimed = probe(POD, "agent_act.py", "P", "next")
     assert claimed["status"] == 200 and claimed["answer"]["task"]["id"] == task, claimed
+    sessions = agents_of_coordinator()["P"]["session_count"]
 
     stopped = time.monotonic()
     subprocess.run(["podman", "stop", "--time", "20", POD], check=True, capture_output=True, timeout=60)
@@ -286,9 +290,8 @@ def test_pod_stop_hands_its_task_back_and_its_agent_comes_back_without_ansible(c
          "--volume", f"{POD_VOLUME}:/workspace", POD_IMAGE],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    agents = until(
-        lambda: (a := agents_of_coordinator()) and a["P"]["state"] != "offline" and a["P"]["registered"] and a,
-        180, "P back", every=3,
+    agents = until(  # P's CLI started again and opened its MCP session (agent-run's heartbeat alone opens none)
+        lambda: (a := agents_of_coordinator()) and a["P"]["session_count"] > sessions and a, 180, "P back", every=1,
     )  # fmt: skip
     assert HOSTS[POD].check_output("cat /home/agent/workspaces/P/kept.txt") == "kept"
     assert not HOSTS[POD].file("/root/gone.txt").exists  # a new container disk
