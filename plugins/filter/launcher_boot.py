@@ -36,60 +36,38 @@ def launcher_boot(layout: dict) -> dict:
     services = []
     tunnel = layout.get("tunnel")
     if tunnel:  # first: the agents reach the coordinator through it, and the dashboard the relay
+        # No one's ssh_config (-F /dev/null); the VM's host key, and only it, is trusted; a forward that cannot
+        # be opened (the VM still holds the last one) ends ssh, and the starter tries again.
+        options = [
+            "BatchMode=yes", "ExitOnForwardFailure=yes", "ServerAliveInterval=15", "ServerAliveCountMax=3",
+            "StrictHostKeyChecking=yes", f"UserKnownHostsFile={tunnel['known_hosts']}", "IdentitiesOnly=yes",
+            "IdentityFile=%d/tunnel_key",
+        ]  # fmt: skip
+        command = [
+            "ssh", "-N", "-F", "/dev/null", *(arg for option in options for arg in ("-o", option)),
+            "-p", str(tunnel["ssh_port"]), "-L", f"127.0.0.1:{tunnel['forward']}:127.0.0.1:{tunnel['forward']}",
+            "-R", f"127.0.0.1:{tunnel['port']}:127.0.0.1:{tunnel['relay_port']}",
+            f"{tunnel['user']}@{tunnel['address']}",
+        ]  # fmt: skip
         services.append(
             {
                 "name": "tunnel",
                 "user": user,
-                # -F /dev/null: no one's ssh_config applies; the VM's host key, and only it, is trusted.
-                "command": [
-                    "ssh",
-                    "-N",
-                    "-F",
-                    "/dev/null",
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "ExitOnForwardFailure=yes",
-                    "-o",
-                    "ServerAliveInterval=15",
-                    "-o",
-                    "ServerAliveCountMax=3",
-                    "-o",
-                    "StrictHostKeyChecking=yes",
-                    "-o",
-                    f"UserKnownHostsFile={tunnel['known_hosts']}",
-                    "-o",
-                    "IdentitiesOnly=yes",
-                    "-o",
-                    "IdentityFile=%d/tunnel_key",
-                    "-p",
-                    str(tunnel["ssh_port"]),
-                    "-L",
-                    f"127.0.0.1:{tunnel['forward']}:127.0.0.1:{tunnel['forward']}",
-                    "-R",
-                    f"127.0.0.1:{tunnel['port']}:127.0.0.1:{tunnel['relay_port']}",
-                    f"{tunnel['user']}@{tunnel['address']}",
-                ],  # fmt: skip
+                "command": command,
                 "credentials": {"tunnel_key": tunnel["key_file"]},
                 "env": {"HOME": home, "LANG": "C.UTF-8"},
                 "restart_s": 3,
             }
         )
+    pidfile = f"{SESSION_RUN_DIR}/tmux.pid"  # the tmux server forks: the starter watches the pid written here
     services += [
         {
             "name": "session",
             "user": user,
             "keep": True,  # never restarted for a new definition: that would end every agent
             "no_new_privileges": False,  # its windows start each agent as its own user through sudo
-            "command": [
-                python,
-                f"{libexec}/tmux_fleet.py",
-                "--spec",
-                layout["fleet_spec"],
-                "--pidfile",
-                f"{SESSION_RUN_DIR}/tmux.pid",
-            ],  # fmt: skip
-            "pidfile": f"{SESSION_RUN_DIR}/tmux.pid",
+            "command": [python, f"{libexec}/tmux_fleet.py", "--spec", layout["fleet_spec"], "--pidfile", pidfile],
+            "pidfile": pidfile,
             "runtime_dirs": [SESSION_RUN_DIR],
             "cwd": home,
             "env": {"HOME": home, "LANG": "C.UTF-8", "TERM": "tmux-256color"},
@@ -99,30 +77,21 @@ def launcher_boot(layout: dict) -> dict:
     ]
     relay = layout.get("relay")
     if relay:
+        command = [
+            relay["bin"], "relay", "--listen", relay["listen"], "--relay-token-file", "%d/relay_token",
+            "--tls-cert-file", "%d/tls_cert", "--tls-key-file", "%d/tls_key", "--session", layout["session"],
+            *(["--allow-input"] if relay.get("allow_input") else []),
+        ]  # fmt: skip
         services.append(
             {
                 "name": "relay",
                 "user": user,
-                "command": [
-                    relay["bin"],
-                    "relay",
-                    "--listen",
-                    relay["listen"],
-                    "--relay-token-file",
-                    "%d/relay_token",
-                    "--tls-cert-file",
-                    "%d/tls_cert",
-                    "--tls-key-file",
-                    "%d/tls_key",
-                    "--session",
-                    layout["session"],
-                    *(["--allow-input"] if relay.get("allow_input") else []),
-                ],  # fmt: skip
+                "command": command,
                 "credentials": {
                     "relay_token": relay["token_file"],
                     "tls_cert": relay["tls_cert"],
                     "tls_key": relay["tls_key"],
-                },  # fmt: skip
+                },
                 "env": {"HOME": home, "LANG": "C.UTF-8"},
                 "restart_s": 2,
             }
