@@ -243,8 +243,8 @@ def boot_status() -> dict:
 
 
 def test_pod_runs_its_agent_without_systemd_and_through_its_tunnel():
-    """No systemd on the pod: the boot starter runs the session, the relay, the runtime's work and the tunnel to
-    VM 1, whose key may forward the coordinator's port and listen on its own port, nothing else."""
+    """No systemd on the pod: the boot starter runs the session, the relay and the tunnel to VM 1, whose key may
+    forward the coordinator's port and listen on its own port, nothing else."""
     assert HOSTS[POD].check_output("cat /proc/1/comm") == "tini"
     status = boot_status()
     assert status["supervisor"] and {n for n, s in status["services"].items() if s["alive"]} == {
