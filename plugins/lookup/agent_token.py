@@ -54,22 +54,18 @@ _raw:
 """
 
 import os
-import re
 import secrets
 import string
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+from ansible_collections.central_mcp.agents.plugins.plugin_utils.credential_names import secret_path
 
-_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ALPHABET = string.ascii_letters + string.digits
 
 
 def _token_file(directory: str, term: str) -> str:
-    host, sep, agent = str(term).partition("/")
-    if not sep or not _PART.match(host) or not _PART.match(agent) or ".." in term:
-        raise AnsibleLookupError(f"agent_token: {term!r} is not HOST/AGENT (letters, digits, '.', '_', '-')")
-    return os.path.join(directory, host, f"{agent}.token")
+    return secret_path("agent_token", directory, term, "HOST/AGENT", ".token")
 
 
 def _read_or_create(path: str) -> str:

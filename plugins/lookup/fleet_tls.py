@@ -77,6 +77,7 @@ import re
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+from ansible_collections.central_mcp.agents.plugins.plugin_utils.credential_names import is_part
 
 try:
     from cryptography import x509
@@ -86,7 +87,6 @@ try:
 except ImportError:  # said when the lookup runs, not when Ansible lists plugins
     x509 = None
 
-_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _DNS = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*$")
 CA_DAYS = 3650
 CERT_DAYS = 825
@@ -191,7 +191,7 @@ def _current(cert_pem: bytes | None, ca, sans: list) -> bool:
 
 
 def _host_cert(directory: str, host: str, names: list, addresses: list, ca_cert, ca_key) -> dict:
-    if not _HOST.match(str(host)) or ".." in str(host):
+    if not is_part(host):
         raise AnsibleLookupError(f"fleet_tls: {host!r} is not an inventory hostname (letters, digits, '.', '_', '-')")
     sans = _sans(host, names, addresses)
     host_dir = os.path.join(directory, host)

@@ -52,10 +52,10 @@ _raw:
 """
 
 import os
-import re
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+from ansible_collections.central_mcp.agents.plugins.plugin_utils.credential_names import secret_path
 
 try:
     from cryptography.hazmat.primitives import serialization
@@ -63,14 +63,9 @@ try:
 except ImportError:  # said when the lookup runs, not when Ansible lists plugins
     serialization = None
 
-_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
 
 def _key_file(directory: str, term: str) -> str:
-    host, sep, name = str(term).partition("/")
-    if not sep or not _PART.match(host) or not _PART.match(name) or ".." in term:
-        raise AnsibleLookupError(f"ssh_key: {term!r} is not HOST/NAME (letters, digits, '.', '_', '-')")
-    return os.path.join(directory, host, name)
+    return secret_path("ssh_key", directory, term, "HOST/NAME")
 
 
 def _write(path: str, data: bytes, mode: int) -> None:
