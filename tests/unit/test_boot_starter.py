@@ -36,7 +36,8 @@ SPEC = {
     "users": [{"name": "agent", "home": "/home/agent", "shell": "/bin/bash", "groups": []}],
     "needs": ["python3", "tmux", "setpriv"],
     "services": [
-        {"name": "sleeper", "user": "agent", "command": ["sleep", "1000"], "restart_s": 0.5},
+        {"name": "sleeper", "user": "agent", "command": ["sleep", "1000"], "restart_s": 0.5,
+         "credentials": {"token": "/etc/central-mcp-test/token"}},  # root's file, handed to its user alone
         {
             "name": "session", "user": "agent", "keep": True, "no_new_privileges": False,
             "command": ["sh", "-c", "tmux new-session -d -s t 'sleep 1h'; tmux display -p '#{pid}' > /run/t/tmux.pid"],
@@ -104,6 +105,8 @@ def pod():
 def test_the_starter_supervises_carries_on_in_new_code_and_puts_back_what_a_stop_wiped(pod):
     podman("cp", str(BOOT), f"{pod.name}:{STATE}/boot")
     pod.sh(f"chmod 0700 {STATE}/boot && useradd --create-home --shell /bin/bash agent")
+    pod.sh(f"install -d {STATE}/host/etc/central-mcp-test && echo secret > {STATE}/host/etc/central-mcp-test/token"
+           f" && chmod 0600 {STATE}/host/etc/central-mcp-test/token")  # fmt: skip
     pod.sh(f"cat > {STATE}/boot.json <<'EOF'\n{json.dumps(SPEC)}\nEOF")
     started = json.loads(pod.sh(f"{STATE}/boot start"))
     assert started["started"] and started["prepared"] == [
@@ -111,6 +114,10 @@ def test_the_starter_supervises_carries_on_in_new_code_and_puts_back_what_a_stop
     ]  # fmt: skip
     pod.sh("runuser -u agent -- sh -c 'echo mine > /home/agent/kept.txt'")
     pids = pod.settled()
+    where = "/run/central-mcp/boot/credentials/sleeper"
+    assert pod.sh(f"stat -c '%U %a' {where}/token {where}; runuser -u agent -- cat {where}/token") == (
+        "agent 400\nagent 500\nsecret"
+    )  # as systemd's LoadCredential=: a copy only the service's user reads
     assert pod.sh(f"ps -o user= -p {pids['sleeper']}") == "agent"
     assert pod.sh("readlink /etc/central-mcp-test") == f"{STATE}/host/etc/central-mcp-test"
     assert json.loads(pod.sh(f"{STATE}/boot start"))["changed"] is False  # a second start: nothing to do
