@@ -62,8 +62,8 @@ sanity:
 	bash tests/testbed/sanity.sh
 
 lint:
-	ruff check plugins tests tools benchmarks molecule roles/launcher/files roles/launcher/files/agent-run roles/launcher/files/agent-unit roles/launcher/files/agent-runtime roles/launcher/files/agent-leaving roles/launcher/files/central-mcp-boot
-	ruff format --check plugins tests tools benchmarks molecule roles/launcher/files roles/launcher/files/agent-run roles/launcher/files/agent-unit roles/launcher/files/agent-runtime roles/launcher/files/agent-leaving roles/launcher/files/central-mcp-boot
+	ruff check plugins tests tools benchmarks molecule roles/launcher/files roles/launcher/files/agent-run roles/launcher/files/agent-unit roles/launcher/files/agent-runtime roles/launcher/files/agent-leaving roles/launcher/files/central-mcp-boot images
+	ruff format --check plugins tests tools benchmarks molecule roles/launcher/files roles/launcher/files/agent-run roles/launcher/files/agent-unit roles/launcher/files/agent-runtime roles/launcher/files/agent-leaving roles/launcher/files/central-mcp-boot images
 	cd coordinator && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .
 	ansible-lint --profile production
 

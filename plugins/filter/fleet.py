@@ -436,7 +436,10 @@ def launcher_fleet(agents, kinds, settings, secrets):
 
 def installs_due(installs, paths):
     """The agent CLIs of the fleet plan's ``installs`` that a host lacks, from host_info's ``paths``: those whose
-    tree is not complete (no marker) or whose ``bin`` links do not lead to their targets."""
+    tree is not complete (no marker) or whose ``bin`` links do not lead to their targets. Each comes with
+    ``from_image`` (its tree is not complete and the host's image has the tree of the same lock: that one is used
+    in place, through a link) and ``remove_first`` (its directory is there without a complete tree, or is a link to a
+    tree no longer there: it goes first)."""
     due = []
     for install in installs:
         seen = {path: paths.get(path) or {} for path in (install["marker"], *install["bin"], *install["bin"].values())}
@@ -444,8 +447,19 @@ def installs_due(installs, paths):
             seen[target].get("exists") and seen[link].get("realpath") == seen[target].get("realpath")
             for link, target in install["bin"].items()
         )
-        if not seen[install["marker"]].get("exists") or not linked:
-            due.append(install)
+        unfinished = not seen[install["marker"]].get("exists")
+        if unfinished or not linked:
+            # the marker at the same place in the image's tree
+            image_marker = install["marker"].replace(install["path"], install["image_tree"], 1)
+            directory = paths.get(install["path"]) or {}
+            due.append(
+                {
+                    **install,
+                    "from_image": unfinished
+                    and bool(install["image_tree"] and (paths.get(image_marker) or {}).get("exists")),
+                    "remove_first": unfinished and bool(directory.get("exists") or directory.get("link_target")),
+                }
+            )
     return due
 
 

@@ -84,6 +84,8 @@ BIN_DIR = "/usr/local/bin"
 INSTALLED_MARKER = "node_modules/.package-lock.json"
 # The committed npm locks the agent CLIs are installed from: <kind>-<version>-<platform>/package-lock.json.
 LOCKS = ROLES / "launcher" / "files" / "npm"
+# Where an image with the CLIs in it (the pod image, images/pod) keeps their trees, named as the controller's.
+IMAGE_TREES = "/usr/local/lib/central-mcp/npm"
 
 
 @functools.cache
@@ -142,11 +144,21 @@ def installs(kinds, versions, platform: str) -> list:
                 "lock_sha256": digest,
                 # The controller's tree is named for its lock: a new lock is a new tree, never one made otherwise.
                 "tree": f"{lock.name}-{digest[:12]}" if digest else "",
+                # The same tree in the host's image (npm ci of the same lock when the image was built), if it has one.
+                "image_tree": f"{IMAGE_TREES}/{lock.name}-{digest[:12]}" if digest else "",
                 "sha256": dict((spec.get("sha256") or {}).get(platform) or {}),
                 "lock_error": "" if digest else _lock_error(kind, version, platform),
             }
         )
     return found
+
+
+def image_paths(install: dict) -> tuple:
+    """The paths of an install that say whether the host's image has its tree: the install's own directory (a
+    link to the image's tree, or something else) and the marker of the image's tree."""
+    if not install["image_tree"]:
+        return ()
+    return install["path"], f"{install['image_tree']}/{INSTALLED_MARKER}"
 
 
 def _lock_error(kind: str, version: str, platform: str) -> str:
@@ -329,11 +341,12 @@ def fleet_plan(hostvars, groups) -> dict:
         used = [str(agent.get("kind", "claude")) for agent in declared if isinstance(agent, dict)]
         hosts[host]["installs"] = installs(used, versions, platform)
         hosts[host]["install_dirs"] = {install["kind"]: install["path"] for install in hosts[host]["installs"]}
-        # What the launcher's look at the target asks of them: each tree's marker, each link and its target.
+        # What the launcher's look at the target asks of them: each tree's marker, each link and its target, the
+        # tree's directory, and the marker of the image's tree.
         hosts[host]["install_paths"] = [
             path
             for install in hosts[host]["installs"]
-            for path in (install["marker"], *install["bin"], *install["bin"].values())
+            for path in (install["marker"], *install["bin"], *install["bin"].values(), *image_paths(install))
         ]
     return {
         "coordinator": coordinator,

@@ -59,8 +59,9 @@ git_recipe=$(recipe_of "$here/image.sh" "$here/git_image.sh")
 ensure_image "$git_image" "$git_recipe" "OpenSSH and git-shell from Debian, under a minute" \
   "$here/git_image.sh" "$git_image" "$image" "$git_recipe"
 pod_image=localhost/central-mcp-pod:bookworm
-pod_recipe=$(recipe_of "$here/image.sh" "$here/pod_image.sh" "$top/images/pod/Containerfile" "$top/images/pod/start")
-ensure_image "$pod_image" "$pod_recipe" "images/pod: sshd, tini, tmux, Node from Debian, about a minute" \
+pod_recipe=$(recipe_of "$here/image.sh" "$here/pod_image.sh" "$top"/images/pod/* \
+  "$top"/roles/launcher/vars/kinds/*.yml "$top"/roles/launcher/files/npm/*/package-lock.json)
+ensure_image "$pod_image" "$pod_recipe" "images/pod: sshd, tini, tmux, Node from Debian, Claude Code, a few minutes" \
   "$here/pod_image.sh" "$pod_image" "$image" "$pod_recipe"
 
 # 3. Pinned virtualenvs, each rebuilt when its pins change: .venv for the

