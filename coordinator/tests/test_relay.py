@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -299,3 +300,24 @@ async def test_a_relay_on_a_socket_systemd_holds_keeps_it_in_place_and_a_viewer_
             await _stop(second)
     finally:
         held.close()
+
+
+@pytest.mark.anyio
+async def test_a_relay_without_its_tmux_server_starts_none_and_attaches_once_the_session_starts(tmp_path: Path) -> None:
+    """The relay waits for the session's server: its control client never starts one (it would hand the server,
+    and so every window, the relay's own process restrictions), and it attaches once the session runs."""
+    tmux = Tmux()
+    socket_path = Path(f"/tmp/tmux-{os.getuid()}") / tmux.name
+    relay = Relay(tmp_path / "relay.sock", SESSION, tmux.name, allow_input=False)
+    started = asyncio.Event()
+    relay.task = asyncio.get_running_loop().create_task(relay.serve(started))  # type: ignore[attr-defined]
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        await asyncio.sleep(1.0)  # two attempts to attach, at least
+        assert not socket_path.exists(), "the relay's control client started a tmux server"
+        tmux.start()
+        await asyncio.wait_for(relay.ready.wait(), 15)  # its back-off is at most 10 s
+        assert tmux.control_clients() == 1
+    finally:
+        await _stop(relay)
+        subprocess.run(["tmux", "-L", tmux.name, "kill-server"], capture_output=True)

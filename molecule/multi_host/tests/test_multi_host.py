@@ -240,6 +240,11 @@ def test_vm2_is_a_spot_vm_and_a_preemption_loses_no_task(capsys: pytest.CaptureF
     assert f"spot watcher: {VM2} was preempted; start requested" in notes
 
 
+def cli_runs() -> bool:
+    """P's Claude Code runs on the pod, as P's own user."""
+    return HOSTS[POD].run("ps -o user= -C claude").stdout.split() == ["agent-p"]
+
+
 def boot_status() -> dict:
     return json.loads(HOSTS[POD].check_output("/workspace/.central-mcp/boot status"))
 
@@ -297,8 +302,9 @@ def test_pod_stop_hands_its_task_back_and_its_agent_comes_back_without_ansible(c
          "--volume", f"{POD_VOLUME}:/workspace", POD_IMAGE],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    agents = until(  # P's CLI started again and opened its MCP session (agent-run's heartbeat alone opens none)
-        lambda: (a := agents_of_coordinator()) and a["P"]["session_count"] > sessions and a, 180, "P back", every=1,
+    agents = until(  # P's CLI runs again, as its own user, and opened its MCP session
+        lambda: (a := agents_of_coordinator()) and a["P"]["session_count"] > sessions and cli_runs() and a, 180,
+        "P back", every=1,
     )  # fmt: skip
     assert HOSTS[POD].check_output("cat /home/agent/workspaces/P/kept.txt") == "kept"
     assert not HOSTS[POD].file("/root/gone.txt").exists  # a new container disk
@@ -310,11 +316,13 @@ def test_pod_stop_hands_its_task_back_and_its_agent_comes_back_without_ansible(c
     assert done["status"] == 200 and done["answer"]["task"]["id"] == task, done
     assert not probe(POD, "agent_act.py", "P", "complete", str(task))["answer"].get("isError")
 
-    # tmux gone (a crash): the starter starts the session again, with P in it.
+    # tmux gone (a crash): the starter starts the session again, with P in it, and P's CLI runs again (the
+    # relay, which re-attaches meanwhile, must not start the new tmux server: its windows could not use sudo).
     HOSTS[POD].check_output("runuser -u agent -- tmux kill-server")
     until(lambda: "P" in (HOSTS[POD].run(
         f"runuser -u agent -- tmux list-windows -t ={SESSION} -F '#{{window_name}}'").stdout.split()), 30,
         "P's window back")  # fmt: skip
+    until(cli_runs, 60, "P's CLI running again", every=1)
 
 
 def test_adding_agent_i_to_vm2_starts_only_i(tmp_path_factory: pytest.TempPathFactory):

@@ -68,8 +68,11 @@ class ControlClient:
         self._pending: list[_Request] = []
 
     async def start(self) -> None:
+        # -N: attach-session would otherwise start a tmux server when none runs (tmux 3.2 and later), which
+        # a session started next then joins: every window would inherit this client's process, with its
+        # no-new-privileges flag (the relay's), and no agent could be started through sudo in it.
         self.proc = await asyncio.create_subprocess_exec(
-            *self.tmux, "-C", "attach-session", "-r", "-t", self.session,
+            *self.tmux, "-N", "-C", "attach-session", "-r", "-t", self.session,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             limit=MAX_LINE * 4,
         )  # fmt: skip
