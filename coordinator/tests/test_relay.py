@@ -307,7 +307,8 @@ async def test_a_relay_without_its_tmux_server_starts_none_and_attaches_once_the
     """The relay waits for the session's server: its control client never starts one (it would hand the server,
     and so every window, the relay's own process restrictions), and it attaches once the session runs."""
     tmux = Tmux()
-    socket_path = Path(f"/tmp/tmux-{os.getuid()}") / tmux.name
+    # where tmux makes the server's socket, as soon as a client starts a server
+    socket_path = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / tmux.name
     relay = Relay(tmp_path / "relay.sock", SESSION, tmux.name, allow_input=False)
     started = asyncio.Event()
     relay.task = asyncio.get_running_loop().create_task(relay.serve(started))  # type: ignore[attr-defined]
@@ -316,7 +317,10 @@ async def test_a_relay_without_its_tmux_server_starts_none_and_attaches_once_the
         await asyncio.sleep(1.0)  # two attempts to attach, at least
         assert not socket_path.exists(), "the relay's control client started a tmux server"
         tmux.start()
-        await asyncio.wait_for(relay.ready.wait(), 15)  # its back-off is at most 10 s
+        for _ in range(150):  # its back-off between attempts is at most 10 s
+            if tmux.control_clients() == 1:
+                break
+            await asyncio.sleep(0.1)
         assert tmux.control_clients() == 1
     finally:
         await _stop(relay)
