@@ -449,14 +449,12 @@ def installs_due(installs, paths):
         )
         unfinished = not seen[install["marker"]].get("exists")
         if unfinished or not linked:
-            # the marker at the same place in the image's tree
-            image_marker = install["marker"].replace(install["path"], install["image_tree"], 1)
             directory = paths.get(install["path"]) or {}
             due.append(
                 {
                     **install,
                     "from_image": unfinished
-                    and bool(install["image_tree"] and (paths.get(image_marker) or {}).get("exists")),
+                    and bool(install["image_marker"] and (paths.get(install["image_marker"]) or {}).get("exists")),
                     "remove_first": unfinished and bool(directory.get("exists") or directory.get("link_target")),
                 }
             )

@@ -146,6 +146,7 @@ def installs(kinds, versions, platform: str) -> list:
                 "tree": f"{lock.name}-{digest[:12]}" if digest else "",
                 # The same tree in the host's image (npm ci of the same lock when the image was built), if it has one.
                 "image_tree": f"{IMAGE_TREES}/{lock.name}-{digest[:12]}" if digest else "",
+                "image_marker": f"{IMAGE_TREES}/{lock.name}-{digest[:12]}/{INSTALLED_MARKER}" if digest else "",
                 "sha256": dict((spec.get("sha256") or {}).get(platform) or {}),
                 "lock_error": "" if digest else _lock_error(kind, version, platform),
             }
@@ -156,9 +157,7 @@ def installs(kinds, versions, platform: str) -> list:
 def image_paths(install: dict) -> tuple:
     """The paths of an install that say whether the host's image has its tree: the install's own directory (a
     link to the image's tree, or something else) and the marker of the image's tree."""
-    if not install["image_tree"]:
-        return ()
-    return install["path"], f"{install['image_tree']}/{INSTALLED_MARKER}"
+    return (install["path"], install["image_marker"]) if install["image_marker"] else ()
 
 
 def _lock_error(kind: str, version: str, platform: str) -> str:

@@ -206,6 +206,8 @@ def test_each_host_installs_the_clis_of_its_agents_kinds_alike():
         "tree": f"claude-2.1.332-linux-x64-{digest[:12]}",
         # where the pod image keeps the tree of the same lock (images/pod/install_clis.py)
         "image_tree": f"/usr/local/lib/central-mcp/npm/claude-2.1.332-linux-x64-{digest[:12]}",
+        "image_marker": f"/usr/local/lib/central-mcp/npm/claude-2.1.332-linux-x64-{digest[:12]}/node_modules/"
+                        ".package-lock.json",
         "sha256": {},
         "lock_error": "",
     }  # fmt: skip
