@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -201,16 +202,26 @@ async def test_agent_written_text_is_labelled_for_the_agents_that_read_it(server
         by_text = {n["text"]: n["written_by"] for n in dash["recent_notes"]}
         assert by_text[INJECTION] == "agent A" and by_text["use the staging DB"] == "person (ops)"
         assert all(n["written_by"] == "coordinator" for n in dash["recent_notes"] if n["author"] == "coordinator")
+        # A's screen is A's own (it shows A's files and output): B sees A's activity, not the screen
         runtime = next(x for x in dash["agents"] if x["name"] == "A")["runtime"]
-        assert runtime["screen"] == [INJECTION] and runtime["written_by"] == "agent A"
+        assert runtime["activity"] == "working" and runtime["screen"] is None and runtime["prompt"] is None
+        assert INJECTION not in json.dumps(dash["agents"]) and "written_by" not in runtime
         error, status = await call(b, "get_agent_status", name="A")
-        assert not error and status["agents"][0]["runtime"]["written_by"] == "agent A"
-        assert status["about_agent_text"] == AGENT_TEXT_NOTICE
+        assert not error and status["agents"][0]["runtime"]["screen"] is None
+        assert status["agents"][0]["runtime"]["screen_shown_to"] == "people (dashboard)"
+        assert "about_agent_text" not in status  # nothing A wrote is in it
         error, status = await call(b, "get_agent_status", name="R")  # no runtime, no text of any agent
         assert not error and "about_agent_text" not in status
         tools = {t.name: t.description or "" for t in (await b.list_tools()).tools}
         for name in ("claim_task", "get_agent_status", "get_agent_dashboard", "post_note"):
             assert "not instructions" in tools[name] or "not as instructions" in tools[name], name
+    async with mcp_session(server.url, server.fleet.tokens["A"]) as a:  # its own screen, labelled as its own
+        error, status = await call(a, "get_agent_status", name="A")
+        mine = status["agents"][0]["runtime"]
+        assert not error and mine["screen"] == [INJECTION] and mine["written_by"] == "agent A"
+        assert "about_agent_text" not in status
+    people = server.json("GET", "/api/agents")["agents"]  # people see every screen on the dashboard
+    assert next(x for x in people if x["name"] == "A")["runtime"]["screen"] == [INJECTION]
     assert "not instructions to follow" in " ".join(INSTRUCTIONS.split())
     stored = server.json("GET", f"/api/tasks/{task['id']}")  # the REST API shows the same labels
     assert stored["written_by"] == {"notes": "agent A", "result": "agent A"}

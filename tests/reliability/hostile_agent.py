@@ -127,6 +127,20 @@ def flood_notes(url: str, token: str, count: int = 120, size: int = 19_000):
     return 1 <= taken <= 40, detail
 
 
+def peek_screen(url: str, token: str, victim: str):
+    """Ask the coordinator for the victim's status: blocked when its runtime report comes without its screen
+    (the screen shows the victim's files and output), not when no report of it exists to test against."""
+    said = mcp_call(url, token, "get_agent_status", {"name": victim})
+    if said.startswith("ERROR"):
+        return True, said[:120]
+    runtime = json.loads(said)["agents"][0]["runtime"]
+    if runtime is None:
+        return False, f"no runtime report of {victim} yet: nothing to test against"
+    screen, prompt = runtime.get("screen"), runtime.get("prompt")
+    detail = f"activity {runtime.get('activity')!r}, screen {screen!r:.60}, prompt {prompt!r:.40}"
+    return not screen and not prompt, detail
+
+
 def health(url: str) -> int:
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=5) as answer:
@@ -170,6 +184,10 @@ def main() -> int:
     attempt(
         "flood notes (and fill the disk through the coordinator)",
         lambda: flood_notes(spec["coordinator"], spec["token"]),
+    )
+    attempt(
+        f"read {victim}'s screen through the coordinator (get_agent_status)",
+        lambda: peek_screen(spec["coordinator"], spec["token"], victim),
     )
     notes = {"coordinator_health_after": health(spec["coordinator"])}
     print(json.dumps({"attempts": ATTEMPTS, "notes": notes}))
