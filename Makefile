@@ -12,7 +12,7 @@ DEMO_VMS ?= $(DEMO_VM) central-mcp-vm2
 DEMO_NET ?= central-mcp-demo
 IMAGE ?= localhost/debian-systemd:bookworm
 
-.PHONY: help setup test unit coordinator e2e browser checks lint docs sanity molecule reliability demo demo-down bench
+.PHONY: help setup test unit coordinator e2e browser checks lint docs sanity molecule molecule-default molecule-kinds-multi_host reliability demo demo-down bench
 
 help:
 	@echo "make test       unit tests, lint, Molecule (prepares the test bed first)"
@@ -67,8 +67,18 @@ lint:
 	cd coordinator && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .
 	ansible-lint --profile production
 
+# Two lanes side by side (each scenario has its own containers, network and
+# ports): most of a scenario's time is waiting (systemd, agents starting,
+# probes through restarts), so the lanes overlap well on two cores.
 molecule:
-	molecule test --all
+	$(MAKE) --no-print-directory -j2 --output-sync=target molecule-default molecule-kinds-multi_host
+
+molecule-default:
+	molecule test -s default
+
+molecule-kinds-multi_host:
+	molecule test -s kinds
+	molecule test -s multi_host
 
 # Hostile inventory values, faults, a secrets scan and load against a VM container of its own.
 reliability: setup
