@@ -11,6 +11,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -310,11 +311,15 @@ async def test_a_relay_without_its_tmux_server_starts_none_and_attaches_once_the
     # where tmux makes the server's socket, as soon as a client starts a server
     socket_path = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / tmux.name
     relay = Relay(tmp_path / "relay.sock", SESSION, tmux.name, allow_input=False)
+    said_ready: list[float] = []  # each time the relay says it is ready, however briefly
+    set_ready = relay.ready.set
+    relay.ready.set = lambda: (said_ready.append(time.monotonic()), set_ready())[1]  # type: ignore[method-assign]
     started = asyncio.Event()
     relay.task = asyncio.get_running_loop().create_task(relay.serve(started))  # type: ignore[attr-defined]
     try:
         await asyncio.wait_for(started.wait(), 5)
         await asyncio.sleep(1.0)  # two attempts to attach, at least
+        assert said_ready == [], "the relay said it was ready while its attach failed"
         assert not socket_path.exists(), "the relay's control client started a tmux server"
         tmux.start()
         for _ in range(150):  # its back-off between attempts is at most 10 s
@@ -322,6 +327,7 @@ async def test_a_relay_without_its_tmux_server_starts_none_and_attaches_once_the
                 break
             await asyncio.sleep(0.1)
         assert tmux.control_clients() == 1
+        await asyncio.wait_for(relay.ready.wait(), 5)  # and now it is ready
     finally:
         await _stop(relay)
         subprocess.run(["tmux", "-L", tmux.name, "kill-server"], capture_output=True)

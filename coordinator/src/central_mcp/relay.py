@@ -255,9 +255,9 @@ class Relay:
         """Keep one control client attached; re-attach with a back-off when tmux or the session goes away."""
         delay = 0.5
         while True:
-            self.control = ControlClient(self.tmux, self.session, self._on_output, self._on_layout)
+            # ready once tmux says the attach worked: not while an attempt fails (no server, no session yet)
+            self.control = ControlClient(self.tmux, self.session, self._on_output, self._on_layout, self.ready.set)
             await self.control.start()
-            self.ready.set()
             reason = await self.control.run()
             self.ready.clear()
             await self.control.stop()

@@ -61,9 +61,12 @@ class ControlClient:
     """``tmux -C attach-session -r``: a reader of every pane's output and a command channel."""
 
     def __init__(self, tmux: list[str], session: str, on_output: Callable[[str, bytes], None],
-                 on_layout: Callable[[str, dict[str, tuple[int, int]]], None]) -> None:  # fmt: skip
+                 on_layout: Callable[[str, dict[str, tuple[int, int]]], None],
+                 on_attached: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.tmux, self.session = tmux, session
         self.on_output, self.on_layout = on_output, on_layout
+        # Called once tmux answered the attach itself with %end (its %error, or no server at all, never calls it).
+        self.on_attached = on_attached
         self.proc: asyncio.subprocess.Process | None = None
         self._pending: list[_Request] = []
 
@@ -97,7 +100,7 @@ class ControlClient:
         assert self.proc is not None and self.proc.stdout is not None
         block: list[bytes] | None = None
         guard = b""
-        ours = False
+        ours = attached = False
         reason = "tmux control client ended"
         while True:
             raw = await self.proc.stdout.readline()
@@ -106,6 +109,10 @@ class ControlClient:
             line = raw[:-1] if raw.endswith(b"\n") else raw
             if block is not None:
                 if line.startswith((b"%end ", b"%error ")) and line.split(b" ", 1)[1] == guard:
+                    if not ours and not attached and line.startswith(b"%end "):
+                        attached = True  # the first block not ours is the attach-session's own answer
+                        if self.on_attached is not None:
+                            self.on_attached()
                     if ours and self._pending:
                         request = self._pending[0]
                         if line.startswith(b"%error"):
