@@ -51,6 +51,30 @@ def test_every_attack_of_a_hostile_agent_is_blocked(rel_vm):
     note("Hostile agent, each attempt: " + "; ".join(f"{a['attack']}: {a['detail']}" for a in attempts))
     assert through == []
     assert report["notes"]["coordinator_health_after"] == 200 and health() == 200
+    # The control of the screen attempt: B's screen has text to read (people see it through /api), so the
+    # answer A got without it was withheld, not empty.
+    seen = people_see_screen(VICTIM)
+    assert any(line.strip() for line in seen), f"{VICTIM}'s screen as people see it: {seen!r}: nothing to withhold"
+
+
+def people_see_screen(name: str) -> list:
+    """``name``'s screen as /api (the API token: people, the dashboard) shows it."""
+    code = (
+        "import json, urllib.request as u\n"
+        "r = u.Request('http://127.0.0.1:3000/api/agents', headers={'Authorization': 'Bearer ' + input()})\n"
+        "agents = json.load(u.urlopen(r, timeout=5))['agents']\n"
+        f"print(json.dumps((next(a for a in agents if a['name'] == {name!r})['runtime'] or {{}}).get('screen')))"
+    )
+    done = subprocess.run(
+        ["podman", "exec", "-i", VM, "python3", "-c", code],
+        input=SECRETS["coordinator_api_token"] + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # the token on stdin: never on a command line
+    assert done.returncode == 0, done.stderr[-1000:]
+    return json.loads(done.stdout) or []
 
 
 CAPTURE = """

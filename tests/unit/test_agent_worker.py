@@ -191,6 +191,20 @@ def test_a_heartbeat_says_which_boot_of_the_vm_it_comes_from(answering):
     assert sent["activity"] == "idle" and sent["screen"] == ["$ make"]
 
 
+class TopScreen(StillScreen):
+    """A CLI that drew at the top of a 40-row window: its text, a blank line inside it, then blank rows."""
+
+    def look(self):
+        return [f"line {n}" for n in range(25)] + ["", "> ready"] + [""] * 13
+
+
+def test_a_heartbeat_sends_the_last_lines_with_text_not_the_blank_rows_below_them(answering):
+    url, seen = answering
+    agent_worker.Heartbeat("A", agent_worker.Coordinator(url, "t"), TopScreen(), "interactive").beat()
+    sent = seen[-1][2]["screen"]
+    assert sent == [f"line {n}" for n in range(7, 25)] + ["", "> ready"]  # 20 lines, the blank one inside kept
+
+
 AGENT_RUNTIME = Path(agent_worker.__file__).with_name("agent-runtime")
 
 

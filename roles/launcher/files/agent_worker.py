@@ -343,13 +343,17 @@ class Heartbeat(threading.Thread):
         """One heartbeat now; the answer, or None when the coordinator could not be reached."""
         lines = self.screen.look()
         prompt = asking(lines) if self.screen.still_for() >= 1.0 else ""  # a question sits still on the screen
+        # The last 20 lines with text: a CLI that drew at the top of its window leaves blank rows below.
+        written = len(lines)
+        while written and not lines[written - 1].strip():
+            written -= 1
         with self.lock:
             report = {
                 "activity": "waiting" if prompt else self.activity,
                 "task_id": self.task_id,
                 "cli_pid": self.cli_pid,
                 "output_age_s": round(self.screen.still_for(), 1),
-                "screen": lines[-20:],
+                "screen": lines[:written][-20:],
                 "prompt": prompt,
             }
         if BOOT_ID:
