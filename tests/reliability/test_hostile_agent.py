@@ -59,22 +59,8 @@ def test_every_attack_of_a_hostile_agent_is_blocked(rel_vm):
 
 def people_see_screen(name: str) -> list:
     """``name``'s screen as /api (the API token: people, the dashboard) shows it."""
-    code = (
-        "import json, urllib.request as u\n"
-        "r = u.Request('http://127.0.0.1:3000/api/agents', headers={'Authorization': 'Bearer ' + input()})\n"
-        "agents = json.load(u.urlopen(r, timeout=5))['agents']\n"
-        f"print(json.dumps((next(a for a in agents if a['name'] == {name!r})['runtime'] or {{}}).get('screen')))"
-    )
-    done = subprocess.run(
-        ["podman", "exec", "-i", VM, "python3", "-c", code],
-        input=SECRETS["coordinator_api_token"] + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )  # the token on stdin: never on a command line
-    assert done.returncode == 0, done.stderr[-1000:]
-    return json.loads(done.stdout) or []
+    agents = json.loads(sh("python3 /usr/local/sbin/rel_vm_api.py agents"))["agents"]
+    return (next(a for a in agents if a["name"] == name)["runtime"] or {}).get("screen") or []
 
 
 CAPTURE = """

@@ -10,6 +10,7 @@ token never appears on a command line. Prints one JSON document.
   post N          POST N tasks; {"acked": [...], "answers": [[status, body], ...]}
   fill N SIZE     POST tasks with SIZE-character descriptions until one is refused
                   (at most N), then 3 more: {"acked": [...], "answers": [[status, body], ...]}
+  agents          GET /api/agents: the agents as people (the dashboard) see them
 """
 
 import http.client
@@ -70,6 +71,11 @@ def main():
             acked += [json.loads(b)["id"] for s, b in answers if s == 201]
             break
         print(json.dumps({"acked": acked, "answers": [[s, b[:300]] for s, b in answers]}))
+    elif verb == "agents":
+        status, body = call("GET", "/api/agents")
+        if status != 200:
+            sys.exit(f"GET /api/agents: {status} {body[:300]}")
+        print(body)
 
 
 if __name__ == "__main__":
