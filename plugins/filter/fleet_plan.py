@@ -128,6 +128,10 @@ def installs(kinds, versions, platform: str) -> list:
         links = spec.get("bin") or {}
         lock = LOCKS / f"{kind}-{version}-{platform}"
         digest = _sha256(lock / "package-lock.json")
+        # The controller's tree is named for its lock: a new lock is a new tree, never one made otherwise.
+        tree = f"{lock.name}-{digest[:12]}" if digest else ""
+        # The same tree in the host's image (npm ci of the same lock when the image was built), if it has one.
+        image_tree = f"{IMAGE_TREES}/{tree}" if tree else ""
 
         def fill(text: str, version=version) -> str:
             return text.replace("{version}", version).replace("{platform}", platform)
@@ -142,11 +146,9 @@ def installs(kinds, versions, platform: str) -> list:
                 "marker": f"{path}/{INSTALLED_MARKER}",
                 "lock": str(lock),
                 "lock_sha256": digest,
-                # The controller's tree is named for its lock: a new lock is a new tree, never one made otherwise.
-                "tree": f"{lock.name}-{digest[:12]}" if digest else "",
-                # The same tree in the host's image (npm ci of the same lock when the image was built), if it has one.
-                "image_tree": f"{IMAGE_TREES}/{lock.name}-{digest[:12]}" if digest else "",
-                "image_marker": f"{IMAGE_TREES}/{lock.name}-{digest[:12]}/{INSTALLED_MARKER}" if digest else "",
+                "tree": tree,
+                "image_tree": image_tree,
+                "image_marker": f"{image_tree}/{INSTALLED_MARKER}" if image_tree else "",
                 "sha256": dict((spec.get("sha256") or {}).get(platform) or {}),
                 "lock_error": "" if digest else _lock_error(kind, version, platform),
             }
