@@ -136,6 +136,33 @@ options:
         type: list
         elements: str
         required: true
+  stamp:
+    description:
+      - Where to leave a record of this run, so that the next run's look at the host can tell that
+        there is nothing to do without this module run (the C(stamps) option of
+        M(central_mcp.agents.host_info)).
+      - After a run that did not fail, the stamp holds O(stamp.input) and the signature of every
+        listed directory and file, of each O(purge) directory, and of C(/etc/passwd) and
+        C(/etc/group). A signature is what any change to a path changes. It holds the inode, type,
+        owner, group and mode, and for a file also the size, mtime and ctime (nothing in user space
+        sets a ctime). A directory's own files do not count, only its attributes, except in a
+        purged directory, where the names of the files that its patterns match count too.
+      - Before the first change of a run, an earlier stamp is removed, so a run that fails half-way
+        leaves none. The stamp is the module's own record, root's alone (its directory is created
+        C(0700)). Writing it is not a change, and check mode does not write it.
+    type: dict
+    suboptions:
+      path:
+        description: Absolute path of the stamp, outside every path this task manages.
+        type: path
+        required: true
+      input:
+        description:
+          - What the caller recognises these arguments by, for example the sha256 of their JSON
+            (V("{{ args | to_json(sort_keys=true) | hash('sha256') }}")). A run with other
+            arguments gives another input, and the stamp no longer matches.
+        type: str
+        required: true
 attributes:
   check_mode:
     support: full
@@ -224,6 +251,7 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.central_mcp.agents.plugins.module_utils import files_stamp  # noqa: E402
 
 _ATTRS = dict(owner=dict(type="str"), group=dict(type="str"), mode=dict(type="str"))
 ARGUMENT_SPEC = dict(
@@ -250,6 +278,7 @@ ARGUMENT_SPEC = dict(
         default=[],
         options=dict(path=dict(type="path", required=True), patterns=dict(type="list", elements="str", required=True)),
     ),
+    stamp=dict(type="dict", options=dict(path=dict(type="path", required=True), input=dict(type="str", required=True))),
 )
 MODE_RE = re.compile(r"^[0-7]{3,4}$")
 KEEP = -1  # os.chown's "leave it as it is"
@@ -568,6 +597,29 @@ def plan(module: AnsibleModule) -> list:
     return [change for change in changes if change is not None]
 
 
+def forget(module: AnsibleModule, path: str) -> None:
+    try:
+        files_stamp.remove(path)
+    except OSError as exc:
+        module.fail_json(msg=f"could not remove the stamp {path}: {exc.strerror or exc} (nothing was written)")
+
+
+def leave_stamp(module: AnsibleModule, stamp: dict, params: dict) -> None:
+    """Record this run's input and how every path looks now; rewritten only when it says something new."""
+    wanted = files_stamp.entries(
+        sorted({entry["path"] for entry in params["directories"]}),
+        [entry["path"] for entry in params["files"]],
+        params["purge"],
+    )
+    try:
+        text = files_stamp.render(stamp["input"], wanted)
+        if files_stamp.read(stamp["path"]) != text:
+            files_stamp.write(stamp["path"], text)
+    except OSError as exc:  # the files are written: only the next run's shortcut is lost
+        why = exc.strerror or exc
+        module.warn(f"could not write the stamp {stamp['path']} ({why}); the next run checks every path again")
+
+
 def results(done: dict) -> dict:
     return {**done, "changed_paths": [path for key in RESULT_KEYS for path in done[key]]}
 
@@ -585,8 +637,15 @@ def main() -> None:
     if duplicates:
         module.fail_json(msg=f"files lists {', '.join(duplicates)} more than once; give each path once")
 
+    stamp = params["stamp"]
+    if stamp and (not os.path.isabs(stamp["path"]) or "\0" in stamp["path"]):
+        module.fail_json(msg=f"stamp path {stamp['path']!r} is not an absolute path; give the full path from /")
+
     done, diff, shown = {key: [] for key in RESULT_KEYS}, [], {}
-    for change in plan(module):
+    changes = plan(module)
+    if stamp and changes and not module.check_mode:
+        forget(module, stamp["path"])  # a run that fails half-way leaves no stamp
+    for change in changes:
         if not module.check_mode:  # the one change point: nothing before it has written
             try:
                 apply(change)
@@ -616,6 +675,8 @@ def main() -> None:
     for content in set(shown.values()) - secrets:
         module.no_log_values.discard(content)
     final = results(done)
+    if stamp and not module.check_mode:
+        leave_stamp(module, stamp, params)
     module.exit_json(changed=bool(final["changed_paths"]), **final, **({"diff": diff} if module._diff else {}))
 
 

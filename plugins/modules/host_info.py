@@ -81,6 +81,14 @@ options:
   url:
     description: A URL to ask with one GET; its HTTP status is returned in RV(url_status).
     type: str
+  stamps:
+    description:
+      - Stamps left by M(central_mcp.agents.fleet_files) (its C(stamp) option), each checked against the
+        paths it signs and returned in RV(stamps). A role leaves its C(fleet_files) task out when the stamp
+        is intact and records the input of this run's arguments.
+    type: list
+    elements: path
+    default: []
   url_timeout:
     description: Seconds to wait for O(url).
     type: float
@@ -223,6 +231,21 @@ pid1:
   description: The name of the host's PID 1 (C(systemd) on a VM; C(tini) or a start script in a pod).
   returned: always
   type: str
+stamps:
+  description: Each stamp of O(stamps), by path.
+  returned: always
+  type: dict
+  contains:
+    input:
+      description:
+        - The input the stamp records (C(stamp.input) of M(central_mcp.agents.fleet_files)), null without a
+          readable stamp.
+      type: str
+    intact:
+      description:
+        - Whether the stamp is there and every path it signs still has that signature. Then nothing was changed,
+          made or removed there since that run, and no user or group either.
+      type: bool
 url_status:
   description: The HTTP status O(url) answered with, or 0 when it could not be reached.
   returned: when O(url) is set
@@ -241,7 +264,7 @@ import pwd
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.central_mcp.agents.plugins.module_utils import disk_use
+from ansible_collections.central_mcp.agents.plugins.module_utils import disk_use, files_stamp
 
 ARGUMENT_SPEC = {
     "paths": {"type": "list", "elements": "path", "default": []},
@@ -261,6 +284,7 @@ ARGUMENT_SPEC = {
     "free_space": {"type": "list", "elements": "path", "default": []},
     "url": {"type": "str"},
     "url_timeout": {"type": "float", "default": 3},
+    "stamps": {"type": "list", "elements": "path", "default": []},
 }
 
 # The properties read for each unit (systemctl prints them as KEY=value lines).
@@ -426,6 +450,7 @@ def main() -> None:
         "memory_mb": memory_mb(),
         "systemd": os.path.isdir(SYSTEMD_RUNTIME),
         "pid1": pid1(),
+        "stamps": {path: files_stamp.check(path) for path in params["stamps"]},
     }
     if params["url"]:
         result["url_status"], result["url_error"] = ask(params["url"], params["url_timeout"])
