@@ -217,10 +217,43 @@ def test_agent_status_reports_every_agent_running(host):
         assert agent["rss_bytes"] > 50 * 2**20, agent  # the real claude process, not its wrapper
 
 
+# Each role's one files step (fleet_files), left out when its stamp shows nothing to do.
+FILES_STEPS = ("Write the data and configuration directories", "Write the agents' workspaces")
+
+
 def test_check_mode_on_the_converged_host_reports_nothing(host):
     run = run_playbook(INVENTORY, check=True, diff=True)
     assert run.rc == 0, run.failed
     assert run.changed == [], run.changed
+    # Nothing changed since the last run: the look found both stamps intact, so neither files step ran.
+    skipped = [task for _, task in run.skipped]
+    assert [step for step in FILES_STEPS if not any(task.startswith(step) for task in skipped)] == [], skipped
+
+
+def test_a_file_changed_by_hand_is_put_back_though_a_no_op_leaves_the_files_steps_out(host):
+    """The stamp holds each path's inode, owner, mode, size and times: a change by hand, however made, shows."""
+    stamps = host.file("/var/lib/central-mcp-stamps")
+    assert (stamps.user, stamps.mode) == ("root", 0o700)
+    for name in ("coordinator.json", "launcher.json"):
+        stamp = host.file(f"{stamps.path}/{name}")
+        assert (stamp.user, stamp.mode) == ("root", 0o600)
+        assert not [s for s in secrets(host) if s in stamp.content_string]
+    fleet_file, slice_unit = "/etc/central-mcp/coordinator-agents.json", "/etc/systemd/system/central-mcp-agents.slice"
+    fleet_before = host.file(fleet_file).content_string
+    # The fleet file keeps its size and mtime (a space of its indent made a tab, the same JSON): the ctime still
+    # tells. Neither change restarts anything.
+    edit = f"touch -r {fleet_file} /tmp/mtime && sed -i '2s/^ /\\t/' {fleet_file} && touch -r /tmp/mtime {fleet_file}"
+    assert host.run(edit).rc == 0
+    assert host.file(fleet_file).content_string != fleet_before
+    assert host.run(f"chmod 0600 {slice_unit}").rc == 0
+    before = dict(windows(host))
+    run = run_playbook(INVENTORY)
+    assert run.rc == 0, run.failed
+    changed = [task for _, task in run.changed]
+    assert [step for step in FILES_STEPS if not any(task.startswith(step) for task in changed)] == [], changed
+    assert host.file(fleet_file).content_string == fleet_before
+    assert host.file(slice_unit).mode == 0o644
+    assert dict(windows(host)) == before  # no agent restarted
 
 
 def test_agents_come_back_after_restarting_the_unit(host):
