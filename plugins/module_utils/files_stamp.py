@@ -22,7 +22,8 @@ import fnmatch
 import json
 import os
 import stat
-import tempfile
+
+from ansible_collections.central_mcp.agents.plugins.module_utils.private_file import write_private
 
 USER_DBS = ("/etc/passwd", "/etc/group")
 _OWNER = ("st_ino", "st_mode", "st_uid", "st_gid")
@@ -90,16 +91,7 @@ def read(path: str) -> str | None:
 
 def write(path: str, text: str) -> None:
     """Write the stamp atomically, root's alone (its directory 0700)."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".stamp-", dir=directory)  # 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_private(path, text, ".stamp-")
 
 
 def remove(path: str) -> None:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tempfile
+
+from ansible_collections.central_mcp.agents.plugins.module_utils.private_file import write_private
 
 GIB = 2**30
 # What an entry keeps of the module's result, besides the line saying how / stands.
@@ -62,17 +63,7 @@ def remember(path: str, known_disk: dict, mount: str, min_room_mb: int, result: 
     now = now or datetime.datetime.now(datetime.UTC)
     entry = {"key": look_key(known_disk, mount, min_room_mb), "looked_at": now.strftime("%Y-%m-%d %H:%M UTC"),
              "settled": result["settled"], **{key: result.get(key) for key in KEPT}}  # fmt: skip
-    path = os.path.expanduser(path)
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".grow_root_fs-")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(entry, out, indent=1, sort_keys=True)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_private(os.path.expanduser(path), json.dumps(entry, indent=1, sort_keys=True), ".grow_root_fs-")
 
 
 def read(path: str) -> str:
