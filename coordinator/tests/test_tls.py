@@ -198,6 +198,11 @@ def test_with_a_local_host_this_machine_speaks_plain_http_on_loopback_beside_tls
             f"http://127.0.0.1:{server.port}/api/agents", headers={"Authorization": f"Bearer {API_TOKEN}"}
         )
         assert [agent["name"] for agent in agents.json()["agents"]] == ["A"]
+        whoami = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+        headers = {"Authorization": f"Bearer {fleet.tokens['A']}", "Accept": "application/json, text/event-stream"}
+        for url, tls in ((f"https://{address}:{server.port}", verify), (f"http://127.0.0.1:{server.port}", True)):
+            answer = httpx2.post(url + "/mcp", json=whoami, headers=headers, verify=tls, timeout=10)
+            assert answer.json()["result"]["structuredContent"]["name"] == "A", (url, answer.text)
         assert "plain HTTP for this machine on 127.0.0.1" in server.log.read_text()
     finally:
         server.stop()

@@ -5,6 +5,12 @@ The MCP SDK's ``streamable_http_app()`` is a Starlette app whose own lifespan
 runs the session manager. Starlette does not run the lifespan of a mounted
 app, so ours enters ``session_manager.run()`` itself, between opening the
 store and starting the loops, and leaves it in the reverse order.
+
+Nearly every request is an agent's MCP call, so ``/mcp`` takes the shortest
+path (:class:`Coordinator`). It passes the same limits and durable answers
+as any other request, then one authentication layer (:mod:`central_mcp.agent_auth`),
+then the SDK's own refusal of a call without a token, then its session manager.
+It skips Starlette's routing and the error layers of two Starlette apps.
 """
 
 from __future__ import annotations
@@ -21,13 +27,16 @@ from urllib.parse import urlsplit
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from central_mcp import __version__, listen_fds, tls
+from central_mcp.agent_auth import AgentAuth
 from central_mcp.api import build_routes
 from central_mcp.dashboard.server import DashboardServer, GracefulServer
 from central_mcp.durable_answers import DurableAnswers
-from central_mcp.http_limits import BodyLimit, StreamLimit, coordinator_body_limit
+from central_mcp.http_limits import AGENT_BODY_LIMIT, BodyLimit, StreamLimit, coordinator_body_limit
 from central_mcp.local_listener import LocalListener
 from central_mcp.loops import Loops
 from central_mcp.mcp_tools import build_mcp
@@ -67,7 +76,33 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
-def create_app(settings: Settings, service: Service | None = None) -> Starlette:
+class Coordinator:
+    """The ASGI app the coordinator serves: an agent's MCP call goes to ``agent_calls``, the rest to ``app``."""
+
+    def __init__(self, app: Starlette, agent_calls: ASGIApp) -> None:
+        self.app = app
+        self.agent_calls = agent_calls
+
+    @property
+    def state(self) -> State:
+        return self.app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/mcp":
+            await self.agent_calls(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def sdk_mcp_endpoint(mcp_app: Starlette) -> ASGIApp:
+    """The endpoint the SDK's app routes ``/mcp`` to: its ``RequireAuthMiddleware`` before its session manager."""
+    for route in mcp_app.routes:
+        if isinstance(route, Route) and route.path == "/mcp":
+            return route.endpoint  # an ASGI app: Starlette routes to it as it is
+    raise RuntimeError("the MCP SDK's app has no /mcp route: this central-mcp does not fit the installed SDK")
+
+
+def create_app(settings: Settings, service: Service | None = None) -> Coordinator:
     """The whole coordinator as an ASGI app; its lifespan opens the store unless ``service`` is already open."""
     svc = service or Service(settings)
     mcp = build_mcp(svc)
@@ -88,7 +123,7 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
     notifier = Notifier(svc) if settings.notify_url else None
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if not svc.opened:
             svc.open()
         loop = asyncio.get_running_loop()
@@ -104,7 +139,11 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
                     svc.pull_requests.start()
                 if dashboard is not None:
                     await dashboard.start()
-                local = LocalListener(app, settings, svc.sockets.pop("local", None)) if settings.local_host else None
+                local = (
+                    LocalListener(coordinator, settings, svc.sockets.pop("local", None))
+                    if settings.local_host
+                    else None
+                )
                 if local is not None:
                     await local.start()
                 # What is loaded by now (the SDK, its schemas, the app: some 90,000 objects) lives as long as
@@ -141,15 +180,19 @@ def create_app(settings: Settings, service: Service | None = None) -> Starlette:
             svc.close()
             log.info("central-mcp stopped; database closed")
 
-    # /mcp first: nearly every request is an agent's MCP call, and each route ahead of it is a regex to try.
-    routes = [Route("/mcp", mcp_app), *build_routes(svc), *build_runtime_routes(svc), Mount("/", app=mcp_app)]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # Everything but /mcp itself: people's API, the runtime API, and the SDK's other routes (its OAuth metadata).
+    app = Starlette(routes=[*build_routes(svc), *build_runtime_routes(svc), Mount("/", app=mcp_app)], lifespan=lifespan)
     app.add_middleware(DurableAnswers, store=svc.store)
     app.add_middleware(BodyLimit, limit_for=coordinator_body_limit)
     app.add_middleware(StreamLimit, routes=STREAMS_PER_TOKEN)
     app.state.service = svc
     app.state.dashboard = dashboard
-    return app
+    agent_calls = AgentAuth(sdk_mcp_endpoint(mcp_app), svc.agent_for_token)
+    agent_calls = DurableAnswers(agent_calls, store=svc.store)
+    agent_calls = BodyLimit(agent_calls, limit_for=lambda _: AGENT_BODY_LIMIT)
+    agent_calls = StreamLimit(agent_calls, routes=STREAMS_PER_TOKEN)
+    coordinator = Coordinator(app, agent_calls)
+    return coordinator
 
 
 def serve(settings: Settings) -> None:

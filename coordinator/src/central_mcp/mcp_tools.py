@@ -32,6 +32,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from central_mcp import __version__
+from central_mcp.agent_auth import agent_access
 from central_mcp.authors import by_agent, labelled
 from central_mcp.domain import FINAL_STATES, DomainError
 from central_mcp.service import Service
@@ -73,9 +74,7 @@ class AgentTokenVerifier:
 
     async def verify_token(self, token: str) -> AccessToken | None:
         name = self.service.agent_for_token(token)
-        if name is None:
-            return None
-        return AccessToken(token=token, client_id=name, scopes=["agent"])
+        return None if name is None else agent_access(token, name)
 
 
 def caller(agent: str | None = None) -> str:
