@@ -17,8 +17,9 @@ does, posts a heartbeat every ``--heartbeat-s`` (5 s, the runtime's default;
 
 A size whose calls cannot keep up shows it as served < asked and a p99 of
 seconds: that is the limit. The clients speak MCP on the wire
-(``mcp_wire.py``): the SDK's client costs more CPU per call than the server,
-so thousands of them on one core measured the clients. The client core's CPU
+(``mcp_wire.py``): the SDK's client, and even an ``httpx`` one, cost the client
+core more CPU than the calls cost the server, so they measured the clients.
+The runtimes' heartbeats go out the same way. The client core's CPU
 and how late its own event loop ran (client lag p99) are printed too, so a
 client that is the bottleneck is not mistaken for the server.
 
@@ -52,13 +53,13 @@ from typing import Any
 
 try:
     import anyio
-    import httpx2
+    import httptools  # noqa: F401 - mcp_wire's parser: said here, with the others it needs
 except ImportError as exc:  # pragma: no cover - a plain message instead of a traceback
     sys.exit(f"coordinator_curve: {exc.name} is missing; run it with the coordinator's venv")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from coordinator_load import cpu_s, free_port, pct, rss_mb, seed_tasks, start_server  # noqa: E402
-from mcp_wire import WireSession  # noqa: E402
+from mcp_wire import HttpConnection, WireError, WireSession  # noqa: E402
 
 # The clients on uvloop too (the coordinator's own loop, installed with it): thousands of agents' calls and
 # heartbeats from one core cost the client less than the server otherwise.
@@ -126,12 +127,14 @@ async def one_size(agents: int, seconds: float, interval_s: float, heartbeat_s: 
                 nonlocal opened, errors
                 async with gate:
                     s = await WireSession(url, tokens[name]).__aenter__()
-                runtime = httpx2.AsyncClient(headers={"Authorization": f"Bearer {tokens[name]}"}, timeout=30)
+                runtime = HttpConnection(url)
+                auth = {"Authorization": f"Bearer {tokens[name]}", "Content-Type": "application/json"}
 
                 async def beat() -> None:
                     report = {"activity": "working", "task_id": None, "output_age_s": 2.5, "screen": SCREEN}
-                    response = await runtime.post(url + "/runtime/heartbeat", json=report)
-                    response.raise_for_status()
+                    status, _, body = await runtime.post("/runtime/heartbeat", report, auth)
+                    if status != 200:
+                        raise WireError(f"heartbeat: HTTP {status} {body[:200]!r}")
 
                 async def calls() -> None:
                     nonlocal errors
@@ -152,7 +155,7 @@ async def one_size(agents: int, seconds: float, interval_s: float, heartbeat_s: 
                             tg.start_soon(heartbeats)
                 finally:
                     await s.__aexit__(None, None, None)
-                    await runtime.aclose()
+                    await runtime.close()
 
             async with anyio.create_task_group() as tg:
                 for name in tokens:

@@ -16,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from central_mcp import store as store_module
 from central_mcp.durable_answers import DurableAnswers
-from central_mcp.store import Store, StoreError
+from central_mcp.store import BACKSTOP_CHECKPOINT_PAGES, Store, StoreError
 
 pytestmark = pytest.mark.anyio
 
@@ -64,6 +65,7 @@ async def test_without_group_commit_each_commit_is_synced_by_sqlite(tmp_path: Pa
     store = make(tmp_path, group_commit=False)
     disk = Disk(store, monkeypatch)
     assert store.query_one("PRAGMA synchronous")[0] == 2  # FULL
+    assert store.query_one("PRAGMA wal_autocheckpoint")[0] == 1000  # SQLite's own checkpoints, as usual
     write(store, "a")
     assert not store.pending
     await store.durable()
@@ -148,3 +150,39 @@ async def test_answers_wait_for_the_fsync_reads_do_not_pay_one(tmp_path: Path, m
         assert (await client.get("/read")).json() == {"tasks": 1}
         assert len(disk.covered) == fsyncs
     store.close()
+
+
+@pytest.mark.parametrize(("checkpoint_commits", "wal_pages"), [(50, range(0, 1000)), (10**9, range(4000, 10**6))])
+async def test_the_checkpoint_thread_not_the_loop_folds_the_wal_in(
+    tmp_path: Path, monkeypatch, checkpoint_commits: int, wal_pages: range
+) -> None:
+    """A checkpoint inside a COMMIT stopped the event loop for milliseconds: the loop's connection leaves them to
+    the checkpoint thread, every ``CHECKPOINT_COMMITS``. With none due, the WAL grows: nothing else folds it in."""
+    monkeypatch.setattr(store_module, "CHECKPOINT_COMMITS", checkpoint_commits)
+    ran: list[str] = []
+    real = Store._checkpoint_passive
+
+    def watched(self: Store) -> None:
+        ran.append(threading.current_thread().name)
+        real(self)
+
+    monkeypatch.setattr(Store, "_checkpoint_passive", watched)
+    store = make(tmp_path, group_commit=True)
+    assert store.query_one("PRAGMA wal_autocheckpoint")[0] == BACKSTOP_CHECKPOINT_PAGES
+    for i in range(1000):  # each commit writes at least two pages to the WAL: the row's and the index's
+        write(store, f"{i} " + "x" * 2000)
+        await anyio.sleep(0.001)  # a busy coordinator: a call's HTTP and MCP work between two commits
+        if i % 100 == 0:
+            await store.durable()
+    assert store._checkpointer is not None
+    store._checkpointer.submit(lambda: None).result()  # the thread has done what it was given
+    pages = os.path.getsize(f"{store.path}-wal") // 4096
+    assert pages in wal_pages, pages
+    assert all(name.startswith("central-mcp-checkpoint") for name in ran)
+    assert len(ran) >= (1000 // checkpoint_commits) // 2
+    await store.durable()
+    store.close()  # the last checkpoint folds everything in
+    assert not os.path.exists(f"{store.path}-wal") or os.path.getsize(f"{store.path}-wal") == 0
+    reopened = make(tmp_path, group_commit=False)
+    assert reopened.query_one("SELECT COUNT(*) FROM tasks")[0] == 1000
+    reopened.close()
