@@ -138,11 +138,13 @@ async def one_size(agents: int, seconds: float, interval_s: float, heartbeat_s: 
 
                 async def calls() -> None:
                     nonlocal errors
-                    errors += await every(interval_s, seconds, lambda: s.call("get_available_tasks", {}), latencies)
+                    failed = await every(interval_s, seconds, lambda: s.call("get_available_tasks", {}), latencies)
+                    errors += failed  # not `errors += await ...`: that reads errors before the await, and loses counts
 
                 async def heartbeats() -> None:
                     nonlocal errors
-                    errors += await every(heartbeat_s, seconds, beat, beats)
+                    failed = await every(heartbeat_s, seconds, beat, beats)
+                    errors += failed
 
                 try:
                     opened += 1

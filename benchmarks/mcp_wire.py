@@ -73,21 +73,47 @@ class HttpConnection:
         self._writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, payload: Any, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        """POST ``payload`` as JSON; the answer's status, headers (lower-case names) and body."""
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
+        """POST ``payload`` as JSON; the answer's status, headers (lower-case names) and body.
+
+        A server closes a keep-alive connection that stayed idle (uvicorn after 5 s). A request sent on such a
+        connection gets no answer at all: it goes again once on a new connection, as browsers, ``httpx`` and the
+        CLIs' HTTP clients do. A connection that breaks after part of an answer is an error.
+        """
         body = json.dumps(payload).encode()
         lines = [f"POST {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
-        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        reused = self._writer is not None
+        answer = await self._exchange(request)
+        if answer is None and reused:
+            answer = await self._exchange(request)
+        if answer is None:
+            raise WireError(f"POST {path}: the server closed the connection without an answer")
+        return answer
+
+    async def _exchange(self, request: bytes) -> tuple[int, dict[str, str], bytes] | None:
+        """Send ``request`` and read its answer; None when the connection ended before any of it came."""
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
+        assert self._reader is not None
         answer = _Answer()
         parser = httptools.HttpResponseParser(answer)
-        assert self._reader is not None
-        while not answer.complete:
-            data = await self._reader.read(65536)
-            if not data:
-                raise WireError(f"POST {path}: the server closed the connection")
-            parser.feed_data(data)
+        received = False
+        try:
+            self._writer.write(request)
+            while not answer.complete:
+                data = await self._reader.read(65536)
+                if not data:
+                    break
+                received = True
+                parser.feed_data(data)
+        except ConnectionError:
+            pass
+        if not answer.complete:
+            await self.close()
+            if received:
+                raise WireError("the server closed the connection in the middle of an answer")
+            return None
         return parser.get_status_code(), answer.headers, b"".join(answer.chunks)
 
     async def close(self) -> None:
