@@ -27,8 +27,10 @@ Then, in the same run (``--mix-seconds``, 0 to skip), the claim -> progress ->
 complete mix of 16 agents calling as fast as they can against the coordinator,
 and its cheapest call (a heartbeat over MCP, what every call costs at least),
 next to 16 clients calling a no-op tool of the bare SDK served the same way
-(``bare_mcp_server.py``, stateless with JSON answers, pinned to CPU 0 too):
-calls/s and p99 of each, and their ratio. Needs the coordinator's venv:
+(``bare_mcp_server.py``, stateless with JSON answers, pinned to CPU 0 too), and
+the mix's calls on the bare SDK with a token check and no work behind them (what
+the SDK alone spends on their arguments and answers): calls/s, p99 and CPU per
+call of each, and the ratios to the no-op. Needs the coordinator's venv:
 ``coordinator/.venv/bin/python benchmarks/coordinator_curve.py`` (about a minute
 per size).
 """
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import itertools
 import os
 import random
 import secrets
@@ -47,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -226,12 +229,39 @@ async def flat_out(
     }  # fmt: skip
 
 
-async def mix_vs_bare(seconds: float) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The coordinator's heartbeat and claim/progress/complete mix, then the bare SDK's no-op, with the same clients.
+async def claim_progress_complete(call: Call, ids: Iterator[int]) -> None:
+    """The mix: claim the next task, report progress on it, complete it."""
+    task_id = next(ids)
+    await call("claim_task", {"taskId": task_id})
+    await call("update_task_progress", {"taskId": task_id, "completionPercent": 50, "notes": "half"})
+    await call("complete_task", {"taskId": task_id, "filesCreated": ["x.py"], "notes": "done"})
+
+
+async def bare_sdk(seconds: float, step: Callable[[Call], Awaitable[None]], token: str | None = None) -> dict[str, Any]:
+    """``step`` against the bare SDK (``bare_mcp_server.py``, on CPU 0 as the coordinator was), 16 clients."""
+    port = free_port()
+    pin = (lambda: os.sched_setaffinity(0, {0})) if hasattr(os, "sched_setaffinity") else None
+    command = [sys.executable, str(Path(__file__).with_name("bare_mcp_server.py")), str(port)]
+    command += ["--token", token] if token else []
+    bare = subprocess.Popen(command, preexec_fn=pin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):  # listening yet? (a GET of /mcp would open an event stream)
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            await anyio.sleep(0.05)
+        await anyio.sleep(1.0)
+        return await flat_out(f"http://127.0.0.1:{port}", [token or "unused"] * MIX_AGENTS, bare.pid, seconds, step)
+    finally:
+        stop(bare)
+
+
+async def mix_vs_bare(seconds: float) -> dict[str, dict[str, Any]]:
+    """The coordinator's heartbeat and claim/progress/complete mix, then the bare SDK's, with the same clients.
 
     The heartbeat (over MCP, with 100,000 open tasks on the board: it tells the agent how many are open) is the
     coordinator's cheapest call: what is left of it beside the no-op is what every call passes (authentication,
-    the limits, the activity hook), a floor for the mix.
+    the limits, the activity hook). The bare SDK answers its no-op, then the mix's calls with a token check and
+    nothing behind them: what the SDK alone spends on the mix's arguments and answers.
     """
     tokens = {f"agent{i:02d}": secrets.token_urlsafe(32) for i in range(MIX_AGENTS)}
     with tempfile.TemporaryDirectory(prefix="central-mcp-mix-") as tmpdir:
@@ -244,39 +274,20 @@ async def mix_vs_bare(seconds: float) -> tuple[dict[str, Any], dict[str, Any], d
 
             await anyio.sleep(1.0)
             beat = await flat_out(url, list(tokens.values()), proc.pid, seconds, heartbeat)
-
-            async def claim_progress_complete(call: Call) -> None:
-                task_id = next(ids)
-                await call("claim_task", {"taskId": task_id})
-                await call("update_task_progress", {"taskId": task_id, "completionPercent": 50, "notes": "half"})
-                await call("complete_task", {"taskId": task_id, "filesCreated": ["x.py"], "notes": "done"})
-
             await anyio.sleep(1.0)
-            mix = await flat_out(url, list(tokens.values()), proc.pid, seconds, claim_progress_complete)
+            mix = await flat_out(
+                url, list(tokens.values()), proc.pid, seconds, lambda c: claim_progress_complete(c, ids)
+            )
         finally:
             stop(proc)
 
-    port = free_port()
-    bare_url = f"http://127.0.0.1:{port}"
-    pin = (lambda: os.sched_setaffinity(0, {0})) if hasattr(os, "sched_setaffinity") else None
-    script = Path(__file__).with_name("bare_mcp_server.py")
-    bare = subprocess.Popen(
-        [sys.executable, str(script), str(port)], preexec_fn=pin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        for _ in range(300):  # listening yet? (a GET of /mcp would open an event stream)
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            await anyio.sleep(0.05)
+    async def noop(call: Call) -> None:
+        await call("noop", {})
 
-        async def noop(call: Call) -> None:
-            await call("noop", {})
-
-        await anyio.sleep(1.0)
-        sdk = await flat_out(bare_url, ["unused"] * MIX_AGENTS, bare.pid, seconds, noop)
-    finally:
-        stop(bare)
-    return mix, beat, sdk
+    sdk = await bare_sdk(seconds, noop)
+    counter = itertools.count(1)
+    sdk_mix = await bare_sdk(seconds, lambda c: claim_progress_complete(c, counter), secrets.token_urlsafe(32))
+    return {"mix": mix, "beat": beat, "sdk": sdk, "sdk_mix": sdk_mix}
 
 
 def main() -> None:
@@ -302,16 +313,17 @@ def main() -> None:
               f"{r['open_rss']:>6.0f} MB  {r['per_session_kb']:>10.1f}", flush=True)  # fmt: skip
     if args.mix_seconds <= 0:
         return
-    mix, beat, sdk = anyio.run(mix_vs_bare, args.mix_seconds, backend_options=LOOP)
+    r = anyio.run(mix_vs_bare, args.mix_seconds, backend_options=LOOP)
     print(f"\n{MIX_AGENTS} clients calling as fast as they can for {args.mix_seconds:g} s, each server on one core:")
-    print("                                        calls/s   p50 ms   p99 ms  errors  server CPU")
-    rows = (("coordinator claim/progress/complete", mix), ("coordinator heartbeat (its cheapest)", beat),
-            ("bare SDK no-op (stateless, JSON)", sdk))  # fmt: skip
-    for label, r in rows:
-        print(f"  {label:<36}  {r['rate']:>7.0f}  {r['p50_ms']:>7.1f}  {r['p99_ms']:>7.1f}  {r['errors']:>6}  "
-              f"{r['server_cpu']:>9.0%}")  # fmt: skip
-    for label, r in (("mix", mix), ("heartbeat", beat)):
-        rate, p99 = r["rate"] / sdk["rate"], r["p99_ms"] / sdk["p99_ms"]
+    print("                                             calls/s   p50 ms   p99 ms  errors  server CPU  CPU ms/call")
+    rows = (("coordinator claim/progress/complete", r["mix"]), ("coordinator heartbeat (its cheapest)", r["beat"]),
+            ("bare SDK no-op (stateless, JSON)", r["sdk"]),
+            ("bare SDK, the mix's calls, no work, a token", r["sdk_mix"]))  # fmt: skip
+    for label, row in rows:
+        print(f"  {label:<43}  {row['rate']:>7.0f}  {row['p50_ms']:>7.1f}  {row['p99_ms']:>7.1f}  {row['errors']:>6}  "
+              f"{row['server_cpu']:>9.0%}  {row['server_cpu'] / row['rate'] * 1000:>11.2f}")  # fmt: skip
+    for label, row in (("mix", r["mix"]), ("heartbeat", r["beat"]), ("bare SDK's mix", r["sdk_mix"])):
+        rate, p99 = row["rate"] / r["sdk"]["rate"], row["p99_ms"] / r["sdk"]["p99_ms"]
         print(f"  {label} / no-op: {rate:.2f}x the calls/s, {p99:.2f}x the p99")
 
 
