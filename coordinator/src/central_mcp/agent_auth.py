@@ -4,8 +4,8 @@
 The SDK authenticates with two layers of its Starlette app, Starlette's
 ``AuthenticationMiddleware`` with the SDK's ``BearerAuthBackend`` and then
 ``AuthContextMiddleware``. That app also has its own router and error
-layers. On every agent call, these layers cost a tenth of the coordinator's
-CPU (``benchmarks/coordinator_curve.py``). :class:`AgentAuth` does the same
+layers. Going round them made a heartbeat over MCP about 5 % cheaper
+(``benchmarks/coordinator_curve.py``). :class:`AgentAuth` does the same
 work for the coordinator's tokens, which never expire and are bound to no
 OAuth resource:
 

@@ -156,7 +156,7 @@ def create_app(settings: Settings, service: Service | None = None) -> Coordinato
                 # And a full collection after 100 collections of the middle generation, not 10. With thousands
                 # of agents the connections' objects live for seconds, pass into the oldest generation, and
                 # brought a full collection every 1.5 s: 120-145 ms each at 4,000 agents, the p99 of every
-                # call (coordinator_curve.py: 144 ms, and 65 ms with full collections ten times rarer).
+                # call (coordinator_curve.py: 144 ms; 35-81 ms with full collections ten times rarer).
                 gc.set_threshold(*gc.get_threshold()[:2], FULL_COLLECTION_AFTER)
                 log.info(
                     "central-mcp %s serving %s on %s:%d (MCP at %s, %d agents)",
