@@ -56,7 +56,7 @@ from typing import Any
 
 try:
     import anyio
-    import httptools  # noqa: F401 - mcp_wire's parser: said here, with the others it needs
+    import httptools  # noqa: F401 - mcp_wire parses the answers with it
 except ImportError as exc:  # pragma: no cover - a plain message instead of a traceback
     sys.exit(f"coordinator_curve: {exc.name} is missing; run it with the coordinator's venv")
 
