@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
-from starlette.datastructures import State
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -36,7 +35,7 @@ from central_mcp.agent_auth import AgentAuth
 from central_mcp.api import build_routes
 from central_mcp.dashboard.server import DashboardServer, GracefulServer
 from central_mcp.durable_answers import DurableAnswers
-from central_mcp.http_limits import AGENT_BODY_LIMIT, BodyLimit, StreamLimit, coordinator_body_limit
+from central_mcp.http_limits import BodyLimit, StreamLimit, coordinator_body_limit
 from central_mcp.local_listener import LocalListener
 from central_mcp.loops import Loops
 from central_mcp.mcp_tools import build_mcp
@@ -79,15 +78,11 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 class Coordinator:
-    """The ASGI app the coordinator serves: an agent's MCP call goes to ``agent_calls``, the rest to ``app``."""
+    """Inside the limits and durable answers: an agent's MCP call goes to ``agent_calls``, the rest to ``app``."""
 
     def __init__(self, app: Starlette, agent_calls: ASGIApp) -> None:
         self.app = app
         self.agent_calls = agent_calls
-
-    @property
-    def state(self) -> State:
-        return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/mcp":
@@ -104,7 +99,7 @@ def sdk_mcp_endpoint(mcp_app: Starlette) -> ASGIApp:
     raise RuntimeError("the MCP SDK's app has no /mcp route: this central-mcp does not fit the installed SDK")
 
 
-def create_app(settings: Settings, service: Service | None = None) -> Coordinator:
+def create_app(settings: Settings, service: Service | None = None) -> ASGIApp:
     """The whole coordinator as an ASGI app; its lifespan opens the store unless ``service`` is already open."""
     svc = service or Service(settings)
     mcp = build_mcp(svc)
@@ -141,11 +136,7 @@ def create_app(settings: Settings, service: Service | None = None) -> Coordinato
                     svc.pull_requests.start()
                 if dashboard is not None:
                     await dashboard.start()
-                local = (
-                    LocalListener(coordinator, settings, svc.sockets.pop("local", None))
-                    if settings.local_host
-                    else None
-                )
+                local = LocalListener(served, settings, svc.sockets.pop("local", None)) if settings.local_host else None
                 if local is not None:
                     await local.start()
                 # What is loaded by now (the SDK, its schemas, the app: some 90,000 objects) lives as long as
@@ -189,17 +180,14 @@ def create_app(settings: Settings, service: Service | None = None) -> Coordinato
 
     # Everything but /mcp itself: people's API, the runtime API, and the SDK's other routes (its OAuth metadata).
     app = Starlette(routes=[*build_routes(svc), *build_runtime_routes(svc), Mount("/", app=mcp_app)], lifespan=lifespan)
-    app.add_middleware(DurableAnswers, store=svc.store)
-    app.add_middleware(BodyLimit, limit_for=coordinator_body_limit)
-    app.add_middleware(StreamLimit, routes=STREAMS_PER_TOKEN)
     app.state.service = svc
     app.state.dashboard = dashboard
-    agent_calls = AgentAuth(sdk_mcp_endpoint(mcp_app), svc.agent_for_token)
-    agent_calls = DurableAnswers(agent_calls, store=svc.store)
-    agent_calls = BodyLimit(agent_calls, limit_for=lambda _: AGENT_BODY_LIMIT)
-    agent_calls = StreamLimit(agent_calls, routes=STREAMS_PER_TOKEN)
-    coordinator = Coordinator(app, agent_calls)
-    return coordinator
+    # Every request, an agent's call or not, passes the same limits and durable answers, once.
+    served: ASGIApp = Coordinator(app, AgentAuth(sdk_mcp_endpoint(mcp_app), svc.agent_for_token))
+    served = DurableAnswers(served, store=svc.store)
+    served = BodyLimit(served, limit_for=coordinator_body_limit)
+    served = StreamLimit(served, routes=STREAMS_PER_TOKEN)
+    return served
 
 
 def serve(settings: Settings) -> None:
